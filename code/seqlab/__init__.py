@@ -1,0 +1,20 @@
+"""seqlab: the shared code of the course "From RNNs to Transformers".
+
+    import seqlab
+    cfg = seqlab.scale(quick=dict(steps=400), full=dict(steps=8000))
+    g = seqlab.seed_everything(0)
+
+Modules: ``config`` (device, seeding, scale), ``data`` (tasks, corpus,
+domains), ``models`` (from-scratch models), ``train`` (the training loop),
+``measure`` (time and memory), ``plot`` (figure style), ``check`` (exercise
+checkers).
+"""
+from . import check, data, measure, models, plot, train
+from .config import current_scale, get_device, progress_enabled, scale, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "check", "data", "measure", "models", "plot", "train",
+    "current_scale", "get_device", "progress_enabled", "scale", "seed_everything", "__version__",
+]

@@ -1,0 +1,22 @@
+"""Data for the book: synthetic tasks, the character corpus and other sequence domains."""
+from .corpus import CORPORA, CharCorpus, CharTokenizer, Download, fetch, load_text, pydoc_text
+from .domains import DNA, chirp, decode_dna, dna_with_motif, seasonal_series
+from .tasks import (
+    IGNORE,
+    AddingProblem,
+    AssociativeRecall,
+    CopyTask,
+    DelayedRecall,
+    RepeatedSequence,
+    SelectiveCopy,
+    TokenTask,
+    make_generator,
+    memoryless_accuracy,
+)
+
+__all__ = [
+    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "RepeatedSequence",
+    "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
+    "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
+    "DNA", "chirp", "decode_dna", "dna_with_motif", "seasonal_series",
+]

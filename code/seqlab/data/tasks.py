@@ -1,0 +1,282 @@
+"""Synthetic benchmark tasks used throughout the book (introduced in chapter 1).
+
+Every task is a small frozen dataclass with a seeded ``sample(batch_size,
+generator)`` that returns ``(x, y)``:
+
+- token tasks: ``x`` is a LongTensor ``(B, T)`` of input ids in
+  ``[0, input_vocab)``; ``y`` is a LongTensor ``(B, T)`` of target classes in
+  ``[0, n_classes)``, with ``IGNORE`` (-100, PyTorch's ``ignore_index``) at
+  positions that are not scored. A model reads ``x`` left to right and must
+  emit ``y[:, t]`` at step ``t``.
+- the adding problem: ``x`` is a float tensor ``(B, T, 2)`` and ``y`` a float
+  tensor ``(B,)``; the metric is mean squared error.
+
+``task.chance`` is the score of the best guess that ignores the input (accuracy
+for token tasks, MSE for the adding problem); ``memoryless_accuracy`` measures
+what a model that sees only the current token achieves, which for every token
+task here is chance: solving them takes memory.
+
+Glossary (code name -> book notation): ``T`` sequence length, ``V`` vocabulary
+of data symbols, ``lag`` the distance between a token and the step that must
+recall it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import _validate as check
+
+IGNORE = -100
+
+
+def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+    """A ``torch.Generator`` from a seed, a generator, or ``None`` (global RNG)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, bool) or not isinstance(generator, int):
+        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
+    return torch.Generator().manual_seed(generator)
+
+
+def _randint(high: int, size: tuple[int, ...], g) -> torch.Tensor:
+    return torch.randint(0, high, size, generator=g)
+
+
+@dataclass(frozen=True)
+class TokenTask:
+    """Base class of the token tasks: validation and the shared interface."""
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of a uniform guess over the possible targets."""
+        return 1.0 / self.n_classes
+
+    def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
+        """``(x, y)`` for a batch of ``batch_size`` sequences (see the module docstring)."""
+        check.positive_int("batch_size", batch_size)
+        return self._sample(batch_size, make_generator(generator))
+
+
+@dataclass(frozen=True)
+class CopyTask(TokenTask):
+    """Copy: read ``length`` random symbols, then reproduce them in order.
+
+    ``x = s_1 .. s_L, M .. M`` (L copies of the marker ``M = V``);
+    ``y`` is ignored for the first L steps and equals ``s_1 .. s_L`` after.
+    """
+
+    length: int = 10
+    vocab: int = 8
+
+    def __post_init__(self):
+        check.positive_int("length", self.length)
+        check.positive_int("vocab", self.vocab, minimum=2)
+
+    input_vocab = property(lambda self: self.vocab + 1)
+    n_classes = property(lambda self: self.vocab)
+    marker = property(lambda self: self.vocab)
+
+    def _sample(self, B, g):
+        s = _randint(self.vocab, (B, self.length), g)
+        x = torch.cat([s, torch.full_like(s, self.marker)], dim=1)  # (B, 2L)
+        y = torch.cat([torch.full_like(s, IGNORE), s], dim=1)  # (B, 2L)
+        return x, y
+
+
+@dataclass(frozen=True)
+class DelayedRecall(TokenTask):
+    """Delayed recall: after ``lag`` more random symbols, output the first one.
+
+    ``x = s_0 .. s_lag`` (``lag + 1`` random symbols); only the last step is
+    scored, with target ``s_0``. The information must survive ``lag`` steps.
+    """
+
+    lag: int = 30
+    vocab: int = 8
+
+    def __post_init__(self):
+        check.positive_int("lag", self.lag)
+        check.positive_int("vocab", self.vocab, minimum=2)
+
+    input_vocab = property(lambda self: self.vocab)
+    n_classes = property(lambda self: self.vocab)
+
+    def _sample(self, B, g):
+        x = _randint(self.vocab, (B, self.lag + 1), g)  # (B, lag+1)
+        y = torch.full_like(x, IGNORE)
+        y[:, -1] = x[:, 0]
+        return x, y
+
+
+@dataclass(frozen=True)
+class SelectiveCopy(TokenTask):
+    """Selective copy (Gu & Dao, 2023): recall the data symbols scattered among noise.
+
+    The first ``length`` steps hold ``n_data`` random symbols at random places,
+    the rest is the noise symbol ``N = V``; then ``n_data`` markers ``M = V + 1``
+    ask for the data symbols in their order of appearance.
+    """
+
+    n_data: int = 4
+    length: int = 52
+    vocab: int = 8
+
+    def __post_init__(self):
+        check.positive_int("n_data", self.n_data)
+        check.positive_int("vocab", self.vocab, minimum=2)
+        check.positive_int("length", self.length)
+        if self.length < self.n_data:
+            raise ValueError(f"length must be >= n_data ({self.n_data}), got {self.length}")
+
+    input_vocab = property(lambda self: self.vocab + 2)
+    n_classes = property(lambda self: self.vocab)
+    noise = property(lambda self: self.vocab)
+    marker = property(lambda self: self.vocab + 1)
+
+    def _sample(self, B, g):
+        k, L = self.n_data, self.length
+        data = _randint(self.vocab, (B, k), g)  # (B, k)
+        # k distinct positions per row, in increasing order
+        pos = torch.rand(B, L, generator=g).argsort(dim=1)[:, :k].sort(dim=1).values  # (B, k)
+        body = torch.full((B, L), self.noise, dtype=torch.long)
+        body.scatter_(1, pos, data)
+        x = torch.cat([body, torch.full((B, k), self.marker, dtype=torch.long)], dim=1)  # (B, L+k)
+        y = torch.cat([torch.full((B, L), IGNORE, dtype=torch.long), data], dim=1)
+        return x, y
+
+
+@dataclass(frozen=True)
+class AssociativeRecall(TokenTask):
+    """Multi-query associative recall (MQAR; Arora et al., 2023).
+
+    ``n_pairs`` key-value pairs ``k_1 v_1 .. k_n v_n`` come first (keys are
+    distinct, drawn from ``[0, V/2)``; values from ``[V/2, V)``); the remaining
+    ``length - 2 n_pairs`` steps are queries, each a key from the pairs, and the
+    target at a query is that key's value.
+    """
+
+    n_pairs: int = 8
+    length: int = 64
+    vocab: int = 256
+
+    def __post_init__(self):
+        check.positive_int("n_pairs", self.n_pairs)
+        check.positive_int("vocab", self.vocab, minimum=2)
+        check.positive_int("length", self.length)
+        if self.vocab % 2:
+            raise ValueError(f"vocab must be even (keys and values take half each), got {self.vocab}")
+        if self.n_pairs > self.vocab // 2:
+            raise ValueError(f"n_pairs must be <= vocab/2 = {self.vocab // 2} (distinct keys), got {self.n_pairs}")
+        if self.length <= 2 * self.n_pairs:
+            raise ValueError(f"length must exceed 2*n_pairs = {2 * self.n_pairs} to leave room for queries, got {self.length}")
+
+    input_vocab = property(lambda self: self.vocab)
+    n_classes = property(lambda self: self.vocab)
+
+    @property
+    def chance(self) -> float:
+        """A uniform guess among the ``V/2`` value symbols."""
+        return 2.0 / self.vocab
+
+    def _sample(self, B, g):
+        n, half = self.n_pairs, self.vocab // 2
+        keys = torch.rand(B, half, generator=g).argsort(dim=1)[:, :n]  # (B, n) distinct
+        values = half + _randint(half, (B, n), g)  # (B, n)
+        pairs = torch.stack([keys, values], dim=2).reshape(B, 2 * n)  # (B, 2n)
+        which = _randint(n, (B, self.length - 2 * n), g)  # (B, Q) index of the queried pair
+        queries = keys.gather(1, which)
+        answers = values.gather(1, which)
+        x = torch.cat([pairs, queries], dim=1)  # (B, length)
+        y = torch.cat([torch.full_like(pairs, IGNORE), answers], dim=1)
+        return x, y
+
+
+@dataclass(frozen=True)
+class RepeatedSequence(TokenTask):
+    """Repeated random sequence, the induction-head task (Olsson et al., 2022).
+
+    A random sequence ``s`` of ``length`` symbols is shown twice; the task is
+    next-symbol prediction: ``x = (s, s)[:-1]``, ``y = (s, s)[1:]``. In the
+    second half the next symbol can be copied from the first occurrence; in the
+    first half it is random. ``score`` picks which targets count:
+    ``"second"`` (from the first repeated symbol on), ``"first"`` or ``"all"``.
+    """
+
+    length: int = 32
+    vocab: int = 16
+    score: str = "second"
+
+    def __post_init__(self):
+        check.positive_int("length", self.length, minimum=2)
+        check.positive_int("vocab", self.vocab, minimum=2)
+        if self.score not in ("second", "first", "all"):
+            raise ValueError(f"score must be 'second', 'first' or 'all', got {self.score!r}")
+
+    input_vocab = property(lambda self: self.vocab)
+    n_classes = property(lambda self: self.vocab)
+
+    def _sample(self, B, g):
+        L = self.length
+        s = _randint(self.vocab, (B, L), g)
+        full = torch.cat([s, s], dim=1)  # (B, 2L)
+        x, y = full[:, :-1].clone(), full[:, 1:].clone()  # (B, 2L-1)
+        # target at step t is full[t+1]; it is a repeat (predictable) for t >= L
+        t = torch.arange(2 * L - 1)
+        keep = {"second": t >= L, "first": t < L - 1, "all": torch.ones_like(t, dtype=torch.bool)}[self.score]
+        y[:, ~keep] = IGNORE
+        return x, y
+
+
+@dataclass(frozen=True)
+class AddingProblem:
+    """The adding problem (Hochreiter & Schmidhuber, 1997).
+
+    ``x[:, t] = (u_t, m_t)`` with ``u_t ~ U(0, 1)`` and markers ``m_t = 1`` at one
+    step in the first half and one in the second half (0 elsewhere); the target
+    is the sum of the two marked values. Predicting the mean, 1, gives an MSE of
+    Var(u_a + u_b) = 1/6: that is ``chance``.
+    """
+
+    length: int = 50
+
+    def __post_init__(self):
+        check.positive_int("length", self.length, minimum=2)
+
+    chance = 1.0 / 6.0
+
+    def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
+        check.positive_int("batch_size", batch_size)
+        g = make_generator(generator)
+        B, T = batch_size, self.length
+        u = torch.rand(B, T, generator=g)
+        half = T // 2
+        a = _randint(half, (B,), g)
+        b = half + _randint(T - half, (B,), g)
+        m = torch.zeros(B, T)
+        m[torch.arange(B), a] = 1.0
+        m[torch.arange(B), b] = 1.0
+        x = torch.stack([u, m], dim=2)  # (B, T, 2)
+        y = (u * m).sum(dim=1)  # (B,)
+        return x, y
+
+
+def memoryless_accuracy(task: TokenTask, n_fit: int = 2048, n_test: int = 2048, seed: int = 0) -> float:
+    """Accuracy of the best predictor that sees only the current input token.
+
+    Fits the table ``argmax_y count(x_t, y_t)`` on ``n_fit`` sampled sequences
+    and scores it on ``n_test`` fresh ones. A task that needs memory leaves
+    such a predictor at chance.
+    """
+    if not isinstance(task, TokenTask):
+        raise TypeError(f"task must be a token task, got {type(task).__name__}")
+    g = make_generator(seed)
+    x, y = task.sample(n_fit, g)
+    keep = y != IGNORE
+    counts = torch.zeros(task.input_vocab, task.n_classes)
+    counts.index_put_((x[keep], y[keep]), torch.ones(int(keep.sum())), accumulate=True)
+    table = counts.argmax(dim=1)  # (input_vocab,)
+    x, y = task.sample(n_test, g)
+    keep = y != IGNORE
+    return (table[x[keep]] == y[keep]).float().mean().item()

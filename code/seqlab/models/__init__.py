@@ -1,0 +1,15 @@
+"""From-scratch sequence models, one family per module.
+
+Each module opens with a glossary from its code names to the book's notation,
+and where PyTorch has an equivalent, ``code/tests`` proves the two agree.
+"""
+from .charlm import RecurrentLM
+from .gru import GRU, GRUCell
+from .lstm import LSTM, LSTMCell
+from .ngram import NGramLM, uniform_bits
+from .rnn import RNN, RNNCell
+
+__all__ = [
+    "NGramLM", "uniform_bits",
+    "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU", "RecurrentLM",
+]

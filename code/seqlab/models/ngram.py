@@ -1,0 +1,183 @@
+"""Count-based n-gram language models (chapter 1).
+
+Notation: ``n`` the order (the model conditions on the previous ``n - 1``
+symbols, the *context* ``c``), ``V`` the vocabulary size, ``N(c, x)`` how often
+symbol ``x`` followed context ``c`` in the training text, ``N(c) = sum_x N(c, x)``
+and ``T(c)`` the number of distinct symbols seen after ``c``.
+
+Two ways to give unseen events some probability:
+
+- add-k:        p(x | c) = (N(c, x) + k) / (N(c) + k V)
+  (a context never seen in training gets the uniform distribution 1/V);
+- Witten-Bell:  p(x | c) = lambda_c N(c, x) / N(c) + (1 - lambda_c) p(x | c'),
+  lambda_c = N(c) / (N(c) + T(c)), where ``c'`` is ``c`` without its oldest
+  symbol: the estimate backs off to ever shorter contexts, down to the uniform
+  distribution (Witten & Bell, 1991).
+
+Counting is vectorised: each context of ``j`` symbols is encoded as one
+integer in base ``V`` and the counts are found with ``torch.unique``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _validate as check
+
+SMOOTHINGS = ("add-k", "witten-bell")
+
+
+def context_codes(ids: torch.Tensor, n_ctx: int, V: int) -> torch.Tensor:
+    """Base-``V`` code of every window of ``n_ctx`` consecutive symbols of ``ids``.
+
+    ``code[i] = sum_j ids[i + j] V^(n_ctx - 1 - j)``; shape ``(len(ids) - n_ctx + 1,)``.
+    With ``n_ctx == 0`` (a unigram model) every code is 0.
+    """
+    T = len(ids) - n_ctx + 1
+    code = torch.zeros(T, dtype=torch.long)
+    for j in range(n_ctx):  # most significant digit first
+        code = code * V + ids[j : j + T]
+    return code
+
+
+class _Counts:
+    """``N(c, x)`` for every context of one length, as a sorted table."""
+
+    def __init__(self, ids: torch.Tensor, n_ctx: int, V: int):
+        ctx = context_codes(ids[:-1], n_ctx, V)  # context of each x_t, t >= n_ctx
+        nxt = ids[n_ctx:]
+        self.contexts, row = torch.unique(ctx, return_inverse=True)
+        self.table = torch.zeros(len(self.contexts), V)
+        self.table.index_put_((row, nxt), torch.ones(len(nxt)), accumulate=True)
+        self.total = self.table.sum(dim=1)  # N(c)
+        self.distinct = (self.table > 0).sum(dim=1).float()  # T(c)
+
+    def find(self, ctx: torch.Tensor):
+        """Row of each context code in the table, and whether it was seen at all."""
+        pos = torch.searchsorted(self.contexts, ctx).clamp(max=len(self.contexts) - 1)
+        return pos, self.contexts[pos] == ctx
+
+    def rows(self, ctx: torch.Tensor) -> torch.Tensor:
+        """Counts ``(len(ctx), V)`` for each context code; zeros for an unseen context."""
+        pos, seen = self.find(ctx)
+        return self.table[pos] * seen[:, None]
+
+    def of(self, ctx: torch.Tensor, x: torch.Tensor):
+        """``N(c, x)``, ``N(c)`` and ``T(c)`` for each pair: three tensors of shape ``(len(ctx),)``."""
+        pos, seen = self.find(ctx)
+        seen = seen.float()
+        return self.table[pos, x] * seen, self.total[pos] * seen, self.distinct[pos] * seen
+
+
+class NGramLM:
+    """An order-``n`` character model: ``fit`` counts, ``log_prob`` scores, ``generate`` samples."""
+
+    def __init__(self, order: int, vocab_size: int, smoothing: str = "witten-bell", k: float = 0.01):
+        check.positive_int("order", order)
+        check.positive_int("vocab_size", vocab_size, minimum=2)
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
+        if not k > 0:
+            raise ValueError(f"k must be positive (add-k smoothing), got {k}")
+        if vocab_size ** (order - 1) >= 2**62:
+            raise ValueError(f"order {order} with vocab_size {vocab_size} overflows the int64 context code")
+        self.order, self.V, self.smoothing, self.k = order, vocab_size, smoothing, float(k)
+        self.counts: list[_Counts] | None = None  # counts[j]: contexts of j symbols
+
+    def _check_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        check.tensor("ids", ids, ndim=1, dtype="long")
+        if len(ids) < self.order:
+            raise ValueError(f"need at least order={self.order} symbols, got {len(ids)}")
+        if ids.min() < 0 or ids.max() >= self.V:
+            raise ValueError(f"ids must lie in [0, {self.V}), got values in [{ids.min().item()}, {ids.max().item()}]")
+        return ids
+
+    def fit(self, ids: torch.Tensor) -> "NGramLM":
+        """Count every (context, next symbol) pair of the 1-D sequence ``ids``.
+
+        Witten-Bell needs the counts of every shorter context too; add-k only the longest.
+        """
+        ids = self._check_ids(ids)
+        lengths = range(self.order) if self.smoothing == "witten-bell" else [self.order - 1]
+        self.counts = [_Counts(ids, j, self.V) if j in lengths else None for j in range(self.order)]
+        return self
+
+    def truncated(self, order: int) -> "NGramLM":
+        """The order-``order`` model contained in a fitted Witten-Bell model (shares its counts, no refit)."""
+        check.positive_int("order", order)
+        if self.counts is None or self.smoothing != "witten-bell":
+            raise ValueError("truncated() needs a fitted Witten-Bell model (it keeps the counts of every shorter context)")
+        if order > self.order:
+            raise ValueError(f"order must be <= {self.order}, got {order}")
+        lower = NGramLM(order, self.V, smoothing="witten-bell")
+        lower.counts = self.counts[:order]
+        return lower
+
+    def probs(self, ctx: torch.Tensor) -> torch.Tensor:
+        """``p(. | c)`` for a batch of codes of ``order - 1``-symbol contexts: shape ``(len(ctx), V)``."""
+        return self._p(ctx, None)
+
+    def _p(self, ctx: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        """``p(. | c)`` as ``(len(ctx), V)`` rows, or only ``p(x | c)`` as ``(len(ctx),)`` when ``x`` is given."""
+        if self.counts is None:
+            raise RuntimeError("call fit() before using the model")
+
+        def counts(table: _Counts, codes: torch.Tensor):  # N(c, .), N(c), T(c)
+            if x is not None:
+                return table.of(codes, x)
+            N = table.rows(codes)
+            return N, N.sum(dim=1, keepdim=True), (N > 0).sum(dim=1, keepdim=True).float()
+
+        if self.smoothing == "add-k":
+            N, total, _ = counts(self.counts[-1], ctx)
+            return (N + self.k) / (total + self.k * self.V)
+        p = torch.full((len(ctx),) if x is not None else (len(ctx), self.V), 1.0 / self.V)
+        for j in range(self.order):  # from the empty context to the full one
+            N, total, distinct = counts(self.counts[j], ctx % self.V**j)  # the last j symbols of c
+            lam = total / (total + distinct).clamp(min=1)  # 0 for an unseen context
+            p = lam * N / total.clamp(min=1) + (1 - lam) * p
+        return p
+
+    def log_prob(self, ids: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """``log2 p(x_t | x_{t-n+1..t-1})`` for ``t = start .. len(ids)-1`` (``start`` defaults to ``order - 1``).
+
+        A ``start`` shared by models of several orders scores all of them on the same symbols.
+        """
+        ids = self._check_ids(ids)
+        start = self.order - 1 if start is None else start
+        if start < self.order - 1:
+            raise ValueError(f"start must be >= order-1 = {self.order - 1}, got {start}")
+        ctx = context_codes(ids[start - self.order + 1 : -1], self.order - 1, self.V)
+        return torch.log2(self._p(ctx, ids[start:]))
+
+    def bits_per_char(self, ids: torch.Tensor, start: int | None = None) -> float:
+        """Mean of ``-log2 p(x_t | context)``: the cross-entropy in bits per character."""
+        return -self.log_prob(ids, start).mean().item()
+
+    def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0, generator=None) -> torch.Tensor:
+        """Extend ``prompt`` (1-D ids, at least ``order - 1`` long) by ``length`` sampled symbols."""
+        check.tensor("prompt", prompt, ndim=1, dtype="long")
+        check.positive_int("length", length)
+        if len(prompt) < self.order - 1:
+            raise ValueError(f"prompt must hold at least order-1 = {self.order - 1} symbols, got {len(prompt)}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        out = prompt.tolist()
+        for _ in range(length):
+            code = 0
+            for s in out[len(out) - self.order + 1 :] if self.order > 1 else []:
+                code = code * self.V + s
+            p = self.probs(torch.tensor([code]))[0] ** (1.0 / temperature)
+            out.append(int(torch.multinomial(p / p.sum(), 1, generator=generator)))
+        return torch.tensor(out)
+
+    def __repr__(self) -> str:
+        fitted = f", {len(self.counts[-1].contexts):,} contexts" if self.counts is not None else ""
+        return f"NGramLM(order={self.order}, V={self.V}, smoothing={self.smoothing!r}{fitted})"
+
+
+def uniform_bits(V: int) -> float:
+    """Bits per symbol of the uniform guess over ``V`` symbols: ``log2 V``."""
+    check.positive_int("V", V)
+    return math.log2(V)

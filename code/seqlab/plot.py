@@ -1,0 +1,107 @@
+"""The book's figure style and the plots that recur across chapters (chapter 1 on).
+
+Figures have an opaque white background, so they stay readable when the
+website is switched to its dark theme, use the Okabe-Ito palette (safe for
+colour-blind readers), and always label their axes with units.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+# Okabe & Ito (2008), colour-blind safe
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+STYLE = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.frameon": False,
+    "font.size": 10,
+    "lines.linewidth": 1.6,
+}
+
+
+def use_style() -> None:
+    """Apply the book's figure style to matplotlib (chapters call it once)."""
+    mpl.rcParams.update(STYLE)
+
+
+def _labelled(ax, xlabel: str, ylabel: str, title: str | None):
+    if not xlabel or not ylabel:
+        raise ValueError("every figure in the book labels both axes: give xlabel and ylabel")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def lines(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    marker: str | None = None,
+    ax=None,
+):
+    """One line per entry of ``series`` (``name -> (x, y)``), with a legend."""
+    if not series:
+        raise ValueError("series is empty: nothing to plot")
+    ax = ax or plt.subplots()[1]
+    for name, (x, y) in series.items():
+        if len(x) != len(y):
+            raise ValueError(f"series {name!r}: x has {len(x)} points but y has {len(y)}")
+        ax.plot(x, y, label=name, marker=marker)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend()
+    return _labelled(ax, xlabel, ylabel, title)
+
+
+def learning_curves(histories: Mapping[str, object], *, key: str = "loss", window: int = 20, ylabel: str = "training loss (nats)", title: str | None = None, ax=None):
+    """Smoothed training loss (``key="loss"``) or an evaluation metric against steps, one line per run."""
+    series = {}
+    for name, h in histories.items():
+        if key == "loss":
+            y = h.smoothed_loss(window)
+            series[name] = (list(range(1, len(y) + 1)), y)
+        else:
+            series[name] = (h.eval_step, h.eval[key])
+    return lines(series, xlabel="training step", ylabel=ylabel, title=title, ax=ax, marker=None if key == "loss" else "o")
+
+
+def heatmap(matrix, *, xlabel: str, ylabel: str, xticklabels=None, yticklabels=None, title: str | None = None, cmap: str = "viridis", colorbar: str | None = None, ax=None):
+    """A matrix as an image (e.g. attention weights: rows are queries, columns keys)."""
+    m = np.asarray(matrix)
+    if m.ndim != 2:
+        raise ValueError(f"heatmap takes a 2-D matrix, got shape {m.shape}")
+    ax = ax or plt.subplots()[1]
+    im = ax.imshow(m, cmap=cmap, aspect="auto", interpolation="nearest")
+    ax.grid(False)
+    if xticklabels is not None:
+        ax.set_xticks(range(len(xticklabels)), xticklabels)
+    if yticklabels is not None:
+        ax.set_yticks(range(len(yticklabels)), yticklabels)
+    if colorbar is not None:
+        ax.figure.colorbar(im, ax=ax, label=colorbar)
+    return _labelled(ax, xlabel, ylabel, title)

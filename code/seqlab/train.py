@@ -1,0 +1,192 @@
+"""One small, readable training loop, used by every chapter (introduced in chapter 2).
+
+    history = train(model, lambda: task.sample(64, g), steps=500, lr=3e-3, clip=1.0)
+
+Each step: draw a batch, compute the loss, back-propagate, (optionally) clip
+the gradient norm, take an AdamW step with a linear warm-up of the learning
+rate. The loss, the gradient norm before clipping and the learning rate are
+recorded every step; ``eval_fn(model)`` (a dict of numbers) every
+``eval_every`` steps and at the end. Training stops early when the loss
+becomes NaN or infinite (``history.diverged``) or when ``time_budget``
+seconds have passed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import _validate as check
+from .config import progress_enabled
+from .data.tasks import IGNORE
+
+LN2 = math.log(2.0)
+
+
+def logits_of(output) -> torch.Tensor:
+    """Models return logits, or a tuple whose first element is the logits."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in nats over the scored targets (``targets != IGNORE``).
+
+    ``logits`` ``(B, T, C)`` with ``targets`` ``(B, T)``, or ``(B, C)`` with ``(B,)``.
+    """
+    check.tensor("logits", logits, ndim=(2, 3), dtype="float")
+    check.tensor("targets", targets, ndim=(1, 2), dtype="long")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree: expected logits of shape targets.shape + (C,)")
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of scored targets (``targets != IGNORE``) whose arg-max logit is right."""
+    check.tensor("logits", logits, ndim=(2, 3), dtype="float")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree")
+    keep = targets != IGNORE
+    if not keep.any():
+        raise ValueError("targets has no scored position (all are IGNORE)")
+    return (logits.argmax(-1)[keep] == targets[keep]).float().mean().item()
+
+
+def bits(nats: float) -> float:
+    """Convert a loss in nats to bits (per character, for a character model)."""
+    return nats / LN2
+
+
+@dataclass
+class History:
+    """What a training run recorded. Lists are indexed by step (``loss[i]`` is step ``i``)."""
+
+    loss: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    eval: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    diverged: bool = False
+
+    @property
+    def steps(self) -> int:
+        return len(self.loss)
+
+    def final(self, key: str) -> float:
+        """The last evaluation of ``key``."""
+        if key not in self.eval:
+            raise KeyError(f"no evaluation called {key!r}; recorded: {sorted(self.eval)}")
+        return self.eval[key][-1]
+
+    def smoothed_loss(self, window: int = 20) -> list[float]:
+        """Running mean of the training loss over ``window`` steps (for plots)."""
+        out, acc = [], 0.0
+        for i, v in enumerate(self.loss):
+            acc += v
+            if i >= window:
+                acc -= self.loss[i - window]
+            out.append(acc / min(i + 1, window))
+        return out
+
+    def __repr__(self) -> str:
+        evals = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.eval.items() if v)
+        state = " DIVERGED" if self.diverged else ""
+        return f"History({self.steps} steps in {self.seconds:.1f}s, last loss {self.loss[-1] if self.loss else float('nan'):.4g}{', ' + evals if evals else ''}{state})"
+
+
+def warmup_lr(step: int, lr: float, warmup: int) -> float:
+    """Linear warm-up: ``lr * min(1, (step + 1) / warmup)``."""
+    return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
+
+
+def train(
+    model: torch.nn.Module,
+    batch_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    steps: int,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    clip: float | None = None,
+    warmup: int = 0,
+    loss_fn: Callable = sequence_loss,
+    eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    eval_every: int | None = None,
+    time_budget: float | None = None,
+    device: torch.device | str | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    progress: bool | None = None,
+    desc: str | None = None,
+) -> History:
+    """Train ``model`` on batches from ``batch_fn()`` and return its ``History``.
+
+    ``model(x)`` must return logits (or a tuple starting with them);
+    ``loss_fn(logits, y)`` turns them into a scalar loss.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(batch_fn):
+        raise TypeError(f"batch_fn must be callable (returning (x, y)), got {type(batch_fn).__name__}")
+    check.positive_int("steps", steps)
+    if clip is not None and clip <= 0:
+        raise ValueError(f"clip must be positive or None, got {clip}")
+    if eval_every is not None:
+        check.positive_int("eval_every", eval_every)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    history = History()
+    show = progress_enabled() if progress is None else progress
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc=desc, leave=False)
+
+    def evaluate(step: int):
+        if eval_fn is None:
+            return
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            result = eval_fn(model)
+        model.train(was_training)
+        history.eval_step.append(step)
+        for k, v in result.items():
+            history.eval.setdefault(k, []).append(float(v))
+
+    start = time.perf_counter()
+    model.train()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = warmup_lr(step, lr, warmup)
+        x, y = batch_fn()
+        x, y = x.to(device), y.to(device)
+        loss = loss_fn(logits_of(model(x)), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+        history.loss.append(loss.item())
+        history.grad_norm.append(norm.item())
+        history.lr.append(opt.param_groups[0]["lr"])
+        if not math.isfinite(history.loss[-1]):
+            history.diverged = True
+            break
+        opt.step()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", refresh=False)
+        if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
+            evaluate(step + 1)
+        if time_budget is not None and time.perf_counter() - start > time_budget:
+            break
+    history.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    if not history.diverged:
+        evaluate(history.steps)
+    return history

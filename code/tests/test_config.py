@@ -1,0 +1,70 @@
+import random
+
+import pytest
+import torch
+
+import seqlab
+from seqlab.config import current_scale, get_device, progress_enabled, scale, seed_everything
+
+
+def test_scale_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("SEQLAB_SCALE", "full")
+    cfg = scale(quick=dict(steps=10, d=8), full=dict(steps=1000, d=64))
+    assert cfg.scale == "full" and cfg.steps == 1000 and cfg.d == 64
+    monkeypatch.setenv("SEQLAB_SCALE", "quick")
+    assert scale(quick=dict(steps=10), full=dict(steps=1000)).steps == 10
+
+
+def test_default_scale_depends_on_the_device(monkeypatch):
+    monkeypatch.delenv("SEQLAB_SCALE", raising=False)
+    assert current_scale() == ("full" if torch.cuda.is_available() else "quick")
+
+
+def test_scale_errors(monkeypatch):
+    with pytest.raises(ValueError, match="same keys"):
+        scale(quick=dict(steps=1), full=dict(steps=2, d=3))
+    with pytest.raises(TypeError, match="must be dicts"):
+        scale(quick=[1], full={})
+    with pytest.raises(ValueError, match="reserved"):
+        scale(quick=dict(scale=1), full=dict(scale=2))
+    monkeypatch.setenv("SEQLAB_SCALE", "huge")
+    with pytest.raises(ValueError, match="SEQLAB_SCALE must be one of"):
+        current_scale()
+
+
+def test_seeding_makes_runs_repeat():
+    g1 = seed_everything(7)
+    a = (random.random(), torch.rand(3), torch.rand(2, generator=g1))
+    g2 = seed_everything(7)
+    b = (random.random(), torch.rand(3), torch.rand(2, generator=g2))
+    assert a[0] == b[0] and torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    with pytest.raises(TypeError, match="seed must be an int"):
+        seed_everything("7")
+
+
+def test_device(monkeypatch):
+    monkeypatch.delenv("SEQLAB_DEVICE", raising=False)
+    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert get_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="must be 'cpu' or 'cuda'"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="is_available"):
+            get_device("cuda")
+
+
+def test_progress_switch(monkeypatch):
+    monkeypatch.setenv("SEQLAB_PROGRESS", "0")
+    assert not progress_enabled()
+    monkeypatch.setenv("SEQLAB_PROGRESS", "1")
+    assert progress_enabled()
+
+
+def test_public_objects_have_docstrings():
+    import inspect
+
+    for module in (seqlab.config, seqlab.data, seqlab.train, seqlab.measure, seqlab.plot, seqlab.check, seqlab.models):
+        for name in getattr(module, "__all__", [n for n in dir(module) if not n.startswith("_")]):
+            obj = getattr(module, name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__.startswith("seqlab"):
+                assert obj.__doc__, f"{module.__name__}.{name} has no docstring"

@@ -1,0 +1,34 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from seqlab import plot
+from seqlab.train import History
+
+
+def test_style_and_lines():
+    plot.use_style()
+    ax = plot.lines({"a": ([1, 2, 3], [3, 2, 1]), "b": ([1, 2, 3], [1, 2, 3])}, xlabel="step", ylabel="loss (nats)", logy=True)
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss (nats)"
+    assert len(ax.get_lines()) == 2 and ax.get_yscale() == "log"
+    assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)  # opaque: readable in dark mode
+    plt.close("all")
+
+
+def test_learning_curves_and_heatmap():
+    h = History(loss=[3.0, 2.0, 1.0], eval_step=[3], eval={"acc": [0.5]})
+    ax = plot.learning_curves({"run": h}, window=2)
+    assert list(ax.get_lines()[0].get_ydata()) == [3.0, 2.5, 1.5]
+    ax = plot.heatmap(np.eye(3), xlabel="key", ylabel="query", xticklabels="abc", colorbar="weight")
+    assert ax.get_xlabel() == "key"
+    plt.close("all")
+
+
+def test_plot_errors():
+    with pytest.raises(ValueError, match="labels both axes"):
+        plot.lines({"a": ([1], [1])}, xlabel="", ylabel="y")
+    with pytest.raises(ValueError, match="x has 2 points but y has 1"):
+        plot.lines({"a": ([1, 2], [1])}, xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="2-D matrix"):
+        plot.heatmap(np.zeros(3), xlabel="x", ylabel="y")
+    plt.close("all")
