@@ -1,0 +1,106 @@
+"""A recurrent character-level language model (chapter 2; gated cells in chapter 4).
+
+Glossary, code name -> book notation:
+
+    x          token ids x_1..x_T, shape (B, T), integers in [0, V)
+    x_t        the ids at one step, shape (B,)
+    e          embeddings E[x_t], shape (B, T, d_embed)
+    h          hidden states h_1..h_T of the top recurrent layer, shape (B, T, d_hidden)
+    state      the recurrent state carried between calls: h (L, B, d_hidden), or (h, c) for the LSTM
+    logits     scores of the next token, W_hy h_t + b_y, shape (B, T, V)
+    V, L       vocabulary size, number of recurrent layers
+
+The model computes p(x_{t+1} | x_1..x_t) = softmax(W_hy h_t + b_y), with h_t from
+the recurrence h_t = f(E[x_t], h_{t-1}) of an ``RNN``, ``LSTM`` or ``GRU``. All it
+remembers of the past is its state, so generating a token costs the same O(1)
+work and memory however long the text already is: ``generate`` feeds the prompt
+once and then carries the state one token at a time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import _validate as check
+from .gru import GRU
+from .lstm import LSTM
+from .rnn import RNN
+
+LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+class RecurrentLM(nn.Module):
+    """Embedding -> recurrent layers -> linear head (chapter 2): ``logits_t = W_hy h_t + b_y``.
+
+    ``cell`` is ``"rnn"``, ``"lstm"`` or ``"gru"``; ``cell_kwargs`` go to that layer
+    (``nonlinearity="relu"``, ``forget_bias=3.0``, ``update_bias=...``).
+    ``forward(x (B, T), state) -> (logits (B, T, V), state)``; ``step(x_t (B,), state) -> (logits (B, V), state)``.
+    """
+
+    def __init__(self, vocab_size: int, d_embed: int, d_hidden: int, cell: str = "rnn", n_layers: int = 1,
+                 **cell_kwargs):
+        super().__init__()
+        self.vocab_size = check.positive_int("vocab_size", vocab_size, minimum=2)
+        check.positive_int("d_embed", d_embed)
+        check.positive_int("d_hidden", d_hidden)
+        check.positive_int("n_layers", n_layers)
+        if cell not in LAYERS:
+            raise ValueError(f"cell must be one of {', '.join(map(repr, LAYERS))}, got {cell!r}")
+        self.cell = cell
+        self.embed = nn.Embedding(vocab_size, d_embed)
+        self.recurrent = LAYERS[cell](d_embed, d_hidden, num_layers=n_layers, **cell_kwargs)
+        self.head = nn.Linear(d_hidden, vocab_size)
+
+    def _check_ids(self, name: str, x, ndim: int) -> torch.Tensor:
+        check.tensor(name, x, ndim=ndim, dtype="long")
+        if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
+            raise ValueError(f"{name} must lie in [0, {self.vocab_size}), "
+                             f"got values in [{x.min().item()}, {x.max().item()}]")
+        return x
+
+    def forward(self, x: torch.Tensor, state=None):
+        self._check_ids("x", x, 2)
+        e = self.embed(x)  # (B, T, d_embed)
+        h, state = self.recurrent(e, state)  # (B, T, d_hidden)
+        return self.head(h), state  # (B, T, V)
+
+    def step(self, x_t: torch.Tensor, state=None):
+        """One token: ``(x_t (B,), state) -> (logits (B, V), state)``, the same numbers as ``forward`` at that step."""
+        self._check_ids("x_t", x_t, 1)
+        e = self.embed(x_t)  # (B, d_embed)
+        h, state = self.recurrent.step(e, state)  # (B, d_hidden)
+        return self.head(h), state  # (B, V)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Extend ``prompt_ids`` (1-D, at least one id) by ``length`` sampled ids; returns prompt + new ids.
+
+        Samples from ``softmax(logits / temperature)`` with ``generator`` (a CPU ``torch.Generator``);
+        ``temperature=0`` takes the most likely token (greedy). Streams: the prompt is fed once, then
+        each new token costs one ``step`` on the carried state.
+        """
+        self._check_ids("prompt_ids", prompt_ids, 1)
+        if len(prompt_ids) == 0:
+            raise ValueError("prompt_ids must hold at least one token, got an empty tensor")
+        check.positive_int("length", length)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+        device = self.head.weight.device
+        logits, state = self(prompt_ids[None].to(device))  # (1, T, V): the prompt, fed once
+        logits = logits[0, -1]  # (V,)
+        new = []
+        for i in range(length):
+            if temperature == 0:
+                nxt = logits.argmax()
+            else:
+                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (V,)
+                nxt = torch.multinomial(probs, 1, generator=generator)[0]
+            new.append(nxt.item())
+            if i < length - 1:  # the last token needs no step: nothing comes after it
+                logits, state = self.step(torch.tensor([new[-1]], device=device), state)  # (1, V)
+                logits = logits[0]  # (V,)
+        return torch.cat([prompt_ids.cpu(), torch.tensor(new, dtype=prompt_ids.dtype)])
+
+    def extra_repr(self) -> str:
+        return f"cell={self.cell!r}"
