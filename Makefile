@@ -1,0 +1,55 @@
+# The README's two commands: `make book` builds the website, `make test` runs every check.
+# Both create .venv and install requirements.txt themselves (Python 3.11 and make are all you need).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# No progress bars in built pages and logs; figures without a display.
+export SEQLAB_PROGRESS := 0
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test test-gpu test-package test-notebooks test-book setup clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt code/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# jupyter-cache hashes only notebook cells, so a change to code/seqlab would
+# leave stale pages: key the execution cache on a hash of the package.
+cache-key:
+	@mkdir -p _build
+	@key=$$(find code/seqlab -name '*.py' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16); \
+	if [ "$$(cat _build/.seqlab-hash 2>/dev/null)" != "$$key" ]; then \
+		echo "code/seqlab changed: clearing the notebook execution cache"; \
+		rm -rf _build/.jupyter_cache; echo $$key > _build/.seqlab-hash; fi
+.PHONY: cache-key
+
+book: setup cache-key
+	$(VENV)/bin/jupyter-book build . --builder html
+	@echo "The website is in _build/html/index.html"
+
+test: test-package test-notebooks test-book
+
+test-package: setup
+	$(PY) -m pytest code/tests -q
+
+test-notebooks: setup
+	$(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters
+
+# The book must build with warnings treated as errors.
+test-book: setup cache-key
+	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+
+# On a CUDA machine: every chapter at full scale (no time budget), and the package tests on the GPU.
+test-gpu: setup
+	SEQLAB_SCALE=full $(PY) -m pytest code/tests -q
+	SEQLAB_SCALE=full $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters
+
+clean:
+	rm -rf _build
