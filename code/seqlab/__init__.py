@@ -7,14 +7,15 @@
 Modules: ``config`` (device, seeding, scale), ``data`` (tasks, corpus,
 domains), ``models`` (from-scratch models), ``train`` (the training loop),
 ``measure`` (time and memory), ``plot`` (figure style), ``check`` (exercise
-checkers).
+checkers), ``probes`` (gradients through time), ``bptt`` (backpropagation
+through time by hand), ``widgets`` (interactive explorers).
 """
-from . import check, data, measure, models, plot, train
+from . import bptt, check, data, measure, models, plot, probes, train, widgets
 from .config import current_scale, get_device, progress_enabled, scale, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "check", "data", "measure", "models", "plot", "train",
+    "bptt", "check", "data", "measure", "models", "plot", "probes", "train", "widgets",
     "current_scale", "get_device", "progress_enabled", "scale", "seed_everything", "__version__",
 ]

@@ -8,7 +8,7 @@ rate. The loss, the gradient norm before clipping and the learning rate are
 recorded every step; ``eval_fn(model)`` (a dict of numbers) every
 ``eval_every`` steps and at the end. Training stops early when the loss
 becomes NaN or infinite (``history.diverged``) or when ``time_budget``
-seconds have passed.
+seconds have passed, or when ``stop_when(history)`` says so.
 """
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ def train(
     eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     eval_every: int | None = None,
     time_budget: float | None = None,
+    stop_when: Callable[[History], bool] | None = None,
     device: torch.device | str | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool | None = None,
@@ -124,7 +125,8 @@ def train(
     """Train ``model`` on batches from ``batch_fn()`` and return its ``History``.
 
     ``model(x)`` must return logits (or a tuple starting with them);
-    ``loss_fn(logits, y)`` turns them into a scalar loss.
+    ``loss_fn(logits, y)`` turns them into a scalar loss. ``stop_when(history)``
+    is asked after each evaluation whether to stop early (e.g. once a task is solved).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -182,11 +184,13 @@ def train(
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", refresh=False)
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
             evaluate(step + 1)
+            if stop_when is not None and stop_when(history):
+                break
         if time_budget is not None and time.perf_counter() - start > time_budget:
             break
     history.seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    if not history.diverged:
+    if not history.diverged and (not history.eval_step or history.eval_step[-1] != history.steps):
         evaluate(history.steps)
     return history

@@ -32,3 +32,15 @@ def test_plot_errors():
     with pytest.raises(ValueError, match="2-D matrix"):
         plot.heatmap(np.zeros(3), xlabel="x", ylabel="y")
     plt.close("all")
+
+
+def test_explorer_builds_a_widget_that_calls_the_plot():
+    from seqlab.widgets import explorer
+
+    seen = []
+    w = explorer(lambda rho: seen.append(rho), rho=(0.5, 1.5, 0.5))
+    assert seen == [1.0]  # the first state is drawn at once
+    w.children[0].value = 1.5
+    assert seen[-1] == 1.5
+    with pytest.raises(ValueError, match="at least one control"):
+        explorer(lambda: None)
