@@ -56,6 +56,7 @@ def compare(
     cases: Sequence[Case],
     *,
     hints: Sequence[Hint] = (),
+    mistakes: Sequence[tuple[Callable, str]] = (),
     rtol: float = 1e-5,
     atol: float = 1e-6,
 ) -> Result:
@@ -65,7 +66,9 @@ def compare(
     same numbers agree).
 
     A hint ``(transform, message)`` is shown when the learner's output equals
-    ``transform(reference output)``: the signature of a known mistake.
+    ``transform(reference output)``: the signature of a known mistake. A
+    mistake ``(wrong_function, message)`` is shown when it equals
+    ``wrong_function(*case.args)``: a known wrong implementation.
     """
     if not callable(learner):
         return Result(False, f"{name}: expected a function, got {type(learner).__name__}")
@@ -85,11 +88,12 @@ def compare(
             got64, want64 = got.detach().double(), want.double()
             if torch.allclose(got64, want64, rtol=rtol, atol=atol, equal_nan=True):
                 continue
-            for transform, message in hints:
+            suspects = [(lambda t=t: t(want), m) for t, m in hints] + [(lambda w=w: w(*case.args), m) for w, m in mistakes]
+            for wrong, message in suspects:
                 try:
-                    if torch.allclose(got64, transform(want).double(), rtol=rtol, atol=atol):
+                    if torch.allclose(got64, wrong().double(), rtol=rtol, atol=atol):
                         return Result(False, f"{name}: {message} — on {case.describe}")
-                except (RuntimeError, ValueError):
+                except (RuntimeError, ValueError, TypeError):
                     pass
             diff = (got64 - want64).abs()
             idx = tuple(int(i) for i in torch.nonzero(~(diff <= atol + rtol * want64.abs()))[0])
@@ -152,3 +156,201 @@ def bits_per_char(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> Result:
         (lambda b: -b, "the sign is flipped: bits are -log2 p"),
     ]
     return compare("bits_per_char", fn, _bits_per_char_reference, cases, hints=hints)
+
+
+# --- chapter 4 ---------------------------------------------------------------
+
+
+def _gru_step_reference(x_t, h_prev, W_x, W_h, b_x, b_h, *, swap_z=False, bias_outside=False, reset_first=False, gate_order="rzn"):
+    H = h_prev.shape[-1]
+    gx = x_t @ W_x.T + b_x  # (B, 3H)
+    gh = h_prev @ W_h.T + b_h  # (B, 3H)
+    blocks = {k: slice(i * H, (i + 1) * H) for i, k in enumerate(gate_order)}
+    r = torch.sigmoid(gx[:, blocks["r"]] + gh[:, blocks["r"]])
+    z = torch.sigmoid(gx[:, blocks["z"]] + gh[:, blocks["z"]])
+    W_hn, b_hn = W_h[blocks["n"]], b_h[blocks["n"]]
+    if reset_first:
+        recurrent = (r * h_prev) @ W_hn.T + b_hn
+    elif bias_outside:
+        recurrent = r * (h_prev @ W_hn.T) + b_hn
+    else:
+        recurrent = r * gh[:, blocks["n"]]
+    n = torch.tanh(gx[:, blocks["n"]] + recurrent)
+    return z * n + (1 - z) * h_prev if swap_z else (1 - z) * n + z * h_prev
+
+
+def gru_step(fn: Callable) -> Result:
+    """Chapter 4: ``fn(x_t, h_prev, W_x, W_h, b_x, b_h)`` must return h_t of a GRU, in PyTorch's convention.
+
+    Weights are stacked in the order [r, z, n]: ``W_x`` (3H, D), ``W_h`` (3H, H), ``b_x``, ``b_h`` (3H,).
+    r_t = sigma(W_xr x_t + b_xr + W_hr h_{t-1} + b_hr), z_t likewise,
+    n_t = tanh(W_xn x_t + b_xn + r_t * (W_hn h_{t-1} + b_hn)), h_t = (1 - z_t) * n_t + z_t * h_{t-1}.
+    """
+    g = torch.Generator().manual_seed(4)
+
+    def case(B, D, H, describe):
+        args = (torch.randn(B, D, generator=g), torch.randn(B, H, generator=g), torch.randn(3 * H, D, generator=g) * 0.5,
+                torch.randn(3 * H, H, generator=g) * 0.5, torch.randn(3 * H, generator=g), torch.randn(3 * H, generator=g))
+        return Case(args, describe)
+
+    cases = [case(2, 3, 4, "B=2, D=3, H=4"), case(1, 5, 2, "B=1, D=5, H=2 (input wider than the state)")]
+    mistakes = [
+        (lambda *a: _gru_step_reference(*a, swap_z=True), "z and 1 - z are swapped: h_t = (1 - z_t) * n_t + z_t * h_{t-1} (z_t near 1 keeps the old state)"),
+        (lambda *a: _gru_step_reference(*a, bias_outside=True), "the reset gate must multiply (W_hn h_{t-1} + b_hn), bias included"),
+        (lambda *a: _gru_step_reference(*a, reset_first=True), "that resets h_{t-1} before the matrix (Cho et al.'s original); PyTorch applies r_t after it: r_t * (W_hn h_{t-1} + b_hn)"),
+        (lambda *a: _gru_step_reference(*a, gate_order="zrn"), "the gates are read in the wrong order: the stacked rows are [r, z, n]"),
+    ]
+    return compare("gru_step", fn, _gru_step_reference, cases, mistakes=mistakes)
+
+
+# --- chapter 2 ---------------------------------------------------------------
+
+
+def _rnn_step_reference(x_t, h_prev, W_xh, b_xh, W_hh, b_hh):
+    return torch.tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh)
+
+
+_RNN_STEP_MISTAKES = [
+    (lambda x, h, Wx, bx, Wh, bh: x @ Wx.T + bx + h @ Wh.T + bh,
+     "no nonlinearity: apply tanh to W_xh x_t + b_xh + W_hh h_{t-1} + b_hh"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.sigmoid(x @ Wx.T + bx + h @ Wh.T + bh),
+     "that is the logistic sigmoid; the Elman RNN step uses tanh"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.relu(x @ Wx.T + bx + h @ Wh.T + bh),
+     "that is ReLU; the exercise asks for tanh"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.tanh(x @ Wx + bx + h @ Wh + bh),
+     "the weights are transposed: with rows as batch items, h_t = tanh(x_t @ W_xh.T + b_xh + h_prev @ W_hh.T + b_hh)"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.tanh(x @ Wx.T + bx + h @ Wh + bh),
+     "W_hh is transposed: the recurrent term is h_prev @ W_hh.T"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.tanh(x @ Wx.T + bx + bh),
+     "the state h_{t-1} is ignored: without W_hh h_{t-1} there is no recurrence"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.tanh(x @ Wx.T + bx + h @ Wh.T),
+     "b_hh is missing: PyTorch's RNN adds two biases, b_xh and b_hh"),
+    (lambda x, h, Wx, bx, Wh, bh: torch.tanh(x @ Wx.T + h @ Wh.T + bh),
+     "b_xh is missing: PyTorch's RNN adds two biases, b_xh and b_hh"),
+]
+
+
+def _rnn_step_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(2)
+
+    def make(B, D, H, zero_state=False):
+        r = lambda *s: torch.randn(*s, generator=g)
+        h = torch.zeros(B, H) if zero_state else r(B, H)
+        return (r(B, D), h, r(H, D) * 0.5, r(H) * 0.5, r(H, H) * 0.5, r(H) * 0.5)
+
+    return [
+        Case(make(2, 3, 3), "B=2, input width D=3 = hidden width H=3"),
+        Case(make(1, 4, 3), "B=1, D=4, H=3 (input width differs from hidden width)"),
+        Case(make(5, 2, 6), "B=5, D=2, H=6"),
+        Case(make(3, 3, 4, zero_state=True), "B=3, D=3, H=4, h_prev = 0 (the first step)"),
+    ]
+
+
+def rnn_step(fn: Callable) -> Result:
+    """Chapter 2: ``fn(x_t, h_prev, W_xh, b_xh, W_hh, b_hh)`` must return ``h_t`` of shape ``(B, H)``.
+
+    ``h_t = tanh(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)`` for every row of the batch:
+    ``x_t`` is ``(B, D)``, ``h_prev`` ``(B, H)``, ``W_xh`` ``(H, D)``, ``W_hh`` ``(H, H)``,
+    the biases ``(H,)`` (the shapes of ``nn.RNN``'s parameters).
+    """
+    cases = _rnn_step_cases()
+    result = compare("rnn_step", fn, _rnn_step_reference, cases)
+    if result.ok or not callable(fn):
+        return result
+    for case in cases:  # name a known mistake when the learner's output matches one on the failing case
+        want = _rnn_step_reference(*case.args)
+        try:
+            got = fn(*case.args)
+        except Exception:
+            return result
+        if not isinstance(got, torch.Tensor):
+            return result
+        got = got.detach().double()
+        if got.shape == want.shape and torch.allclose(got, want.double(), rtol=1e-5, atol=1e-6):
+            continue
+        if got.shape == want.T.shape and got.shape != want.shape:
+            return Result(False, f"rnn_step returned shape {tuple(got.shape)} = (H, B): keep the batch in the rows, "
+                                 f"h_t of shape (B, H) = {tuple(want.shape)} — on {case.describe}")
+        for mistake, message in _RNN_STEP_MISTAKES:
+            try:
+                wrong = mistake(*case.args).double()
+            except RuntimeError:  # e.g. a transposed weight that does not fit this case's shapes
+                continue
+            if wrong.shape == got.shape and torch.allclose(got, wrong, rtol=1e-5, atol=1e-6):
+                return Result(False, f"rnn_step: {message} — on {case.describe}")
+        return result
+    return result
+
+
+# --- chapter 3 ---------------------------------------------------------------
+
+
+def _bptt_step_reference(g_t, delta_next, W_hh, h_t):
+    return (g_t + delta_next @ W_hh) * (1 - h_t**2)  # (B, H): rows are batch items, so W_hh^T delta is delta @ W_hh
+
+
+_BPTT_STEP_MISTAKES = [
+    (lambda g, d, W, h: (g + d @ W.T) * (1 - h**2),
+     "W_hh is applied untransposed: the error flows back through W_hh^T, which for row vectors (B, H) is delta_next @ W_hh"),
+    (lambda g, d, W, h: (g + d @ W) * (1 - torch.tanh(h) ** 2),
+     "h_t is already tanh(a_t): the derivative is 1 - h_t**2, not 1 - tanh(h_t)**2"),
+    (lambda g, d, W, h: (g + d @ W) * (1 - h),
+     "the derivative of tanh is 1 - h_t**2 (squared), not 1 - h_t"),
+    (lambda g, d, W, h: g + d @ W,
+     "the factor tanh'(a_t) = 1 - h_t**2 is missing: delta_t is dL/da_t, not dL/dh_t"),
+    (lambda g, d, W, h: g + (d @ W) * (1 - h**2),
+     "the factor (1 - h_t**2) must multiply the whole sum g_t + W_hh^T delta_{t+1}, not only the recurrent term"),
+    (lambda g, d, W, h: g * (1 - h**2) + d @ W,
+     "the factor (1 - h_t**2) must multiply the whole sum g_t + W_hh^T delta_{t+1}, not only g_t"),
+    (lambda g, d, W, h: (d @ W) * (1 - h**2),
+     "the direct gradient g_t from the loss at step t is missing"),
+    (lambda g, d, W, h: g * (1 - h**2),
+     "the error from later steps, W_hh^T delta_{t+1}, is missing: without it nothing flows back in time"),
+]
+
+
+def _bptt_step_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+
+    def make(B, H, last=False, no_loss=False):
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        g_t = torch.zeros(B, H, dtype=torch.float64) if no_loss else r(B, H)
+        delta_next = torch.zeros(B, H, dtype=torch.float64) if last else r(B, H)
+        h_t = torch.tanh(r(B, H))  # a state of a tanh RNN, in (-1, 1)
+        return (g_t, delta_next, r(H, H) * 0.7, h_t)
+
+    return [
+        Case(make(2, 3), "B=2, H=3"),
+        Case(make(1, 4), "B=1, H=4"),
+        Case(make(3, 5, no_loss=True), "B=3, H=5, g_t = 0 (no loss term at this step)"),
+        Case(make(2, 4, last=True), "B=2, H=4, delta_next = 0 (the last step, t = T)"),
+    ]
+
+
+def bptt_step(fn: Callable) -> Result:
+    """Chapter 3: ``fn(g_t, delta_next, W_hh, h_t)`` must return one step of the BPTT recursion.
+
+    ``delta_t = (g_t + W_hh^T delta_{t+1}) * (1 - h_t**2)`` for every row of the batch:
+    ``g_t`` (B, H) is dL/dh_t from the loss at step t alone, ``delta_next`` (B, H) is
+    delta_{t+1} = dL/da_{t+1}, ``W_hh`` (H, H), ``h_t`` (B, H) the state tanh(a_t).
+    """
+    cases = _bptt_step_cases()
+    result = compare("bptt_step", fn, _bptt_step_reference, cases)
+    if result.ok or not callable(fn):
+        return result
+    for case in cases:  # name a known mistake when the learner's output matches one on the first failing case
+        want = _bptt_step_reference(*case.args)
+        try:
+            got = fn(*case.args)
+        except Exception:
+            return result
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return result
+        got = got.detach().double()
+        if torch.allclose(got, want, rtol=1e-5, atol=1e-6):
+            continue
+        for mistake, message in _BPTT_STEP_MISTAKES:
+            if torch.allclose(got, mistake(*case.args), rtol=1e-5, atol=1e-6):
+                return Result(False, f"bptt_step: {message} — on {case.describe}")
+        return result
+    return result
