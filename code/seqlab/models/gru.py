@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .. import _validate as check
-from .rnn import _check_input, _check_state, _check_torch_module
+from .rnn import StackedCells, _check_input, _check_state, _check_torch_module
 
 
 class GRUCell(nn.Module):
@@ -100,7 +100,7 @@ class GRUCell(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, update_bias={self.update_bias}"
 
 
-class GRU(nn.Module):
+class GRU(StackedCells):
     """A stack of ``num_layers`` GRU layers (chapter 4), batch first, like ``nn.GRU(batch_first=True)``.
 
     Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None)
@@ -118,45 +118,12 @@ class GRU(nn.Module):
             GRUCell(input_size if l == 0 else hidden_size, hidden_size, update_bias) for l in range(num_layers)
         )
 
-    def _initial_state(self, h_0, x: torch.Tensor, name: str = "h_0") -> torch.Tensor:
-        shape = (self.num_layers, x.shape[0], self.hidden_size)
-        if h_0 is None:
-            return x.new_zeros(shape)
-        return _check_state(name, h_0, shape, "(num_layers, B, hidden_size)", x)
-
-    def forward(self, x: torch.Tensor, h_0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_input("x", x, 3, self.input_size, self)
-        h_0 = self._initial_state(h_0, x)  # (L, B, H)
-        h_n = []
-        for l, cell in enumerate(self.cells):  # the manual path: every layer loops over time
-            h, outputs = h_0[l], []
-            for t in range(x.shape[1]):
-                h = cell(x[:, t], h)  # (B, H)
-                outputs.append(h)
-            x = torch.stack(outputs, dim=1)  # (B, T, H): the inputs of the next layer
-            h_n.append(h)
-        return x, torch.stack(h_n)  # (B, T, H), (L, B, H)
-
-    def step(self, x_t: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One time step through every layer: ``(x_t (B, D), h (L, B, H)) -> (y_t (B, H), h (L, B, H))``.
-
-        ``y_t`` is the top layer's new h_t. O(1) work and memory per step.
-        """
-        _check_input("x_t", x_t, 2, self.input_size, self)
-        h = self._initial_state(h, x_t, "h")
-        new_h = []
-        for l, cell in enumerate(self.cells):
-            x_t = cell(x_t, h[l])  # (B, H)
-            new_h.append(x_t)
-        return x_t, torch.stack(new_h)  # (B, H), (L, B, H)
-
     @classmethod
     def from_torch(cls, gru: nn.GRU) -> "GRU":
         """A copy of ``nn.GRU`` ``gru`` (weights, dtype, device); ``weight_ih_l{k}`` becomes ``cells[k].W_x``."""
         _check_torch_module(gru, nn.GRU, cls.__name__)
         new = cls(gru.input_size, gru.hidden_size, gru.num_layers).to(gru.weight_ih_l0)
-        for k, cell in enumerate(new.cells):
-            cell._load(*(getattr(gru, f"{w}_l{k}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+        new._load_torch_layers(gru)
         return new
 
     def extra_repr(self) -> str:

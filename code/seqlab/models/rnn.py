@@ -122,23 +122,14 @@ class RNNCell(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, nonlinearity={self.nonlinearity!r}"
 
 
-class RNN(nn.Module):
-    """A stack of ``num_layers`` Elman RNN layers (chapter 2), batch first, like ``nn.RNN(batch_first=True)``.
+class StackedCells(nn.Module):
+    """A stack of recurrent cells whose state is one tensor h (the RNN's and the GRU's), batch first.
 
-    Layer l computes ``h_t^l = phi(W_xh^l h_t^{l-1} + b_xh^l + W_hh^l h_{t-1}^l + b_hh^l)`` with
-    ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None) -> (outputs (B, T, H), h_n (L, B, H))``;
-    ``outputs`` are the top layer's h_1..h_T. ``step`` does one time step through all layers.
+    Subclasses fill ``self.cells``. Layer l > 0 reads the h_t of layer l - 1 as
+    its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None) -> (outputs (B, T, H),
+    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``step`` does one
+    time step through all layers.
     """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"):
-        super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
-        self.num_layers = check.positive_int("num_layers", num_layers)
-        self.nonlinearity = nonlinearity
-        self.cells = nn.ModuleList(
-            RNNCell(input_size if l == 0 else hidden_size, hidden_size, nonlinearity) for l in range(num_layers)
-        )
 
     def _initial_state(self, h_0, x: torch.Tensor, name: str = "h_0") -> torch.Tensor:
         shape = (self.num_layers, x.shape[0], self.hidden_size)
@@ -172,13 +163,36 @@ class RNN(nn.Module):
             new_h.append(x_t)
         return x_t, torch.stack(new_h)  # (B, H), (L, B, H)
 
+    def _load_torch_layers(self, module: nn.Module) -> None:
+        """Copy ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` into cell k."""
+        for k, cell in enumerate(self.cells):
+            cell._load(*(getattr(module, f"{w}_l{k}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+
+
+class RNN(StackedCells):
+    """A stack of ``num_layers`` Elman RNN layers (chapter 2), batch first, like ``nn.RNN(batch_first=True)``.
+
+    Layer l computes ``h_t^l = phi(W_xh^l h_t^{l-1} + b_xh^l + W_hh^l h_{t-1}^l + b_hh^l)`` with
+    ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None) -> (outputs (B, T, H), h_n (L, B, H))``;
+    ``outputs`` are the top layer's h_1..h_T. ``step`` does one time step through all layers.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"):
+        super().__init__()
+        self.input_size = check.positive_int("input_size", input_size)
+        self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        self.num_layers = check.positive_int("num_layers", num_layers)
+        self.nonlinearity = nonlinearity
+        self.cells = nn.ModuleList(
+            RNNCell(input_size if l == 0 else hidden_size, hidden_size, nonlinearity) for l in range(num_layers)
+        )
+
     @classmethod
     def from_torch(cls, rnn: nn.RNN) -> "RNN":
         """A copy of ``nn.RNN`` ``rnn`` (weights, dtype, device); ``weight_ih_l{k}`` becomes ``cells[k].W_xh``."""
         _check_torch_module(rnn, nn.RNN, cls.__name__)
         new = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity).to(rnn.weight_ih_l0)
-        for k, cell in enumerate(new.cells):
-            cell._load(*(getattr(rnn, f"{w}_l{k}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+        new._load_torch_layers(rnn)
         return new
 
     def extra_repr(self) -> str:
