@@ -3,13 +3,18 @@
 Each module opens with a glossary from its code names to the book's notation,
 and where PyTorch has an equivalent, ``code/tests`` proves the two agree.
 """
+from .attention import (AdditiveAttention, DotProductAttention, MultiHeadAttention, additive_attention, causal_mask,
+                        padding_mask, scaled_dot_product_attention)
 from .charlm import RecurrentLM
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .ngram import NGramLM, uniform_bits
 from .rnn import RNN, RNNCell
+from .seq2seq import ReverseTask, Seq2Seq
 
 __all__ = [
     "NGramLM", "uniform_bits",
     "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU", "RecurrentLM",
+    "scaled_dot_product_attention", "causal_mask", "padding_mask", "additive_attention",
+    "AdditiveAttention", "DotProductAttention", "MultiHeadAttention", "Seq2Seq", "ReverseTask",
 ]

@@ -1,0 +1,226 @@
+"""An RNN encoder-decoder with and without attention, and the reversal task (chapter 5).
+
+Glossary, code name -> book notation:
+
+    src            source ids x_1..x_S, shape (B, S)
+    tgt_in         decoder inputs y_0..y_{T-1}, y_0 = BOS (teacher forcing: the true previous token), (B, T)
+    tgt_out        targets y_1..y_T, the reversed source then EOS, (B, T)
+    h              encoder states h_1..h_S, shape (B, S, d_hidden); bidirectional: h_j = [->h_j; <-h_j]
+    s              decoder states s_1..s_T, shape (B, T, d_hidden); s_0 is the encoder's final state h_S
+    c              context vectors c_i = sum_j a_ij h_j, shape (B, T, d_hidden)
+    weights        attention weights a_ij (decoder step i, source position j), shape (B, T, S)
+    logits         W_y [s_i; c_i] + b_y with attention, W_y s_i + b_y without, shape (B, T, V)
+
+The encoder reads the source, h_j = GRU(E_x[x_j], h_{j-1}); by default in both
+directions, as Bahdanau et al. (2015) did, each of width d_hidden / 2, so that h_j
+describes x_j and its surroundings on both sides. The decoder starts from
+s_0 = h_S (bidirectional: [->h_S; <-h_1], the two directions' final states) and
+reads the previous target token, s_i = GRU(E_y[y_{i-1}], s_{i-1}).
+Without attention, h_S is all the decoder ever learns of the source: a fixed-size
+bottleneck, whatever the source's length. With attention, every step i also gets
+the context c_i = sum_j a_ij h_j, with a_i = softmax_j score(s_i, h_j) over all the
+encoder states (additive or dot-product, from ``attention.py``). With a one-way
+encoder, h_{j+1} also holds x_j, and the learned weights on reversal often sit one
+position off the "true" alignment: they match content, not positions.
+
+Two choices, to keep the chapter short and fast:
+- the recurrences are PyTorch's ``nn.GRU``: chapter 4 proved seqlab's GRU gives
+  the same numbers, and the fused kernel trains several times faster;
+- attention sits on top of the decoder (Luong et al., 2015, without input
+  feeding): the context enters the output layer, not the recurrence. So under
+  teacher forcing all T steps run at once (one ``nn.GRU`` call, then one batched
+  attention), and ``greedy_decode`` calls the same code one step at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .. import _validate as check
+from ..data.tasks import IGNORE, make_generator
+from .attention import AdditiveAttention, DotProductAttention, padding_mask
+
+
+# ---------------------------------------------------------------- the task
+@dataclass(frozen=True)
+class ReverseTask:
+    """Reverse a sequence (chapter 5): the source ``x_1..x_L`` maps to the target ``x_L..x_1, EOS``.
+
+    Lengths L are uniform in [min_len, max_len]; symbols uniform in [0, vocab). Special
+    ids follow the symbols: ``pad = vocab``, ``bos = vocab + 1``, ``eos = vocab + 2``, so a
+    model needs ``n_tokens = vocab + 3`` ids. ``sample`` and ``make_batch`` return
+    ``(src (B, max_len), tgt_in (B, max_len + 1), tgt_out (B, max_len + 1), lengths (B,))``:
+    ``src`` and ``tgt_in`` are padded with ``pad``, ``tgt_out`` with ``IGNORE`` (-100, skipped by
+    ``F.cross_entropy``); ``lengths`` are the source lengths L. The alignment is known:
+    target step i (0-based, i < L) must read source position L - 1 - i (``alignment``).
+    """
+
+    min_len: int = 4
+    max_len: int = 12
+    vocab: int = 10
+
+    def __post_init__(self):
+        check.positive_int("min_len", self.min_len)
+        check.positive_int("max_len", self.max_len)
+        check.positive_int("vocab", self.vocab, minimum=2)
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len must be <= max_len, got min_len={self.min_len} and max_len={self.max_len}")
+
+    pad = property(lambda self: self.vocab)
+    bos = property(lambda self: self.vocab + 1)
+    eos = property(lambda self: self.vocab + 2)
+    n_tokens = property(lambda self: self.vocab + 3)
+
+    def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
+        """A random batch: ``(src, tgt_in, tgt_out, lengths)`` (see the class docstring)."""
+        check.positive_int("batch_size", batch_size)
+        g = make_generator(generator)
+        lengths = torch.randint(self.min_len, self.max_len + 1, (batch_size,), generator=g)  # (B,)
+        symbols = torch.randint(0, self.vocab, (batch_size, self.max_len), generator=g)  # (B, S)
+        return self._build(symbols, lengths)
+
+    def make_batch(self, seqs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch for given source sequences, a list of lists of symbols: for worked examples."""
+        if not isinstance(seqs, (list, tuple)) or not seqs:
+            raise TypeError(f"seqs must be a non-empty list of lists of symbols, got {seqs!r}")
+        symbols = torch.zeros(len(seqs), self.max_len, dtype=torch.long)
+        for b, seq in enumerate(seqs):
+            if not self.min_len <= len(seq) <= self.max_len:
+                raise ValueError(f"seqs[{b}] must have a length in [{self.min_len}, {self.max_len}], got {len(seq)}")
+            if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < self.vocab for x in seq):
+                raise ValueError(f"seqs[{b}] must hold ints in [0, {self.vocab}), got {list(seq)}")
+            symbols[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        return self._build(symbols, torch.tensor([len(s) for s in seqs]))
+
+    def _build(self, symbols: torch.Tensor, lengths: torch.Tensor):
+        B, S = symbols.shape
+        pos = torch.arange(S)[None]  # (1, S)
+        real = pos < lengths[:, None]  # (B, S)
+        reversed_ = symbols.gather(1, (lengths[:, None] - 1 - pos).clamp(min=0))  # (B, S): x_L..x_1, then junk
+        src = torch.where(real, symbols, self.pad)  # (B, S)
+        tgt_in = torch.cat([torch.full((B, 1), self.bos), torch.where(real, reversed_, self.pad)], dim=1)  # (B, S+1)
+        tgt_out = torch.cat([torch.where(real, reversed_, IGNORE), torch.full((B, 1), IGNORE)], dim=1)  # (B, S+1)
+        tgt_out.scatter_(1, lengths[:, None], self.eos)  # EOS right after the last symbol
+        return src, tgt_in, tgt_out, lengths
+
+    def alignment(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, max_len + 1): the source position that target step i should attend, L - 1 - i; IGNORE where none."""
+        check.tensor("lengths", lengths, ndim=1, dtype="long")
+        i = torch.arange(self.max_len + 1, device=lengths.device)[None]  # (1, T)
+        j = lengths[:, None] - 1 - i  # (B, T)
+        return torch.where(j >= 0, j, IGNORE)
+
+
+# ---------------------------------------------------------------- the model
+ATTENTION = (None, "additive", "dot", "general")
+
+
+class Seq2Seq(nn.Module):
+    """GRU encoder-decoder (Sutskever et al., 2014; chapter 5), with optional attention (Bahdanau/Luong).
+
+    ``attention``: ``None`` (the decoder sees the source only through s_0 = h_S), ``"additive"``
+    (``AdditiveAttention``, d_hidden wide), ``"dot"`` (s_i^T h_j) or ``"general"`` (s_i^T W h_j).
+    ``bidirectional``: the encoder runs both ways, d_hidden / 2 per direction (d_hidden even).
+    ``forward(src (B, S), tgt_in (B, T), src_lengths (B,) or None) -> (logits (B, T, V), weights
+    (B, T, S) or None)`` with teacher forcing; source positions at or after ``src_lengths`` are
+    padding: the encoder stops before them and attention gives them weight 0.
+    """
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, d_embed: int, d_hidden: int, attention: str | None = None,
+                 bidirectional: bool = True):
+        super().__init__()
+        self.src_vocab = check.positive_int("src_vocab", src_vocab, minimum=2)
+        self.tgt_vocab = check.positive_int("tgt_vocab", tgt_vocab, minimum=2)
+        check.positive_int("d_embed", d_embed)
+        self.d_hidden = check.positive_int("d_hidden", d_hidden)
+        if attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {', '.join(map(repr, ATTENTION))}, got {attention!r}")
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional must be a bool, got {type(bidirectional).__name__}")
+        if bidirectional and d_hidden % 2:
+            raise ValueError(f"a bidirectional encoder needs an even d_hidden (d_hidden / 2 per direction), "
+                             f"got d_hidden={d_hidden}")
+        self.attention, self.bidirectional = attention, bidirectional
+        self.src_embed = nn.Embedding(src_vocab, d_embed)  # E_x
+        self.tgt_embed = nn.Embedding(tgt_vocab, d_embed)  # E_y
+        self.encoder = nn.GRU(d_embed, d_hidden // 2 if bidirectional else d_hidden, batch_first=True,
+                              bidirectional=bidirectional)
+        self.decoder = nn.GRU(d_embed, d_hidden, batch_first=True)
+        if attention == "additive":
+            self.attn = AdditiveAttention(d_hidden, d_hidden, d_hidden)
+        elif attention in ("dot", "general"):
+            self.attn = DotProductAttention(d_hidden, d_hidden, kind=attention)
+        else:
+            self.attn = None
+        self.head = nn.Linear(d_hidden * (1 if attention is None else 2), tgt_vocab)  # W_y, b_y
+
+    def _check_ids(self, name: str, x, vocab: int) -> torch.Tensor:
+        check.tensor(name, x, ndim=2, dtype="long")
+        if x.shape[1] == 0:
+            raise ValueError(f"{name} must have at least one position, got shape {tuple(x.shape)}")
+        if x.min() < 0 or x.max() >= vocab:
+            raise ValueError(f"{name} must lie in [0, {vocab}), got values in [{x.min().item()}, {x.max().item()}]")
+        return x
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor | None = None):
+        """``(h (B, S, d_hidden), s_0 (1, B, d_hidden), mask (B, S) or None)``: the encoder states, h_S, and padding."""
+        self._check_ids("src", src, self.src_vocab)
+        B, S = src.shape
+        e = self.src_embed(src)  # (B, S, d_embed)
+        if src_lengths is None:
+            h, h_n = self.encoder(e)  # (B, S, d_hidden), (directions, B, d_hidden / directions)
+            mask = None
+        else:
+            check.tensor("src_lengths", src_lengths, ndim=1, dtype="long")
+            if len(src_lengths) != B:
+                raise ValueError(f"src_lengths must have shape (B,) = ({B},), got shape {tuple(src_lengths.shape)}")
+            mask = padding_mask(src_lengths, S)  # (B, S); checks 1 <= lengths <= S
+            packed = pack_padded_sequence(e, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            h, h_n = self.encoder(packed)  # h_n: each direction's state at the sequence's own end
+            h, _ = pad_packed_sequence(h, batch_first=True, total_length=S)  # (B, S, d_hidden), zeros on padding
+        s_0 = torch.cat(list(h_n), dim=-1)[None]  # (1, B, d_hidden): [->h_S; <-h_1], or h_S
+        return h, s_0, mask
+
+    def _decode(self, y: torch.Tensor, s_prev: torch.Tensor, h: torch.Tensor, mask):
+        """Decoder steps for inputs ``y (B, T)`` from state ``s_prev``: ``(logits, weights or None, s_T)``."""
+        s, s_last = self.decoder(self.tgt_embed(y), s_prev)  # (B, T, d_hidden), (1, B, d_hidden)
+        if self.attn is None:
+            return self.head(s), None, s_last  # (B, T, V)
+        c, a = self.attn(s, h, mask)  # (B, T, d_hidden), (B, T, S)
+        return self.head(torch.cat([s, c], dim=-1)), a, s_last  # (B, T, V), (B, T, S)
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, src_lengths: torch.Tensor | None = None):
+        self._check_ids("tgt_in", tgt_in, self.tgt_vocab)
+        h, s_0, mask = self.encode(src, src_lengths)
+        if tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(f"src and tgt_in must have the same batch size, got shapes "
+                             f"{tuple(src.shape)} and {tuple(tgt_in.shape)}")
+        logits, weights, _ = self._decode(tgt_in, s_0, h, mask)
+        return logits, weights
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, max_len: int, bos: int, src_lengths: torch.Tensor | None = None):
+        """Decode ``max_len`` tokens from ``bos``, each step feeding back the most likely token.
+
+        Returns ``(ids (B, max_len), weights (B, max_len, S) or None)``; it runs exactly ``max_len``
+        steps (tokens after an EOS are whatever the model says next). The numbers equal ``forward``
+        with ``tgt_in = [bos, ids[:, :-1]]`` (tested).
+        """
+        check.positive_int("max_len", max_len)
+        if isinstance(bos, bool) or not isinstance(bos, int) or not 0 <= bos < self.tgt_vocab:
+            raise ValueError(f"bos must be an int in [0, {self.tgt_vocab}), got {bos!r}")
+        h, s, mask = self.encode(src, src_lengths)
+        y = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)  # (B, 1)
+        ids, weights = [], []
+        for _ in range(max_len):
+            logits, a, s = self._decode(y, s, h, mask)  # (B, 1, V), (B, 1, S) or None
+            y = logits.argmax(dim=-1)  # (B, 1)
+            ids.append(y)
+            weights.append(a)
+        return torch.cat(ids, dim=1), (None if self.attn is None else torch.cat(weights, dim=1))
+
+    def extra_repr(self) -> str:
+        return f"attention={self.attention!r}, bidirectional={self.bidirectional}"
