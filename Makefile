@@ -6,12 +6,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# No progress bars in built pages and logs; figures without a display.
+# No progress bars in built pages and logs.
 export SEQLAB_PROGRESS := 0
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Kernels must draw figures inline (ipykernel's default). MPLBACKEND=Agg in a
+# kernel's environment leaves every figure, and every widget's first state, off
+# the website, so it is never passed on; the package tests choose Agg themselves
+# (code/tests/conftest.py), and matplotlib needs no display either way.
+unexport MPLBACKEND
 
-.PHONY: book test test-gpu test-package test-notebooks test-book setup clean
+.PHONY: book test test-gpu test-package test-notebooks test-book test-site vendor setup clean
 
 setup: $(STAMP)
 
@@ -20,21 +24,27 @@ $(STAMP): requirements.txt code/pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# jupyter-cache hashes only notebook cells, so a change to code/seqlab would
-# leave stale pages: key the execution cache on a hash of the package.
+# jupyter-cache hashes only notebook cells, so a change to code/seqlab (or to
+# the pinned requirements) would leave stale pages: key the execution cache on
+# a hash of the package and requirements.txt.
 cache-key:
 	@mkdir -p _build
-	@key=$$(find code/seqlab -name '*.py' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16); \
+	@key=$$( (find code/seqlab -name '*.py' | LC_ALL=C sort | xargs cat; cat requirements.txt) | sha256sum | cut -c1-16); \
 	if [ "$$(cat _build/.seqlab-hash 2>/dev/null)" != "$$key" ]; then \
-		echo "code/seqlab changed: clearing the notebook execution cache"; \
+		echo "code/seqlab or requirements.txt changed: clearing the notebook execution cache"; \
 		rm -rf _build/.jupyter_cache; echo $$key > _build/.seqlab-hash; fi
 .PHONY: cache-key
 
-book: setup cache-key
+# require.js and the ipywidgets manager, from npm into _build/_vendor, so that
+# widgets on the website work offline; without npm it says so and the build goes on.
+vendor:
+	@$(PYTHON) book/_vendor/vendor_js.py _build/_vendor
+
+book: setup cache-key vendor
 	$(VENV)/bin/jupyter-book build . --builder html
 	@echo "The website is in _build/html/index.html"
 
-test: test-package test-notebooks test-book
+test: test-package test-notebooks test-book test-site
 
 test-package: setup
 	$(PY) -m pytest code/tests -q
@@ -43,8 +53,14 @@ test-notebooks: setup
 	$(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters
 
 # The book must build with warnings treated as errors.
-test-book: setup cache-key
+test-book: setup cache-key vendor
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+
+# The site test-book built (no second build): launch and download buttons, the
+# API page, no CDN; then every page in headless Chromium, offline, with
+# screenshots in _build/screenshots (skipped, saying why, without a Chromium).
+test-site: setup test-book
+	$(PY) -m pytest code/site_tests -q -rs -p no:cacheprovider
 
 # On a CUDA machine: every chapter at full scale (no time budget), and the package tests on the GPU.
 test-gpu: setup
