@@ -10,11 +10,16 @@ from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .ngram import NGramLM, uniform_bits
 from .rnn import RNN, RNNCell
+from .positional import (LearnedPositions, SinusoidalPositions, alibi_bias, alibi_slopes, apply_rope, rope_angles,
+                         sinusoidal_encoding)
 from .seq2seq import ReverseTask, Seq2Seq
+from .transformer import GPT, FeedForward, GPTConfig, KVCache, LayerCache, SelfAttention, TransformerBlock
 
 __all__ = [
     "NGramLM", "uniform_bits",
     "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU", "RecurrentLM",
     "scaled_dot_product_attention", "causal_mask", "padding_mask", "additive_attention",
     "AdditiveAttention", "DotProductAttention", "MultiHeadAttention", "Seq2Seq", "ReverseTask",
+    "sinusoidal_encoding", "SinusoidalPositions", "LearnedPositions", "rope_angles", "apply_rope", "alibi_slopes",
+    "alibi_bias", "SelfAttention", "FeedForward", "TransformerBlock", "GPTConfig", "GPT", "KVCache", "LayerCache",
 ]

@@ -119,25 +119,45 @@ def _check_qkv(q, k, v) -> None:
         raise ValueError(f"k must hold at least one key, got shape {tuple(k.shape)}")
 
 
+def _check_bias(bias, T_q: int, T_k: int, lead: tuple, dtype) -> None:
+    """``bias`` (an additive float term on the scores, e.g. ALiBi's) has shape (T_q, T_k) or (..., T_q, T_k)."""
+    if bias is None:
+        return
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+        got = bias.dtype if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise TypeError(f"bias must be a floating-point tensor added to the scores, got {got}")
+    if bias.dtype != dtype:
+        raise TypeError(f"bias must have the dtype of q, {dtype}, got {bias.dtype}")
+    shapes = {(T_q, T_k), (*lead, T_q, T_k)}
+    if tuple(bias.shape) not in shapes:
+        want = " or ".join(str(s) for s in sorted(shapes, key=len))
+        raise ValueError(f"bias must have shape (T_q, T_k) or (..., T_q, T_k) = {want} (no broadcasting), "
+                         f"got shape {tuple(bias.shape)}")
+
+
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                                 causal: bool = False, scale: float | None = None):
+                                 causal: bool = False, scale: float | None = None, bias: torch.Tensor | None = None):
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V, by hand (chapter 6).
 
     ``q (..., T_q, d_k)``, ``k (..., T_k, d_k)``, ``v (..., T_k, d_v)`` with the same
     leading dimensions (batch, heads, ...). ``mask``: bool, True = may attend, shape
     (T_q, T_k) or (..., T_q, T_k). ``causal=True`` also forbids keys after the query
     (top-left aligned when T_q != T_k, like PyTorch). ``scale`` defaults to 1/sqrt(d_k).
-    Returns ``(out (..., T_q, d_v), weights (..., T_q, T_k))``; equals
+    ``bias`` (float, shape (T_q, T_k) or (..., T_q, T_k)) is added to the scaled scores, as
+    ALiBi does (chapter 8). Returns ``(out (..., T_q, d_v), weights (..., T_q, T_k))``; equals
     ``F.scaled_dot_product_attention`` (tested), which returns no weights.
     """
     _check_qkv(q, k, v)
     T_q, d_k, T_k = q.shape[-2], q.shape[-1], k.shape[-2]
     allowed = _allowed(mask, causal, T_q, T_k, tuple(q.shape[:-2]), q.device)
+    _check_bias(bias, T_q, T_k, tuple(q.shape[:-2]), q.dtype)
     if scale is None:
         scale = 1.0 / math.sqrt(d_k)
     elif isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
         raise ValueError(f"scale must be a positive finite number (or None for 1/sqrt(d_k)), got {scale!r}")
     scores = q @ k.transpose(-2, -1) * scale  # (..., T_q, T_k)
+    if bias is not None:
+        scores = scores + bias
     weights = _masked_softmax(scores, allowed)  # (..., T_q, T_k)
     return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
 

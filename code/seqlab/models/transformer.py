@@ -1,0 +1,362 @@
+"""The Transformer block and a decoder-only character language model (chapter 7), with a key/value cache (chapter 9).
+
+Glossary, code name -> book notation:
+
+    x              the residual stream, shape (B, T, d_model): token embeddings plus positions, then each block's sum
+    LN             layer normalisation, ``nn.LayerNorm(d_model)``: (x - mean) / sqrt(var + eps) * gamma + beta
+    attn           multi-head self-attention (chapter 6), here with optional RoPE / ALiBi (chapter 8) and a cache
+    FFN            the position-wise feed-forward network, FFN(x) = W_2 phi(W_1 x + b_1) + b_2, d_ff = 4 d_model
+    norm_first     True: Pre-Norm,  x <- x + attn(LN_1(x));  x <- x + FFN(LN_2(x))
+                   False: Post-Norm, x <- LN_1(x + attn(x)); x <- LN_2(x + FFN(x))   (Vaswani et al., 2017)
+    cache          the keys and values of every earlier position, per layer: K, V (B, H, T_past, d_head)
+    offset         the position of the first new token, i.e. how many tokens the cache already holds
+    B, T, H, V, L  batch, sequence length, heads, vocabulary size, number of blocks
+
+Pre-Norm keeps an identity path from the embeddings to the output, so gradients
+reach the bottom blocks undiminished; Post-Norm normalises *after* each residual
+sum, which rescales the gradient at every block and is why the original
+Transformer needed a learning-rate warm-up (Xiong et al., 2020).
+
+``TransformerBlock`` with ``activation="relu"`` equals ``nn.TransformerEncoderLayer``
+for either norm placement (``from_torch`` copies one; outputs and gradients tested).
+``GPT`` stacks causal blocks behind an embedding and a positional scheme and reads
+the next token off a linear head. ``generate`` with the cache runs each new token
+through the network once, attending to stored keys and values; without it the
+whole context is recomputed for every token. Both give the same tokens (tested).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _validate as check
+from .attention import MultiHeadAttention, scaled_dot_product_attention
+from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+# ---------------------------------------------------------------- the key/value cache
+class LayerCache:
+    """The keys and values one attention layer has seen so far: K, V of shape (B, H, T_past, d_head)."""
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new keys/values (B, H, T_new, d_head) after the old ones; return all of them."""
+        if self.k is not None and (k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]):
+            raise ValueError(f"the cache holds keys of shape {tuple(self.k.shape)} (B, H, T, d_head); new keys of "
+                             f"shape {tuple(k.shape)} do not fit (same batch size B for the whole generation)")
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)  # (B, H, T_past + T_new, d_head)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+class KVCache:
+    """One ``LayerCache`` per block (chapter 9). ``length`` tokens are stored; ``nbytes`` is its memory."""
+
+    def __init__(self, n_layers: int):
+        self.layers = [LayerCache() for _ in range(check.positive_int("n_layers", n_layers))]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def nbytes(self) -> int:
+        """Bytes held by the stored keys and values: 2 L B H T d_head x the element size."""
+        return sum(t.numel() * t.element_size() for c in self.layers for t in (c.k, c.v) if t is not None)
+
+    def crop(self, length: int) -> None:
+        """Forget every position from ``length`` on (to time a step at a fixed context length)."""
+        check.positive_int("length", length, minimum=0)
+        if length > self.length:
+            raise ValueError(f"cannot crop a cache of length {self.length} to {length}")
+        for c in self.layers:
+            c.k, c.v = (None, None) if length == 0 else (c.k[:, :, :length], c.v[:, :, :length])
+
+    def __repr__(self) -> str:
+        return f"KVCache(layers={len(self.layers)}, length={self.length}, nbytes={self.nbytes()})"
+
+
+# ---------------------------------------------------------------- the parts of a block
+class SelfAttention(MultiHeadAttention):
+    """Multi-head self-attention (chapter 6) with RoPE or ALiBi (chapter 8) and a key/value cache (chapter 9).
+
+    ``forward(x (B, T, d), mask=None, causal=False, cache=None, fast=False) -> (out (B, T, d), weights)``.
+    With a ``LayerCache`` the T new tokens sit at positions ``offset .. offset+T-1`` after the cached
+    ones, attend to every cached key and (``causal``) to new keys up to their own position. ``mask``
+    (bool, True = may attend, (T, T)) is for use without a cache.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, rope: bool = False, alibi: bool = False, bias: bool = True):
+        super().__init__(d_model, n_heads, bias=bias)
+        if rope and alibi:
+            raise ValueError("choose one relative scheme: rope=True or alibi=True, not both")
+        if rope and self.d_head % 2:
+            raise ValueError(f"RoPE rotates pairs, so d_head = d_model / n_heads must be even, got {self.d_head}")
+        self.rope, self.alibi = bool(rope), bool(alibi)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                cache: LayerCache | None = None, fast: bool = False):
+        check.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
+        if x.dtype != self.W_q.weight.dtype:
+            raise TypeError(f"x must have the parameters' dtype {self.W_q.weight.dtype}, got dtype {x.dtype}")
+        if cache is not None and not isinstance(cache, LayerCache):
+            raise TypeError(f"cache must be a LayerCache (one layer of a KVCache), got {type(cache).__name__}")
+        if cache is not None and mask is not None:
+            raise ValueError("mask is not supported together with a cache; use causal=True")
+        B, T, H = x.shape[0], x.shape[1], self.n_heads
+        offset = 0 if cache is None else cache.length
+        q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))  # (B, H, T, d_head)
+        if self.rope:  # rotate queries and keys by their absolute positions
+            q, k = apply_rope(q, offset), apply_rope(k, offset)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, H, offset + T, d_head)
+        T_k = k.shape[2]
+        allowed = None
+        if causal:  # query i (position offset+i) may see keys 0..offset+i
+            allowed = torch.ones(T, T_k, dtype=torch.bool, device=x.device).tril(offset)  # (T, T_k)
+        if mask is not None:
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (T, T_k):
+                got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+                raise ValueError(f"mask must be a bool tensor of shape (T, T) = {(T, T_k)}, got {got}")
+            allowed = mask if allowed is None else allowed & mask
+        bias = None
+        if self.alibi:  # -s_h (m - n): (H, T, T_k) -> (B, H, T, T_k)
+            bias = alibi_bias(T, T_k, H, offset, x.dtype, x.device)[None].expand(B, H, T, T_k)
+        if fast:  # PyTorch's fused kernel; a float mask carries both the bias and the -inf of forbidden keys
+            attn_mask = allowed
+            if bias is not None:
+                attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
+            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask), None  # (B, H, T, d_head)
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask=allowed, bias=bias)  # (B, H, T, d_head)
+        out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d): heads concatenated
+        return self.W_o(out), weights
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", rope=True" if self.rope else "") + (", alibi=True" if self.alibi else "")
+
+
+class FeedForward(nn.Module):
+    """The position-wise feed-forward network (chapter 7): ``FFN(x) = W_2 phi(W_1 x + b_1) + b_2``.
+
+    ``linear1`` (d_model -> d_ff) and ``linear2`` (d_ff -> d_model) are named as in
+    ``nn.TransformerEncoderLayer``; phi is ReLU (the original) or GELU (GPT).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
+        self.activation = activation
+        self.linear1 = nn.Linear(check.positive_int("d_model", d_model), check.positive_int("d_ff", d_ff))
+        self.linear2 = nn.Linear(d_ff, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(ACTIVATIONS[self.activation](self.linear1(x)))  # (B, T, d_ff) -> (B, T, d)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
+
+
+class TransformerBlock(nn.Module):
+    """One Transformer block (chapter 7): self-attention and a feed-forward network, each with a residual and LayerNorm.
+
+    Pre-Norm (``norm_first=True``)::
+
+        x = x + attn(LN_1(x))
+        x = x + FFN(LN_2(x))
+
+    Post-Norm (``norm_first=False``, the original Transformer)::
+
+        x = LN_1(x + attn(x))
+        x = LN_2(x + FFN(x))
+
+    ``forward(x (B, T, d), mask=None, causal=False, cache=None, fast=False) -> (B, T, d)``; the
+    attention weights of the last call are kept in ``last_weights`` (None on the fast path).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, norm_first: bool = True,
+                 activation: str = "gelu", rope: bool = False, alibi: bool = False, layer_norm_eps: float = 1e-5):
+        super().__init__()
+        if not isinstance(norm_first, bool):
+            raise TypeError(f"norm_first must be a bool (True: Pre-Norm, False: Post-Norm), got {type(norm_first).__name__}")
+        self.norm_first = norm_first
+        self.attn = SelfAttention(d_model, n_heads, rope=rope, alibi=alibi)
+        self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.last_weights: torch.Tensor | None = None
+
+    def _attend(self, x, mask, causal, cache, fast):
+        out, weights = self.attn(x, mask=mask, causal=causal, cache=cache, fast=fast)
+        self.last_weights = None if weights is None else weights.detach()
+        return out
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
+                cache: LayerCache | None = None, fast: bool = False) -> torch.Tensor:
+        check.tensor("x", x, ndim=3, dtype="float", last_dim=self.attn.d_model)
+        if x.dtype != self.norm1.weight.dtype:
+            raise TypeError(f"x must have the parameters' dtype {self.norm1.weight.dtype}, got dtype {x.dtype}")
+        if self.norm_first:  # Pre-Norm: the residual stream itself is never normalised
+            x = x + self._attend(self.norm1(x), mask, causal, cache, fast)  # (B, T, d)
+            return x + self.ffn(self.norm2(x))  # (B, T, d)
+        x = self.norm1(x + self._attend(x, mask, causal, cache, fast))  # Post-Norm: normalise each sum
+        return self.norm2(x + self.ffn(x))  # (B, T, d)
+
+    @classmethod
+    def from_torch(cls, layer: nn.TransformerEncoderLayer) -> "TransformerBlock":
+        """A copy of ``layer`` (weights, norm placement, activation, eps, dtype); it must have no dropout."""
+        if not isinstance(layer, nn.TransformerEncoderLayer):
+            raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.TransformerEncoderLayer, got {type(layer).__name__}")
+        if layer.dropout.p or layer.dropout1.p or layer.dropout2.p:
+            raise ValueError(f"{cls.__name__}.from_torch needs dropout=0.0 (seqlab's block has no dropout), "
+                             f"got p={layer.dropout.p}")
+        act = {1: "relu", 2: "gelu"}.get(getattr(layer, "activation_relu_or_gelu", 0))
+        if act is None:
+            raise ValueError(f"{cls.__name__}.from_torch supports activation relu or gelu, got {layer.activation}")
+        if layer.norm1.weight is None or layer.linear1.bias is None:
+            raise ValueError(f"{cls.__name__}.from_torch needs bias=True and elementwise LayerNorm affine parameters")
+        d, d_ff = layer.linear1.in_features, layer.linear1.out_features
+        new = cls(d, layer.self_attn.num_heads, d_ff, layer.norm_first, act, layer_norm_eps=layer.norm1.eps)
+        new = new.to(layer.linear1.weight)
+        copied = MultiHeadAttention.from_torch(layer.self_attn)
+        with torch.no_grad():
+            for name in ("W_q", "W_k", "W_v", "W_o"):
+                getattr(new.attn, name).load_state_dict(getattr(copied, name).state_dict())
+            for ours, theirs in ((new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
+                                 (new.norm1, layer.norm1), (new.norm2, layer.norm2)):
+                ours.load_state_dict(theirs.state_dict())
+        return new
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}"
+
+
+# ---------------------------------------------------------------- the decoder-only language model
+@dataclass
+class GPTConfig:
+    """Sizes of a ``GPT`` (chapter 7). ``positions``: 'learned', 'sinusoidal', 'rope', 'alibi' or 'none'."""
+
+    vocab_size: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int | None = None  # 4 * d_model
+    max_len: int = 256  # only learned positions are limited to it
+    positions: str = "learned"
+    norm_first: bool = True
+    activation: str = "gelu"
+
+    def __post_init__(self):
+        check.positive_int("vocab_size", self.vocab_size, minimum=2)
+        for name in ("d_model", "n_heads", "n_layers", "max_len"):
+            check.positive_int(name, getattr(self, name))
+        if self.positions not in ENCODINGS:
+            raise ValueError(f"positions must be one of {', '.join(map(repr, ENCODINGS))}, got {self.positions!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}")
+
+
+class GPT(nn.Module):
+    """A decoder-only Transformer language model (chapter 7): ``p(x_{t+1} | x_1..x_t) = softmax(W_head h_t^L)``.
+
+    Token embedding (+ absolute positions) -> L causal ``TransformerBlock`` s -> (a final
+    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, fast=False) -> logits (B, T, V)``;
+    with a ``KVCache`` (``new_cache()``) the tokens ``x`` continue the cached ones. Weights start as
+    in GPT-2: normal with std 0.02, biases zero.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.positions = {"learned": lambda: LearnedPositions(c.max_len, c.d_model),
+                          "sinusoidal": lambda: SinusoidalPositions(c.d_model)}.get(c.positions, lambda: None)()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation,
+                             rope=c.positions == "rope", alibi=c.positions == "alibi") for _ in range(c.n_layers))
+        self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()  # Post-Norm blocks end normalised
+        self.head = nn.Linear(c.d_model, c.vocab_size)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_cache(self) -> KVCache:
+        """An empty key/value cache for ``forward(x, cache=...)`` and ``generate``."""
+        return KVCache(self.config.n_layers)
+
+    def _check_ids(self, name: str, x, ndim: int) -> torch.Tensor:
+        check.tensor(name, x, ndim=ndim, dtype="long")
+        V = self.config.vocab_size
+        if x.numel() and (x.min() < 0 or x.max() >= V):
+            raise ValueError(f"{name} must lie in [0, {V}), got values in [{x.min().item()}, {x.max().item()}]")
+        if x.shape[-1] == 0:
+            raise ValueError(f"{name} must hold at least one token, got shape {tuple(x.shape)}")
+        return x
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, fast: bool = False) -> torch.Tensor:
+        self._check_ids("x", x, 2)
+        if cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
+        offset = 0 if cache is None else cache.length
+        h = self.embed(x)  # (B, T, d)
+        if self.positions is not None:
+            h = self.positions(h, offset)  # (B, T, d): x_t + p_t
+        for i, block in enumerate(self.blocks):
+            h = block(h, causal=True, cache=None if cache is None else cache.layers[i], fast=fast)  # (B, T, d)
+        return self.head(self.norm(h))  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None, use_cache: bool = True, fast: bool = False) -> torch.Tensor:
+        """Extend ``prompt_ids`` (1-D) by ``length`` sampled ids; returns prompt + new ids (chapter 9).
+
+        ``use_cache=True``: the prompt fills a ``KVCache`` once, then each new token is one forward
+        pass of a single position. ``use_cache=False``: the whole context is re-run for every token.
+        Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
+        """
+        self._check_ids("prompt_ids", prompt_ids, 1)
+        check.positive_int("length", length)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+        c = self.config
+        if c.positions == "learned" and len(prompt_ids) + length - 1 > c.max_len:
+            raise ValueError(f"learned positions stop at max_len={c.max_len}: a prompt of {len(prompt_ids)} plus "
+                             f"{length} new tokens needs {len(prompt_ids) + length - 1}")
+        device = self.head.weight.device
+        ids = prompt_ids.to(device)[None]  # (1, T)
+        cache = self.new_cache() if use_cache else None
+        logits = self(ids, cache=cache, fast=fast)[0, -1]  # (V,)
+        for i in range(length):
+            if temperature == 0:
+                nxt = logits.argmax().view(1, 1)
+            else:
+                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (V,)
+                nxt = torch.multinomial(probs, 1, generator=generator).view(1, 1).to(device)
+            ids = torch.cat([ids, nxt], dim=1)  # (1, T + i + 1)
+            if i < length - 1:
+                logits = (self(nxt, cache=cache, fast=fast) if use_cache else self(ids, fast=fast))[0, -1]  # (V,)
+        return ids[0].cpu()
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"positions={c.positions!r}, norm_first={c.norm_first}"
