@@ -158,6 +158,21 @@ def test_gpt_trains_one_step_and_counts_its_parameters():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_encoder_without_positions_cannot_tell_order_but_with_positions_can():
+    torch.manual_seed(0)
+    enc = GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=2, positions="none", causal=False)).double()
+    ab, ba = torch.tensor([[1, 2, 3, 4]]), torch.tensor([[2, 1, 3, 4]])  # the last token is the same query
+    torch.testing.assert_close(enc(ab)[:, -1], enc(ba)[:, -1])
+    enc_pos = GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=2, positions="learned", causal=False)).double()
+    assert not torch.allclose(enc_pos(ab)[:, -1], enc_pos(ba)[:, -1])
+    causal = GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=2, positions="none")).double()
+    assert not torch.allclose(causal(ab)[:, -1], causal(ba)[:, -1])  # the causal mask itself leaks order
+    with pytest.raises(ValueError, match="needs a causal model"):
+        enc.generate(torch.tensor([1]), 3)
+    with pytest.raises(ValueError, match="needs a causal model"):
+        enc(ab, cache=enc.new_cache())
+
+
 def test_kv_cache_crop():
     model = small_gpt("rope")
     x = torch.randint(0, 11, (1, 8), generator=torch.Generator().manual_seed(5))

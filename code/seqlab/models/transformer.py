@@ -247,7 +247,12 @@ class TransformerBlock(nn.Module):
 # ---------------------------------------------------------------- the decoder-only language model
 @dataclass
 class GPTConfig:
-    """Sizes of a ``GPT`` (chapter 7). ``positions``: 'learned', 'sinusoidal', 'rope', 'alibi' or 'none'."""
+    """Sizes of a ``GPT`` (chapter 7). ``positions``: 'learned', 'sinusoidal', 'rope', 'alibi' or 'none'.
+
+    ``causal=False`` lets every position attend to the whole sequence: the same stack
+    as a bidirectional encoder (chapter 8 uses it to show that attention without
+    positions cannot tell "ab" from "ba").
+    """
 
     vocab_size: int
     d_model: int = 64
@@ -258,6 +263,7 @@ class GPTConfig:
     positions: str = "learned"
     norm_first: bool = True
     activation: str = "gelu"
+    causal: bool = True  # False: every position sees the whole sequence (an encoder; no generation)
 
     def __post_init__(self):
         check.positive_int("vocab_size", self.vocab_size, minimum=2)
@@ -265,6 +271,8 @@ class GPTConfig:
             check.positive_int(name, getattr(self, name))
         if self.positions not in ENCODINGS:
             raise ValueError(f"positions must be one of {', '.join(map(repr, ENCODINGS))}, got {self.positions!r}")
+        if not isinstance(self.causal, bool) or not isinstance(self.norm_first, bool):
+            raise TypeError(f"causal and norm_first must be bools, got {self.causal!r} and {self.norm_first!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}")
 
@@ -317,12 +325,15 @@ class GPT(nn.Module):
         self._check_ids("x", x, 2)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
+        if cache is not None and not self.config.causal:
+            raise ValueError("a key/value cache needs a causal model (GPTConfig(causal=True)): with causal=False "
+                             "earlier positions would change when later tokens arrive")
         offset = 0 if cache is None else cache.length
         h = self.embed(x)  # (B, T, d)
         if self.positions is not None:
             h = self.positions(h, offset)  # (B, T, d): x_t + p_t
         for i, block in enumerate(self.blocks):
-            h = block(h, causal=True, cache=None if cache is None else cache.layers[i], fast=fast)  # (B, T, d)
+            h = block(h, causal=self.config.causal, cache=None if cache is None else cache.layers[i], fast=fast)  # (B, T, d)
         return self.head(self.norm(h))  # (B, T, V)
 
     @torch.no_grad()
@@ -336,6 +347,8 @@ class GPT(nn.Module):
         """
         self._check_ids("prompt_ids", prompt_ids, 1)
         check.positive_int("length", length)
+        if not self.config.causal:
+            raise ValueError("generate needs a causal model (GPTConfig(causal=True))")
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
             raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
         c = self.config
