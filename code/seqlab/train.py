@@ -117,6 +117,7 @@ def train(
     eval_every: int | None = None,
     time_budget: float | None = None,
     stop_when: Callable[[History], bool] | None = None,
+    after_backward: Callable[[int, torch.nn.Module], None] | None = None,
     device: torch.device | str | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     progress: bool | None = None,
@@ -127,6 +128,8 @@ def train(
     ``model(x)`` must return logits (or a tuple starting with them);
     ``loss_fn(logits, y)`` turns them into a scalar loss. ``stop_when(history)``
     is asked after each evaluation whether to stop early (e.g. once a task is solved).
+    ``after_backward(step, model)`` is called once the gradients of a step exist, before
+    clipping and the update (to record per-layer gradient norms, chapter 7).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -137,6 +140,8 @@ def train(
         raise ValueError(f"clip must be positive or None, got {clip}")
     if eval_every is not None:
         check.positive_int("eval_every", eval_every)
+    if after_backward is not None and not callable(after_backward):
+        raise TypeError(f"after_backward must be callable (step, model) -> None, got {type(after_backward).__name__}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -171,6 +176,8 @@ def train(
         loss = loss_fn(logits_of(model(x)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if after_backward is not None:
+            after_backward(step, model)
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
         history.loss.append(loss.item())
         history.grad_norm.append(norm.item())

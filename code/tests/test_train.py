@@ -113,3 +113,16 @@ def test_progress_bar_can_be_forced_on(capsys):
     batch = lambda: (torch.zeros(2, 3, dtype=torch.long),) * 2
     train(model, batch, steps=3, progress=True, desc="tiny")
     assert "tiny" in capsys.readouterr().err
+
+
+def test_after_backward_sees_each_steps_gradients_before_clipping():
+    g = torch.Generator().manual_seed(0)
+    model = Lookup(4, 4)
+    batch = lambda: (torch.randint(0, 4, (8, 5), generator=g),) * 2
+    seen = []
+    h = train(model, batch, steps=3, lr=0.01, clip=1e-4,
+              after_backward=lambda step, m: seen.append((step, m.table.weight.grad.norm().item())))
+    assert [s for s, _ in seen] == [0, 1, 2]
+    assert [n for _, n in seen] == pytest.approx(h.grad_norm)  # unclipped, the same norms train records
+    with pytest.raises(TypeError, match="after_backward must be callable"):
+        train(model, batch, steps=1, after_backward=3)

@@ -264,11 +264,15 @@ class GPTConfig:
     norm_first: bool = True
     activation: str = "gelu"
     causal: bool = True  # False: every position sees the whole sequence (an encoder; no generation)
+    init_std: float | None = 0.02  # GPT-2's N(0, 0.02) for every weight; None keeps PyTorch's default init
 
     def __post_init__(self):
         check.positive_int("vocab_size", self.vocab_size, minimum=2)
         for name in ("d_model", "n_heads", "n_layers", "max_len"):
             check.positive_int(name, getattr(self, name))
+        if self.init_std is not None and (isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float))
+                                          or not self.init_std > 0):
+            raise ValueError(f"init_std must be a positive number or None, got {self.init_std!r}")
         if self.positions not in ENCODINGS:
             raise ValueError(f"positions must be one of {', '.join(map(repr, ENCODINGS))}, got {self.positions!r}")
         if not isinstance(self.causal, bool) or not isinstance(self.norm_first, bool):
@@ -283,7 +287,8 @@ class GPT(nn.Module):
     Token embedding (+ absolute positions) -> L causal ``TransformerBlock`` s -> (a final
     LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, fast=False) -> logits (B, T, V)``;
     with a ``KVCache`` (``new_cache()``) the tokens ``x`` continue the cached ones. Weights start as
-    in GPT-2: normal with std 0.02, biases zero.
+    in GPT-2, normal with std ``config.init_std`` = 0.02 and biases zero, or (``init_std=None``) with
+    PyTorch's defaults: uniform in +-1/sqrt(fan_in) for linear maps, N(0, 1) embeddings.
     """
 
     def __init__(self, config: GPTConfig):
@@ -299,12 +304,12 @@ class GPT(nn.Module):
                              rope=c.positions == "rope", alibi=c.positions == "alibi") for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()  # Post-Norm blocks end normalised
         self.head = nn.Linear(c.d_model, c.vocab_size)
-        self.apply(self._init)
+        if c.init_std is not None:
+            self.apply(self._init)
 
-    @staticmethod
-    def _init(module: nn.Module) -> None:
+    def _init(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
