@@ -548,3 +548,161 @@ def pre_norm_block(fn: Callable) -> Result:
         (variant("swapped_norms"), "norm1 and norm2 are swapped: norm1 goes before attn, norm2 before ffn"),
     ]
     return compare("pre_norm_block", fn, _pre_norm_block_reference, _pre_norm_block_cases(), mistakes=mistakes)
+
+
+# --- chapter 9 ---------------------------------------------------------------
+
+
+def _cached_attention_step_reference(q_t, k_t, v_t, K_cache, V_cache, *, append="end", attend="all", scale="sqrt",
+                                     softmax_dim=-1):
+    """One decoding step with a key/value cache: append (k_t, v_t) to the cache, then attend over all T + 1 keys."""
+    if append == "end":
+        K, V = torch.cat([K_cache, k_t], dim=-2), torch.cat([V_cache, v_t], dim=-2)  # (B, H, T + 1, d)
+    else:  # "front": the new key first (same output, wrong cache order)
+        K, V = torch.cat([k_t, K_cache], dim=-2), torch.cat([v_t, V_cache], dim=-2)
+    K_att, V_att = (K_cache, V_cache) if attend == "past" else (K, V)  # "past": attends before appending
+    d_k = q_t.shape[-1]
+    s = q_t @ K_att.transpose(-2, -1) / {"sqrt": math.sqrt(d_k), "none": 1.0, "d": d_k}[scale]  # (B, H, 1, T_k)
+    if attend == "first":  # a top-left causal mask: the single query (row 0) may see key 0 only
+        s = s.masked_fill(torch.arange(s.shape[-1]) > 0, float("-inf"))
+    w = torch.softmax(s, dim=softmax_dim)  # (B, H, 1, T_k)
+    return w @ V_att, K, V  # (B, H, 1, d_v), (B, H, T + 1, d_k), (B, H, T + 1, d_v)
+
+
+def _cached_attention_step_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(9)
+
+    def make(B, H, T, d_k, d_v, describe, spread=1.0):
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        return Case((r(B, H, 1, d_k) * spread, r(B, H, 1, d_k) * spread, r(B, H, 1, d_v),
+                     r(B, H, T, d_k) * spread, r(B, H, T, d_v)), describe)
+
+    return [make(2, 2, 5, 4, 4, "q_t, k_t, v_t (2, 2, 1, 4), a cache K, V (2, 2, 5, 4)"),
+            make(1, 3, 7, 8, 3, "q_t, k_t (1, 3, 1, 8), v_t (1, 3, 1, 3), a cache of T = 7 (d_v = 3)", spread=1.5),
+            make(2, 1, 0, 4, 4, "the first token: an empty cache, K and V of shape (2, 1, 0, 4)")]
+
+
+def cached_attention_step(fn: Callable) -> Result:
+    """Chapter 9: one decoding step of attention with a key/value cache.
+
+    ``fn(q_t, k_t, v_t, K_cache, V_cache)`` gets the new token's query, key and value
+    (B, H, 1, d_k), (B, H, 1, d_k), (B, H, 1, d_v) and the cache of the T earlier keys and
+    values (B, H, T, d_k), (B, H, T, d_v) (T may be 0). It must append the new key and value at
+    the end of the time dimension, then attend with the single query over all T + 1 keys:
+    ``out = softmax(q_t K^T / sqrt(d_k)) V``. Returns ``(out (B, H, 1, d_v), K (B, H, T+1, d_k), V (B, H, T+1, d_v))``.
+    """
+    name = "cached_attention_step"
+    if not callable(fn):
+        return Result(False, f"{name}: expected a function, got {type(fn).__name__}")
+    cases = _cached_attention_step_cases()
+    for case in cases:
+        try:
+            got = fn(*case.args)
+        except NotImplementedError:
+            return Result(False, f"{name}: not implemented yet (it raised NotImplementedError)")
+        except Exception as err:
+            text = str(err)
+            hint = ""
+            if "Sizes of tensors must match" in text or "must match the size" in text or "size mismatch" in text:
+                hint = (" — is the new key appended along the wrong dimension? The cache grows in time: "
+                        "torch.cat([K_cache, k_t], dim=-2)")
+            return Result(False, f"{name} raised {type(err).__name__}: {err}{hint} — on {case.describe}")
+        if not isinstance(got, (tuple, list)) or len(got) != 3 or not all(isinstance(t, torch.Tensor) for t in got):
+            return Result(False, f"{name} should return three tensors (out, K, V): the output and the updated cache, "
+                                 f"returned {type(got).__name__} — on {case.describe}")
+        want = _cached_attention_step_reference(*case.args)
+        for part, i in (("K", 1), ("V", 2)):
+            if got[i].shape != want[i].shape:
+                old = case.args[3 + i - 1]
+                if got[i].shape == old.shape:
+                    why = f"the cache was returned unchanged: append the new {part.lower()}_t, so it holds T + 1 entries"
+                elif got[i].dim() == want[i].dim() and got[i].shape[-2] != want[i].shape[-2]:
+                    why = f"the new {part.lower()}_t is appended along the wrong dimension: time is dim -2 (B, H, T, d)"
+                else:
+                    why = f"{part} has shape {tuple(got[i].shape)}, expected {tuple(want[i].shape)} = (B, H, T + 1, d)"
+                return Result(False, f"{name}: {why} — on {case.describe}")
+    mistakes_cache = [(lambda *a, i=i: _cached_attention_step_reference(*a, append="front")[i],
+                       "the new key and value are put in front of the cache; they belong at the end (position T), "
+                       "so that position t of the cache is token t. (The output does not show it: attention "
+                       "ignores the order of its keys, but positions and cropping rely on it.)") for i in (1, 2)]
+    for part, i in (("K", 1), ("V", 2)):
+        result = compare(f"{name} ({part})", lambda *a, i=i: fn(*a)[i],
+                         lambda *a, i=i: _cached_attention_step_reference(*a)[i], cases, mistakes=[mistakes_cache[i - 1]])
+        if not result:
+            return result
+    variant = lambda **kw: (lambda *a: _cached_attention_step_reference(*a, **kw)[0])
+    mistakes = [
+        (variant(attend="past"), "the query attends to the cache *before* the new key and value are appended: the "
+                                 "token cannot see itself (append first, then attend over all T + 1 keys)"),
+        (variant(attend="first"), "a causal mask blocks the cache: with one query and T + 1 keys, a top-left causal "
+                                  "mask (is_causal=True, or tril of a (1, T+1) matrix) lets it see key 0 only; the "
+                                  "newest token may see every cached key, so no mask is needed"),
+        (variant(scale="none"), "the scores are not scaled: divide q_t K^T by sqrt(d_k)"),
+        (variant(scale="d"), "the scores are divided by d_k; divide by sqrt(d_k)"),
+        (variant(softmax_dim=-2), "the softmax runs over the queries (dim -2, of size 1): every weight becomes 1; "
+                                  "it must run over the keys, the last dimension"),
+    ]
+    result = compare(f"{name} (out)", lambda *a: fn(*a)[0], variant(), cases, mistakes=mistakes)
+    if not result:
+        return result
+    return Result(True, f"{name}: the output and the updated cache agree with the reference on all {len(cases)} cases")
+
+
+# --- chapter 8 ---------------------------------------------------------------
+
+
+def _apply_rope_reference(x, offset, *, base=10000.0, sign=1.0, pairing="interleaved", exponent=2.0, start=0):
+    """Rotate pair i of position m by sign * m * base^(-exponent * i / d); variants name the classic mistakes.
+
+    ``pairing="interleaved"`` pairs (x_{2i}, x_{2i+1}) (the exercise); ``"half"`` pairs (x_i, x_{i+d/2})
+    (the "rotate_half" convention of GPT-NeoX and LLaMA). ``start`` is added to every position.
+    """
+    T, d = x.shape[-2], x.shape[-1]
+    m = torch.arange(offset + start, offset + start + T, dtype=torch.float64)  # (T,)
+    omega = base ** (-exponent * torch.arange(d // 2, dtype=torch.float64) / d)  # (d/2,)
+    theta = sign * m[:, None] * omega[None]  # (T, d/2)
+    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)
+    if pairing == "interleaved":
+        x1, x2 = x[..., 0::2], x[..., 1::2]  # (..., T, d/2)
+        return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)  # (..., T, d)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (..., T, d)
+
+
+def apply_rope(fn: Callable) -> Result:
+    """Chapter 8: ``fn(x, offset)`` must return the rotary position embedding ``R_m x`` of every row of x.
+
+    ``x`` (..., T, d), d even, holds queries or keys at positions ``m = offset .. offset + T - 1``.
+    Pair i of position m, ``(x_{2i}, x_{2i+1})`` (interleaved), is rotated anticlockwise by
+    ``theta = m * base^(-2i/d)`` with base 10000::
+
+        (x_{2i}, x_{2i+1}) -> (x_{2i} cos theta - x_{2i+1} sin theta,  x_{2i} sin theta + x_{2i+1} cos theta)
+
+    Returns a tensor of the shape of x.
+    """
+    g = torch.Generator().manual_seed(8)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)
+    cases = [
+        Case((r(5, 8), 0), "x (5, 8), offset 0: positions 0..4"),
+        Case((r(2, 3, 4, 6), 0), "x (2, 3, 4, 6): batch and heads, offset 0"),
+        Case((r(3, 8), 7), "x (3, 8), offset 7: positions 7..9 (e.g. new tokens after a cache of 7)"),
+        Case((r(2, 1, 16), 20), "x (2, 1, 16), offset 20: one position, 20"),
+    ]
+    variant = lambda **kw: (lambda x, offset: _apply_rope_reference(x, offset, **kw))
+    mistakes = [
+        (variant(sign=-1.0), "the rotation goes the wrong way (the sign of sin is flipped): "
+                             "x_{2i} cos - x_{2i+1} sin, then x_{2i} sin + x_{2i+1} cos"),
+        (variant(pairing="half"), "this pairs x_i with x_{i+d/2} (the 'rotate_half' split used by GPT-NeoX and "
+                                  "LLaMA): a different convention, equally valid, but not the one asked for here, "
+                                  "which rotates the interleaved pairs (x_{2i}, x_{2i+1})"),
+        (variant(pairing="half", sign=-1.0), "this pairs x_i with x_{i+d/2} ('rotate_half') and also rotates the "
+                                             "wrong way; the exercise asks for interleaved pairs (x_{2i}, x_{2i+1})"),
+        (variant(exponent=1.0), "the frequencies are base^(-i/d); pair i turns at base^(-2i/d) "
+                                "(the exponent runs over the even dimensions 0, 2, 4, ...)"),
+        (lambda x, offset: _apply_rope_reference(x, 0), "the offset is ignored: the rows are at positions "
+                                                        "offset .. offset + T - 1, not 0 .. T - 1"),
+        (variant(start=1), "positions start at offset + 1; the first row is at position offset "
+                           "(with offset 0 it is not rotated at all)"),
+    ]
+    return compare("apply_rope", fn, lambda x, offset: _apply_rope_reference(x, offset), cases,
+                   mistakes=mistakes, rtol=1e-4, atol=1e-5)

@@ -1,5 +1,14 @@
 """Measuring cost: time with warm-up and median, peak memory, parameter counts (chapter 1 on).
 
+Chapter 9 adds the measures of its cost curves: ``time_calls`` (several
+functions timed in interleaved rounds, so that load on a shared machine does
+not bend one curve), ``saved_tensor_bytes`` (the memory autograd keeps for the
+backward pass, counted exactly), ``graph_depth`` (the longest chain of
+dependent operations in the autograd graph: the sequential steps no parallel
+hardware can remove), ``fit_power_law`` / ``fit_slope`` (a straight line on
+log-log axes, y = c x^slope), ``crossover`` (where two cost curves cross) and
+``device_name`` (what measured).
+
 Timings follow the usual discipline: run once or more to warm up (allocations,
 caches, lazy initialisation), then time several repeats and report the
 median, which is robust to the noise of a shared machine. On CUDA the device
@@ -7,11 +16,12 @@ is synchronised before each clock reading.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -52,6 +62,36 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, de
         _sync(device)
         times.append(time.perf_counter() - t0)
     return Timing(statistics.median(times), min(times), max(times), tuple(times))
+
+
+def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None) -> dict:
+    """Time several functions *interleaved* (chapter 9): ``{key: fn}`` -> ``{key: Timing}``.
+
+    Each round calls every function once, in order; ``warmup`` rounds are not timed. On a shared
+    machine a burst of load then slows one call of each function alike, instead of every call of
+    the one function that happened to be running (which would bend a cost curve), and the
+    ``min`` of each ``Timing`` picks a quiet moment for every key.
+    """
+    if not isinstance(fns, dict) or not fns:
+        raise TypeError(f"fns must be a non-empty dict {{key: function}}, got {type(fns).__name__}"
+                        + (" (empty)" if isinstance(fns, dict) else ""))
+    for key, fn in fns.items():
+        if not callable(fn):
+            raise TypeError(f"fns[{key!r}] must be callable, got {type(fn).__name__}")
+    check.positive_int("warmup", warmup, minimum=0)
+    check.positive_int("repeats", repeats)
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[key].append(time.perf_counter() - t0)
+    return {key: Timing(statistics.median(t), min(t), max(t), tuple(t)) for key, t in times.items()}
 
 
 def rss_bytes() -> int:
@@ -109,3 +149,153 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def saved_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of the tensors that autograd saves for the backward pass while ``fn()`` runs (chapter 9).
+
+    Every tensor an operation stores for its gradient passes through a
+    ``torch.autograd.graph.saved_tensors_hooks`` pack hook; each underlying
+    storage is counted once, whole (``q, k, v = qkv.chunk(3)`` are three views
+    of one storage, and ``x * x`` saves ``x`` twice: counted once). Parameters
+    and inputs that an operation saves count too: it is the memory the graph
+    holds, deterministic and the same on every device, unlike a sample of the
+    process's resident memory (``peak_memory``). Temporaries that are freed
+    during the forward pass are not counted. ``fn`` must build the graph (its
+    inputs require grad); it need not call ``backward``.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    storages: dict[tuple, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            s = t.untyped_storage()
+            storages[(t.device.type, t.device.index, s.data_ptr())] = s.nbytes()
+        except (RuntimeError, NotImplementedError):  # tensors without a plain storage: count their elements
+            storages[("id", id(t))] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()  # keep the output (and so the graph and its saved tensors) alive while counting
+    total = sum(storages.values())
+    del out
+    return total
+
+
+def graph_depth(y: torch.Tensor) -> int:
+    """The longest chain of dependent operations from the inputs to ``y`` in its autograd graph (chapter 9).
+
+    Counts backward nodes (one per differentiable operation; the leaves' ``AccumulateGrad`` nodes
+    count 0) on the longest path from ``y.grad_fn`` to a leaf. Operations on that path must run one
+    after another, whatever the hardware: it is the *depth* (span) of the computation, while the
+    number of operations of each kind and their sizes give its *work*. A Python loop over time adds a
+    fixed number of nodes per step; a fused kernel (``nn.LSTM``) is a single node, although its steps
+    still run in sequence inside it.
+    """
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.grad_fn is None:
+        raise ValueError("y has no autograd graph (y.grad_fn is None): compute it from inputs that require grad, "
+                         "outside torch.no_grad()")
+    depth: dict = {}
+    stack = [(y.grad_fn, False)]
+    while stack:  # iterative post-order: a loop over thousands of steps would overflow Python's recursion
+        node, children_done = stack.pop()
+        if node in depth:
+            continue
+        children = [f for f, _ in node.next_functions if f is not None]
+        if children_done:
+            own = 0 if type(node).__name__ == "AccumulateGrad" else 1
+            depth[node] = own + max((depth[c] for c in children), default=0)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if c not in depth)
+    return depth[y.grad_fn]
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``y = coefficient * x ** slope``: a straight line of gradient ``slope`` on log-log axes (chapter 9)."""
+
+    slope: float
+    coefficient: float
+
+    def __call__(self, x):
+        """The fitted y at ``x`` (a number, or anything NumPy can raise to a power)."""
+        import numpy as np
+
+        return self.coefficient * np.asarray(x, dtype=float) ** self.slope
+
+    def __repr__(self) -> str:
+        return f"PowerLaw(y = {self.coefficient:.3g} x^{self.slope:.3f})"
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLaw:
+    """Least-squares fit of ``log y = log c + slope log x`` (chapter 9: cost against length on log-log axes).
+
+    ``x`` and ``y`` are sequences of positive numbers of the same length, at least two distinct ``x``.
+    """
+    xs, ys = [float(v) for v in x], [float(v) for v in y]
+    if len(xs) != len(ys):
+        raise ValueError(f"x and y must have the same length, got {len(xs)} and {len(ys)}")
+    if len(set(xs)) < 2:
+        raise ValueError(f"a slope needs at least two distinct x values, got {xs}")
+    if min(xs) <= 0 or min(ys) <= 0:
+        raise ValueError(f"a log-log fit needs positive x and y, got min(x)={min(xs)} and min(y)={min(ys)}")
+    lx, ly = [math.log(v) for v in xs], [math.log(v) for v in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    slope = sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    return PowerLaw(slope, math.exp(my - slope * mx))
+
+
+def fit_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """The slope of ``y`` against ``x`` on log-log axes: ``fit_power_law(x, y).slope`` (chapter 9)."""
+    return fit_power_law(x, y).slope
+
+
+def crossover(x: Sequence[float], y_a: Sequence[float], y_b: Sequence[float]) -> float | None:
+    """The first ``x`` at which curve ``a`` and curve ``b`` cross, or None if they do not (chapter 9).
+
+    Between the two grid points where ``y_a - y_b`` first changes sign, the curves are
+    interpolated as straight lines on log-log axes (exact for two power laws). ``x`` must be
+    increasing and positive, ``y_a`` and ``y_b`` positive, all three of one length.
+    """
+    xs, a, b = [float(v) for v in x], [float(v) for v in y_a], [float(v) for v in y_b]
+    if not len(xs) == len(a) == len(b) or len(xs) < 2:
+        raise ValueError(f"x, y_a and y_b must have one length of at least 2, got {len(xs)}, {len(a)} and {len(b)}")
+    if any(u >= v for u, v in zip(xs, xs[1:])) or xs[0] <= 0:
+        raise ValueError(f"x must be positive and increasing, got {xs}")
+    if min(a + b) <= 0:
+        raise ValueError("y_a and y_b must be positive (they are compared on log axes)")
+    gap = [math.log(u / v) for u, v in zip(a, b)]  # log(y_a / y_b): its sign says which curve is above
+    for i in range(len(xs)):
+        if gap[i] == 0:
+            return xs[i]
+        if i + 1 < len(xs) and gap[i] * gap[i + 1] < 0:
+            f = gap[i] / (gap[i] - gap[i + 1])  # where the straight line between the two log-gaps reaches 0
+            return math.exp(math.log(xs[i]) + f * (math.log(xs[i + 1]) - math.log(xs[i])))
+    return None
+
+
+def device_name(device=None) -> str:
+    """A one-line description of the hardware that measured (chapter 9): the GPU's name, or the CPU's model
+    and how many threads PyTorch uses. Printed beside live timings, so a reader knows where they come from."""
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    if device.type != "cpu":
+        return str(device)
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    if not model:
+        import platform
+
+        model = platform.processor() or platform.machine() or "unknown"
+    import os
+
+    return f"{model} CPU, {os.cpu_count()} logical cores, {torch.get_num_threads()} PyTorch threads"

@@ -105,3 +105,43 @@ def heatmap(matrix, *, xlabel: str, ylabel: str, xticklabels=None, yticklabels=N
     if colorbar is not None:
         ax.figure.colorbar(im, ax=ax, label=colorbar)
     return _labelled(ax, xlabel, ylabel, title)
+
+
+def power_laws(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    fit_last: int | None = 3,
+    title: str | None = None,
+    ax=None,
+):
+    """Cost against size on log-log axes (chapter 9): measured points, and a fitted power law per series.
+
+    ``series`` maps a name to ``(x, y)``. With ``fit_last = k`` a straight line is fitted (on log-log
+    axes, ``seqlab.measure.fit_power_law``) to the last k points of each series and drawn dashed over
+    them; the legend gives its slope. ``fit_last=None`` draws the points only.
+    """
+    from .measure import fit_power_law
+
+    if not series:
+        raise ValueError("series is empty: nothing to plot")
+    if fit_last is not None and (isinstance(fit_last, bool) or not isinstance(fit_last, int) or fit_last < 2):
+        raise ValueError(f"fit_last must be an int >= 2 (a line needs two points) or None, got {fit_last!r}")
+    ax = ax or plt.subplots()[1]
+    for i, (name, (x, y)) in enumerate(series.items()):
+        if len(x) != len(y):
+            raise ValueError(f"series {name!r}: x has {len(x)} points but y has {len(y)}")
+        color = PALETTE[i % len(PALETTE)]
+        label = name
+        if fit_last is not None and len(x) >= 2:
+            k = min(fit_last, len(x))
+            fit = fit_power_law(x[-k:], y[-k:])
+            xs = np.geomspace(x[-k], x[-1], 20)
+            ax.plot(xs, fit(xs), color=color, ls="--", lw=1.2, alpha=0.8)
+            label = f"{name} (slope {fit.slope:.2f})"
+        ax.plot(x, y, marker="o", ms=4, color=color, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend()
+    return _labelled(ax, xlabel, ylabel, title)

@@ -44,3 +44,123 @@ def test_measure_errors():
         time_call(lambda: None, repeats=0)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         count_parameters("model")
+
+
+# --- chapter 9: saved tensors, graph depth, power-law fits, crossovers -------------------------------
+from seqlab.measure import PowerLaw, crossover, fit_power_law, fit_slope, graph_depth, saved_tensor_bytes  # noqa: E402
+
+
+def test_saved_tensor_bytes_counts_what_linear_saves():
+    B, d_in, d_out = 5, 7, 3
+    layer = torch.nn.Linear(d_in, d_out)
+    x = torch.randn(B, d_in, requires_grad=True)
+    # addmm saves its input (B, d_in) and the weight (d_out, d_in), float32
+    assert saved_tensor_bytes(lambda: layer(x)) == 4 * (B * d_in + d_out * d_in)
+    x64 = torch.randn(B, d_in, dtype=torch.float64, requires_grad=True)
+    assert saved_tensor_bytes(lambda: layer.double()(x64)) == 8 * (B * d_in + d_out * d_in)
+
+
+def test_saved_tensor_bytes_counts_each_storage_once():
+    x = torch.randn(100, requires_grad=True)
+    assert saved_tensor_bytes(lambda: x * x) == 400                      # x saved twice, one storage
+    assert saved_tensor_bytes(lambda: torch.exp(x)) == 400                # exp saves its output
+    assert saved_tensor_bytes(lambda: torch.exp(x) * x) == 800            # exp's output e (saved twice) and x
+    with torch.no_grad():
+        assert saved_tensor_bytes(lambda: x * x) == 0                     # no graph, nothing saved
+    assert saved_tensor_bytes(lambda: x + 1) == 0                         # addition needs nothing for its gradient
+    y = torch.randn(10, 30, requires_grad=True)
+    a, b, c = y.chunk(3, dim=1)                                           # three views of y's storage
+    assert saved_tensor_bytes(lambda: a * b * c) == 10 * 30 * 4 + 10 * 10 * 4   # y's storage once, and a * b
+
+
+def test_saved_tensor_bytes_of_attention_grows_with_the_square():
+    from seqlab.models import scaled_dot_product_attention
+
+    def attention_bytes(n):
+        q = torch.randn(1, n, 8, requires_grad=True)
+        return saved_tensor_bytes(lambda: scaled_dot_product_attention(q, q, q)[0])
+
+    assert attention_bytes(64) >= 64 * 64 * 4                             # the (n, n) weights are kept
+    assert 3.5 < attention_bytes(128) / attention_bytes(64) < 4.1
+
+
+def test_graph_depth_counts_the_longest_chain():
+    x = torch.randn(3, requires_grad=True)
+    assert graph_depth(((x * 2) + 1).sum()) == 3                         # mul, add, sum
+    h = x
+    for _ in range(10):
+        h = torch.tanh(h)
+    assert graph_depth(h) == 10
+    assert graph_depth(x.exp() + h) == 11                                # the longer branch wins
+    assert graph_depth(torch.stack([x * 2 for _ in range(50)]).sum()) == 3   # wide, not deep
+    rnn = torch.nn.RNNCell(3, 4)
+    hs = [torch.zeros(1, 4)]
+    for t in range(20):
+        hs.append(rnn(x[None], hs[-1]))
+    assert graph_depth(hs[20]) - graph_depth(hs[10]) == 10 * (graph_depth(hs[2]) - graph_depth(hs[1]))
+
+
+def test_graph_depth_handles_long_chains_and_errors():
+    x = torch.randn(2, requires_grad=True)
+    h = x
+    for _ in range(5000):                                                # deeper than Python's recursion limit
+        h = h * 0.999
+    assert graph_depth(h) == 5000
+    with pytest.raises(ValueError, match="no autograd graph"):
+        graph_depth(torch.ones(3))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        graph_depth([1.0])
+
+
+def test_fit_power_law_recovers_slope_and_coefficient():
+    xs = [16, 64, 256, 1024]
+    fit = fit_power_law(xs, [3.0 * x**1.5 for x in xs])
+    assert isinstance(fit, PowerLaw)
+    assert abs(fit.slope - 1.5) < 1e-9 and abs(fit.coefficient - 3.0) < 1e-9
+    assert abs(float(fit(100)) - 3.0 * 1000) < 1e-6
+    assert abs(fit_slope(xs, [5.0 / x for x in xs]) + 1.0) < 1e-9
+    noisy = fit_slope([1, 2, 4, 8], [1.0, 2.2, 3.6, 8.4])               # a least-squares fit, not the end points
+    assert 0.9 < noisy < 1.1 and noisy != pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        fit_slope([1, 2], [1, 0])
+    with pytest.raises(ValueError, match="same length"):
+        fit_slope([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="two distinct"):
+        fit_slope([2, 2], [1, 3])
+
+
+def test_crossover_interpolates_on_log_axes():
+    xs = [10, 50, 200, 1000]
+    assert crossover(xs, [x for x in xs], [x * x / 100 for x in xs]) == pytest.approx(100.0)
+    assert crossover(xs, [x * x / 100 for x in xs], [x for x in xs]) == pytest.approx(100.0)
+    assert crossover(xs, [1, 2, 3, 4], [2, 3, 4, 5]) is None
+    assert crossover(xs, [1, 2, 3, 4], [2, 2, 5, 1]) == 50.0             # equal at a grid point
+    with pytest.raises(ValueError, match="increasing"):
+        crossover([2, 1], [1, 1], [1, 1])
+    with pytest.raises(ValueError, match="one length"):
+        crossover([1, 2], [1], [1, 2])
+
+
+def test_device_name_says_where_timings_come_from():
+    from seqlab.measure import device_name
+
+    name = device_name("cpu")
+    assert "CPU" in name and f"{torch.get_num_threads()} PyTorch threads" in name
+    assert device_name() == name
+    with pytest.raises((RuntimeError, TypeError)):
+        device_name(3.5)
+
+
+def test_time_calls_interleaves_rounds():
+    from seqlab.measure import time_calls
+
+    order = []
+    result = time_calls({"a": lambda: order.append("a"), "b": lambda: (order.append("b"), time.sleep(0.01))},
+                        warmup=1, repeats=3)
+    assert order == ["a", "b"] * 4                                       # one warm-up round, then 3 rounds
+    assert set(result) == {"a", "b"} and all(isinstance(t, Timing) and len(t.times) == 3 for t in result.values())
+    assert result["b"].min > 0.009 > result["a"].max
+    with pytest.raises(TypeError, match="non-empty dict"):
+        time_calls({})
+    with pytest.raises(TypeError, match="callable"):
+        time_calls({"a": 3})

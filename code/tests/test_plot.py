@@ -44,3 +44,20 @@ def test_explorer_builds_a_widget_that_calls_the_plot():
     assert seen[-1] == 1.5
     with pytest.raises(ValueError, match="at least one control"):
         explorer(lambda: None)
+
+
+def test_power_laws_draws_points_and_fitted_slopes():
+    xs = [8, 16, 32, 64]
+    ax = plot.power_laws({"linear": (xs, [2 * x for x in xs]), "square": (xs, [x * x for x in xs])},
+                         xlabel="n", ylabel="time (s)", fit_last=3)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["linear (slope 1.00)", "square (slope 2.00)"]
+    assert len(ax.get_lines()) == 4                                        # points and a fitted line per series
+    fitted = ax.get_lines()[2]                                             # the square's fit spans the last 3 points
+    assert fitted.get_xdata()[0] == pytest.approx(16) and fitted.get_xdata()[-1] == pytest.approx(64)
+    ax = plot.power_laws({"a": (xs, xs)}, xlabel="n", ylabel="y", fit_last=None)
+    assert len(ax.get_lines()) == 1
+    with pytest.raises(ValueError, match="fit_last"):
+        plot.power_laws({"a": (xs, xs)}, xlabel="n", ylabel="y", fit_last=1)
+    plt.close("all")

@@ -7,6 +7,7 @@ from seqlab.data import (
     AssociativeRecall,
     CopyTask,
     DelayedRecall,
+    MarkerOrder,
     RepeatedSequence,
     SelectiveCopy,
     memoryless_accuracy,
@@ -19,6 +20,7 @@ TOKEN_TASKS = [
     AssociativeRecall(n_pairs=3, length=12, vocab=16),
     RepeatedSequence(length=6, vocab=5),
     RepeatedSequence(length=6, vocab=5, score="all"),
+    MarkerOrder(length=7, vocab=3),
 ]
 
 
@@ -86,6 +88,38 @@ def test_repeated_sequence_hand_checked():
     assert torch.equal(first[:, :3], x[:, 1:4]) and (first[:, 3:] == IGNORE).all()
 
 
+def test_marker_order_hand_checked():
+    task = MarkerOrder(length=9, vocab=4)
+    x, y = task.sample(200, 6)
+    assert x.shape == (200, 9) and task.input_vocab == 7 and task.chance == 0.5
+    assert ((x == task.marker_a).sum(1) == 1).all() and ((x == task.marker_b).sum(1) == 1).all()
+    assert (x[:, -1] == task.query).all() and (x[:, :-1] < task.query).all()
+    pos_a, pos_b = (x == task.marker_a).float().argmax(1), (x == task.marker_b).float().argmax(1)
+    assert torch.equal(y[:, -1], (pos_b < pos_a).long())
+    assert (y[:, :-1] == IGNORE).all()
+    assert 0.4 < y[:, -1].float().mean() < 0.6  # both answers occur about equally often
+    for row in x[:5]:
+        filler = row[(row != task.marker_a) & (row != task.marker_b)][:-1]
+        assert ((0 <= filler) & (filler < 4)).all()
+    assert abs(memoryless_accuracy(task) - 0.5) < 0.05  # the query token alone says nothing
+
+
+def test_marker_order_swap_keeps_the_tokens_and_flips_the_answer():
+    task = MarkerOrder(length=6, vocab=3)
+    x, y = task.sample(50, 1)
+    x2, y2 = task.swapped(x, y)
+    assert torch.equal(x.sort(1).values, x2.sort(1).values)  # the same multiset in every row
+    assert not torch.equal(x, x2)
+    assert torch.equal(y2[:, -1], 1 - y[:, -1]) and (y2[:, :-1] == IGNORE).all()
+    assert torch.equal(task.swapped(x2), x)
+    pos_a2 = (x2 == task.marker_a).float().argmax(1)
+    assert torch.equal(pos_a2, (x == task.marker_b).float().argmax(1))
+    with pytest.raises(TypeError, match="integer tensor"):
+        task.swapped(x.float())
+    with pytest.raises(ValueError, match="same shape"):
+        task.swapped(x, y[:, :-1])
+
+
 def test_adding_problem_hand_checked():
     x, y = AddingProblem(length=10).sample(32, 0)
     assert x.shape == (32, 10, 2) and y.shape == (32,)
@@ -135,6 +169,7 @@ def test_memoryless_predictor_finds_a_dependence_on_the_current_token():
         (lambda: AssociativeRecall(n_pairs=9, vocab=16), "n_pairs must be <= vocab/2"),
         (lambda: AssociativeRecall(n_pairs=8, length=16), "length must exceed 2\\*n_pairs"),
         (lambda: RepeatedSequence(score="middle"), "score must be"),
+        (lambda: MarkerOrder(length=2), "length must be >= 3"),
         (lambda: CopyTask().sample(0), "batch_size must be >= 1"),
         (lambda: CopyTask().sample(4, generator="seed"), "generator must be"),
     ],

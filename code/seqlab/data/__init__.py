@@ -7,6 +7,7 @@ from .tasks import (
     AssociativeRecall,
     CopyTask,
     DelayedRecall,
+    MarkerOrder,
     RepeatedSequence,
     SelectiveCopy,
     TokenTask,
@@ -15,7 +16,7 @@ from .tasks import (
 )
 
 __all__ = [
-    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "RepeatedSequence",
+    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence",
     "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
     "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
     "DNA", "chirp", "decode_dna", "dna_with_motif", "seasonal_series",

@@ -230,6 +230,62 @@ class RepeatedSequence(TokenTask):
 
 
 @dataclass(frozen=True)
+class MarkerOrder(TokenTask):
+    """Which marker comes first? A task that needs order and nothing else (chapter 8).
+
+    ``x`` has ``length`` tokens: ``length - 1`` random filler symbols from ``[0, V)``
+    among which the two markers ``A = V`` and ``B = V + 1`` stand once each, at two
+    distinct random places, then the query ``Q = V + 2``. Only the last step is
+    scored: the target is 0 when A comes before B and 1 when B comes first.
+
+    The two answers use the same tokens in a different order (``swapped(x)``
+    exchanges the markers and so flips the label), so a model that sees the
+    inputs as a set, such as self-attention with no positions and no causal
+    mask, is at chance, 0.5, whatever it learns.
+    """
+
+    length: int = 16
+    vocab: int = 8
+
+    def __post_init__(self):
+        check.positive_int("length", self.length, minimum=3)
+        check.positive_int("vocab", self.vocab)
+
+    input_vocab = property(lambda self: self.vocab + 3)
+    n_classes = 2
+    marker_a = property(lambda self: self.vocab)
+    marker_b = property(lambda self: self.vocab + 1)
+    query = property(lambda self: self.vocab + 2)
+
+    def _sample(self, B, g):
+        L = self.length
+        x = _randint(self.vocab, (B, L), g)  # (B, L): fillers
+        where = torch.rand(B, L - 1, generator=g).argsort(dim=1)[:, :2]  # (B, 2): distinct places for A and B
+        rows = torch.arange(B)
+        x[rows, where[:, 0]] = self.marker_a
+        x[rows, where[:, 1]] = self.marker_b
+        x[:, -1] = self.query
+        y = torch.full_like(x, IGNORE)
+        y[:, -1] = (where[:, 1] < where[:, 0]).long()  # 1: B comes first
+        return x, y
+
+    def swapped(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """``x`` with the markers A and B exchanged: the same multiset of tokens, the other answer.
+
+        Returns ``x'``, or ``(x', y')`` with the scored targets flipped when ``y`` is given.
+        """
+        check.tensor("x", x, ndim=2, dtype="long")
+        a, b = self.marker_a, self.marker_b
+        x2 = torch.where(x == a, b, torch.where(x == b, a, x))  # (B, L)
+        if y is None:
+            return x2
+        check.tensor("y", y, ndim=2, dtype="long")
+        if y.shape != x.shape:
+            raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        return x2, torch.where(y == IGNORE, y, 1 - y)
+
+
+@dataclass(frozen=True)
 class AddingProblem:
     """The adding problem (Hochreiter & Schmidhuber, 1997).
 

@@ -135,10 +135,14 @@ class SelfAttention(MultiHeadAttention):
         if self.alibi:  # -s_h (m - n): (H, T, T_k) -> (B, H, T, T_k)
             bias = alibi_bias(T, T_k, H, offset, x.dtype, x.device)[None].expand(B, H, T, T_k)
         if fast:  # PyTorch's fused kernel; a float mask carries both the bias and the -inf of forbidden keys
-            attn_mask = allowed
-            if bias is not None:
-                attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask), None  # (B, H, T, d_head)
+            if causal and offset == 0 and mask is None and bias is None:  # no (T, T) mask tensor to keep
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, d_head)
+            else:
+                attn_mask = allowed
+                if bias is not None:
+                    attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, d_head)
+            weights = None
         else:
             out, weights = scaled_dot_product_attention(q, k, v, mask=allowed, bias=bias)  # (B, H, T, d_head)
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d): heads concatenated
