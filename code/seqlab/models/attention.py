@@ -66,6 +66,15 @@ def padding_mask(lengths, T: int | None = None) -> torch.Tensor:
     return torch.arange(T, device=lengths.device) < lengths[:, None]  # (B, T)
 
 
+def _check_score_shape(name: str, x: torch.Tensor, T_q: int, T_k: int, lead: tuple) -> None:
+    """A mask or bias on the scores has exactly the shape (T_q, T_k) or (..., T_q, T_k): no broadcasting."""
+    shapes = {(T_q, T_k), (*lead, T_q, T_k)}
+    if tuple(x.shape) not in shapes:
+        want = " or ".join(str(s) for s in sorted(shapes, key=len))
+        raise ValueError(f"{name} must have shape (T_q, T_k) or (..., T_q, T_k) = {want} (no broadcasting), "
+                         f"got shape {tuple(x.shape)}")
+
+
 def _allowed(mask, causal: bool, T_q: int, T_k: int, lead: tuple, device) -> torch.Tensor | None:
     """The bool tensor of allowed (query, key) pairs from ``mask`` and ``causal``, checked; None if all are."""
     if not isinstance(causal, bool):
@@ -76,11 +85,7 @@ def _allowed(mask, causal: bool, T_q: int, T_k: int, lead: tuple, device) -> tor
             raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
-        shapes = {(T_q, T_k), (*lead, T_q, T_k)}
-        if tuple(mask.shape) not in shapes:
-            want = " or ".join(str(s) for s in sorted(shapes, key=len))
-            raise ValueError(f"mask must have shape (T_q, T_k) or (..., T_q, T_k) = {want} (no broadcasting), "
-                             f"got shape {tuple(mask.shape)}")
+        _check_score_shape("mask", mask, T_q, T_k, lead)
         allowed = mask
     if causal:  # top-left aligned, like F.scaled_dot_product_attention(is_causal=True): query i sees keys 0..i
         tri = torch.ones(T_q, T_k, dtype=torch.bool, device=device).tril()
@@ -128,11 +133,7 @@ def _check_bias(bias, T_q: int, T_k: int, lead: tuple, dtype) -> None:
         raise TypeError(f"bias must be a floating-point tensor added to the scores, got {got}")
     if bias.dtype != dtype:
         raise TypeError(f"bias must have the dtype of q, {dtype}, got {bias.dtype}")
-    shapes = {(T_q, T_k), (*lead, T_q, T_k)}
-    if tuple(bias.shape) not in shapes:
-        want = " or ".join(str(s) for s in sorted(shapes, key=len))
-        raise ValueError(f"bias must have shape (T_q, T_k) or (..., T_q, T_k) = {want} (no broadcasting), "
-                         f"got shape {tuple(bias.shape)}")
+    _check_score_shape("bias", bias, T_q, T_k, lead)
 
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
