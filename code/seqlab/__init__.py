@@ -11,11 +11,14 @@ checkers), ``probes`` (gradients through time), ``bptt`` (backpropagation
 through time by hand), ``widgets`` (interactive explorers).
 """
 from . import bptt, check, data, measure, models, plot, probes, train, widgets
-from .config import current_scale, get_device, progress_enabled, scale, seed_everything
+from .config import (configure_threads, current_scale, get_device, progress_enabled, scale, seed_everything,
+                     seed_offset)
 
 __version__ = "0.1.0"
 
+configure_threads()  # one intra-op thread unless SEQLAB_THREADS says otherwise (see configure_threads)
+
 __all__ = [
     "bptt", "check", "data", "measure", "models", "plot", "probes", "train", "widgets",
-    "current_scale", "get_device", "progress_enabled", "scale", "seed_everything", "__version__",
+    "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
 ]

@@ -7,6 +7,12 @@ visible call::
 
 ``quick`` is chosen on a CPU and ``full`` on a GPU; the environment variable
 ``SEQLAB_SCALE=quick|full`` overrides the choice.
+
+Two more environment variables make a chapter's claims checkable on any
+machine: ``SEQLAB_SEED_OFFSET`` shifts every seed given to ``seed_everything``
+(``make test-seeds`` reruns the chapters under several offsets, so an assert
+that holds only for the committed seed fails), and ``SEQLAB_THREADS`` sets
+PyTorch's intra-op thread count (``configure_threads``).
 """
 from __future__ import annotations
 
@@ -67,13 +73,28 @@ def scale(quick: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(scale=name, **(quick if name == "quick" else full))
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA); return a fresh ``torch.Generator``.
+def seed_offset() -> int:
+    """The integer ``SEQLAB_SEED_OFFSET`` (default 0) that ``seed_everything`` adds to every seed (chapter 1)."""
+    raw = os.environ.get("SEQLAB_SEED_OFFSET", "").strip()
+    if raw == "":
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"SEQLAB_SEED_OFFSET must be an integer, got {raw!r}") from None
 
-    Chapters call this once at the top, so that two runs print the same numbers.
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) with ``seed + seed_offset()``; return a fresh ``torch.Generator``.
+
+    Chapters call this once at the top, so that two runs print the same numbers
+    (chapter 1). ``SEQLAB_SEED_OFFSET`` shifts every seed at once, so the same
+    chapter can be rerun with other seeds: a claim asserted on the page must
+    hold for any of them.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = seed + seed_offset()
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -88,3 +109,65 @@ def progress_enabled() -> bool:
     built pages and logs).
     """
     return os.environ.get("SEQLAB_PROGRESS", "1") not in ("0", "false", "no", "")
+
+
+# ---------------------------------------------------------------- threads
+DEFAULT_THREADS = 1
+
+
+def cpu_quota() -> int | None:
+    """The CPUs this process may use: the scheduler affinity capped by the cgroup CPU quota, or None if unknown.
+
+    Containers (Binder, CI runners) report the host's cores in ``os.cpu_count()``
+    but grant one or two through ``/sys/fs/cgroup/cpu.max`` (cgroup v2) or
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (cgroup v1); PyTorch ignores the quota.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count()
+    quota = None
+    try:
+        text = open("/sys/fs/cgroup/cpu.max").read().split()
+        if text and text[0] != "max":
+            quota = int(text[0]) / int(text[1])
+    except (OSError, ValueError, IndexError):
+        try:
+            q = int(open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read())
+            p = int(open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read())
+            if q > 0 and p > 0:
+                quota = q / p
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        n = min(n or 1, max(1, int(quota)))
+    return n
+
+
+def configure_threads(threads: int | str | None = None) -> int:
+    """Set PyTorch's intra-op thread count and return it (chapter 9 measures why it matters).
+
+    ``threads`` (or, when it is None, ``SEQLAB_THREADS``) is a positive int or
+    ``"auto"`` (every CPU the cgroup quota grants, see ``cpu_quota``). The
+    default is ``DEFAULT_THREADS`` = 1: for the course's small models one
+    thread is as fast as two on a 2-core machine and, beside a busy process,
+    several times faster, because PyTorch's OpenMP threads spin at every
+    barrier when they cannot all run (``code/benchmarks/threads.py`` measures
+    both). ``import seqlab`` calls this once.
+    """
+    if threads is None:
+        threads = os.environ.get("SEQLAB_THREADS", "").strip() or DEFAULT_THREADS
+    if isinstance(threads, str):
+        if threads == "auto":
+            threads = cpu_quota() or 1
+        else:
+            try:
+                threads = int(threads)
+            except ValueError:
+                raise ValueError(f"SEQLAB_THREADS must be a positive integer or 'auto', got {threads!r}") from None
+    if not isinstance(threads, int) or isinstance(threads, bool):
+        raise TypeError(f"threads must be a positive int or 'auto', got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be a positive int or 'auto', got {threads}")
+    torch.set_num_threads(threads)
+    return threads

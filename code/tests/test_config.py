@@ -1,3 +1,4 @@
+import os
 import random
 
 import pytest
@@ -68,3 +69,34 @@ def test_public_objects_have_docstrings():
             obj = getattr(module, name)
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__.startswith("seqlab"):
                 assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
+
+
+def test_seed_offset_shifts_every_seed(monkeypatch):
+    monkeypatch.setenv("SEQLAB_SEED_OFFSET", "3")
+    assert seqlab.seed_offset() == 3
+    seed_everything(4)
+    shifted = torch.rand(3)
+    monkeypatch.delenv("SEQLAB_SEED_OFFSET")
+    seed_everything(7)
+    assert torch.equal(shifted, torch.rand(3))
+    seed_everything(4)
+    assert not torch.equal(shifted, torch.rand(3))
+    monkeypatch.setenv("SEQLAB_SEED_OFFSET", "two")
+    with pytest.raises(ValueError, match="SEQLAB_SEED_OFFSET must be an integer"):
+        seed_everything(0)
+
+
+def test_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SEQLAB_THREADS", "2")
+        assert seqlab.configure_threads() == 2 and torch.get_num_threads() == 2
+        monkeypatch.delenv("SEQLAB_THREADS")
+        assert seqlab.configure_threads() == seqlab.config.DEFAULT_THREADS == torch.get_num_threads()
+        n = seqlab.configure_threads("auto")
+        assert 1 <= n <= (os.cpu_count() or 1) and n == seqlab.config.cpu_quota()
+        for bad, err in (("0", ValueError), ("many", ValueError), (0, ValueError), (1.5, TypeError)):
+            with pytest.raises(err, match="positive"):
+                seqlab.configure_threads(bad)
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,29 @@
+"""Sequence mixers as functions: one file per family, every form with one signature (chapters 2–14).
+
+A *family* is one way of mixing information along time — a recurrent cell,
+softmax attention, linear attention, a state-space scan, a gated linear
+recurrence. Each family module in this package exposes its *forms* side by
+side, in the manner of Mamba's ``selective_scan_ref`` beside its kernel and
+flash-linear-attention's ``ops/<family>/{naive, chunk, fused_recurrent}.py``:
+
+    loop      the readable reference: one Python step per time step
+    parallel  all time steps at once (masked matrix products, a convolution, a scan)
+    chunked   parallel inside chunks, recurrent across them (any T)
+    step      one time step: (x_t, state) -> (y_t, state), what streaming inference runs
+    fused     PyTorch's own kernel, where there is one (nn.LSTM's, SDPA)
+
+Every form of a family takes the same inputs and parameters and an optional
+``state`` (None means "start from zeros / empty"), and returns ``(y, state)``:
+``y`` has a time axis at dim 1 and ``state`` is whatever the family carries
+from one step to the next — an RNN's ``h``, an LSTM's ``(h, c)``, a KV cache
+``(K, V)``, a linear-attention matrix ``S``, an SSM's ``h``. Because all of
+them are "the state", a hybrid stack interleaves layers without special cases.
+
+``registry`` holds the families; ``code/tests/test_equivalence.py`` runs every
+pair of forms of every registered family over one grid of awkward shapes and
+compares outputs, final states and the gradients of every input, parameter
+and initial state. A family added to the registry gets the whole battery.
+"""
+from .registry import FAMILIES, GRID, Case, Family, Problem, register_family, run_form
+
+__all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form"]
