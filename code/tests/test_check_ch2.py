@@ -17,7 +17,7 @@ def test_a_correct_rnn_step_passes():
 def test_the_reference_is_torchs_rnn_cell():
     cell = nn.RNNCell(4, 3)
     x, h = torch.randn(2, 4), torch.randn(2, 3)
-    ours = check._rnn_step_reference(x, h, cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh)
+    ours = check.ch02._rnn_step_reference(x, h, cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh)
     torch.testing.assert_close(ours, cell(x, h))
 
 

@@ -1,7 +1,7 @@
 import torch
 
 from seqlab import check
-from seqlab.check import _gru_step_reference
+from seqlab.check.ch04 import _gru_step_reference
 
 
 def test_gru_step_checker_accepts_the_torch_cell():

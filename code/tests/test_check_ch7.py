@@ -22,11 +22,11 @@ def test_seqlab_block_structure_is_what_the_checker_calls_pre_norm():
     block = TransformerBlock(8, 2, norm_first=True).double()
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     attn = lambda h: block.attn(h)[0]
-    want = check._pre_norm_block_reference(x, attn, block.ffn, block.norm1, block.norm2)
+    want = check.ch07._pre_norm_block_reference(x, attn, block.ffn, block.norm1, block.norm2)
     torch.testing.assert_close(block(x), want)
     post = TransformerBlock(8, 2, norm_first=False).double()
     post.load_state_dict(block.state_dict())
-    torch.testing.assert_close(post(x), check._pre_norm_block_reference(x, attn, block.ffn, block.norm1, block.norm2,
+    torch.testing.assert_close(post(x), check.ch07._pre_norm_block_reference(x, attn, block.ffn, block.norm1, block.norm2,
                                                                           form="post"))
 
 

@@ -1,0 +1,104 @@
+"""Exercise checkers of chapter 9: ``cached_attention_step``."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .core import Case, Result, compare
+
+
+def _cached_attention_step_reference(q_t, k_t, v_t, K_cache, V_cache, *, append="end", attend="all", scale="sqrt",
+                                     softmax_dim=-1):
+    """One decoding step with a key/value cache: append (k_t, v_t) to the cache, then attend over all T + 1 keys."""
+    if append == "end":
+        K, V = torch.cat([K_cache, k_t], dim=-2), torch.cat([V_cache, v_t], dim=-2)  # (B, H, T + 1, d)
+    else:  # "front": the new key first (same output, wrong cache order)
+        K, V = torch.cat([k_t, K_cache], dim=-2), torch.cat([v_t, V_cache], dim=-2)
+    K_att, V_att = (K_cache, V_cache) if attend == "past" else (K, V)  # "past": attends before appending
+    d_k = q_t.shape[-1]
+    s = q_t @ K_att.transpose(-2, -1) / {"sqrt": math.sqrt(d_k), "none": 1.0, "d": d_k}[scale]  # (B, H, 1, T_k)
+    if attend == "first":  # a top-left causal mask: the single query (row 0) may see key 0 only
+        s = s.masked_fill(torch.arange(s.shape[-1]) > 0, float("-inf"))
+    w = torch.softmax(s, dim=softmax_dim)  # (B, H, 1, T_k)
+    return w @ V_att, K, V  # (B, H, 1, d_v), (B, H, T + 1, d_k), (B, H, T + 1, d_v)
+
+
+def _cached_attention_step_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(9)
+
+    def make(B, H, T, d_k, d_v, describe, spread=1.0):
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        return Case((r(B, H, 1, d_k) * spread, r(B, H, 1, d_k) * spread, r(B, H, 1, d_v),
+                     r(B, H, T, d_k) * spread, r(B, H, T, d_v)), describe)
+
+    return [make(2, 2, 5, 4, 4, "q_t, k_t, v_t (2, 2, 1, 4), a cache K, V (2, 2, 5, 4)"),
+            make(1, 3, 7, 8, 3, "q_t, k_t (1, 3, 1, 8), v_t (1, 3, 1, 3), a cache of T = 7 (d_v = 3)", spread=1.5),
+            make(2, 1, 0, 4, 4, "the first token: an empty cache, K and V of shape (2, 1, 0, 4)")]
+
+
+def cached_attention_step(fn: Callable) -> Result:
+    """Chapter 9: one decoding step of attention with a key/value cache.
+
+    ``fn(q_t, k_t, v_t, K_cache, V_cache)`` gets the new token's query, key and value
+    (B, H, 1, d_k), (B, H, 1, d_k), (B, H, 1, d_v) and the cache of the T earlier keys and
+    values (B, H, T, d_k), (B, H, T, d_v) (T may be 0). It must append the new key and value at
+    the end of the time dimension, then attend with the single query over all T + 1 keys:
+    ``out = softmax(q_t K^T / sqrt(d_k)) V``. Returns ``(out (B, H, 1, d_v), K (B, H, T+1, d_k), V (B, H, T+1, d_v))``.
+    """
+    name = "cached_attention_step"
+    if not callable(fn):
+        return Result(False, f"{name}: expected a function, got {type(fn).__name__}")
+    cases = _cached_attention_step_cases()
+    for case in cases:
+        try:
+            got = fn(*case.args)
+        except NotImplementedError:
+            return Result(False, f"{name}: not implemented yet (it raised NotImplementedError)")
+        except Exception as err:
+            text = str(err)
+            hint = ""
+            if "Sizes of tensors must match" in text or "must match the size" in text or "size mismatch" in text:
+                hint = (" — is the new key appended along the wrong dimension? The cache grows in time: "
+                        "torch.cat([K_cache, k_t], dim=-2)")
+            return Result(False, f"{name} raised {type(err).__name__}: {err}{hint} — on {case.describe}")
+        if not isinstance(got, (tuple, list)) or len(got) != 3 or not all(isinstance(t, torch.Tensor) for t in got):
+            return Result(False, f"{name} should return three tensors (out, K, V): the output and the updated cache, "
+                                 f"returned {type(got).__name__} — on {case.describe}")
+        want = _cached_attention_step_reference(*case.args)
+        for part, i in (("K", 1), ("V", 2)):
+            if got[i].shape != want[i].shape:
+                old = case.args[3 + i - 1]
+                if got[i].shape == old.shape:
+                    why = f"the cache was returned unchanged: append the new {part.lower()}_t, so it holds T + 1 entries"
+                elif got[i].dim() == want[i].dim() and got[i].shape[-2] != want[i].shape[-2]:
+                    why = f"the new {part.lower()}_t is appended along the wrong dimension: time is dim -2 (B, H, T, d)"
+                else:
+                    why = f"{part} has shape {tuple(got[i].shape)}, expected {tuple(want[i].shape)} = (B, H, T + 1, d)"
+                return Result(False, f"{name}: {why} — on {case.describe}")
+    mistakes_cache = [(lambda *a, i=i: _cached_attention_step_reference(*a, append="front")[i],
+                       "the new key and value are put in front of the cache; they belong at the end (position T), "
+                       "so that position t of the cache is token t. (The output does not show it: attention "
+                       "ignores the order of its keys, but positions and cropping rely on it.)") for i in (1, 2)]
+    for part, i in (("K", 1), ("V", 2)):
+        result = compare(f"{name} ({part})", lambda *a, i=i: fn(*a)[i],
+                         lambda *a, i=i: _cached_attention_step_reference(*a)[i], cases, mistakes=[mistakes_cache[i - 1]])
+        if not result:
+            return result
+    variant = lambda **kw: (lambda *a: _cached_attention_step_reference(*a, **kw)[0])
+    mistakes = [
+        (variant(attend="past"), "the query attends to the cache *before* the new key and value are appended: the "
+                                 "token cannot see itself (append first, then attend over all T + 1 keys)"),
+        (variant(attend="first"), "a causal mask blocks the cache: with one query and T + 1 keys, a top-left causal "
+                                  "mask (is_causal=True, or tril of a (1, T+1) matrix) lets it see key 0 only; the "
+                                  "newest token may see every cached key, so no mask is needed"),
+        (variant(scale="none"), "the scores are not scaled: divide q_t K^T by sqrt(d_k)"),
+        (variant(scale="d"), "the scores are divided by d_k; divide by sqrt(d_k)"),
+        (variant(softmax_dim=-2), "the softmax runs over the queries (dim -2, of size 1): every weight becomes 1; "
+                                  "it must run over the keys, the last dimension"),
+    ]
+    result = compare(f"{name} (out)", lambda *a: fn(*a)[0], variant(), cases, mistakes=mistakes)
+    if not result:
+        return result
+    return Result(True, f"{name}: the output and the updated cache agree with the reference on all {len(cases)} cases")
