@@ -44,8 +44,8 @@ def _fresh(problem: ops.Problem) -> tuple[ops.Problem, list[torch.Tensor]]:
             return type(s)(tree(x) for x in s)
         return leaf(s)
 
-    new = ops.Problem(inputs={k: leaf(v) for k, v in problem.inputs.items()},
-                      params={k: leaf(v) for k, v in problem.params.items()},
+    new = ops.Problem(inputs={k: tree(v) for k, v in problem.inputs.items()},
+                      params={k: tree(v) for k, v in problem.params.items()},
                       state=tree(problem.state), options=dict(problem.options))
     return new, leaves
 

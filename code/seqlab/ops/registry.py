@@ -10,7 +10,9 @@ A family module registers itself at import::
 
 ``make(case, generator)`` returns a ``Problem``: the inputs (tensors with a
 time axis at dim 1), the parameters, an initial state when
-``case.with_state`` (else None) and any non-tensor options. ``run_form``
+``case.with_state`` (else None) and any non-tensor options. A parameter
+may be a tensor or a tuple/list of tensors (one entry per layer, say); the
+harness differentiates every floating tensor it finds. ``run_form``
 calls one form on a problem as ``form(**inputs, **params, state=state,
 **options)`` and must return ``(y, final_state)``; a state is a tensor, a
 tuple of tensors, or None.
