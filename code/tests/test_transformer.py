@@ -1,10 +1,10 @@
-"""seqlab's Transformer equals PyTorch's, and its cache, positions and fast path keep their promises.
+"""seqlab's Transformer equals PyTorch's, and its cache, positions and attention modes keep their promises.
 
 ``TransformerBlock.from_torch`` copies an ``nn.TransformerEncoderLayer``; outputs and every
 gradient agree for Pre-Norm and Post-Norm, ReLU and GELU, with and without a causal mask,
 over awkward shapes. ``GPT`` with a key/value cache equals ``GPT`` without it (logits
-chunk by chunk, and sampled tokens), for every positional scheme; the fused attention
-path equals the manual one; the model is causal. Every bad input has its error.
+chunk by chunk, and sampled tokens), for every positional scheme; every attention mode
+(loop, step, fused) equals the parallel one; the model is causal. Every bad input has its error.
 """
 import pytest
 import torch
@@ -115,15 +115,29 @@ def test_generate_with_cache_equals_without(positions):
     assert torch.equal(with_cache[:3], prompt) and len(with_cache) == 23
     greedy = [model.generate(prompt, 12, temperature=0, use_cache=u) for u in (True, False)]
     assert torch.equal(*greedy)
-    fast = model.generate(prompt, 20, generator=torch.Generator().manual_seed(3), fast=True)
-    assert torch.equal(fast, with_cache)
+    fused = model.generate(prompt, 20, generator=torch.Generator().manual_seed(3), mode="fused")
+    assert torch.equal(fused, with_cache)
 
 
+@pytest.mark.parametrize("mode", ["loop", "step", "fused"])
 @pytest.mark.parametrize("positions", ENCODINGS)
-def test_fast_path_equals_manual(positions):
+def test_every_mode_equals_parallel_with_and_without_cache(positions, mode):
     model = small_gpt(positions)
     x = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(model(x, fast=True), model(x), atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(model(x, mode=mode), model(x), atol=1e-10, rtol=1e-9)
+    cache = model.new_cache()
+    parts = [model(x[:, a:b], cache=cache, mode=mode) for a, b in ((0, 3), (3, 4), (4, 8))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), model(x), atol=1e-10, rtol=1e-9)
+
+
+def test_unknown_mode_names_the_choices():
+    with pytest.raises(ValueError, match="mode must be one of 'loop', 'parallel', 'step', 'fused', got 'fast'"):
+        GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=1), mode="fast")
+    model = small_gpt("none")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        model(torch.tensor([[1, 2]]), mode=True)
+    with pytest.raises(ValueError, match="step form is causal only"):
+        TransformerBlock(8, 2)(torch.randn(1, 3, 8), mode="step")
 
 
 @pytest.mark.parametrize("positions", ENCODINGS)

@@ -25,5 +25,6 @@ compares outputs, final states and the gradients of every input, parameter
 and initial state. A family added to the registry gets the whole battery.
 """
 from .registry import FAMILIES, GRID, Case, Family, Problem, register_family, run_form
+from . import attention, recurrent  # noqa: E402  (importing a family module registers its families)
 
-__all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form"]
+__all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form", "attention", "recurrent"]
