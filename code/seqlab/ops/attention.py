@@ -24,7 +24,7 @@ sequence. ``need_weights=True`` adds the attention weights (B, H, T, T_past + T)
 as a third value, or None where the form has none (the fused kernel):
 
     loop      the reference: one query at a time, over the keys it may see
-    parallel  every query at once: masked Q K^T / sqrt(d) softmax, ``scaled_dot_product_attention`` below
+    parallel  every query at once: masked Q K^T / sqrt(d) softmax, the equation of ``scaled_dot_product_attention``
     step      one new token at a time with ``attention_step`` (causal only): what generation runs
     fused     PyTorch's ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels where they apply)
 
@@ -143,7 +143,11 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     T_q, d_k, T_k = q.shape[-2], q.shape[-1], k.shape[-2]
     allowed = _allowed(mask, causal, T_q, T_k, tuple(q.shape[:-2]), q.device)
     _check_bias(bias, T_q, T_k, tuple(q.shape[:-2]), q.dtype)
-    scale = _scale(scale, d_k)
+    return _softmax_attention(q, k, v, allowed, bias, _scale(scale, d_k))
+
+
+def _softmax_attention(q, k, v, allowed, bias, scale: float):
+    """The equation on checked arguments: ``(softmax(q k^T * scale + bias, masked) v, the weights)``."""
     scores = q @ k.transpose(-2, -1) * scale  # (..., T_q, T_k)
     if bias is not None:
         scores = scores + bias
@@ -224,7 +228,7 @@ def attention_parallel(q, k, v, state=None, *, causal: bool = True, mask=None, b
     key is visible, and new key j to new query i when j <= i.
     """
     K, V, allowed, scale, _ = _prepare(q, k, v, state, causal, mask, bias, scale)
-    y, weights = scaled_dot_product_attention(q, K, V, mask=allowed, bias=bias, scale=scale)  # (B, H, T, d_v)
+    y, weights = _softmax_attention(q, K, V, allowed, bias, scale)  # as scaled_dot_product_attention: (B, H, T, d_v)
     return (y, (K, V), weights) if need_weights else (y, (K, V))
 
 
