@@ -550,3 +550,32 @@ def test_runs_on_device(device):
     logits, weights = model(src, tgt_in, lengths)
     ids, _ = model.greedy_decode(src, 6, task.bos, lengths)
     assert logits.device.type == weights.device.type == ids.device.type == torch.device(device).type
+
+
+# ---------------------------------------------------------------- the forms of seqlab.ops.attention
+def test_attention_forms_with_masks_cross_attention_and_weights():
+    """Beyond the equivalence grid: bool masks, T_q != T_k, the weights of the loop and parallel forms."""
+    from seqlab.ops import attention as A
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 4, generator=g, dtype=torch.float64) for n in (5, 7, 7))
+    mask = random_allowed((2, 3, 5, 7), g)
+    for causal in (False, True):
+        ref, (K, V), w_ref = A.attention_parallel(q, k, v, causal=causal, mask=mask, need_weights=True)
+        assert K is k and V is v
+        y, _, w = A.attention_loop(q, k, v, causal=causal, mask=mask, need_weights=True)
+        torch.testing.assert_close(y, ref, **TOL[torch.float64])
+        torch.testing.assert_close(w, w_ref, **TOL[torch.float64])
+        y, _, none = A.attention_fused(q, k, v, causal=causal, mask=mask, need_weights=True)
+        torch.testing.assert_close(y, ref, **TOL[torch.float64])
+        assert none is None
+    with pytest.raises(ValueError, match="one new key per new query"):
+        A.attention_steps(q, k, v)
+    with pytest.raises(ValueError, match="causal only"):
+        A.attention_steps(q, q, q, causal=False)
+    with pytest.raises(ValueError, match="takes no mask"):
+        A.attention_steps(q, q, q, mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"key/value cache \(K_past, V_past\)"):
+        A.attention_parallel(q, q, q, state=k)
+    with pytest.raises(ValueError, match="do not fit the cache"):
+        A.attention_parallel(q, q, q, state=(k[:1], v[:1]))
+

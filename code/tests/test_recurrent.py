@@ -482,3 +482,23 @@ ERRORS = [
 def test_bad_input_raises(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+def test_recurrent_forms_reject_bad_arguments():
+    R = recurrent_ops
+    x = torch.randn(2, 3, 4)
+    W = dict(W_x=(torch.randn(20, 4),), W_h=(torch.randn(20, 5),), b_x=(torch.randn(20),), b_h=(torch.randn(20),))
+    y, (h, c) = R.lstm_loop(x, **W)
+    assert y.shape == (2, 3, 5) and h.shape == c.shape == (1, 2, 5)
+    for call, exc, match in [
+        (lambda: R.lstm_loop(x, **{**W, "W_x": torch.randn(20, 4)}), TypeError, "W_x must be a non-empty tuple"),
+        (lambda: R.gru_loop(x, **W), ValueError, r"W_x\[0\] of a gru layer must have shape \(15, 4\)"),
+        (lambda: R.lstm_fused(x, **W, state=h), TypeError, r"a tuple \(h, c\)"),
+        (lambda: R.lstm_step(x, **W), ValueError, "x_t must be 2-dimensional"),
+        (lambda: R.lstm_loop(x.double(), **W), TypeError, "must have the input's dtype torch.float64"),
+        (lambda: R.rnn_loop(x, **W, nonlinearity="relu"), ValueError, r"W_x\[0\] of a rnn layer"),
+        (lambda: R.lstm_loop(x, **W, nonlinearity="relu"), TypeError, "lstm forms take no option"),
+        (lambda: R.lstm_loop(x, **W, state=(h, c[:, :1])), ValueError, r"c must have shape \(L, B, H\) = \(1, 2, 5\)"),
+    ]:
+        with pytest.raises(exc, match=match):
+            call()

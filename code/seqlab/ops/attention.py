@@ -261,6 +261,9 @@ def attention_steps(q, k, v, state=None, *, causal: bool = True, mask=None, bias
     if mask is not None:
         raise ValueError("the step form takes no mask (it is causal by construction); use the parallel form")
     _, _, _, _, T_past = _prepare(q, k, v, state, causal, None, bias, scale)
+    if k.shape[2] != q.shape[2]:
+        raise ValueError(f"the step form reads one new key per new query: q has {q.shape[2]} positions, "
+                         f"k {k.shape[2]} (cross-attention needs the parallel, loop or fused form)")
     ys = []
     for t in range(q.shape[2]):
         bias_t = _row(bias, t, T_past + t + 1)
