@@ -15,7 +15,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # (code/tests/conftest.py), and matplotlib needs no display either way.
 unexport MPLBACKEND
 
-.PHONY: book test test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean
+.PHONY: book bench test test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean
 
 setup: $(STAMP)
 
@@ -68,6 +68,11 @@ test-book: setup cache-key vendor
 # screenshots in _build/screenshots (skipped, saying why, without a Chromium).
 test-site: setup test-book
 	$(PY) -m pytest code/site_tests -q -rs -p no:cacheprovider
+
+# seqlab's modules against PyTorch's built-ins, and each fast scan against its loop, side by side in one run;
+# the tables go to results/ and the book's benchmark page shows them (with the machine they ran on).
+bench: setup
+	$(PY) code/benchmarks/modules.py --json results/bench-modules.json --markdown results/bench-modules.md
 
 # On a CUDA machine: every chapter at full scale (no time budget), and the package tests on the GPU.
 test-gpu: setup
