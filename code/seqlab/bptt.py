@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate as check
+from . import _validate as validate
 from .models.rnn import RNNCell
 
 
@@ -49,15 +49,15 @@ def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor
     """
     if not isinstance(cell, RNNCell) or cell.nonlinearity != "tanh":
         raise TypeError("rnn_bptt works out the derivative of tanh: pass a seqlab RNNCell with nonlinearity='tanh'")
-    check.tensor("x", x, ndim=3, dtype="float", last_dim=cell.input_size)
+    validate.tensor("x", x, ndim=3, dtype="float", last_dim=cell.input_size)
     B, T, _ = x.shape
     H = cell.hidden_size
     for name, t, shape in (("h_0", h_0, (B, H)), ("hs", hs, (B, T, H)), ("grad_h", grad_h, (B, T, H))):
-        check.tensor(name, t, dtype="float")
+        validate.tensor(name, t, dtype="float")
         if tuple(t.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
     if truncate is not None:
-        check.positive_int("truncate", truncate)
+        validate.positive_int("truncate", truncate)
     W_xh, W_hh = cell.W_xh, cell.W_hh
     h_prev = torch.cat([h_0[:, None], hs[:, :-1]], dim=1)  # h_{t-1} for t = 1..T, (B, T, H)
     local = 1 - hs**2  # tanh'(a_t), (B, T, H)
@@ -91,7 +91,7 @@ def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=Non
     chunk boundaries, so no error signal travels more than ``k`` steps back (truncated BPTT).
     Returns ``(outputs (B, T, H), final state)``.
     """
-    check.positive_int("k", k)
+    validate.positive_int("k", k)
     outs = []
     for start in range(0, x.shape[1], k):
         if state is not None:

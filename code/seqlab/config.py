@@ -101,6 +101,18 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+    """A ``torch.Generator`` from a seed, a generator, or ``None`` (the global RNG); chapter 1.
+
+    Every sampler in ``seqlab.data`` takes its ``generator`` argument through this function.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, bool) or not isinstance(generator, int):
+        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
+    return torch.Generator().manual_seed(generator)
+
+
 def progress_enabled() -> bool:
     """Whether training loops show a progress bar.
 

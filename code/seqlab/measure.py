@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import _validate as check
+from . import _validate as validate
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, de
     """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    check.positive_int("warmup", warmup, minimum=0)
-    check.positive_int("repeats", repeats)
+    validate.positive_int("warmup", warmup, minimum=0)
+    validate.positive_int("repeats", repeats)
     for _ in range(warmup):
         fn()
     times = []
@@ -78,8 +78,8 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None) -> 
     for key, fn in fns.items():
         if not callable(fn):
             raise TypeError(f"fns[{key!r}] must be callable, got {type(fn).__name__}")
-    check.positive_int("warmup", warmup, minimum=0)
-    check.positive_int("repeats", repeats)
+    validate.positive_int("warmup", warmup, minimum=0)
+    validate.positive_int("repeats", repeats)
     for _ in range(warmup):
         for fn in fns.values():
             fn()

@@ -19,12 +19,12 @@ import math
 
 import torch
 
-from . import _validate as check
+from . import _validate as validate
 
 
 def spectral_radius(W: torch.Tensor) -> float:
     """``rho(W) = max |lambda_i(W)|``, the largest eigenvalue magnitude of a square matrix."""
-    check.tensor("W", W, ndim=2, dtype="float")
+    validate.tensor("W", W, ndim=2, dtype="float")
     if W.shape[0] != W.shape[1]:
         raise ValueError(f"W must be square, got shape {tuple(W.shape)}")
     return torch.linalg.eigvals(W.detach().double()).abs().max().item()
@@ -47,7 +47,7 @@ def state_gradient_norms(cell: torch.nn.Module, x: torch.Tensor, state=None, see
     is ``(h, c)``; the probe follows ``h``). ``x`` is ``(B, T, D)``. The norm is
     averaged over the batch. Entry ``t`` counts every path from ``h_t`` to the loss.
     """
-    check.tensor("x", x, ndim=3, dtype="float")
+    validate.tensor("x", x, ndim=3, dtype="float")
     B, T, _ = x.shape
     x = x.detach().requires_grad_(True)  # so that every h_t is part of the graph, whatever the cell
     hs = []
@@ -70,7 +70,7 @@ def decay_rate(norms: torch.Tensor, skip: int = 1) -> float:
     ``norms`` is ordered by time (the last entry is distance 0); the ``skip``
     steps nearest the loss are left out of the fit.
     """
-    check.tensor("norms", norms, ndim=1, dtype="float")
+    validate.tensor("norms", norms, ndim=1, dtype="float")
     y = norms.flip(0)[skip:].double().clamp(min=1e-300).log()  # by distance
     d = torch.arange(skip, skip + len(y), dtype=torch.float64)
     slope = ((d - d.mean()) * (y - y.mean())).sum() / ((d - d.mean()) ** 2).sum()

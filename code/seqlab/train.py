@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import _validate as check
+from . import _validate as validate
 from .config import progress_enabled
 from .data.tasks import IGNORE
 
@@ -37,8 +37,8 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
     ``logits`` ``(B, T, C)`` with ``targets`` ``(B, T)``, or ``(B, C)`` with ``(B,)``.
     """
-    check.tensor("logits", logits, ndim=(2, 3), dtype="float")
-    check.tensor("targets", targets, ndim=(1, 2), dtype="long")
+    validate.tensor("logits", logits, ndim=(2, 3), dtype="float")
+    validate.tensor("targets", targets, ndim=(1, 2), dtype="long")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree: expected logits of shape targets.shape + (C,)")
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
@@ -46,7 +46,7 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     """Fraction of scored targets (``targets != IGNORE``) whose arg-max logit is right."""
-    check.tensor("logits", logits, ndim=(2, 3), dtype="float")
+    validate.tensor("logits", logits, ndim=(2, 3), dtype="float")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree")
     keep = targets != IGNORE
@@ -135,11 +135,11 @@ def train(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(batch_fn):
         raise TypeError(f"batch_fn must be callable (returning (x, y)), got {type(batch_fn).__name__}")
-    check.positive_int("steps", steps)
+    validate.positive_int("steps", steps)
     if clip is not None and clip <= 0:
         raise ValueError(f"clip must be positive or None, got {clip}")
     if eval_every is not None:
-        check.positive_int("eval_every", eval_every)
+        validate.positive_int("eval_every", eval_every)
     if after_backward is not None and not callable(after_backward):
         raise TypeError(f"after_backward must be callable (step, model) -> None, got {type(after_backward).__name__}")
     device = torch.device(device) if device is not None else next(model.parameters()).device

@@ -9,6 +9,7 @@ from .tasks import (
     DelayedRecall,
     MarkerOrder,
     RepeatedSequence,
+    ReverseTask,
     SelectiveCopy,
     TokenTask,
     make_generator,
@@ -16,7 +17,7 @@ from .tasks import (
 )
 
 __all__ = [
-    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence",
+    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence", "ReverseTask",
     "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
     "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
     "DNA", "chirp", "decode_dna", "dna_with_motif", "seasonal_series",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .. import _validate as check
-from .tasks import make_generator
+from .. import _validate as validate
+from ..config import make_generator
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         """The text of a 1-D sequence of ids (tensor or list)."""
         if isinstance(ids, torch.Tensor):
-            check.tensor("ids", ids, ndim=1, dtype="long")
+            validate.tensor("ids", ids, ndim=1, dtype="long")
             ids = ids.tolist()
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
@@ -151,7 +151,7 @@ class CharCorpus:
 
     def __init__(self, text: str | None = None, val_fraction: float = 0.1):
         text = pydoc_text() if text is None else text
-        check.probability("val_fraction", val_fraction)
+        validate.probability("val_fraction", val_fraction)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
         self.text = text
@@ -171,8 +171,8 @@ class CharCorpus:
 
     def batch(self, split: str, batch_size: int, context: int, generator: torch.Generator | int | None = None):
         """Random windows for next-character prediction: ``x, y`` of shape ``(B, context)``, ``y`` = ``x`` shifted by one."""
-        check.positive_int("batch_size", batch_size)
-        check.positive_int("context", context)
+        validate.positive_int("batch_size", batch_size)
+        validate.positive_int("context", context)
         data = self.split(split)
         if context + 1 > len(data):
             raise ValueError(f"context {context} is longer than the {split} split ({len(data)} characters)")

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from .. import _validate as check
-from .tasks import make_generator
+from .. import _validate as validate
+from ..config import make_generator
 
 DNA = "ACGT"
 
@@ -21,8 +21,8 @@ def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: f
 
     Amplitude ``a``, phase ``phi`` and trend ``b`` vary per series. Shape ``(B, T, 1)``.
     """
-    check.positive_int("batch_size", batch_size)
-    check.positive_int("length", length)
+    validate.positive_int("batch_size", batch_size)
+    validate.positive_int("length", length)
     g = make_generator(generator)
     t = torch.arange(length, dtype=torch.float32)
     a = 0.5 + torch.rand(batch_size, 1, generator=g)
@@ -35,7 +35,7 @@ def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: f
 
 def chirp(seconds: float = 0.5, sample_rate: int = 8000, f0: float = 200.0, f1: float = 1200.0) -> torch.Tensor:
     """An audio-like signal whose pitch rises linearly from ``f0`` to ``f1`` Hz. Shape ``(1, T, 1)``."""
-    check.positive_int("sample_rate", sample_rate)
+    validate.positive_int("sample_rate", sample_rate)
     if seconds <= 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     t = torch.arange(int(seconds * sample_rate), dtype=torch.float32) / sample_rate
@@ -49,11 +49,11 @@ def dna_with_motif(batch_size: int, length: int, motif: str = "TATAAT", rate: fl
     Returns ``(x, has_motif, where)``: ids ``(B, T)`` indexing ``DNA``, a bool
     ``(B,)``, and the motif's start (``-1`` where none was planted).
     """
-    check.positive_int("batch_size", batch_size)
-    check.probability("rate", rate)
+    validate.positive_int("batch_size", batch_size)
+    validate.probability("rate", rate)
     if not motif or set(motif) - set(DNA):
         raise ValueError(f"motif must be a non-empty string over {DNA!r}, got {motif!r}")
-    check.positive_int("length", length, minimum=len(motif))
+    validate.positive_int("length", length, minimum=len(motif))
     g = make_generator(generator)
     x = torch.randint(0, 4, (batch_size, length), generator=g)
     has = torch.rand(batch_size, generator=g) < rate
@@ -66,5 +66,5 @@ def dna_with_motif(batch_size: int, length: int, motif: str = "TATAAT", rate: fl
 
 def decode_dna(ids: torch.Tensor) -> str:
     """The letters of a 1-D sequence of DNA ids."""
-    check.tensor("ids", ids, ndim=1, dtype="long")
+    validate.tensor("ids", ids, ndim=1, dtype="long")
     return "".join(DNA[i] for i in ids.tolist())

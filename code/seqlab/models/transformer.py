@@ -34,8 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate as check
+from .._validate import token_ids
 from .attention import MultiHeadAttention, scaled_dot_product_attention
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
+from .sampling import check_temperature, sample_next
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -321,17 +323,8 @@ class GPT(nn.Module):
         """An empty key/value cache for ``forward(x, cache=...)`` and ``generate``."""
         return KVCache(self.config.n_layers)
 
-    def _check_ids(self, name: str, x, ndim: int) -> torch.Tensor:
-        check.tensor(name, x, ndim=ndim, dtype="long")
-        V = self.config.vocab_size
-        if x.numel() and (x.min() < 0 or x.max() >= V):
-            raise ValueError(f"{name} must lie in [0, {V}), got values in [{x.min().item()}, {x.max().item()}]")
-        if x.shape[-1] == 0:
-            raise ValueError(f"{name} must hold at least one token, got shape {tuple(x.shape)}")
-        return x
-
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, fast: bool = False) -> torch.Tensor:
-        self._check_ids("x", x, 2)
+        token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
         if cache is not None and not self.config.causal:
@@ -354,12 +347,11 @@ class GPT(nn.Module):
         pass of a single position. ``use_cache=False``: the whole context is re-run for every token.
         Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
         """
-        self._check_ids("prompt_ids", prompt_ids, 1)
+        token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
         check.positive_int("length", length)
         if not self.config.causal:
             raise ValueError("generate needs a causal model (GPTConfig(causal=True))")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+        check_temperature(temperature)
         c = self.config
         if c.positions == "learned" and len(prompt_ids) + length - 1 > c.max_len:
             raise ValueError(f"learned positions stop at max_len={c.max_len}: a prompt of {len(prompt_ids)} plus "
@@ -369,11 +361,7 @@ class GPT(nn.Module):
         cache = self.new_cache() if use_cache else None
         logits = self(ids, cache=cache, fast=fast)[0, -1]  # (V,)
         for i in range(length):
-            if temperature == 0:
-                nxt = logits.argmax().view(1, 1)
-            else:
-                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (V,)
-                nxt = torch.multinomial(probs, 1, generator=generator).view(1, 1).to(device)
+            nxt = sample_next(logits, temperature, generator).view(1, 1)  # softmax(logits / T), or argmax at T = 0
             ids = torch.cat([ids, nxt], dim=1)  # (1, T + i + 1)
             if i < length - 1:
                 logits = (self(nxt, cache=cache, fast=fast) if use_cache else self(ids, fast=fast))[0, -1]  # (V,)
