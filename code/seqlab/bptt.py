@@ -52,10 +52,14 @@ def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor
     validate.tensor("x", x, ndim=3, dtype="float", last_dim=cell.input_size)
     B, T, _ = x.shape
     H = cell.hidden_size
+    if x.dtype != cell.W_hh.dtype:
+        raise TypeError(f"x must have the cell's dtype {cell.W_hh.dtype}, got dtype {x.dtype}")
     for name, t, shape in (("h_0", h_0, (B, H)), ("hs", hs, (B, T, H)), ("grad_h", grad_h, (B, T, H))):
         validate.tensor(name, t, dtype="float")
         if tuple(t.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} must have the dtype of x and the cell, {x.dtype}, got dtype {t.dtype}")
     if truncate is not None:
         validate.positive_int("truncate", truncate)
     W_xh, W_hh = cell.W_xh, cell.W_hh
@@ -92,6 +96,11 @@ def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=Non
     Returns ``(outputs (B, T, H), final state)``.
     """
     validate.positive_int("k", k)
+    validate.tensor("x", x, ndim=3)
+    if not (state is None or isinstance(state, torch.Tensor)
+            or (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state))):
+        raise TypeError(f"state must be None, a tensor h or a tuple of tensors (h, c), got {type(state).__name__}"
+                        + (" (use a tuple, not a list)" if isinstance(state, list) else ""))
     outs = []
     for start in range(0, x.shape[1], k):
         if state is not None:

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 # Okabe & Ito (2008), colour-blind safe
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -91,8 +92,18 @@ def learning_curves(histories: Mapping[str, object], *, key: str = "loss", windo
 
 
 def heatmap(matrix, *, xlabel: str, ylabel: str, xticklabels=None, yticklabels=None, title: str | None = None, cmap: str = "viridis", colorbar: str | None = None, ax=None):
-    """A matrix as an image (e.g. attention weights: rows are queries, columns keys)."""
+    """A matrix as an image (e.g. attention weights: rows are queries, columns keys); chapter 5 on.
+
+    ``matrix`` is a 2-D array, nested list or tensor; a tensor that requires grad must be detached first.
+    """
+    if isinstance(matrix, torch.Tensor):
+        if matrix.requires_grad:
+            raise TypeError("heatmap takes values, not a tensor that requires grad: pass matrix.detach() "
+                            f"(got a {matrix.dtype} tensor of shape {tuple(matrix.shape)} with requires_grad=True)")
+        matrix = matrix.cpu()
     m = np.asarray(matrix)
+    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
+        raise TypeError(f"heatmap takes a numeric matrix, got an array of dtype {m.dtype}")
     if m.ndim != 2:
         raise ValueError(f"heatmap takes a 2-D matrix, got shape {m.shape}")
     ax = ax or plt.subplots()[1]

@@ -32,10 +32,13 @@ def spectral_radius(W: torch.Tensor) -> float:
 
 @torch.no_grad()
 def set_spectral_radius(W: torch.Tensor, rho: float) -> torch.Tensor:
-    """Rescale the square matrix ``W`` in place so that ``spectral_radius(W) == rho``; return it."""
-    if not rho > 0:
-        raise ValueError(f"rho must be positive, got {rho}")
-    W.mul_(rho / spectral_radius(W))
+    """Rescale the square matrix ``W`` in place so that ``spectral_radius(W) == rho``; return it (chapter 3)."""
+    validate.number("rho", rho, minimum=0, strict=True)
+    current = spectral_radius(W)
+    if not current > 0:
+        raise ValueError(f"W has spectral radius {current} (every eigenvalue is 0, e.g. a zero or nilpotent matrix): "
+                         f"no rescaling gives it radius {rho}")
+    W.mul_(rho / current)
     return W
 
 
@@ -71,6 +74,10 @@ def decay_rate(norms: torch.Tensor, skip: int = 1) -> float:
     steps nearest the loss are left out of the fit.
     """
     validate.tensor("norms", norms, ndim=1, dtype="float")
+    validate.positive_int("skip", skip, minimum=0)
+    if len(norms) - skip < 2:
+        raise ValueError(f"a decay rate needs at least 2 norms after skipping {skip}, got {len(norms)} norms "
+                         f"(len(norms) must be >= skip + 2 = {skip + 2})")
     y = norms.flip(0)[skip:].double().clamp(min=1e-300).log()  # by distance
     d = torch.arange(skip, skip + len(y), dtype=torch.float64)
     slope = ((d - d.mean()) * (y - y.mean())).sum() / ((d - d.mean()) ** 2).sum()

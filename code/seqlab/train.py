@@ -136,8 +136,18 @@ def train(
     if not callable(batch_fn):
         raise TypeError(f"batch_fn must be callable (returning (x, y)), got {type(batch_fn).__name__}")
     validate.positive_int("steps", steps)
-    if clip is not None and clip <= 0:
-        raise ValueError(f"clip must be positive or None, got {clip}")
+    validate.number("lr", lr, minimum=0, strict=True)
+    validate.number("weight_decay", weight_decay, minimum=0)
+    if clip is not None:
+        validate.number("clip", clip, minimum=0, strict=True)
+    validate.positive_int("warmup", warmup, minimum=0)
+    if time_budget is not None:
+        validate.number("time_budget", time_budget, minimum=0, strict=True)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    for name, fn in (("loss_fn", loss_fn), ("eval_fn", eval_fn), ("stop_when", stop_when)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
     if eval_every is not None:
         validate.positive_int("eval_every", eval_every)
     if after_backward is not None and not callable(after_backward):

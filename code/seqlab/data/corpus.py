@@ -133,6 +133,12 @@ class CharTokenizer:
         if isinstance(ids, torch.Tensor):
             validate.tensor("ids", ids, ndim=1, dtype="long")
             ids = ids.tolist()
+        if isinstance(ids, str) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"decode takes a 1-D tensor or a list of int ids, got {type(ids).__name__}")
+        ids = list(ids)
+        kinds = [i for i in ids if isinstance(i, bool) or not isinstance(i, int)]
+        if kinds:
+            raise TypeError(f"ids must be ints, got {type(kinds[0]).__name__} {kinds[0]!r}")
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
             raise ValueError(f"ids out of range [0, {self.vocab_size}): {bad[:10]}")

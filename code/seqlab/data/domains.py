@@ -23,6 +23,8 @@ def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: f
     """
     validate.positive_int("batch_size", batch_size)
     validate.positive_int("length", length)
+    validate.number("period", period, minimum=0, strict=True)
+    validate.number("noise", noise, minimum=0)
     g = make_generator(generator)
     t = torch.arange(length, dtype=torch.float32)
     a = 0.5 + torch.rand(batch_size, 1, generator=g)
@@ -36,9 +38,14 @@ def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: f
 def chirp(seconds: float = 0.5, sample_rate: int = 8000, f0: float = 200.0, f1: float = 1200.0) -> torch.Tensor:
     """An audio-like signal whose pitch rises linearly from ``f0`` to ``f1`` Hz. Shape ``(1, T, 1)``."""
     validate.positive_int("sample_rate", sample_rate)
-    if seconds <= 0:
-        raise ValueError(f"seconds must be positive, got {seconds}")
-    t = torch.arange(int(seconds * sample_rate), dtype=torch.float32) / sample_rate
+    validate.number("seconds", seconds, minimum=0, strict=True)
+    validate.number("f0", f0, minimum=0)
+    validate.number("f1", f1, minimum=0)
+    T = int(seconds * sample_rate)
+    if T < 2:
+        raise ValueError(f"seconds * sample_rate must give at least 2 samples, got {seconds} s at {sample_rate} Hz "
+                         f"= {T} sample{'s' if T != 1 else ''}")
+    t = torch.arange(T, dtype=torch.float32) / sample_rate
     phase = 2 * math.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
     return torch.sin(phase)[None, :, None]
 

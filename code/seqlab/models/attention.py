@@ -42,10 +42,18 @@ from .. import _validate as check
 
 
 # ---------------------------------------------------------------- masks
-def causal_mask(T: int, device=None) -> torch.Tensor:
-    """The (T, T) bool mask of a decoder (chapter 6): position i may attend to j <= i (lower triangle True)."""
+def causal_mask(T: int, device=None, *, T_k: int | None = None, offset: int = 0) -> torch.Tensor:
+    """The (T, T_k) bool mask of a decoder (chapter 6): query i may attend to key j <= i + offset.
+
+    With the defaults (``T_k = T``, ``offset = 0``) it is the lower triangle of a (T, T) matrix.
+    ``offset`` counts keys that come before the first query, as with a key/value cache (chapter 9):
+    query i stands at position ``offset + i`` and sees keys ``0 .. offset + i``. The one causal-mask
+    builder of seqlab: attention's ``causal=True`` and the cached ``SelfAttention`` use it.
+    """
     check.positive_int("T", T)
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    T_k = T if T_k is None else check.positive_int("T_k", T_k)
+    check.positive_int("offset", offset, minimum=0)
+    return torch.ones(T, T_k, dtype=torch.bool, device=device).tril(offset)  # (T, T_k)
 
 
 def padding_mask(lengths, T: int | None = None) -> torch.Tensor:
@@ -88,7 +96,7 @@ def _allowed(mask, causal: bool, T_q: int, T_k: int, lead: tuple, device) -> tor
         _check_score_shape("mask", mask, T_q, T_k, lead)
         allowed = mask
     if causal:  # top-left aligned, like F.scaled_dot_product_attention(is_causal=True): query i sees keys 0..i
-        tri = torch.ones(T_q, T_k, dtype=torch.bool, device=device).tril()
+        tri = causal_mask(T_q, device, T_k=T_k)  # (T_q, T_k)
         allowed = tri if allowed is None else allowed & tri
     if allowed is not None:
         empty = ~allowed.any(dim=-1)  # (..., T_q)

@@ -35,7 +35,7 @@ from torch import nn
 
 from .. import _validate as check
 from .._validate import token_ids
-from .attention import MultiHeadAttention, scaled_dot_product_attention
+from .attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 from .sampling import check_temperature, sample_next
 
@@ -56,6 +56,11 @@ class LayerCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new keys/values (B, H, T_new, d_head) after the old ones; return all of them."""
+        check.tensor("k", k, ndim=4)
+        check.tensor("v", v, ndim=4)
+        if k.shape[:3] != v.shape[:3]:
+            raise ValueError(f"k and v must have the same (B, H, T_new), one value per key, got shapes "
+                             f"{tuple(k.shape)} and {tuple(v.shape)}")
         if self.k is not None and (k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]):
             raise ValueError(f"the cache holds keys of shape {tuple(self.k.shape)} (B, H, T, d_head); new keys of "
                              f"shape {tuple(k.shape)} do not fit (same batch size B for the whole generation)")
@@ -117,6 +122,8 @@ class SelfAttention(MultiHeadAttention):
             raise TypeError(f"cache must be a LayerCache (one layer of a KVCache), got {type(cache).__name__}")
         if cache is not None and mask is not None:
             raise ValueError("mask is not supported together with a cache; use causal=True")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal must be a bool, got {type(causal).__name__} {causal!r}")
         B, T, H = x.shape[0], x.shape[1], self.n_heads
         offset = 0 if cache is None else cache.length
         q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))  # (B, H, T, d_head)
@@ -127,7 +134,7 @@ class SelfAttention(MultiHeadAttention):
         T_k = k.shape[2]
         allowed = None
         if causal:  # query i (position offset+i) may see keys 0..offset+i
-            allowed = torch.ones(T, T_k, dtype=torch.bool, device=x.device).tril(offset)  # (T, T_k)
+            allowed = causal_mask(T, x.device, T_k=T_k, offset=offset)  # (T, T_k)
         if mask is not None:
             if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (T, T_k):
                 got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -285,6 +292,13 @@ class GPTConfig:
             raise TypeError(f"causal and norm_first must be bools, got {self.causal!r} and {self.norm_first!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}")
+        if self.d_ff is not None:
+            check.positive_int("d_ff", self.d_ff)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}")
+        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"RoPE rotates pairs, so d_head = d_model / n_heads must be even, got "
+                             f"{self.d_model} / {self.n_heads} = {self.d_model // self.n_heads}")
 
 
 class GPT(nn.Module):
