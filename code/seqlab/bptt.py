@@ -31,7 +31,7 @@ from .models.rnn import RNNCell
 
 
 def rnn_forward(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor) -> torch.Tensor:
-    """The states ``h_1..h_T`` of a tanh ``RNNCell`` as ``(B, T, H)``: ``h_t = tanh(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)``."""
+    """The states ``h_1..h_T`` of a tanh ``RNNCell`` as ``(B, T, H)``: ``h_t = tanh(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)`` (chapter 3)."""
     hs, h = [], h_0
     for t in range(x.shape[1]):
         h = cell(x[:, t], h)
@@ -41,7 +41,7 @@ def rnn_forward(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor, grad_h: torch.Tensor, truncate: int | None = None) -> dict[str, torch.Tensor]:
-    """Gradients of a loss through a tanh ``RNNCell`` by the BPTT recursion (see the module docstring).
+    """Gradients of a loss through a tanh ``RNNCell`` by the BPTT recursion (chapter 3; see the module docstring).
 
     ``hs`` are the states from ``rnn_forward``; ``grad_h`` is dL/dh_t from the
     loss alone at each step. Returns a dict with the gradient of every
@@ -89,7 +89,7 @@ def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor
 
 
 def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=None):
-    """Run a recurrent ``layer`` over ``x`` in chunks of ``k`` steps, detaching the state between chunks.
+    """Run a recurrent ``layer`` over ``x`` in chunks of ``k`` steps, detaching the state between chunks (chapter 3).
 
     The forward values are exactly those of ``layer(x, state)``; gradients stop at
     chunk boundaries, so no error signal travels more than ``k`` steps back (truncated BPTT).

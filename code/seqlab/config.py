@@ -28,7 +28,7 @@ SCALES = ("quick", "full")
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """The device experiments run on: CUDA when present, else the CPU.
+    """The device experiments run on: CUDA when present, else the CPU (chapter 1).
 
     ``prefer`` (``"cpu"`` or ``"cuda"``) or the environment variable
     ``SEQLAB_DEVICE`` forces a choice.
@@ -44,7 +44,7 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def current_scale() -> str:
-    """``"quick"`` or ``"full"``: ``SEQLAB_SCALE`` if set, else full on a GPU, quick on a CPU."""
+    """``"quick"`` or ``"full"``: ``SEQLAB_SCALE`` if set, else full on a GPU, quick on a CPU (chapter 1)."""
     name = os.environ.get("SEQLAB_SCALE")
     if name is None or name == "":
         return "full" if torch.cuda.is_available() else "quick"
@@ -54,7 +54,7 @@ def current_scale() -> str:
 
 
 def scale(quick: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
-    """Pick one of two experiment sizes.
+    """Pick one of two experiment sizes (chapter 1).
 
     Both dictionaries must have the same keys, so that a chapter never uses a
     setting that exists at one scale only. The result is a namespace
@@ -114,7 +114,7 @@ def make_generator(generator: torch.Generator | int | None) -> torch.Generator |
 
 
 def progress_enabled() -> bool:
-    """Whether training loops show a progress bar.
+    """Whether training loops show a progress bar (chapter 1).
 
     On by default; ``SEQLAB_PROGRESS=0`` turns it off (the book build and the
     tests set it, so that no widget boxes or carriage returns end up in the
@@ -128,7 +128,7 @@ DEFAULT_THREADS = 1
 
 
 def cpu_quota() -> int | None:
-    """The CPUs this process may use: the scheduler affinity capped by the cgroup CPU quota, or None if unknown.
+    """The CPUs this process may use: the scheduler affinity capped by the cgroup CPU quota, or None if unknown (chapter 9).
 
     Containers (Binder, CI runners) report the host's cores in ``os.cpu_count()``
     but grant one or two through ``/sys/fs/cgroup/cpu.max`` (cgroup v2) or

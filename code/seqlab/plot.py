@@ -37,7 +37,7 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's figure style to matplotlib (chapters call it once)."""
+    """Apply the book's figure style to matplotlib (chapter 1; every chapter calls it once)."""
     mpl.rcParams.update(STYLE)
 
 
@@ -62,7 +62,7 @@ def lines(
     marker: str | None = None,
     ax=None,
 ):
-    """One line per entry of ``series`` (``name -> (x, y)``), with a legend."""
+    """One line per entry of ``series`` (``name -> (x, y)``), with a legend (chapter 2)."""
     if not series:
         raise ValueError("series is empty: nothing to plot")
     ax = ax or plt.subplots()[1]
@@ -80,7 +80,7 @@ def lines(
 
 
 def learning_curves(histories: Mapping[str, object], *, key: str = "loss", window: int = 20, ylabel: str = "training loss (nats)", title: str | None = None, ax=None):
-    """Smoothed training loss (``key="loss"``) or an evaluation metric against steps, one line per run."""
+    """Smoothed training loss (``key="loss"``) or an evaluation metric against steps, one line per run (chapter 3)."""
     series = {}
     for name, h in histories.items():
         if key == "loss":

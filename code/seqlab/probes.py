@@ -23,7 +23,7 @@ from . import _validate as validate
 
 
 def spectral_radius(W: torch.Tensor) -> float:
-    """``rho(W) = max |lambda_i(W)|``, the largest eigenvalue magnitude of a square matrix."""
+    """``rho(W) = max |lambda_i(W)|``, the largest eigenvalue magnitude of a square matrix (chapter 3)."""
     validate.tensor("W", W, ndim=2, dtype="float")
     if W.shape[0] != W.shape[1]:
         raise ValueError(f"W must be square, got shape {tuple(W.shape)}")
@@ -43,7 +43,7 @@ def set_spectral_radius(W: torch.Tensor, rho: float) -> torch.Tensor:
 
 
 def state_gradient_norms(cell: torch.nn.Module, x: torch.Tensor, state=None, seed: int = 0) -> torch.Tensor:
-    """``|| dL/dh_t ||`` for ``t = 1..T`` (shape ``(T,)``), with ``L = u . h_T`` and a fixed unit ``u``.
+    """``|| dL/dh_t ||`` for ``t = 1..T`` (shape ``(T,)``), with ``L = u . h_T`` and a fixed unit ``u`` (chapter 3).
 
     ``cell`` is any recurrent cell with the call ``cell(x_t, state) -> state``:
     seqlab's or PyTorch's ``RNNCell``, ``GRUCell`` or ``LSTMCell`` (whose state
@@ -68,7 +68,7 @@ def state_gradient_norms(cell: torch.nn.Module, x: torch.Tensor, state=None, see
 
 
 def decay_rate(norms: torch.Tensor, skip: int = 1) -> float:
-    """Per-step factor ``r`` of a geometric decay ``norm(distance) ~ r^distance``, fitted on a log scale.
+    """Per-step factor ``r`` of a geometric decay ``norm(distance) ~ r^distance``, fitted on a log scale (chapter 3).
 
     ``norms`` is ordered by time (the last entry is distance 0); the ``skip``
     steps nearest the loss are left out of the fit.

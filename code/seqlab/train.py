@@ -28,12 +28,12 @@ LN2 = math.log(2.0)
 
 
 def logits_of(output) -> torch.Tensor:
-    """Models return logits, or a tuple whose first element is the logits."""
+    """Models return logits, or a tuple whose first element is the logits (chapter 2)."""
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy in nats over the scored targets (``targets != IGNORE``).
+    """Mean cross-entropy in nats over the scored targets (``targets != IGNORE``; chapter 2).
 
     ``logits`` ``(B, T, C)`` with ``targets`` ``(B, T)``, or ``(B, C)`` with ``(B,)``.
     """
@@ -45,7 +45,7 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of scored targets (``targets != IGNORE``) whose arg-max logit is right."""
+    """Fraction of scored targets (``targets != IGNORE``) whose arg-max logit is right (chapter 2)."""
     validate.tensor("logits", logits, ndim=(2, 3), dtype="float")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree")
@@ -56,13 +56,13 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def bits(nats: float) -> float:
-    """Convert a loss in nats to bits (per character, for a character model)."""
+    """Convert a loss in nats to bits (per character, for a character model; chapter 2)."""
     return nats / LN2
 
 
 @dataclass
 class History:
-    """What a training run recorded. Lists are indexed by step (``loss[i]`` is step ``i``)."""
+    """What a training run recorded. Lists are indexed by step (``loss[i]`` is step ``i``; chapter 2)."""
 
     loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
@@ -99,7 +99,7 @@ class History:
 
 
 def warmup_lr(step: int, lr: float, warmup: int) -> float:
-    """Linear warm-up: ``lr * min(1, (step + 1) / warmup)``."""
+    """Linear warm-up: ``lr * min(1, (step + 1) / warmup)`` (chapter 2)."""
     return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
 
 

@@ -2,6 +2,8 @@
 package's internal names read as what they are (chapter 1 introduces ``seqlab``)."""
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -44,3 +46,39 @@ def test_the_validation_module_is_not_imported_as_check():
     users = {str(p.relative_to(CODE / "seqlab")) for p in (CODE / "seqlab").rglob("*.py") if old.search(p.read_text())}
     assert users <= NOT_YET_RENAMED, f"import seqlab._validate as `validate`, not `check`, in {sorted(users - NOT_YET_RENAMED)}"
     assert users == NOT_YET_RENAMED, f"renamed already: remove {sorted(NOT_YET_RENAMED - users)} from NOT_YET_RENAMED"
+
+
+# ---------------------------------------------------------------- every public object names its chapter
+ROOT = CODE.parent
+CHAPTER = re.compile(r"\b[Cc]hapters? \d+")
+
+
+def documented_modules() -> list[str]:
+    """The modules book/api.md documents member by member (``:members:``)."""
+    text = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
+    return [m.group(1) for m in re.finditer(r"^\.\. automodule:: (\S+)\n((?:   :.*\n)*)", text, flags=re.M)
+            if ":members:" in m.group(2)]
+
+
+def public_objects() -> list[tuple[str, object]]:
+    """Every public class and function defined in (not imported into) a documented module."""
+    out = []
+    for name in documented_modules():
+        module = importlib.import_module(name)
+        for attr, obj in vars(module).items():
+            if not attr.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj)) \
+                    and obj.__module__ == name:
+                out.append((f"{name}.{attr}", obj))
+    return out
+
+
+def test_the_api_walk_finds_the_package():
+    names = {n for n, _ in public_objects()}
+    assert len(names) > 100
+    assert {"seqlab.config.scale", "seqlab.models.rnn.RNN", "seqlab.data.tasks.ReverseTask",
+            "seqlab.models.sampling.sample_next", "seqlab.check.core.compare"} <= names
+
+
+def test_every_public_object_names_the_chapter_that_introduces_it():
+    missing = [name for name, obj in public_objects() if not CHAPTER.search(inspect.getdoc(obj) or "")]
+    assert not missing, f"name the chapter ('chapter N') in the docstring of: {missing}"

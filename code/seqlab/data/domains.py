@@ -17,7 +17,7 @@ DNA = "ACGT"
 
 
 def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: float = 0.2, generator=None) -> torch.Tensor:
-    """Daily-cycle-like time series: ``x_t = a sin(2 pi t / P + phi) + b t / T + noise``.
+    """Daily-cycle-like time series: ``x_t = a sin(2 pi t / P + phi) + b t / T + noise`` (chapter 1).
 
     Amplitude ``a``, phase ``phi`` and trend ``b`` vary per series. Shape ``(B, T, 1)``.
     """
@@ -36,7 +36,7 @@ def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: f
 
 
 def chirp(seconds: float = 0.5, sample_rate: int = 8000, f0: float = 200.0, f1: float = 1200.0) -> torch.Tensor:
-    """An audio-like signal whose pitch rises linearly from ``f0`` to ``f1`` Hz. Shape ``(1, T, 1)``."""
+    """An audio-like signal whose pitch rises linearly from ``f0`` to ``f1`` Hz. Shape ``(1, T, 1)`` (chapter 1)."""
     validate.positive_int("sample_rate", sample_rate)
     validate.number("seconds", seconds, minimum=0, strict=True)
     validate.number("f0", f0, minimum=0)
@@ -51,7 +51,7 @@ def chirp(seconds: float = 0.5, sample_rate: int = 8000, f0: float = 200.0, f1: 
 
 
 def dna_with_motif(batch_size: int, length: int, motif: str = "TATAAT", rate: float = 0.5, generator=None):
-    """Random DNA (uniform over A, C, G, T) in which a motif is planted in some sequences.
+    """Random DNA (uniform over A, C, G, T) in which a motif is planted in some sequences (chapter 1).
 
     Returns ``(x, has_motif, where)``: ids ``(B, T)`` indexing ``DNA``, a bool
     ``(B,)``, and the motif's start (``-1`` where none was planted).
@@ -72,6 +72,6 @@ def dna_with_motif(batch_size: int, length: int, motif: str = "TATAAT", rate: fl
 
 
 def decode_dna(ids: torch.Tensor) -> str:
-    """The letters of a 1-D sequence of DNA ids."""
+    """The letters of a 1-D sequence of DNA ids (chapter 1)."""
     validate.tensor("ids", ids, ndim=1, dtype="long")
     return "".join(DNA[i] for i in ids.tolist())

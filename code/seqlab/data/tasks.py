@@ -41,7 +41,7 @@ def _randint(high: int, size: tuple[int, ...], g) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TokenTask:
-    """Base class of the token tasks: validation and the shared interface."""
+    """Base class of the token tasks: validation and the shared interface (chapter 1)."""
 
     @property
     def chance(self) -> float:
@@ -56,7 +56,7 @@ class TokenTask:
 
 @dataclass(frozen=True)
 class CopyTask(TokenTask):
-    """Copy: read ``length`` random symbols, then reproduce them in order.
+    """Copy: read ``length`` random symbols, then reproduce them in order (chapter 1).
 
     ``x = s_1 .. s_L, M .. M`` (L copies of the marker ``M = V``);
     ``y`` is ignored for the first L steps and equals ``s_1 .. s_L`` after.
@@ -82,7 +82,7 @@ class CopyTask(TokenTask):
 
 @dataclass(frozen=True)
 class DelayedRecall(TokenTask):
-    """Delayed recall: after ``lag`` more random symbols, output the first one.
+    """Delayed recall: after ``lag`` more random symbols, output the first one (chapter 1).
 
     ``x = s_0 .. s_lag`` (``lag + 1`` random symbols); only the last step is
     scored, with target ``s_0``. The information must survive ``lag`` steps.
@@ -107,7 +107,7 @@ class DelayedRecall(TokenTask):
 
 @dataclass(frozen=True)
 class SelectiveCopy(TokenTask):
-    """Selective copy (Gu & Dao, 2023): recall the data symbols scattered among noise.
+    """Selective copy (Gu & Dao, 2023): recall the data symbols scattered among noise (chapter 1).
 
     The first ``length`` steps hold ``n_data`` random symbols at random places,
     the rest is the noise symbol ``N = V``; then ``n_data`` markers ``M = V + 1``
@@ -144,7 +144,7 @@ class SelectiveCopy(TokenTask):
 
 @dataclass(frozen=True)
 class AssociativeRecall(TokenTask):
-    """Multi-query associative recall (MQAR; Arora et al., 2023).
+    """Multi-query associative recall (MQAR; Arora et al., 2023; chapter 1).
 
     ``n_pairs`` key-value pairs ``k_1 v_1 .. k_n v_n`` come first (keys are
     distinct, drawn from ``[0, V/2)``; values from ``[V/2, V)``); the remaining
@@ -190,7 +190,7 @@ class AssociativeRecall(TokenTask):
 
 @dataclass(frozen=True)
 class RepeatedSequence(TokenTask):
-    """Repeated random sequence, the induction-head task (Olsson et al., 2022).
+    """Repeated random sequence, the induction-head task (Olsson et al., 2022; chapter 1).
 
     A random sequence ``s`` of ``length`` symbols is shown twice; the task is
     next-symbol prediction: ``x = (s, s)[:-1]``, ``y = (s, s)[1:]``. In the
@@ -282,7 +282,7 @@ class MarkerOrder(TokenTask):
 
 @dataclass(frozen=True)
 class AddingProblem:
-    """The adding problem (Hochreiter & Schmidhuber, 1997).
+    """The adding problem (Hochreiter & Schmidhuber, 1997; chapter 1).
 
     ``x[:, t] = (u_t, m_t)`` with ``u_t ~ U(0, 1)`` and markers ``m_t = 1`` at one
     step in the first half and one in the second half (0 elsewhere); the target
@@ -383,7 +383,7 @@ class ReverseTask:
 
 
 def memoryless_accuracy(task: TokenTask, n_fit: int = 2048, n_test: int = 2048, seed: int = 0) -> float:
-    """Accuracy of the best predictor that sees only the current input token.
+    """Accuracy of the best predictor that sees only the current input token (chapter 1).
 
     Fits the table ``argmax_y count(x_t, y_t)`` on ``n_fit`` sampled sequences
     and scores it on ``n_test`` fresh ones. A task that needs memory leaves

@@ -33,7 +33,7 @@ TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class TorchRecurrent(nn.Module):
-    """PyTorch's fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` behind seqlab's layer interface.
+    """PyTorch's fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` behind seqlab's layer interface (chapter 2).
 
     ``forward(x, state) -> (out, state)`` and ``step(x_t, state) -> (h_t, state)``,
     with the same gate-bias options as seqlab's layers (``forget_bias`` sets

@@ -30,7 +30,7 @@ SMOOTHINGS = ("add-k", "witten-bell")
 
 
 def context_codes(ids: torch.Tensor, n_ctx: int, V: int) -> torch.Tensor:
-    """Base-``V`` code of every window of ``n_ctx`` consecutive symbols of ``ids``.
+    """Base-``V`` code of every window of ``n_ctx`` consecutive symbols of ``ids`` (chapter 1).
 
     ``code[i] = sum_j ids[i + j] V^(n_ctx - 1 - j)``; shape ``(len(ids) - n_ctx + 1,)``.
     With ``n_ctx == 0`` (a unigram model) every code is 0.
@@ -72,7 +72,7 @@ class _Counts:
 
 
 class NGramLM:
-    """An order-``n`` character model: ``fit`` counts, ``log_prob`` scores, ``generate`` samples."""
+    """An order-``n`` character model: ``fit`` counts, ``log_prob`` scores, ``generate`` samples (chapter 1)."""
 
     def __init__(self, order: int, vocab_size: int, smoothing: str = "witten-bell", k: float = 0.01):
         validate.positive_int("order", order)
@@ -178,6 +178,6 @@ class NGramLM:
 
 
 def uniform_bits(V: int) -> float:
-    """Bits per symbol of the uniform guess over ``V`` symbols: ``log2 V``."""
+    """Bits per symbol of the uniform guess over ``V`` symbols: ``log2 V`` (chapter 1)."""
     validate.positive_int("V", V)
     return math.log2(V)

@@ -107,7 +107,7 @@ class LearnedPositions(nn.Module):
 
 
 def rope_angles(T: int, d: int, offset: int = 0, base: float = 10000.0, device=None) -> torch.Tensor:
-    """theta[m, i] = m * omega_i for positions m = offset..offset+T-1 and pairs i = 0..d/2-1: shape (T, d/2), float64."""
+    """theta[m, i] = m * omega_i for positions m = offset..offset+T-1 and pairs i = 0..d/2-1: shape (T, d/2), float64 (chapter 8)."""
     validate.positive_int("d", d)
     m = _positions(T, offset, device).to(torch.float64)
     return m[:, None] * _frequencies(d, base, device)[None]  # (T, d/2)
@@ -153,7 +153,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
 
 def alibi_bias(T_q: int, T_k: int, n_heads: int, offset: int = 0, dtype=torch.float32, device=None) -> torch.Tensor:
-    """The additive score term ``bias[h, i, j] = -s_h (m_i - n_j)``, shape (H, T_q, T_k).
+    """The additive score term ``bias[h, i, j] = -s_h (m_i - n_j)``, shape (H, T_q, T_k); chapter 8.
 
     Queries sit at positions ``m_i = offset + i``, keys at ``n_j = j`` (a cache holds
     keys 0..T_k-1). Only keys at or before the query get a finite penalty that grows

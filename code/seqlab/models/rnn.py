@@ -123,7 +123,7 @@ class RNNCell(nn.Module):
 
 
 class StackedCells(nn.Module):
-    """A stack of recurrent cells whose state is one tensor h (the RNN's and the GRU's), batch first.
+    """A stack of recurrent cells whose state is one tensor h (the RNN's and the GRU's), batch first (chapter 2).
 
     Subclasses fill ``self.cells``. Layer l > 0 reads the h_t of layer l - 1 as
     its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None) -> (outputs (B, T, H),

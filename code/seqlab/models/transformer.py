@@ -44,7 +44,7 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 # ---------------------------------------------------------------- the key/value cache
 class LayerCache:
-    """The keys and values one attention layer has seen so far: K, V of shape (B, H, T_past, d_head)."""
+    """The keys and values one attention layer has seen so far: K, V of shape (B, H, T_past, d_head); chapter 9."""
 
     def __init__(self):
         self.k: torch.Tensor | None = None
