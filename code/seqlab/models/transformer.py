@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate as check
-from .._validate import token_ids
+from .. import _validate
 from .attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 from .sampling import check_temperature, sample_next
@@ -56,8 +56,8 @@ class LayerCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new keys/values (B, H, T_new, d_head) after the old ones; return all of them."""
-        check.tensor("k", k, ndim=4)
-        check.tensor("v", v, ndim=4)
+        _validate.tensor("k", k, ndim=4)
+        _validate.tensor("v", v, ndim=4)
         if k.shape[:3] != v.shape[:3]:
             raise ValueError(f"k and v must have the same (B, H, T_new), one value per key, got shapes "
                              f"{tuple(k.shape)} and {tuple(v.shape)}")
@@ -293,7 +293,7 @@ class GPTConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}")
         if self.d_ff is not None:
-            check.positive_int("d_ff", self.d_ff)
+            _validate.positive_int("d_ff", self.d_ff)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}")
         if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
@@ -338,7 +338,7 @@ class GPT(nn.Module):
         return KVCache(self.config.n_layers)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, fast: bool = False) -> torch.Tensor:
-        token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
+        _validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
         if cache is not None and not self.config.causal:
@@ -361,7 +361,7 @@ class GPT(nn.Module):
         pass of a single position. ``use_cache=False``: the whole context is re-run for every token.
         Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
         """
-        token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
+        _validate.token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
         check.positive_int("length", length)
         if not self.config.causal:
             raise ValueError("generate needs a causal model (GPTConfig(causal=True))")
