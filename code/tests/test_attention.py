@@ -216,7 +216,7 @@ def test_mha_padding_mask_equals_torch_key_padding_mask():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masking", ["none", "causal", "bool_3d_and_causal"])
-def test_mha_fast_path_equals_manual_path(masking, dtype):
+def test_mha_fused_mode_equals_parallel_mode(masking, dtype):
     B, T, d, H = 2, 5, 12, 3
     ours, _ = mha_pair(d, H, True, dtype)
     g = torch.Generator().manual_seed(1)
@@ -224,11 +224,11 @@ def test_mha_fast_path_equals_manual_path(masking, dtype):
     causal = "causal" in masking
     x = torch.randn(B, T, d, generator=g, dtype=dtype)
     results = []
-    for fast in (False, True):
+    for mode in ("parallel", "fused"):
         xi = x.clone().requires_grad_()
         ours.zero_grad()
-        out, weights = ours(xi, xi, xi, mask=mask, causal=causal, fast=fast)
-        assert (weights is None) == fast
+        out, weights = ours(xi, xi, xi, mask=mask, causal=causal, mode=mode)
+        assert (weights is None) == (mode == "fused")
         out.square().sum().backward()
         results.append([out.detach(), xi.grad] + [p.grad.clone() for p in ours.parameters()])
     for a, b in zip(*results):
@@ -477,10 +477,10 @@ ERRORS = [
      "parameters' dtype torch.float32"),
     (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.ones(2, 3, dtype=torch.bool)),
      ValueError, r"mask must have shape \(T_q, T_k\) = \(3, 3\) or \(B, T_q, T_k\) = \(2, 3, 3\)"),
-    (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.ones(3, 3), fast=True),
+    (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.ones(3, 3), mode="fused"),
      TypeError, "mask must be a bool"),
     (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.zeros(3, 3, dtype=torch.bool),
-                                      fast=True), ValueError, "no key"),
+                                      mode="fused"), ValueError, "no key"),
     (lambda: MultiHeadAttention.from_torch(nn.Linear(2, 2)), TypeError, "expects a torch.nn.MultiheadAttention"),
     (lambda: MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4)), ValueError, "kdim/vdim"),
     (lambda: MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, dropout=0.1, add_bias_kv=True)), ValueError,
@@ -535,7 +535,7 @@ def test_errors(call, exc, match):
 
 
 def test_runs_on_device(device):
-    """The manual and fast paths and the encoder-decoder run wherever their inputs live."""
+    """The parallel and fused modes and the encoder-decoder run wherever their inputs live."""
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 4, device=device) for _ in range(3))
     out, _ = scaled_dot_product_attention(q, k, v, causal=True)
@@ -543,10 +543,39 @@ def test_runs_on_device(device):
     mha = MultiHeadAttention(8, 2).to(device)
     x = torch.randn(2, 5, 8, device=device)
     mask = padding_mask(torch.tensor([5, 3], device=device), 5)[:, None, :].expand(2, 5, 5)
-    torch.testing.assert_close(mha(x, x, x, mask=mask)[0], mha(x, x, x, mask=mask, fast=True)[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mha(x, x, x, mask=mask)[0], mha(x, x, x, mask=mask, mode="fused")[0], atol=1e-5, rtol=1e-4)
     task = ReverseTask(min_len=2, max_len=5, vocab=5)
     src, tgt_in, _, lengths = (t.to(device) for t in task.sample(3, generator=0))
     model = Seq2Seq(task.n_tokens, task.n_tokens, 6, 8, attention="additive").to(device)
     logits, weights = model(src, tgt_in, lengths)
     ids, _ = model.greedy_decode(src, 6, task.bos, lengths)
     assert logits.device.type == weights.device.type == ids.device.type == torch.device(device).type
+
+
+# ---------------------------------------------------------------- the forms of seqlab.ops.attention
+def test_attention_forms_with_masks_cross_attention_and_weights():
+    """Beyond the equivalence grid: bool masks, T_q != T_k, the weights of the loop and parallel forms."""
+    from seqlab.ops import attention as A
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 4, generator=g, dtype=torch.float64) for n in (5, 7, 7))
+    mask = random_allowed((2, 3, 5, 7), g)
+    for causal in (False, True):
+        ref, (K, V), w_ref = A.attention_parallel(q, k, v, causal=causal, mask=mask, need_weights=True)
+        assert K is k and V is v
+        y, _, w = A.attention_loop(q, k, v, causal=causal, mask=mask, need_weights=True)
+        torch.testing.assert_close(y, ref, **TOL[torch.float64])
+        torch.testing.assert_close(w, w_ref, **TOL[torch.float64])
+        y, _, none = A.attention_fused(q, k, v, causal=causal, mask=mask, need_weights=True)
+        torch.testing.assert_close(y, ref, **TOL[torch.float64])
+        assert none is None
+    with pytest.raises(ValueError, match="one new key per new query"):
+        A.attention_steps(q, k, v)
+    with pytest.raises(ValueError, match="causal only"):
+        A.attention_steps(q, q, q, causal=False)
+    with pytest.raises(ValueError, match="takes no mask"):
+        A.attention_steps(q, q, q, mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"key/value cache \(K_past, V_past\)"):
+        A.attention_parallel(q, q, q, state=k)
+    with pytest.raises(ValueError, match="do not fit the cache"):
+        A.attention_parallel(q, q, q, state=(k[:1], v[:1]))
+

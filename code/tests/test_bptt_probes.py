@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seqlab.bptt import rnn_bptt, rnn_forward, truncated_forward
-from seqlab.models import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, RecurrentLM
+from seqlab.models import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from seqlab.probes import decay_rate, set_spectral_radius, spectral_radius, state_gradient_norms
 from seqlab.train import History, train
 
@@ -129,30 +129,3 @@ def test_stop_when_ends_training_early():
     batch = lambda: (torch.zeros(2, 4, dtype=torch.long),) * 2
     h = train(model, batch, steps=1000, lr=0.1, eval_fn=lambda m: {"n": 1.0}, eval_every=10, stop_when=lambda h: len(h.eval_step) >= 3)
     assert h.steps == 30 and h.eval_step == [10, 20, 30]
-
-
-@pytest.mark.parametrize("cell,kwargs", [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {"forget_bias": 2.0}), ("gru", {"update_bias": 1.5})])
-def test_torch_impl_equals_the_from_scratch_model(cell, kwargs):
-    torch.manual_seed(0)
-    fast = RecurrentLM(11, 5, 7, cell=cell, n_layers=2, impl="torch", **kwargs)
-    slow = RecurrentLM(11, 5, 7, cell=cell, n_layers=2, impl="seqlab", **kwargs)
-    Layer = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[cell]
-    slow.recurrent = Layer.from_torch(fast.recurrent.module)
-    slow.embed.load_state_dict(fast.embed.state_dict())
-    slow.head.load_state_dict(fast.head.state_dict())
-    x = torch.randint(0, 11, (3, 9))
-    a, sa = fast(x)
-    b, sb = slow(x)
-    assert torch.allclose(a, b, atol=1e-5)
-    la, _ = fast.step(x[:, 0])
-    assert torch.allclose(la, a[:, 0], atol=1e-5)
-    if "forget_bias" in kwargs or "update_bias" in kwargs:
-        value = kwargs.get("forget_bias", kwargs.get("update_bias"))
-        assert torch.all(fast.recurrent.module.bias_ih_l0[7:14] == value) and torch.all(fast.recurrent.module.bias_hh_l1[7:14] == 0)
-    g = torch.Generator().manual_seed(0)
-    assert torch.equal(fast.generate(x[0, :3], 5, generator=g), fast.generate(x[0, :3], 5, generator=torch.Generator().manual_seed(0)))
-
-
-def test_impl_error():
-    with pytest.raises(ValueError, match="impl must be"):
-        RecurrentLM(5, 3, 3, impl="cuda")

@@ -91,6 +91,14 @@ def test_form_equals_reference(family, form, case):
         torch.testing.assert_close(a, b, **TOL[case.dtype], msg=lambda m: f"{family}.{form} gradient {i}: {m}")
 
 
+def test_the_course_families_are_registered():
+    """Importing seqlab.ops registers every family, so the grid above is not silently empty."""
+    assert {"rnn", "rnn_relu", "lstm", "gru", "softmax_attention"} <= set(ops.FAMILIES)
+    assert set(ops.FAMILIES["lstm"].forms) == {"loop", "step", "fused"}
+    assert set(ops.FAMILIES["softmax_attention"].forms) == {"loop", "parallel", "step", "fused"}
+    assert len(CASES) >= len(ops.GRID) * (4 * 2 + 3)  # non-reference forms of the five families
+
+
 def test_registry_rejects_bad_families():
     with pytest.raises(ValueError, match="reference form"):
         ops.Family(name="x", chapter=0, forms={"a": abs, "b": abs}, make=None)

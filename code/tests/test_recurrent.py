@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from seqlab.models import GRU, LSTM, RNN, GRUCell, LSTMCell, RecurrentLM, RNNCell
+from seqlab.ops import recurrent as recurrent_ops
 
 TOL = {torch.float32: dict(atol=1e-5, rtol=1e-4), torch.float64: dict(atol=1e-12, rtol=1e-10)}
 
@@ -67,11 +68,12 @@ def run_and_backward(module, x, state, weights):
     return out, as_tuple(final)
 
 
-def compare_layers(kind, B, T, D, H, L, with_state, dtype):
+def compare_layers(kind, B, T, D, H, L, with_state, dtype, mode="loop"):
     torch.manual_seed(0)
     ours_cls, theirs_fn, *_ = KINDS[kind]
     theirs = theirs_fn(D, H, L).to(dtype)
     ours = ours_cls.from_torch(theirs)
+    ours.mode = mode
     assert all(p.dtype == dtype for p in ours.parameters())
 
     x = torch.randn(B, T, D, dtype=dtype)
@@ -111,16 +113,33 @@ def compare_layers(kind, B, T, D, H, L, with_state, dtype):
     assert total > 0  # the comparison is not between two zero gradients
 
 
+MODES = ["loop", "step", "fused"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,T,D,H,L,with_state", SHAPES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_layer_matches_torch_float32(kind, B, T, D, H, L, with_state):
-    compare_layers(kind, B, T, D, H, L, with_state, torch.float32)
+def test_layer_matches_torch_float32(kind, B, T, D, H, L, with_state, mode):
+    compare_layers(kind, B, T, D, H, L, with_state, torch.float32, mode)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,T,D,H,L,with_state", [(2, 6, 3, 5, 2, True), (1, 4, 5, 3, 3, False)])
 @pytest.mark.parametrize("kind", KINDS)
-def test_layer_matches_torch_float64(kind, B, T, D, H, L, with_state):
-    compare_layers(kind, B, T, D, H, L, with_state, torch.float64)
+def test_layer_matches_torch_float64(kind, B, T, D, H, L, with_state, mode):
+    compare_layers(kind, B, T, D, H, L, with_state, torch.float64, mode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_seeded_stack_starts_from_pytorchs_weights(kind):
+    """Drawn layer by layer in nn.RNN's order, a stack's initial weights equal PyTorch's under the same seed."""
+    ours_cls, theirs_fn, *_ = KINDS[kind]
+    torch.manual_seed(7)
+    theirs = theirs_fn(3, 5, 2)
+    torch.manual_seed(7)
+    fresh = ours_cls(3, 5, 2, **({"nonlinearity": theirs.nonlinearity} if ours_cls is RNN else {}))
+    for name, p in fresh.named_parameters():
+        assert torch.equal(p, getattr(theirs, torch_name(kind, name))), name
 
 
 @pytest.mark.parametrize("B,D,H,with_state", [(1, 3, 5, False), (4, 6, 2, True), (2, 4, 4, True)])
@@ -293,6 +312,65 @@ def test_lm_shapes_and_step_equals_forward(cell, kwargs):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("cell,kwargs", [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {"forget_bias": 2.0}),
+                                         ("gru", {"update_bias": 1.5})])
+def test_fused_and_step_modes_equal_the_loop_model(cell, kwargs):
+    """One model, three forms of its recurrence: logits, final states and every gradient agree.
+
+    The gradients reach every parameter (embedding, each layer's four weights, head), the
+    initial state and, through the final state, the recurrence itself.
+    """
+    torch.manual_seed(0)
+    lm = RecurrentLM(11, 5, 7, cell=cell, n_layers=2, mode="fused", **kwargs).double()
+    if kwargs:  # the gate bias reached every layer of the fused model too
+        value = next(iter(kwargs.values()))
+        if cell != "rnn":
+            assert all(torch.all(c.b_x[7:14] == value) and torch.all(c.b_h[7:14] == 0) for c in lm.recurrent.cells)
+    x = torch.randint(0, 11, (3, 9), generator=torch.Generator().manual_seed(1))
+    s0 = torch.randn(2, 3, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    w = torch.Generator().manual_seed(3)
+    probe = [torch.randn(3, 9, 11, dtype=torch.float64, generator=w)]
+    probe += [torch.randn(2, 3, 7, dtype=torch.float64, generator=w) for _ in range(2 if cell == "lstm" else 1)]
+
+    def run(mode):
+        lm.zero_grad()
+        state = tuple(s0.clone().requires_grad_() for _ in range(2)) if cell == "lstm" else s0.clone().requires_grad_()
+        logits, final = lm(x, state, mode=mode)
+        outs = [logits, *as_tuple(final)]
+        sum((o * p).sum() for o, p in zip(outs, probe)).backward()
+        grads = {n: p.grad.clone() for n, p in lm.named_parameters()}
+        return outs, grads, [s.grad for s in as_tuple(state)]
+
+    ref_outs, ref_grads, ref_state_grads = run("loop")
+    assert len(ref_grads) == 1 + 4 * 2 + 2 and all(g.abs().sum() > 0 for g in ref_grads.values())
+    for mode in ("fused", "step"):
+        outs, grads, state_grads = run(mode)
+        for a, b in zip(outs, ref_outs):
+            torch.testing.assert_close(a, b, **TOL[torch.float64])
+        for n in ref_grads:
+            torch.testing.assert_close(grads[n], ref_grads[n], **TOL[torch.float64], msg=lambda m: f"{mode} {n}: {m}")
+        for a, b in zip(state_grads, ref_state_grads):
+            torch.testing.assert_close(a, b, **TOL[torch.float64])
+    lm.mode = "fused"
+    la, _ = lm.step(x[:, 0])
+    torch.testing.assert_close(la, lm(x[:, :1])[0][:, 0], **TOL[torch.float64])
+    assert repr(lm).startswith("RecurrentLM(\n  cell=" + repr(cell) + ", mode='fused'")
+
+
+def test_a_seeded_fused_model_starts_like_pytorchs():
+    """RecurrentLM's weights under a seed are those of embedding + nn.LSTM + linear built in that order."""
+    torch.manual_seed(5)
+    lm = RecurrentLM(11, 5, 7, cell="lstm", n_layers=2, mode="fused", forget_bias=3.0)
+    torch.manual_seed(5)
+    embed, lstm, head = nn.Embedding(11, 5), nn.LSTM(5, 7, 2, batch_first=True), nn.Linear(7, 11)
+    assert torch.equal(lm.embed.weight, embed.weight) and torch.equal(lm.head.weight, head.weight)
+    for k, c in enumerate(lm.recurrent.cells):
+        assert torch.equal(c.W_x, getattr(lstm, f"weight_ih_l{k}")) and torch.equal(c.W_h, getattr(lstm, f"weight_hh_l{k}"))
+        bias = getattr(lstm, f"bias_ih_l{k}").detach().clone()
+        bias[7:14] = 3.0
+        assert torch.equal(c.b_x, bias)
+
+
 def generate_by_rerunning(lm, prompt, length, temperature, generator):
     """The quadratic way: re-run the whole prefix through ``forward`` for every new token."""
     ids = prompt.clone()
@@ -322,13 +400,19 @@ def test_generate_streaming_equals_rerunning(cell, kwargs, temperature):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_generate_does_constant_work_per_token(cell):
+def test_generate_does_constant_work_per_token(cell, monkeypatch):
     """The prompt goes through ``forward`` once; then one cell call per layer per new token."""
     lm = make_lm(cell, {}, n_layers=2)
     calls = {"layer": 0, "cell": 0}
     lm.recurrent.register_forward_hook(lambda *_: calls.__setitem__("layer", calls["layer"] + 1))
-    for c in lm.recurrent.cells:
-        c.register_forward_hook(lambda *_: calls.__setitem__("cell", calls["cell"] + 1))
+    name = f"{cell}_cell"
+    equation = getattr(recurrent_ops, name)
+
+    def counted(*args, **kwargs):
+        calls["cell"] += 1
+        return equation(*args, **kwargs)
+
+    monkeypatch.setattr(recurrent_ops, name, counted)
     P, N = 5, 20
     lm.generate(torch.arange(P), N, generator=torch.Generator().manual_seed(0))
     assert calls["layer"] == 1
@@ -375,7 +459,11 @@ ERRORS = [
     (lambda: LSTMCell.from_torch(nn.LSTMCell(8, 4, bias=False)), ValueError, "the module uses bias=False"),
     # the language model
     (lambda: RecurrentLM(10, 4, 6, cell="transformer"), ValueError, "cell must be one of 'rnn', 'lstm', 'gru', got 'transformer'"),
-    (lambda: RecurrentLM(10, 4, 6, cell="rnn", forget_bias=3.0), TypeError, "unexpected keyword argument 'forget_bias'"),
+    (lambda: RecurrentLM(10, 4, 6, cell="rnn", forget_bias=3.0), TypeError, "cell='rnn' takes the option(s) ['nonlinearity'], got ['forget_bias']"),
+    (lambda: RecurrentLM(10, 4, 6, cell="lstm", update_bias=3.0), TypeError, "cell='lstm' takes the option(s) ['forget_bias'], got ['update_bias']"),
+    (lambda: RecurrentLM(10, 4, 6, mode="torch"), ValueError, "mode must be one of 'loop', 'step', 'fused', got 'torch'"),
+    (lambda: LSTM(8, 4, mode="fast"), ValueError, "mode must be one of 'loop', 'step', 'fused', got 'fast'"),
+    (lambda: GRU(8, 4)(x8, mode="parallel"), ValueError, "mode must be one of 'loop', 'step', 'fused', got 'parallel'"),
     (lambda: RecurrentLM(10, 4, 6, n_layers=0), ValueError, "n_layers must be >= 1, got 0"),
     (lambda: lm10(torch.randn(2, 5)), TypeError, "x must be an integer tensor (token ids), got dtype torch.float32"),
     (lambda: lm10(torch.tensor([1, 2])), ValueError, "x must be 2-dimensional, got shape (2,)"),
@@ -394,3 +482,23 @@ ERRORS = [
 def test_bad_input_raises(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+def test_recurrent_forms_reject_bad_arguments():
+    R = recurrent_ops
+    x = torch.randn(2, 3, 4)
+    W = dict(W_x=(torch.randn(20, 4),), W_h=(torch.randn(20, 5),), b_x=(torch.randn(20),), b_h=(torch.randn(20),))
+    y, (h, c) = R.lstm_loop(x, **W)
+    assert y.shape == (2, 3, 5) and h.shape == c.shape == (1, 2, 5)
+    for call, exc, match in [
+        (lambda: R.lstm_loop(x, **{**W, "W_x": torch.randn(20, 4)}), TypeError, "W_x must be a non-empty tuple"),
+        (lambda: R.gru_loop(x, **W), ValueError, r"W_x\[0\] of a gru layer must have shape \(15, 4\)"),
+        (lambda: R.lstm_fused(x, **W, state=h), TypeError, r"a tuple \(h, c\)"),
+        (lambda: R.lstm_step(x, **W), ValueError, "x_t must be 2-dimensional"),
+        (lambda: R.lstm_loop(x.double(), **W), TypeError, "must have the input's dtype torch.float64"),
+        (lambda: R.rnn_loop(x, **W, nonlinearity="relu"), ValueError, r"W_x\[0\] of a rnn layer"),
+        (lambda: R.lstm_loop(x, **W, nonlinearity="relu"), TypeError, "lstm forms take no option"),
+        (lambda: R.lstm_loop(x, **W, state=(h, c[:, :1])), ValueError, r"c must have shape \(L, B, H\) = \(1, 2, 5\)"),
+    ]:
+        with pytest.raises(exc, match=match):
+            call()

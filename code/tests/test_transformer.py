@@ -1,25 +1,29 @@
-"""seqlab's Transformer equals PyTorch's, and its cache, positions and fast path keep their promises.
+"""seqlab's Transformer equals PyTorch's, and its cache, positions and attention modes keep their promises.
 
 ``TransformerBlock.from_torch`` copies an ``nn.TransformerEncoderLayer``; outputs and every
 gradient agree for Pre-Norm and Post-Norm, ReLU and GELU, with and without a causal mask,
 over awkward shapes. ``GPT`` with a key/value cache equals ``GPT`` without it (logits
-chunk by chunk, and sampled tokens), for every positional scheme; the fused attention
-path equals the manual one; the model is causal. Every bad input has its error.
+chunk by chunk, and sampled tokens), for every positional scheme; every attention mode
+(loop, step, fused) equals the parallel one; the model is causal. Every bad input has its error.
 """
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from seqlab.models import (GPT, FeedForward, GPTConfig, KVCache, SelfAttention, TransformerBlock, causal_mask)
+from seqlab.models import (GPT, FeedForward, GPTConfig, KVCache, LayerCache, SelfAttention, TransformerBlock,
+                           causal_mask)
 from seqlab.models.positional import ENCODINGS
 
 TOL = {torch.float32: dict(atol=2e-5, rtol=1e-4), torch.float64: dict(atol=1e-10, rtol=1e-9)}
 
 
-def torch_layer(d, H, d_ff, norm_first, activation, dtype, seed=0):
+def torch_layer(d, H, d_ff, norm_first, activation, dtype, seed=0, layer_norm_eps=0.1):
+    """A PyTorch layer with a LayerNorm eps far from the default, so that a copy which drops it differs."""
     torch.manual_seed(seed)
     layer = nn.TransformerEncoderLayer(d, H, d_ff, dropout=0.0, activation=activation, batch_first=True,
-                                       norm_first=norm_first).to(dtype)
+                                       norm_first=norm_first, layer_norm_eps=layer_norm_eps).to(dtype)
     with torch.no_grad():  # non-trivial LayerNorm affine parameters and biases, so a swapped name shows
         for p in layer.parameters():
             if p.dim() == 1:
@@ -48,17 +52,20 @@ def test_block_equals_torch_encoder_layer(norm_first, activation, dtype, B, T, d
     (y_ref * w).sum().backward()
     (y * w).sum().backward()
     torch.testing.assert_close(x2.grad, x1.grad, **TOL[dtype])
-    theirs = {"self_attn.out_proj.weight": ref.self_attn.out_proj.weight.grad,
-              "linear1.weight": ref.linear1.weight.grad, "linear2.bias": ref.linear2.bias.grad,
-              "norm1.weight": ref.norm1.weight.grad, "norm2.bias": ref.norm2.bias.grad}
-    mine = {"self_attn.out_proj.weight": ours.attn.W_o.weight.grad, "linear1.weight": ours.ffn.linear1.weight.grad,
-            "linear2.bias": ours.ffn.linear2.bias.grad, "norm1.weight": ours.norm1.weight.grad,
-            "norm2.bias": ours.norm2.bias.grad}
+    assert ours.norm1.eps == ours.norm2.eps == ref.norm1.eps == 0.1
+    # all 12 parameters of the PyTorch layer, each paired with ours ([W_q; W_k; W_v] stacked in in_proj)
+    a = ours.attn
+    mine = {"self_attn.in_proj_weight": torch.cat([a.W_q.weight.grad, a.W_k.weight.grad, a.W_v.weight.grad]),
+            "self_attn.in_proj_bias": torch.cat([a.W_q.bias.grad, a.W_k.bias.grad, a.W_v.bias.grad]),
+            "self_attn.out_proj.weight": a.W_o.weight.grad, "self_attn.out_proj.bias": a.W_o.bias.grad}
+    for ours_part, name in ((ours.ffn.linear1, "linear1"), (ours.ffn.linear2, "linear2"), (ours.norm1, "norm1"),
+                            (ours.norm2, "norm2")):
+        mine[f"{name}.weight"], mine[f"{name}.bias"] = ours_part.weight.grad, ours_part.bias.grad
+    theirs = {name: p.grad for name, p in ref.named_parameters()}
+    assert sorted(mine) == sorted(theirs) and len(theirs) == 12
     for name in theirs:
-        torch.testing.assert_close(mine[name], theirs[name], **TOL[dtype], msg=name)
-    g_in = ref.self_attn.in_proj_weight.grad  # [W_q; W_k; W_v]
-    torch.testing.assert_close(torch.cat([ours.attn.W_q.weight.grad, ours.attn.W_k.weight.grad,
-                                          ours.attn.W_v.weight.grad]), g_in, **TOL[dtype])
+        torch.testing.assert_close(mine[name], theirs[name], **TOL[dtype], msg=lambda m: f"gradient of {name}: {m}")
+        assert theirs[name].abs().sum() > 0, name
 
 
 def test_pre_and_post_norm_differ_and_post_norm_output_is_normalised():
@@ -92,6 +99,59 @@ def small_gpt(positions, norm_first=True, seed=0, dtype=torch.float64):
     return model.eval()
 
 
+def rotate_by_hand(z: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """RoPE written out: pair i of position m, (z_2i, z_2i+1), turned by m * base^(-2i/d). z (B, T, H, d)."""
+    T, d = z.shape[1], z.shape[-1]
+    out = torch.empty_like(z)
+    for m in range(T):
+        for i in range(d // 2):
+            theta = m * base ** (-2 * i / d)
+            c, s = math.cos(theta), math.sin(theta)
+            a, b = z[:, m, :, 2 * i], z[:, m, :, 2 * i + 1]
+            out[:, m, :, 2 * i], out[:, m, :, 2 * i + 1] = a * c - b * s, a * s + b * c
+    return out
+
+
+@pytest.mark.parametrize("mode", ["parallel", "loop", "fused"])
+def test_rotary_attention_equals_a_by_hand_computation(mode):
+    """Causal self-attention with RoPE, recomputed from the module's own projections: both q and k rotate."""
+    torch.manual_seed(0)
+    B, T, d, H = 2, 7, 12, 2
+    attn = SelfAttention(d, H, rope=True, mode=mode).double()
+    x = 2 * torch.randn(B, T, d, dtype=torch.float64)
+    dh = d // H
+    q, k, v = (proj(x).view(B, T, H, dh) for proj in (attn.W_q, attn.W_k, attn.W_v))  # (B, T, H, dh)
+    q, k = rotate_by_hand(q), rotate_by_hand(k)
+    scores = torch.einsum("bmhd,bnhd->bhmn", q, k) / math.sqrt(dh)  # (B, H, T, T)
+    scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    heads = torch.einsum("bhmn,bnhd->bmhd", scores.softmax(dim=-1), v)  # (B, T, H, dh)
+    expected = attn.W_o(heads.reshape(B, T, d))
+    torch.testing.assert_close(attn(x, causal=True)[0], expected, atol=1e-12, rtol=1e-10)
+    cache = LayerCache()  # the same through a cache: a prompt of 3, one token, the rest
+    parts = [attn(x[:, a:b], causal=True, cache=cache)[0] for a, b in ((0, 3), (3, 4), (4, T))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), expected, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("std", [0.02, 0.5])
+def test_gpt_initialisation_follows_init_std(std):
+    """Every weight matrix and embedding ~ N(0, init_std^2), every linear bias 0, LayerNorms (1, 0)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, d_model=32, n_heads=4, n_layers=2, max_len=64, init_std=std))
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            assert torch.all(p == (1.0 if name.endswith("weight") else 0.0)), name
+        elif p.dim() == 1:
+            assert torch.all(p == 0), name
+        else:  # at least 32 x 32 draws: the sample std is within 10 % of std with a wide margin
+            assert p.numel() >= 1024 and abs(p.std().item() / std - 1) < 0.1, (name, p.std().item())
+            assert abs(p.mean().item()) < 4 * std / math.sqrt(p.numel()), name
+    torch.manual_seed(0)
+    default = GPT(GPTConfig(vocab_size=64, d_model=32, n_heads=4, n_layers=2, max_len=64, init_std=None))
+    lin = default.blocks[0].ffn.linear2  # PyTorch's default: uniform in +-1/sqrt(fan_in), a non-zero bias
+    assert lin.weight.abs().max() <= 1 / math.sqrt(lin.in_features) and lin.bias.abs().sum() > 0
+    assert abs(default.embed.weight.std().item() - 1) < 0.1  # nn.Embedding's N(0, 1)
+
+
 @pytest.mark.parametrize("positions", ENCODINGS)
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_cache_in_chunks_equals_one_pass(positions, norm_first):
@@ -115,15 +175,29 @@ def test_generate_with_cache_equals_without(positions):
     assert torch.equal(with_cache[:3], prompt) and len(with_cache) == 23
     greedy = [model.generate(prompt, 12, temperature=0, use_cache=u) for u in (True, False)]
     assert torch.equal(*greedy)
-    fast = model.generate(prompt, 20, generator=torch.Generator().manual_seed(3), fast=True)
-    assert torch.equal(fast, with_cache)
+    fused = model.generate(prompt, 20, generator=torch.Generator().manual_seed(3), mode="fused")
+    assert torch.equal(fused, with_cache)
 
 
+@pytest.mark.parametrize("mode", ["loop", "step", "fused"])
 @pytest.mark.parametrize("positions", ENCODINGS)
-def test_fast_path_equals_manual(positions):
+def test_every_mode_equals_parallel_with_and_without_cache(positions, mode):
     model = small_gpt(positions)
     x = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(model(x, fast=True), model(x), atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(model(x, mode=mode), model(x), atol=1e-10, rtol=1e-9)
+    cache = model.new_cache()
+    parts = [model(x[:, a:b], cache=cache, mode=mode) for a, b in ((0, 3), (3, 4), (4, 8))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), model(x), atol=1e-10, rtol=1e-9)
+
+
+def test_unknown_mode_names_the_choices():
+    with pytest.raises(ValueError, match="mode must be one of 'loop', 'parallel', 'step', 'fused', got 'fast'"):
+        GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=1), mode="fast")
+    model = small_gpt("none")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        model(torch.tensor([[1, 2]]), mode=True)
+    with pytest.raises(ValueError, match="step form is causal only"):
+        TransformerBlock(8, 2)(torch.randn(1, 3, 8), mode="step")
 
 
 @pytest.mark.parametrize("positions", ENCODINGS)

@@ -20,10 +20,13 @@ The equation of chapter 6, written out by hand in ``scaled_dot_product_attention
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V
 
-``MultiHeadAttention`` runs it on H heads of width d_model / H side by side and
-equals ``nn.MultiheadAttention`` (``from_torch`` copies one; tested), and its
-``fast=True`` path calls PyTorch's fused ``F.scaled_dot_product_attention``
-instead (the same numbers, tested; it does not return the weights).
+The function itself, and the other forms of softmax attention (a loop over
+queries, one token at a time with a cache, PyTorch's fused kernel) live in
+``seqlab.ops.attention``. ``MultiHeadAttention`` runs it on H heads of width
+d_model / H side by side and equals ``nn.MultiheadAttention`` (``from_torch``
+copies one; tested); its ``mode=`` names the form: ``"parallel"`` (the equation
+above, the default), ``"loop"``, ``"step"`` or ``"fused"`` (PyTorch's
+``F.scaled_dot_product_attention``: the same numbers, tested; no weights).
 
 Masks are strict: a mask has exactly the shape (T_q, T_k), shared by every
 batch and head, or exactly the full shape (..., T_q, T_k); nothing else is
@@ -35,27 +38,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .. import _validate as check
+from .. import _validate as validate
+from ..ops import attention as attention_ops
+from ..ops.attention import _masked_softmax, causal_mask, scaled_dot_product_attention  # noqa: F401 (re-exported: chapter 6's names)
 
 
 # ---------------------------------------------------------------- masks
-def causal_mask(T: int, device=None, *, T_k: int | None = None, offset: int = 0) -> torch.Tensor:
-    """The (T, T_k) bool mask of a decoder (chapter 6): query i may attend to key j <= i + offset.
-
-    With the defaults (``T_k = T``, ``offset = 0``) it is the lower triangle of a (T, T) matrix.
-    ``offset`` counts keys that come before the first query, as with a key/value cache (chapter 9):
-    query i stands at position ``offset + i`` and sees keys ``0 .. offset + i``. The one causal-mask
-    builder of seqlab: attention's ``causal=True`` and the cached ``SelfAttention`` use it.
-    """
-    check.positive_int("T", T)
-    T_k = T if T_k is None else check.positive_int("T_k", T_k)
-    check.positive_int("offset", offset, minimum=0)
-    return torch.ones(T, T_k, dtype=torch.bool, device=device).tril(offset)  # (T, T_k)
-
-
 def padding_mask(lengths, T: int | None = None) -> torch.Tensor:
     """The (B, T) bool mask of padded batches (chapter 5): True at t < lengths[b], the real tokens.
 
@@ -65,110 +55,13 @@ def padding_mask(lengths, T: int | None = None) -> torch.Tensor:
     """
     if isinstance(lengths, (list, tuple)):
         lengths = torch.tensor(lengths, dtype=torch.long)
-    check.tensor("lengths", lengths, ndim=1, dtype="long")
+    validate.tensor("lengths", lengths, ndim=1, dtype="long")
     if len(lengths) == 0:
         raise ValueError("lengths must hold at least one length, got an empty tensor")
-    T = int(lengths.max()) if T is None else check.positive_int("T", T)
+    T = int(lengths.max()) if T is None else validate.positive_int("T", T)
     if lengths.min() < 1 or lengths.max() > T:
         raise ValueError(f"lengths must lie in [1, T={T}], got values in [{lengths.min().item()}, {lengths.max().item()}]")
     return torch.arange(T, device=lengths.device) < lengths[:, None]  # (B, T)
-
-
-def _check_score_shape(name: str, x: torch.Tensor, T_q: int, T_k: int, lead: tuple) -> None:
-    """A mask or bias on the scores has exactly the shape (T_q, T_k) or (..., T_q, T_k): no broadcasting."""
-    shapes = {(T_q, T_k), (*lead, T_q, T_k)}
-    if tuple(x.shape) not in shapes:
-        want = " or ".join(str(s) for s in sorted(shapes, key=len))
-        raise ValueError(f"{name} must have shape (T_q, T_k) or (..., T_q, T_k) = {want} (no broadcasting), "
-                         f"got shape {tuple(x.shape)}")
-
-
-def _allowed(mask, causal: bool, T_q: int, T_k: int, lead: tuple, device) -> torch.Tensor | None:
-    """The bool tensor of allowed (query, key) pairs from ``mask`` and ``causal``, checked; None if all are."""
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
-    allowed = None
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor):
-            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-        if mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
-        _check_score_shape("mask", mask, T_q, T_k, lead)
-        allowed = mask
-    if causal:  # top-left aligned, like F.scaled_dot_product_attention(is_causal=True): query i sees keys 0..i
-        tri = causal_mask(T_q, device, T_k=T_k)  # (T_q, T_k)
-        allowed = tri if allowed is None else allowed & tri
-    if allowed is not None:
-        empty = ~allowed.any(dim=-1)  # (..., T_q)
-        if empty.any():
-            where = tuple(i.item() for i in empty.nonzero()[0])
-            raise ValueError(f"mask lets query {where} (index into (..., T_q)) attend to no key: every entry of its "
-                             f"row is False, and the softmax of nothing is NaN")
-    return allowed
-
-
-def _masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
-    """softmax over the last dimension with -inf where ``allowed`` is False (so those weights are exactly 0)."""
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.softmax(scores, dim=-1)
-
-
-# ---------------------------------------------------------------- scaled dot-product attention
-def _check_qkv(q, k, v) -> None:
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        check.tensor(name, x, dtype="float")
-        if x.dim() < 2:
-            raise ValueError(f"{name} must have at least 2 dimensions (..., T, d), got shape {tuple(x.shape)}")
-    if not q.dtype == k.dtype == v.dtype:
-        raise TypeError(f"q, k and v must have one dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
-        raise ValueError(f"q, k and v must have the same leading (batch, head) dimensions (no broadcasting), "
-                         f"got shapes {tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}")
-    check.tensor("k", k, last_dim=q.shape[-1])  # d_k
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of keys T_k, got shapes {tuple(k.shape)} and {tuple(v.shape)}")
-    if k.shape[-2] == 0:
-        raise ValueError(f"k must hold at least one key, got shape {tuple(k.shape)}")
-
-
-def _check_bias(bias, T_q: int, T_k: int, lead: tuple, dtype) -> None:
-    """``bias`` (an additive float term on the scores, e.g. ALiBi's) has shape (T_q, T_k) or (..., T_q, T_k)."""
-    if bias is None:
-        return
-    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
-        got = bias.dtype if isinstance(bias, torch.Tensor) else type(bias).__name__
-        raise TypeError(f"bias must be a floating-point tensor added to the scores, got {got}")
-    if bias.dtype != dtype:
-        raise TypeError(f"bias must have the dtype of q, {dtype}, got {bias.dtype}")
-    _check_score_shape("bias", bias, T_q, T_k, lead)
-
-
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                                 causal: bool = False, scale: float | None = None, bias: torch.Tensor | None = None):
-    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V, by hand (chapter 6).
-
-    ``q (..., T_q, d_k)``, ``k (..., T_k, d_k)``, ``v (..., T_k, d_v)`` with the same
-    leading dimensions (batch, heads, ...). ``mask``: bool, True = may attend, shape
-    (T_q, T_k) or (..., T_q, T_k). ``causal=True`` also forbids keys after the query
-    (top-left aligned when T_q != T_k, like PyTorch). ``scale`` defaults to 1/sqrt(d_k).
-    ``bias`` (float, shape (T_q, T_k) or (..., T_q, T_k)) is added to the scaled scores, as
-    ALiBi does (chapter 8). Returns ``(out (..., T_q, d_v), weights (..., T_q, T_k))``; equals
-    ``F.scaled_dot_product_attention`` (tested), which returns no weights.
-    """
-    _check_qkv(q, k, v)
-    T_q, d_k, T_k = q.shape[-2], q.shape[-1], k.shape[-2]
-    allowed = _allowed(mask, causal, T_q, T_k, tuple(q.shape[:-2]), q.device)
-    _check_bias(bias, T_q, T_k, tuple(q.shape[:-2]), q.dtype)
-    if scale is None:
-        scale = 1.0 / math.sqrt(d_k)
-    elif isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
-        raise ValueError(f"scale must be a positive finite number (or None for 1/sqrt(d_k)), got {scale!r}")
-    scores = q @ k.transpose(-2, -1) * scale  # (..., T_q, T_k)
-    if bias is not None:
-        scores = scores + bias
-    weights = _masked_softmax(scores, allowed)  # (..., T_q, T_k)
-    return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
 
 
 # ---------------------------------------------------------------- attention for an encoder-decoder (chapter 5)
@@ -177,8 +70,8 @@ def _check_query_memory(s, h, d_query: int, d_key: int, mask, dtype=None) -> tup
 
     ``s`` and ``h`` share one dtype, the parameters' ``dtype`` if given.
     """
-    check.tensor("s", s, ndim=(2, 3), dtype="float", last_dim=d_query)
-    check.tensor("h", h, ndim=3, dtype="float", last_dim=d_key)
+    validate.tensor("s", s, ndim=(2, 3), dtype="float", last_dim=d_query)
+    validate.tensor("h", h, ndim=3, dtype="float", last_dim=d_key)
     if s.dtype != h.dtype or dtype not in (None, s.dtype):
         want = f"the parameters' dtype {dtype}" if dtype is not None else "one dtype"
         raise TypeError(f"s and h must have {want}, got {s.dtype} and {h.dtype}")
@@ -218,9 +111,9 @@ def additive_attention(s: torch.Tensor, h: torch.Tensor, W_s: torch.Tensor, W_h:
     Returns ``(c, a)``: contexts ``c = sum_j a_j h_j`` (B, d_key) and weights ``a = softmax(score)``
     (B, T), or (B, T_q, d_key) and (B, T_q, T) for several queries.
     """
-    check.tensor("v", v, ndim=1, dtype="float")
-    check.tensor("W_s", W_s, ndim=2, dtype="float")
-    check.tensor("W_h", W_h, ndim=2, dtype="float")
+    validate.tensor("v", v, ndim=1, dtype="float")
+    validate.tensor("W_s", W_s, ndim=2, dtype="float")
+    validate.tensor("W_h", W_h, ndim=2, dtype="float")
     if not W_s.shape[0] == W_h.shape[0] == v.shape[0]:
         raise ValueError(f"W_s, W_h and v must share d_hidden (W_s's and W_h's rows, v's length), got shapes "
                          f"{tuple(W_s.shape)}, {tuple(W_h.shape)} and {tuple(v.shape)}")
@@ -238,9 +131,9 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, d_query: int, d_key: int, d_hidden: int):
         super().__init__()
-        self.d_query = check.positive_int("d_query", d_query)
-        self.d_key = check.positive_int("d_key", d_key)
-        self.d_hidden = check.positive_int("d_hidden", d_hidden)
+        self.d_query = validate.positive_int("d_query", d_query)
+        self.d_key = validate.positive_int("d_key", d_key)
+        self.d_hidden = validate.positive_int("d_hidden", d_hidden)
         self.W_s = nn.Parameter(torch.empty(d_hidden, d_query))
         self.W_h = nn.Parameter(torch.empty(d_hidden, d_key))
         self.v = nn.Parameter(torch.empty(d_hidden))
@@ -269,8 +162,8 @@ class DotProductAttention(nn.Module):
 
     def __init__(self, d_query: int, d_key: int, kind: str = "general"):
         super().__init__()
-        self.d_query = check.positive_int("d_query", d_query)
-        self.d_key = check.positive_int("d_key", d_key)
+        self.d_query = validate.positive_int("d_query", d_query)
+        self.d_key = validate.positive_int("d_key", d_key)
         if kind not in ("general", "dot"):
             raise ValueError(f"kind must be 'general' or 'dot', got {kind!r}")
         if kind == "dot" and d_query != d_key:
@@ -293,6 +186,13 @@ class DotProductAttention(nn.Module):
 
 
 # ---------------------------------------------------------------- multi-head attention (chapter 6)
+def _check_mode(mode) -> str:
+    """``mode`` names a form of ``seqlab.ops.attention``."""
+    if mode not in attention_ops.FORMS:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, attention_ops.FORMS))}, got {mode!r}")
+    return mode
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention (Vaswani et al., 2017; chapter 6).
 
@@ -300,17 +200,20 @@ class MultiHeadAttention(nn.Module):
     with separate projections ``W_q, W_k, W_v, W_o`` (``nn.Linear(d_model, d_model)``) whose rows
     are split into H heads of width d_head = d_model / H.
 
-    ``forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), mask=None, causal=False, fast=False)
+    ``forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), mask=None, causal=False, mode=None)
     -> (out (B, T_q, d), weights (B, H, T_q, T_k))``. ``mask`` is bool, True = may attend, shape
-    (T_q, T_k) or (B, T_q, T_k). ``fast=True`` uses ``F.scaled_dot_product_attention`` and returns
-    ``None`` for the weights. ``from_torch`` copies an ``nn.MultiheadAttention`` (mind its opposite
-    bool-mask convention: there True means *not* allowed).
+    (T_q, T_k) or (B, T_q, T_k). ``mode`` (default ``self.mode``, ``"parallel"``) names the form of
+    ``seqlab.ops.attention``: ``"parallel"`` or ``"loop"`` (with weights), ``"fused"``
+    (``F.scaled_dot_product_attention``) or ``"step"`` (causal only), which return ``None`` for the
+    weights. ``from_torch`` copies an ``nn.MultiheadAttention`` (mind its opposite bool-mask
+    convention: there True means *not* allowed).
     """
 
-    def __init__(self, d_model: int, n_heads: int, bias: bool = True):
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True, mode: str = "parallel"):
         super().__init__()
-        self.d_model = check.positive_int("d_model", d_model)
-        self.n_heads = check.positive_int("n_heads", n_heads)
+        self.mode = _check_mode(mode)
+        self.d_model = validate.positive_int("d_model", d_model)
+        self.n_heads = validate.positive_int("n_heads", n_heads)
         if d_model % n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={d_model} and n_heads={n_heads}")
         self.d_head = d_model // n_heads
@@ -321,10 +224,11 @@ class MultiHeadAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None,
-                causal: bool = False, fast: bool = False):
+                causal: bool = False, mode: str | None = None):
+        form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
         d, dtype = self.d_model, self.W_q.weight.dtype
         for name, x in (("query", query), ("key", key), ("value", value)):
-            check.tensor(name, x, ndim=3, dtype="float", last_dim=d)
+            validate.tensor(name, x, ndim=3, dtype="float", last_dim=d)
             if x.dtype != dtype:
                 raise TypeError(f"{name} must have the parameters' dtype {dtype}, got dtype {x.dtype}")
         if not query.shape[0] == key.shape[0] == value.shape[0] or key.shape[1] != value.shape[1]:
@@ -337,11 +241,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"mask must have shape (T_q, T_k) = {(T_q, T_k)} or (B, T_q, T_k) = {(B, T_q, T_k)}, "
                              f"got shape {tuple(mask.shape)}")
         q, k, v = self._split(self.W_q(query)), self._split(self.W_k(key)), self._split(self.W_v(value))  # (B, H, T, d_head)
-        if fast:  # PyTorch's fused kernel: the same numbers, no weights
-            allowed = _allowed(mask, causal, T_q, T_k, (B, H), q.device)
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed), None  # (B, H, T_q, d_head)
-        else:  # the manual path, to read
-            out, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)  # (B, H, T_q, d_head)
+        out, _, weights = form(q, k, v, causal=causal, mask=mask, need_weights=True)  # (B, H, T_q, d_head)
         out = out.transpose(1, 2).reshape(B, T_q, d)  # (B, T_q, d): the heads concatenated
         return self.W_o(out), weights  # (B, T_q, d), (B, H, T_q, T_k)
 
@@ -372,4 +272,4 @@ class MultiHeadAttention(nn.Module):
         return new
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}"
+        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, mode={self.mode!r}"

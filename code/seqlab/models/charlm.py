@@ -21,79 +21,60 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import _validate as check
+from .. import _validate as validate
 from .._validate import token_ids
 from .gru import GRU
 from .lstm import LSTM
-from .rnn import RNN
+from .rnn import RNN, _check_mode
 from .sampling import check_temperature, sample_next
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-class TorchRecurrent(nn.Module):
-    """PyTorch's fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` behind seqlab's layer interface (chapter 2).
-
-    ``forward(x, state) -> (out, state)`` and ``step(x_t, state) -> (h_t, state)``,
-    with the same gate-bias options as seqlab's layers (``forget_bias`` sets
-    b_if = value and b_hf = 0; ``update_bias`` does the same for the GRU's z gate).
-    The numbers equal the from-scratch layers' (tested); it is only faster.
-    """
-
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 forget_bias: float | None = None, update_bias: float | None = None):
-        super().__init__()
-        kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.module = TORCH_LAYERS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True, **kwargs)
-        gate_bias = forget_bias if cell == "lstm" else update_bias if cell == "gru" else None
-        if gate_bias is not None:  # the second block of rows is f (LSTM: i, f, g, o) or z (GRU: r, z, n)
-            with torch.no_grad():
-                for k in range(num_layers):
-                    getattr(self.module, f"bias_ih_l{k}")[hidden_size : 2 * hidden_size] = gate_bias
-                    getattr(self.module, f"bias_hh_l{k}")[hidden_size : 2 * hidden_size] = 0.0
-
-    def forward(self, x, state=None):
-        return self.module(x, state)
-
-    def step(self, x_t, state=None):
-        out, state = self.module(x_t[:, None], state)  # (B, 1, H)
-        return out[:, 0], state
+GATE_BIAS = {"rnn": (), "lstm": ("forget_bias",), "gru": ("update_bias",)}  # the gate-bias option of each cell
 
 
 class RecurrentLM(nn.Module):
     """Embedding -> recurrent layers -> linear head (chapter 2): ``logits_t = W_hy h_t + b_y``.
 
     ``cell`` is ``"rnn"``, ``"lstm"`` or ``"gru"``; ``cell_kwargs`` go to that layer
-    (``nonlinearity="relu"``, ``forget_bias=3.0``, ``update_bias=...``).
-    ``impl="seqlab"`` uses the from-scratch layers (a Python loop over time, to
-    read); ``impl="torch"`` PyTorch's fused kernels (the same numbers, faster).
-    ``forward(x (B, T), state) -> (logits (B, T, V), state)``; ``step(x_t (B,), state) -> (logits (B, V), state)``.
+    (``nonlinearity="relu"`` for the RNN, ``forget_bias=3.0`` for the LSTM, ``update_bias=...``
+    for the GRU; another cell's option is an error). ``mode`` names the form that runs the
+    recurrence (``seqlab.ops.recurrent``): ``"loop"`` the from-scratch equations, a Python loop
+    over time, to read; ``"fused"`` PyTorch's kernel on the same weights (the same numbers,
+    tested, much faster); ``"step"`` one time step at a time. ``forward(x (B, T), state, mode=None)
+    -> (logits (B, T, V), state)``; ``step(x_t (B,), state) -> (logits (B, V), state)``.
     """
 
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int, cell: str = "rnn", n_layers: int = 1,
-                 impl: str = "seqlab", **cell_kwargs):
+                 mode: str = "loop", **cell_kwargs):
         super().__init__()
-        self.vocab_size = check.positive_int("vocab_size", vocab_size, minimum=2)
-        check.positive_int("d_embed", d_embed)
-        check.positive_int("d_hidden", d_hidden)
-        check.positive_int("n_layers", n_layers)
+        self.vocab_size = validate.positive_int("vocab_size", vocab_size, minimum=2)
+        validate.positive_int("d_embed", d_embed)
+        validate.positive_int("d_hidden", d_hidden)
+        validate.positive_int("n_layers", n_layers)
         if cell not in LAYERS:
             raise ValueError(f"cell must be one of {', '.join(map(repr, LAYERS))}, got {cell!r}")
-        if impl not in ("seqlab", "torch"):
-            raise ValueError(f"impl must be 'seqlab' or 'torch', got {impl!r}")
-        self.cell, self.impl = cell, impl
+        allowed = GATE_BIAS[cell] + (("nonlinearity",) if cell == "rnn" else ())
+        unknown = sorted(set(cell_kwargs) - set(allowed))
+        if unknown:
+            raise TypeError(f"cell={cell!r} takes the option(s) {list(allowed)}, got {unknown}")
+        self.cell = cell
         self.embed = nn.Embedding(vocab_size, d_embed)
-        if impl == "seqlab":
-            self.recurrent = LAYERS[cell](d_embed, d_hidden, num_layers=n_layers, **cell_kwargs)
-        else:
-            self.recurrent = TorchRecurrent(cell, d_embed, d_hidden, num_layers=n_layers, **cell_kwargs)
+        self.recurrent = LAYERS[cell](d_embed, d_hidden, num_layers=n_layers, mode=mode, **cell_kwargs)
         self.head = nn.Linear(d_hidden, vocab_size)
 
-    def forward(self, x: torch.Tensor, state=None):
+    @property
+    def mode(self) -> str:
+        """The form of the recurrence: ``"loop"``, ``"step"`` or ``"fused"`` (settable)."""
+        return self.recurrent.mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.recurrent.mode = _check_mode(value, self.cell)
+
+    def forward(self, x: torch.Tensor, state=None, mode: str | None = None):
         token_ids("x", x, self.vocab_size, ndim=2)
         e = self.embed(x)  # (B, T, d_embed)
-        h, state = self.recurrent(e, state)  # (B, T, d_hidden)
+        h, state = self.recurrent(e, state, mode=mode)  # (B, T, d_hidden)
         return self.head(h), state  # (B, T, V)
 
     def step(self, x_t: torch.Tensor, state=None):
@@ -113,7 +94,7 @@ class RecurrentLM(nn.Module):
         each new token costs one ``step`` on the carried state.
         """
         token_ids("prompt_ids", prompt_ids, self.vocab_size, ndim=1, min_length=1)
-        check.positive_int("length", length)
+        validate.positive_int("length", length)
         check_temperature(temperature)
         device = self.head.weight.device
         logits, state = self(prompt_ids[None].to(device))  # (1, T, V): the prompt, fed once
@@ -127,4 +108,4 @@ class RecurrentLM(nn.Module):
         return torch.cat([prompt_ids.cpu(), torch.tensor(new, dtype=prompt_ids.dtype)])
 
     def extra_repr(self) -> str:
-        return f"cell={self.cell!r}, impl={self.impl!r}"
+        return f"cell={self.cell!r}, mode={self.mode!r}"

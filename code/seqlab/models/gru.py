@@ -24,6 +24,8 @@ So z_t near 1 keeps the old state. (PyTorch's convention, followed here so that
 some texts swap the roles of z_t and 1 - z_t, and put r_t before W_hn.)
 ``update_bias`` sets the update gate's total bias b_xz + b_hz: a positive value
 starts the unit out copying h_{t-1} forward, which long-lag memory tasks need.
+The equations live in ``seqlab.ops.recurrent``; ``GRU`` takes the ``mode=`` of
+every stack (``"loop"``, ``"step"``, ``"fused"``).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ import math
 import torch
 from torch import nn
 
-from .. import _validate as check
+from .. import _validate as validate
+from ..ops import recurrent as ops
 from .rnn import StackedCells, _check_input, _check_state, _check_torch_module
 
 
@@ -46,24 +49,33 @@ class GRUCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, update_bias: float | None = None):
         super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        self.input_size = validate.positive_int("input_size", input_size)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
         if update_bias is not None and (isinstance(update_bias, bool) or not isinstance(update_bias, (int, float))):
             raise TypeError(f"update_bias must be a number or None, got {type(update_bias).__name__}")
         self.update_bias = update_bias
         H, D = hidden_size, input_size
         self.W_x = nn.Parameter(torch.empty(3 * H, D))  # [W_xr; W_xz; W_xn]
-        self.b_x = nn.Parameter(torch.empty(3 * H))
         self.W_h = nn.Parameter(torch.empty(3 * H, H))  # [W_hr; W_hz; W_hn]
+        self.b_x = nn.Parameter(torch.empty(3 * H))
         self.b_h = nn.Parameter(torch.empty(3 * H))
         self.reset_parameters()
+
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """``(W_x, W_h, b_x, b_h)`` in the order of ``seqlab.ops.recurrent``."""
+        return self.W_x, self.W_h, self.b_x, self.b_h
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """PyTorch's default (uniform in [-1/sqrt(H), 1/sqrt(H)]), then the update-gate bias if one was given."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
+        for p in (self.W_x, self.b_x, self.W_h, self.b_h):
             nn.init.uniform_(p, -bound, bound)
+        self.set_gate_bias()
+
+    @torch.no_grad()
+    def set_gate_bias(self) -> None:
+        """b_xz = update_bias and b_hz = 0, if an ``update_bias`` was given."""
         if self.update_bias is not None:
             z = slice(self.hidden_size, 2 * self.hidden_size)  # rows of the update gate
             self.b_x[z] = self.update_bias
@@ -75,12 +87,7 @@ class GRUCell(nn.Module):
         if h_prev is None:
             h_prev = x_t.new_zeros(B, H)
         _check_state("h_prev", h_prev, (B, H), "(B, hidden_size)", x_t)
-        x_r, x_z, x_n = (x_t @ self.W_x.T + self.b_x).chunk(3, dim=-1)  # each (B, H)
-        h_r, h_z, h_n = (h_prev @ self.W_h.T + self.b_h).chunk(3, dim=-1)  # each (B, H)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        return (1 - z) * n + z * h_prev
+        return ops.gru_cell(x_t, h_prev, *self.weights())  # (B, H)
 
     @classmethod
     def from_torch(cls, cell: nn.GRUCell) -> "GRUCell":
@@ -103,29 +110,28 @@ class GRUCell(nn.Module):
 class GRU(StackedCells):
     """A stack of ``num_layers`` GRU layers (chapter 4), batch first, like ``nn.GRU(batch_first=True)``.
 
-    Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None)
-    -> (outputs (B, T, H), h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``step`` does one
+    Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None,
+    mode=None) -> (outputs (B, T, H), h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode``
+    (``"loop"``, ``"step"``, ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one
     time step through all layers. ``update_bias`` is passed to every ``GRUCell``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, update_bias: float | None = None):
+    family = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, update_bias: float | None = None,
+                 mode: str = "loop"):
         super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
-        self.num_layers = check.positive_int("num_layers", num_layers)
+        self.input_size = validate.positive_int("input_size", input_size)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
+        self.num_layers = validate.positive_int("num_layers", num_layers)
         self.update_bias = update_bias
-        self.cells = nn.ModuleList(
-            GRUCell(input_size if l == 0 else hidden_size, hidden_size, update_bias) for l in range(num_layers)
-        )
+        self._build(mode, lambda D_l: GRUCell(D_l, hidden_size, update_bias))
 
     @classmethod
     def from_torch(cls, gru: nn.GRU) -> "GRU":
         """A copy of ``nn.GRU`` ``gru`` (weights, dtype, device); ``weight_ih_l{k}`` becomes ``cells[k].W_x``."""
-        _check_torch_module(gru, nn.GRU, cls.__name__)
-        new = cls(gru.input_size, gru.hidden_size, gru.num_layers).to(gru.weight_ih_l0)
-        new._load_torch_layers(gru)
-        return new
+        return cls._copy_torch(gru, nn.GRU)
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, update_bias={self.update_bias}")
+                f"num_layers={self.num_layers}, update_bias={self.update_bias}, mode={self.mode!r}")

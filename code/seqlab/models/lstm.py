@@ -25,6 +25,10 @@ The gate order and the two biases are PyTorch's, so ``LSTM.from_torch(nn.LSTM(..
 copies ``weight_ih_l{k}`` into ``W_x`` unchanged. ``forget_bias`` sets the
 forget gate's total bias b_xf + b_hf, which decides how much c_t keeps at
 initialisation (sigma(3) = 0.95: the cell starts out remembering).
+
+The equations live in ``seqlab.ops.recurrent``; ``LSTM`` shares ``StackedCells``
+with the RNN and the GRU (its state is the pair (h, c)) and takes the same
+``mode=`` (``"loop"``, ``"step"``, ``"fused"``).
 """
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ import math
 import torch
 from torch import nn
 
-from .. import _validate as check
-from .rnn import _check_input, _check_state, _check_torch_module
+from .. import _validate as validate
+from ..ops import recurrent as ops
+from .rnn import StackedCells, _check_input, _check_state, _check_torch_module
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -57,24 +62,33 @@ class LSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, forget_bias: float | None = None):
         super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        self.input_size = validate.positive_int("input_size", input_size)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
         if forget_bias is not None and (isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float))):
             raise TypeError(f"forget_bias must be a number or None, got {type(forget_bias).__name__}")
         self.forget_bias = forget_bias
         H, D = hidden_size, input_size
         self.W_x = nn.Parameter(torch.empty(4 * H, D))  # [W_xi; W_xf; W_xg; W_xo]
-        self.b_x = nn.Parameter(torch.empty(4 * H))
         self.W_h = nn.Parameter(torch.empty(4 * H, H))  # [W_hi; W_hf; W_hg; W_ho]
+        self.b_x = nn.Parameter(torch.empty(4 * H))
         self.b_h = nn.Parameter(torch.empty(4 * H))
         self.reset_parameters()
+
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """``(W_x, W_h, b_x, b_h)`` in the order of ``seqlab.ops.recurrent``."""
+        return self.W_x, self.W_h, self.b_x, self.b_h
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """PyTorch's default (uniform in [-1/sqrt(H), 1/sqrt(H)]), then the forget-gate bias if one was given."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
+        for p in (self.W_x, self.b_x, self.W_h, self.b_h):
             nn.init.uniform_(p, -bound, bound)
+        self.set_gate_bias()
+
+    @torch.no_grad()
+    def set_gate_bias(self) -> None:
+        """b_xf = forget_bias and b_hf = 0, if a ``forget_bias`` was given."""
         if self.forget_bias is not None:
             f = slice(self.hidden_size, 2 * self.hidden_size)  # rows of the forget gate
             self.b_x[f] = self.forget_bias
@@ -88,12 +102,7 @@ class LSTMCell(nn.Module):
         h_prev, c_prev = _check_pair("state", state)
         _check_state("h_prev", h_prev, (B, H), "(B, hidden_size)", x_t)
         _check_state("c_prev", c_prev, (B, H), "(B, hidden_size)", x_t)
-        gates = x_t @ self.W_x.T + self.b_x + h_prev @ self.W_h.T + self.b_h  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c_prev + i * g
-        h = o * torch.tanh(c)
-        return h, c
+        return ops.lstm_cell(x_t, (h_prev, c_prev), *self.weights())  # each (B, H)
 
     @classmethod
     def from_torch(cls, cell: nn.LSTMCell) -> "LSTMCell":
@@ -113,70 +122,33 @@ class LSTMCell(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, forget_bias={self.forget_bias}"
 
 
-class LSTM(nn.Module):
+class LSTM(StackedCells):
     """A stack of ``num_layers`` LSTM layers (chapter 4), batch first, like ``nn.LSTM(batch_first=True)``.
 
     Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), (h_0, c_0) each
-    (L, B, H) or None) -> (outputs (B, T, H), (h_n, c_n) each (L, B, H))``; ``outputs`` are the top
-    layer's h_1..h_T. ``step`` does one time step through all layers. ``forget_bias`` is passed to
-    every ``LSTMCell``.
+    (L, B, H) or None, mode=None) -> (outputs (B, T, H), (h_n, c_n) each (L, B, H))``; ``outputs`` are
+    the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"step"``, ``"fused"``) picks the form of
+    ``seqlab.ops.recurrent``. ``step`` does one time step through all layers. ``forget_bias`` is passed
+    to every ``LSTMCell``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, forget_bias: float | None = None):
+    family = "lstm"
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, forget_bias: float | None = None,
+                 mode: str = "loop"):
         super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
-        self.num_layers = check.positive_int("num_layers", num_layers)
+        self.input_size = validate.positive_int("input_size", input_size)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
+        self.num_layers = validate.positive_int("num_layers", num_layers)
         self.forget_bias = forget_bias
-        self.cells = nn.ModuleList(
-            LSTMCell(input_size if l == 0 else hidden_size, hidden_size, forget_bias) for l in range(num_layers)
-        )
-
-    def _initial_state(self, state, x: torch.Tensor, names=("h_0", "c_0")) -> State:
-        shape = (self.num_layers, x.shape[0], self.hidden_size)
-        if state is None:
-            return x.new_zeros(shape), x.new_zeros(shape)
-        h, c = _check_pair("state", state)
-        meaning = "(num_layers, B, hidden_size)"
-        return _check_state(names[0], h, shape, meaning, x), _check_state(names[1], c, shape, meaning, x)
-
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        _check_input("x", x, 3, self.input_size, self)
-        h_0, c_0 = self._initial_state(state, x)  # each (L, B, H)
-        h_n, c_n = [], []
-        for l, cell in enumerate(self.cells):  # the manual path: every layer loops over time
-            h, c, outputs = h_0[l], c_0[l], []
-            for t in range(x.shape[1]):
-                h, c = cell(x[:, t], (h, c))  # each (B, H)
-                outputs.append(h)
-            x = torch.stack(outputs, dim=1)  # (B, T, H): the inputs of the next layer
-            h_n.append(h)
-            c_n.append(c)
-        return x, (torch.stack(h_n), torch.stack(c_n))  # (B, T, H), each (L, B, H)
-
-    def step(self, x_t: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """One time step through every layer: ``(x_t (B, D), (h, c) each (L, B, H)) -> (y_t (B, H), (h, c))``.
-
-        ``y_t`` is the top layer's new h_t. O(1) work and memory per step.
-        """
-        _check_input("x_t", x_t, 2, self.input_size, self)
-        h, c = self._initial_state(state, x_t, names=("h", "c"))
-        new_h, new_c = [], []
-        for l, cell in enumerate(self.cells):
-            x_t, c_l = cell(x_t, (h[l], c[l]))  # each (B, H)
-            new_h.append(x_t)
-            new_c.append(c_l)
-        return x_t, (torch.stack(new_h), torch.stack(new_c))  # (B, H), each (L, B, H)
+        self._build(mode, lambda D_l: LSTMCell(D_l, hidden_size, forget_bias))
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> "LSTM":
         """A copy of ``nn.LSTM`` ``lstm`` (weights, dtype, device); ``weight_ih_l{k}`` becomes ``cells[k].W_x``."""
-        _check_torch_module(lstm, nn.LSTM, cls.__name__)
-        new = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers).to(lstm.weight_ih_l0)
-        for k, cell in enumerate(new.cells):
-            cell._load(*(getattr(lstm, f"{w}_l{k}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
-        return new
+        return cls._copy_torch(lstm, nn.LSTM)
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, forget_bias={self.forget_bias}")
+                f"num_layers={self.num_layers}, forget_bias={self.forget_bias}, mode={self.mode!r}")

@@ -18,6 +18,11 @@ The update rule, applied at every step t = 1..T:
 Layer l > 0 reads the hidden states of layer l - 1 as its inputs x_t. The
 weights have the shapes and the two biases of ``nn.RNN``, so
 ``RNN.from_torch(nn.RNN(...))`` copies a PyTorch module exactly.
+
+The equations live in ``seqlab.ops.recurrent`` (one function per form); the
+modules here hold the parameters and choose a form with ``mode=``:
+``"loop"`` (the readable reference, the default), ``"step"`` (one time step at a
+time through every layer) or ``"fused"`` (PyTorch's kernel on the same weights).
 """
 from __future__ import annotations
 
@@ -26,13 +31,14 @@ import math
 import torch
 from torch import nn
 
-from .. import _validate as check
+from .. import _validate as validate
+from ..ops import recurrent as ops
 
 
 # ---------------------------------------------------------------- checks shared by rnn, lstm, gru
 def _check_input(name: str, x, ndim: int, size: int, module: nn.Module) -> torch.Tensor:
     """``x`` is a float tensor of rank ``ndim`` with last dimension ``size`` and the parameters' dtype."""
-    check.tensor(name, x, ndim=ndim, dtype="float", last_dim=size)
+    validate.tensor(name, x, ndim=ndim, dtype="float", last_dim=size)
     dtype = next(module.parameters()).dtype
     if x.dtype != dtype:
         raise TypeError(f"{name} must have the parameters' dtype {dtype}, got dtype {x.dtype} "
@@ -44,7 +50,7 @@ def _check_input(name: str, x, ndim: int, size: int, module: nn.Module) -> torch
 
 def _check_state(name: str, s, shape: tuple, meaning: str, like: torch.Tensor) -> torch.Tensor:
     """``s`` is a float tensor of exactly ``shape`` (no broadcasting) with the dtype of ``like``."""
-    check.tensor(name, s, dtype="float")
+    validate.tensor(name, s, dtype="float")
     if tuple(s.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {meaning} = {tuple(shape)}, got shape {tuple(s.shape)}")
     if s.dtype != like.dtype:
@@ -77,22 +83,29 @@ class RNNCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
         super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
+        self.input_size = validate.positive_int("input_size", input_size)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         H, D = hidden_size, input_size
-        self.W_xh = nn.Parameter(torch.empty(H, D))
-        self.b_xh = nn.Parameter(torch.empty(H))
+        self.W_xh = nn.Parameter(torch.empty(H, D))  # registered in nn.RNN's order: W_x, W_h, b_x, b_h
         self.W_hh = nn.Parameter(torch.empty(H, H))
+        self.b_xh = nn.Parameter(torch.empty(H))
         self.b_hh = nn.Parameter(torch.empty(H))
         self.reset_parameters()
+
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """``(W_x, W_h, b_x, b_h)`` in the order of ``seqlab.ops.recurrent``."""
+        return self.W_xh, self.W_hh, self.b_xh, self.b_hh
+
+    def set_gate_bias(self) -> None:
+        """Nothing to do: the Elman cell has no gate (the LSTM's and GRU's set theirs)."""
 
     def reset_parameters(self) -> None:
         """PyTorch's default: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)]."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
+        for p in (self.W_xh, self.b_xh, self.W_hh, self.b_hh):
             nn.init.uniform_(p, -bound, bound)
 
     def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,8 +114,7 @@ class RNNCell(nn.Module):
         if h_prev is None:
             h_prev = x_t.new_zeros(B, H)
         _check_state("h_prev", h_prev, (B, H), "(B, hidden_size)", x_t)
-        a = x_t @ self.W_xh.T + self.b_xh + h_prev @ self.W_hh.T + self.b_hh  # (B, H)
-        return torch.tanh(a) if self.nonlinearity == "tanh" else torch.relu(a)
+        return ops.rnn_cell(x_t, h_prev, *self.weights(), nonlinearity=self.nonlinearity)  # (B, H)
 
     @classmethod
     def from_torch(cls, cell: nn.RNNCell) -> "RNNCell":
@@ -122,79 +134,131 @@ class RNNCell(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, nonlinearity={self.nonlinearity!r}"
 
 
-class StackedCells(nn.Module):
-    """A stack of recurrent cells whose state is one tensor h (the RNN's and the GRU's), batch first (chapter 2).
+def _check_mode(mode, family: str) -> str:
+    """``mode`` names a form of ``family`` in ``seqlab.ops.recurrent``."""
+    if mode not in ops.FORMS[family]:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, ops.FORMS[family]))}, got {mode!r}")
+    return mode
 
-    Subclasses fill ``self.cells``. Layer l > 0 reads the h_t of layer l - 1 as
-    its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None) -> (outputs (B, T, H),
-    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``step`` does one
-    time step through all layers.
+
+class StackedCells(nn.Module):
+    """A stack of recurrent cells (chapters 2 and 4), batch first: the common body of ``RNN``, ``LSTM`` and ``GRU``.
+
+    Subclasses set ``family`` (``"rnn"``, ``"lstm"``, ``"gru"``) and fill ``self.cells``. Layer
+    l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), state=None, mode=None) ->
+    (outputs (B, T, H), state)``: ``outputs`` are the top layer's h_1..h_T and ``state`` every layer's
+    last state, h (L, B, H) or, for the LSTM, (h, c) each (L, B, H). ``mode`` (default ``self.mode``)
+    names the form of ``seqlab.ops.recurrent`` that computes it: ``"loop"``, ``"step"`` or ``"fused"``.
+    ``step`` does one time step through all layers.
     """
 
-    def _initial_state(self, h_0, x: torch.Tensor, name: str = "h_0") -> torch.Tensor:
+    family = "rnn"
+    state_names = ("h",)
+
+    def _build(self, mode: str, make_cell) -> None:
+        """Set ``mode`` and the cells, drawing the initial weights in ``nn.RNN``'s order (tested)."""
+        self.mode = _check_mode(mode, self.family)
+        with torch.random.fork_rng(devices=[]):  # the cells' own draws are replaced just below
+            self.cells = nn.ModuleList(make_cell(self.input_size if l == 0 else self.hidden_size)
+                                       for l in range(self.num_layers))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Like ``nn.RNN``/``nn.LSTM``/``nn.GRU``: uniform in +-1/sqrt(H), drawn layer by layer in the
+        order W_x, W_h, b_x, b_h (so a seeded stack starts from the weights PyTorch's would); then
+        each cell's gate bias, if it has one."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for cell in self.cells:
+                for p in cell.weights():
+                    nn.init.uniform_(p, -bound, bound)
+                cell.set_gate_bias()
+
+    def weights(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Every layer's ``W_x, W_h, b_x, b_h``, as the forms of ``seqlab.ops.recurrent`` take them."""
+        per_layer = [cell.weights() for cell in self.cells]
+        return dict(zip(("W_x", "W_h", "b_x", "b_h"), (tuple(w) for w in zip(*per_layer))))
+
+    def _options(self) -> dict:
+        return {}
+
+    def _initial_state(self, state, x: torch.Tensor, names: tuple[str, ...] | None = None):
+        """The state, checked (shape (num_layers, B, hidden_size) each, x's dtype); zeros for None."""
+        names = names or tuple(f"{n}_0" for n in self.state_names)
         shape = (self.num_layers, x.shape[0], self.hidden_size)
-        if h_0 is None:
-            return x.new_zeros(shape)
-        return _check_state(name, h_0, shape, "(num_layers, B, hidden_size)", x)
+        if state is None:
+            parts = tuple(x.new_zeros(shape) for _ in names)
+        elif len(names) == 1:
+            parts = (state,)
+        else:
+            if not (isinstance(state, (tuple, list)) and len(state) == len(names)):
+                raise TypeError(f"state must be a tuple ({', '.join(self.state_names)}) of two tensors, got "
+                                f"{type(state).__name__}"
+                                + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else ""))
+            parts = tuple(state)
+        parts = tuple(_check_state(n, p, shape, "(num_layers, B, hidden_size)", x) for n, p in zip(names, parts))
+        return parts[0] if len(parts) == 1 else parts
 
-    def forward(self, x: torch.Tensor, h_0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, state=None, mode: str | None = None):
         _check_input("x", x, 3, self.input_size, self)
-        h_0 = self._initial_state(h_0, x)  # (L, B, H)
-        h_n = []
-        for l, cell in enumerate(self.cells):  # the manual path: every layer loops over time
-            h, outputs = h_0[l], []
-            for t in range(x.shape[1]):
-                h = cell(x[:, t], h)  # (B, H)
-                outputs.append(h)
-            x = torch.stack(outputs, dim=1)  # (B, T, H): the inputs of the next layer
-            h_n.append(h)
-        return x, torch.stack(h_n)  # (B, T, H), (L, B, H)
+        state = self._initial_state(state, x)
+        form = ops.FORMS[self.family][_check_mode(self.mode if mode is None else mode, self.family)]
+        return form(x, **self.weights(), state=state, **self._options())  # (B, T, H), state
 
-    def step(self, x_t: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One time step through every layer: ``(x_t (B, D), h (L, B, H)) -> (y_t (B, H), h (L, B, H))``.
+    def step(self, x_t: torch.Tensor, state=None):
+        """One time step through every layer: ``(x_t (B, D), state) -> (y_t (B, H), state)``.
 
         ``y_t`` is the top layer's new h_t. O(1) work and memory per step: this is how a trained RNN streams.
         """
         _check_input("x_t", x_t, 2, self.input_size, self)
-        h = self._initial_state(h, x_t, "h")
-        new_h = []
-        for l, cell in enumerate(self.cells):
-            x_t = cell(x_t, h[l])  # (B, H)
-            new_h.append(x_t)
-        return x_t, torch.stack(new_h)  # (B, H), (L, B, H)
+        state = self._initial_state(state, x_t, names=self.state_names)
+        return ops.STEPS[self.family](x_t, **self.weights(), state=state, **self._options())
 
     def _load_torch_layers(self, module: nn.Module) -> None:
         """Copy ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` into cell k."""
         for k, cell in enumerate(self.cells):
             cell._load(*(getattr(module, f"{w}_l{k}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
 
+    @classmethod
+    def _copy_torch(cls, module: nn.Module, torch_type: type):
+        """A copy of the PyTorch stack ``module`` (weights, dtype, device)."""
+        _check_torch_module(module, torch_type, cls.__name__)
+        kwargs = {"nonlinearity": module.nonlinearity} if torch_type is nn.RNN else {}
+        new = cls(module.input_size, module.hidden_size, module.num_layers, **kwargs).to(module.weight_ih_l0)
+        new._load_torch_layers(module)
+        return new
+
 
 class RNN(StackedCells):
     """A stack of ``num_layers`` Elman RNN layers (chapter 2), batch first, like ``nn.RNN(batch_first=True)``.
 
     Layer l computes ``h_t^l = phi(W_xh^l h_t^{l-1} + b_xh^l + W_hh^l h_{t-1}^l + b_hh^l)`` with
-    ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None) -> (outputs (B, T, H), h_n (L, B, H))``;
-    ``outputs`` are the top layer's h_1..h_T. ``step`` does one time step through all layers.
+    ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None, mode=None) -> (outputs (B, T, H),
+    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"step"``,
+    ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one time step through all layers.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"):
+    family = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 mode: str = "loop"):
         super().__init__()
-        self.input_size = check.positive_int("input_size", input_size)
-        self.hidden_size = check.positive_int("hidden_size", hidden_size)
-        self.num_layers = check.positive_int("num_layers", num_layers)
+        self.input_size = validate.positive_int("input_size", input_size)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
+        self.num_layers = validate.positive_int("num_layers", num_layers)
+        if nonlinearity not in ops.NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self.cells = nn.ModuleList(
-            RNNCell(input_size if l == 0 else hidden_size, hidden_size, nonlinearity) for l in range(num_layers)
-        )
+        self._build(mode, lambda D_l: RNNCell(D_l, hidden_size, nonlinearity))
+
+    def _options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
 
     @classmethod
     def from_torch(cls, rnn: nn.RNN) -> "RNN":
         """A copy of ``nn.RNN`` ``rnn`` (weights, dtype, device); ``weight_ih_l{k}`` becomes ``cells[k].W_xh``."""
-        _check_torch_module(rnn, nn.RNN, cls.__name__)
-        new = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity).to(rnn.weight_ih_l0)
-        new._load_torch_layers(rnn)
-        return new
+        return cls._copy_torch(rnn, nn.RNN)
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, nonlinearity={self.nonlinearity!r}")
+                f"num_layers={self.num_layers}, nonlinearity={self.nonlinearity!r}, mode={self.mode!r}")

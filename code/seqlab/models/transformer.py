@@ -35,7 +35,8 @@ from torch import nn
 
 from .. import _validate as check
 from .. import _validate
-from .attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+from ..ops import attention as attention_ops
+from .attention import MultiHeadAttention, _check_mode
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 from .sampling import check_temperature, sample_next
 
@@ -99,14 +100,17 @@ class KVCache:
 class SelfAttention(MultiHeadAttention):
     """Multi-head self-attention (chapter 6) with RoPE or ALiBi (chapter 8) and a key/value cache (chapter 9).
 
-    ``forward(x (B, T, d), mask=None, causal=False, cache=None, fast=False) -> (out (B, T, d), weights)``.
+    ``forward(x (B, T, d), mask=None, causal=False, cache=None, mode=None) -> (out (B, T, d), weights)``.
     With a ``LayerCache`` the T new tokens sit at positions ``offset .. offset+T-1`` after the cached
-    ones, attend to every cached key and (``causal``) to new keys up to their own position. ``mask``
-    (bool, True = may attend, (T, T)) is for use without a cache.
+    ones, attend to every cached key and (``causal``) to new keys up to their own position: the cache
+    is the state of the form of ``seqlab.ops.attention`` that ``mode`` names (``"parallel"``,
+    ``"loop"``, ``"step"``, ``"fused"``). ``mask`` (bool, True = may attend, (T, T)) is for use without
+    a cache.
     """
 
-    def __init__(self, d_model: int, n_heads: int, rope: bool = False, alibi: bool = False, bias: bool = True):
-        super().__init__(d_model, n_heads, bias=bias)
+    def __init__(self, d_model: int, n_heads: int, rope: bool = False, alibi: bool = False, bias: bool = True,
+                 mode: str = "parallel"):
+        super().__init__(d_model, n_heads, bias=bias, mode=mode)
         if rope and alibi:
             raise ValueError("choose one relative scheme: rope=True or alibi=True, not both")
         if rope and self.d_head % 2:
@@ -114,7 +118,8 @@ class SelfAttention(MultiHeadAttention):
         self.rope, self.alibi = bool(rope), bool(alibi)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
-                cache: LayerCache | None = None, fast: bool = False):
+                cache: LayerCache | None = None, mode: str | None = None):
+        form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
         check.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
         if x.dtype != self.W_q.weight.dtype:
             raise TypeError(f"x must have the parameters' dtype {self.W_q.weight.dtype}, got dtype {x.dtype}")
@@ -129,31 +134,16 @@ class SelfAttention(MultiHeadAttention):
         q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))  # (B, H, T, d_head)
         if self.rope:  # rotate queries and keys by their absolute positions
             q, k = apply_rope(q, offset), apply_rope(k, offset)
-        if cache is not None:
-            k, v = cache.append(k, v)  # (B, H, offset + T, d_head)
-        T_k = k.shape[2]
-        allowed = None
-        if causal:  # query i (position offset+i) may see keys 0..offset+i
-            allowed = causal_mask(T, x.device, T_k=T_k, offset=offset)  # (T, T_k)
-        if mask is not None:
-            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (T, T_k):
-                got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-                raise ValueError(f"mask must be a bool tensor of shape (T, T) = {(T, T_k)}, got {got}")
-            allowed = mask if allowed is None else allowed & mask
+        if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (T, T)):
+            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"mask must be a bool tensor of shape (T, T) = {(T, T)}, got {got}")
         bias = None
         if self.alibi:  # -s_h (m - n): (H, T, T_k) -> (B, H, T, T_k)
-            bias = alibi_bias(T, T_k, H, offset, x.dtype, x.device)[None].expand(B, H, T, T_k)
-        if fast:  # PyTorch's fused kernel; a float mask carries both the bias and the -inf of forbidden keys
-            if causal and offset == 0 and mask is None and bias is None:  # no (T, T) mask tensor to keep
-                out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, d_head)
-            else:
-                attn_mask = allowed
-                if bias is not None:
-                    attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, d_head)
-            weights = None
-        else:
-            out, weights = scaled_dot_product_attention(q, k, v, mask=allowed, bias=bias)  # (B, H, T, d_head)
+            bias = alibi_bias(T, offset + T, H, offset, x.dtype, x.device)[None].expand(B, H, T, offset + T)
+        state = None if cache is None or cache.length == 0 else (cache.k, cache.v)  # (B, H, offset, d_head) each
+        out, state, weights = form(q, k, v, state, causal=causal, mask=mask, bias=bias, need_weights=True)
+        if cache is not None:
+            cache.k, cache.v = state  # (B, H, offset + T, d_head): the keys and values of every token so far
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d): heads concatenated
         return self.W_o(out), weights
 
@@ -196,36 +186,38 @@ class TransformerBlock(nn.Module):
         x = LN_1(x + attn(x))
         x = LN_2(x + FFN(x))
 
-    ``forward(x (B, T, d), mask=None, causal=False, cache=None, fast=False) -> (B, T, d)``; the
-    attention weights of the last call are kept in ``last_weights`` (None on the fast path).
+    ``forward(x (B, T, d), mask=None, causal=False, cache=None, mode=None) -> (B, T, d)``; ``mode``
+    names the attention's form (``"parallel"`` by default, ``"fused"``, ``"loop"``, ``"step"``). The
+    attention weights of the last call are kept in ``last_weights`` (None for the fused and step forms).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, norm_first: bool = True,
-                 activation: str = "gelu", rope: bool = False, alibi: bool = False, layer_norm_eps: float = 1e-5):
+                 activation: str = "gelu", rope: bool = False, alibi: bool = False, layer_norm_eps: float = 1e-5,
+                 mode: str = "parallel"):
         super().__init__()
         if not isinstance(norm_first, bool):
             raise TypeError(f"norm_first must be a bool (True: Pre-Norm, False: Post-Norm), got {type(norm_first).__name__}")
         self.norm_first = norm_first
-        self.attn = SelfAttention(d_model, n_heads, rope=rope, alibi=alibi)
+        self.attn = SelfAttention(d_model, n_heads, rope=rope, alibi=alibi, mode=mode)
         self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.last_weights: torch.Tensor | None = None
 
-    def _attend(self, x, mask, causal, cache, fast):
-        out, weights = self.attn(x, mask=mask, causal=causal, cache=cache, fast=fast)
+    def _attend(self, x, mask, causal, cache, mode):
+        out, weights = self.attn(x, mask=mask, causal=causal, cache=cache, mode=mode)
         self.last_weights = None if weights is None else weights.detach()
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
-                cache: LayerCache | None = None, fast: bool = False) -> torch.Tensor:
+                cache: LayerCache | None = None, mode: str | None = None) -> torch.Tensor:
         check.tensor("x", x, ndim=3, dtype="float", last_dim=self.attn.d_model)
         if x.dtype != self.norm1.weight.dtype:
             raise TypeError(f"x must have the parameters' dtype {self.norm1.weight.dtype}, got dtype {x.dtype}")
         if self.norm_first:  # Pre-Norm: the residual stream itself is never normalised
-            x = x + self._attend(self.norm1(x), mask, causal, cache, fast)  # (B, T, d)
+            x = x + self._attend(self.norm1(x), mask, causal, cache, mode)  # (B, T, d)
             return x + self.ffn(self.norm2(x))  # (B, T, d)
-        x = self.norm1(x + self._attend(x, mask, causal, cache, fast))  # Post-Norm: normalise each sum
+        x = self.norm1(x + self._attend(x, mask, causal, cache, mode))  # Post-Norm: normalise each sum
         return self.norm2(x + self.ffn(x))  # (B, T, d)
 
     @classmethod
@@ -305,13 +297,15 @@ class GPT(nn.Module):
     """A decoder-only Transformer language model (chapter 7): ``p(x_{t+1} | x_1..x_t) = softmax(W_head h_t^L)``.
 
     Token embedding (+ absolute positions) -> L causal ``TransformerBlock`` s -> (a final
-    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, fast=False) -> logits (B, T, V)``;
+    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, mode=None) -> logits (B, T, V)``;
+    ``mode`` names the attention's form for this call (default each block's, ``GPT(config, mode=...)``:
+    ``"parallel"``, or ``"fused"`` for PyTorch's kernel, ``"loop"``, ``"step"``);
     with a ``KVCache`` (``new_cache()``) the tokens ``x`` continue the cached ones. Weights start as
     in GPT-2, normal with std ``config.init_std`` = 0.02 and biases zero, or (``init_std=None``) with
     PyTorch's defaults: uniform in +-1/sqrt(fan_in) for linear maps, N(0, 1) embeddings.
     """
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, mode: str = "parallel"):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
@@ -321,7 +315,8 @@ class GPT(nn.Module):
                           "sinusoidal": lambda: SinusoidalPositions(c.d_model)}.get(c.positions, lambda: None)()
         self.blocks = nn.ModuleList(
             TransformerBlock(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation,
-                             rope=c.positions == "rope", alibi=c.positions == "alibi") for _ in range(c.n_layers))
+                             rope=c.positions == "rope", alibi=c.positions == "alibi", mode=mode)
+            for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()  # Post-Norm blocks end normalised
         self.head = nn.Linear(c.d_model, c.vocab_size)
         if c.init_std is not None:
@@ -337,7 +332,7 @@ class GPT(nn.Module):
         """An empty key/value cache for ``forward(x, cache=...)`` and ``generate``."""
         return KVCache(self.config.n_layers)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, fast: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, mode: str | None = None) -> torch.Tensor:
         _validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
@@ -349,17 +344,18 @@ class GPT(nn.Module):
         if self.positions is not None:
             h = self.positions(h, offset)  # (B, T, d): x_t + p_t
         for i, block in enumerate(self.blocks):
-            h = block(h, causal=self.config.causal, cache=None if cache is None else cache.layers[i], fast=fast)  # (B, T, d)
+            h = block(h, causal=self.config.causal, cache=None if cache is None else cache.layers[i], mode=mode)  # (B, T, d)
         return self.head(self.norm(h))  # (B, T, V)
 
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, use_cache: bool = True, fast: bool = False) -> torch.Tensor:
+                 generator: torch.Generator | None = None, use_cache: bool = True, mode: str | None = None) -> torch.Tensor:
         """Extend ``prompt_ids`` (1-D) by ``length`` sampled ids; returns prompt + new ids (chapter 9).
 
         ``use_cache=True``: the prompt fills a ``KVCache`` once, then each new token is one forward
         pass of a single position. ``use_cache=False``: the whole context is re-run for every token.
         Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
+        ``mode`` names the attention's form, as in ``forward``.
         """
         _validate.token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
         check.positive_int("length", length)
@@ -373,12 +369,12 @@ class GPT(nn.Module):
         device = self.head.weight.device
         ids = prompt_ids.to(device)[None]  # (1, T)
         cache = self.new_cache() if use_cache else None
-        logits = self(ids, cache=cache, fast=fast)[0, -1]  # (V,)
+        logits = self(ids, cache=cache, mode=mode)[0, -1]  # (V,)
         for i in range(length):
             nxt = sample_next(logits, temperature, generator).view(1, 1)  # softmax(logits / T), or argmax at T = 0
             ids = torch.cat([ids, nxt], dim=1)  # (1, T + i + 1)
             if i < length - 1:
-                logits = (self(nxt, cache=cache, fast=fast) if use_cache else self(ids, fast=fast))[0, -1]  # (V,)
+                logits = (self(nxt, cache=cache, mode=mode) if use_cache else self(ids, mode=mode))[0, -1]  # (V,)
         return ids[0].cpu()
 
     def extra_repr(self) -> str:

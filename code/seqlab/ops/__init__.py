@@ -14,10 +14,18 @@ flash-linear-attention's ``ops/<family>/{naive, chunk, fused_recurrent}.py``:
 
 Every form of a family takes the same inputs and parameters and an optional
 ``state`` (None means "start from zeros / empty"), and returns ``(y, state)``:
-``y`` has a time axis at dim 1 and ``state`` is whatever the family carries
-from one step to the next — an RNN's ``h``, an LSTM's ``(h, c)``, a KV cache
-``(K, V)``, a linear-attention matrix ``S``, an SSM's ``h``. Because all of
-them are "the state", a hybrid stack interleaves layers without special cases.
+``y`` has a time axis at dim 1 — (B, T, H) — or, for multi-head families, at
+dim 2 after the heads — (B, H, T, d), the layout of ``F.scaled_dot_product_attention``
+— and ``state`` is whatever the family carries from one step to the next — an
+RNN's ``h``, an LSTM's ``(h, c)``, a KV cache ``(K, V)``, a linear-attention
+matrix ``S``, an SSM's ``h``. Because all of them are "the state", a hybrid
+stack interleaves layers without special cases.
+
+The families so far: ``recurrent`` (``rnn``, ``rnn_relu``, ``lstm``, ``gru``,
+chapters 2 and 4: forms ``loop``, ``step``, ``fused``) and ``attention``
+(``softmax_attention``, chapters 6 and 9: ``loop``, ``parallel``, ``step``,
+``fused``). The modules of ``seqlab.models`` hold the parameters and name a
+form with ``mode=``.
 
 ``registry`` holds the families; ``code/tests/test_equivalence.py`` runs every
 pair of forms of every registered family over one grid of awkward shapes and
@@ -25,5 +33,6 @@ compares outputs, final states and the gradients of every input, parameter
 and initial state. A family added to the registry gets the whole battery.
 """
 from .registry import FAMILIES, GRID, Case, Family, Problem, register_family, run_form
+from . import attention, recurrent  # noqa: E402  (importing a family module registers its families)
 
-__all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form"]
+__all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form", "attention", "recurrent"]

@@ -9,7 +9,8 @@ A family module registers itself at import::
     ))
 
 ``make(case, generator)`` returns a ``Problem``: the inputs (tensors with a
-time axis at dim 1), the parameters, an initial state when
+time axis at dim 1, or at dim 2 after a head axis, (B, H, T, d), for multi-head
+families), the parameters, an initial state when
 ``case.with_state`` (else None) and any non-tensor options. A parameter
 may be a tensor or a tuple/list of tensors (one entry per layer, say); the
 harness differentiates every floating tensor it finds. ``run_form``
