@@ -56,3 +56,33 @@ def tensor(
     if last_dim is not None and x.shape[-1] != last_dim:
         raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(x.shape)}")
     return x
+
+
+def number(name: str, value, *, minimum: float | None = None, strict: bool = False) -> float:
+    """``value`` as a finite float (an int or float, not a bool or a str), at least ``minimum``.
+
+    ``strict``: it must be greater than ``minimum``, not equal to it (``minimum=0, strict=True``: positive).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number (int or float), got {type(value).__name__} {value!r}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        want = "positive (> 0)" if strict and minimum == 0 else f"{'>' if strict else '>='} {minimum}"
+        raise ValueError(f"{name} must be {want}, got {value}")
+    return float(value)
+
+
+def token_ids(name: str, x, vocab_size: int, *, ndim: int | Sequence[int], min_length: int = 0) -> torch.Tensor:
+    """Check a tensor of token ids: an integer tensor with ``ndim`` dimensions, every id in ``[0, vocab_size)``,
+    and at least ``min_length`` positions along the last (time) axis.
+
+    The one validator behind every model that reads ids (``NGramLM``, ``RecurrentLM``, ``Seq2Seq``, ``GPT``).
+    """
+    tensor(name, x, ndim=ndim, dtype="long")
+    if x.shape[-1] < min_length:
+        want = "one token" if min_length == 1 else f"{min_length} tokens"
+        raise ValueError(f"{name} must hold at least {want} along its last axis, got shape {tuple(x.shape)}")
+    if x.numel() and (x.min() < 0 or x.max() >= vocab_size):
+        raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{x.min().item()}, {x.max().item()}]")
+    return x

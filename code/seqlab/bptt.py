@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate as check
+from . import _validate as validate
 from .models.rnn import RNNCell
 
 
 def rnn_forward(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor) -> torch.Tensor:
-    """The states ``h_1..h_T`` of a tanh ``RNNCell`` as ``(B, T, H)``: ``h_t = tanh(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)``."""
+    """The states ``h_1..h_T`` of a tanh ``RNNCell`` as ``(B, T, H)``: ``h_t = tanh(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh)`` (chapter 3)."""
     hs, h = [], h_0
     for t in range(x.shape[1]):
         h = cell(x[:, t], h)
@@ -41,7 +41,7 @@ def rnn_forward(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor, grad_h: torch.Tensor, truncate: int | None = None) -> dict[str, torch.Tensor]:
-    """Gradients of a loss through a tanh ``RNNCell`` by the BPTT recursion (see the module docstring).
+    """Gradients of a loss through a tanh ``RNNCell`` by the BPTT recursion (chapter 3; see the module docstring).
 
     ``hs`` are the states from ``rnn_forward``; ``grad_h`` is dL/dh_t from the
     loss alone at each step. Returns a dict with the gradient of every
@@ -49,15 +49,19 @@ def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor
     """
     if not isinstance(cell, RNNCell) or cell.nonlinearity != "tanh":
         raise TypeError("rnn_bptt works out the derivative of tanh: pass a seqlab RNNCell with nonlinearity='tanh'")
-    check.tensor("x", x, ndim=3, dtype="float", last_dim=cell.input_size)
+    validate.tensor("x", x, ndim=3, dtype="float", last_dim=cell.input_size)
     B, T, _ = x.shape
     H = cell.hidden_size
+    if x.dtype != cell.W_hh.dtype:
+        raise TypeError(f"x must have the cell's dtype {cell.W_hh.dtype}, got dtype {x.dtype}")
     for name, t, shape in (("h_0", h_0, (B, H)), ("hs", hs, (B, T, H)), ("grad_h", grad_h, (B, T, H))):
-        check.tensor(name, t, dtype="float")
+        validate.tensor(name, t, dtype="float")
         if tuple(t.shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} must have the dtype of x and the cell, {x.dtype}, got dtype {t.dtype}")
     if truncate is not None:
-        check.positive_int("truncate", truncate)
+        validate.positive_int("truncate", truncate)
     W_xh, W_hh = cell.W_xh, cell.W_hh
     h_prev = torch.cat([h_0[:, None], hs[:, :-1]], dim=1)  # h_{t-1} for t = 1..T, (B, T, H)
     local = 1 - hs**2  # tanh'(a_t), (B, T, H)
@@ -85,13 +89,18 @@ def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor
 
 
 def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=None):
-    """Run a recurrent ``layer`` over ``x`` in chunks of ``k`` steps, detaching the state between chunks.
+    """Run a recurrent ``layer`` over ``x`` in chunks of ``k`` steps, detaching the state between chunks (chapter 3).
 
     The forward values are exactly those of ``layer(x, state)``; gradients stop at
     chunk boundaries, so no error signal travels more than ``k`` steps back (truncated BPTT).
     Returns ``(outputs (B, T, H), final state)``.
     """
-    check.positive_int("k", k)
+    validate.positive_int("k", k)
+    validate.tensor("x", x, ndim=3)
+    if not (state is None or isinstance(state, torch.Tensor)
+            or (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state))):
+        raise TypeError(f"state must be None, a tensor h or a tuple of tensors (h, c), got {type(state).__name__}"
+                        + (" (use a tuple, not a list)" if isinstance(state, list) else ""))
     outs = []
     for start in range(0, x.shape[1], k):
         if state is not None:

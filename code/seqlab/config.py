@@ -28,7 +28,7 @@ SCALES = ("quick", "full")
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """The device experiments run on: CUDA when present, else the CPU.
+    """The device experiments run on: CUDA when present, else the CPU (chapter 1).
 
     ``prefer`` (``"cpu"`` or ``"cuda"``) or the environment variable
     ``SEQLAB_DEVICE`` forces a choice.
@@ -44,7 +44,7 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def current_scale() -> str:
-    """``"quick"`` or ``"full"``: ``SEQLAB_SCALE`` if set, else full on a GPU, quick on a CPU."""
+    """``"quick"`` or ``"full"``: ``SEQLAB_SCALE`` if set, else full on a GPU, quick on a CPU (chapter 1)."""
     name = os.environ.get("SEQLAB_SCALE")
     if name is None or name == "":
         return "full" if torch.cuda.is_available() else "quick"
@@ -54,7 +54,7 @@ def current_scale() -> str:
 
 
 def scale(quick: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
-    """Pick one of two experiment sizes.
+    """Pick one of two experiment sizes (chapter 1).
 
     Both dictionaries must have the same keys, so that a chapter never uses a
     setting that exists at one scale only. The result is a namespace
@@ -101,8 +101,20 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
+    """A ``torch.Generator`` from a seed, a generator, or ``None`` (the global RNG); chapter 1.
+
+    Every sampler in ``seqlab.data`` takes its ``generator`` argument through this function.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, bool) or not isinstance(generator, int):
+        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
+    return torch.Generator().manual_seed(generator)
+
+
 def progress_enabled() -> bool:
-    """Whether training loops show a progress bar.
+    """Whether training loops show a progress bar (chapter 1).
 
     On by default; ``SEQLAB_PROGRESS=0`` turns it off (the book build and the
     tests set it, so that no widget boxes or carriage returns end up in the
@@ -116,7 +128,7 @@ DEFAULT_THREADS = 1
 
 
 def cpu_quota() -> int | None:
-    """The CPUs this process may use: the scheduler affinity capped by the cgroup CPU quota, or None if unknown.
+    """The CPUs this process may use: the scheduler affinity capped by the cgroup CPU quota, or None if unknown (chapter 9).
 
     Containers (Binder, CI runners) report the host's cores in ``os.cpu_count()``
     but grant one or two through ``/sys/fs/cgroup/cpu.max`` (cgroup v2) or

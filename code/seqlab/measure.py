@@ -25,12 +25,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import _validate as check
+from . import _validate as validate
 
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call: median, min, max and every repeat."""
+    """Seconds per call: median, min, max and every repeat (chapter 2)."""
 
     median: float
     min: float
@@ -47,11 +47,11 @@ def _sync(device) -> None:
 
 
 def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, device=None) -> Timing:
-    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones."""
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones (chapter 2)."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    check.positive_int("warmup", warmup, minimum=0)
-    check.positive_int("repeats", repeats)
+    validate.positive_int("warmup", warmup, minimum=0)
+    validate.positive_int("repeats", repeats)
     for _ in range(warmup):
         fn()
     times = []
@@ -78,8 +78,8 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None) -> 
     for key, fn in fns.items():
         if not callable(fn):
             raise TypeError(f"fns[{key!r}] must be callable, got {type(fn).__name__}")
-    check.positive_int("warmup", warmup, minimum=0)
-    check.positive_int("repeats", repeats)
+    validate.positive_int("warmup", warmup, minimum=0)
+    validate.positive_int("repeats", repeats)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -95,7 +95,7 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None) -> 
 
 
 def rss_bytes() -> int:
-    """Resident memory of this process now (Linux: /proc; elsewhere 0)."""
+    """Resident memory of this process now (Linux: /proc; elsewhere 0; chapter 9)."""
     try:
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[1])
@@ -107,7 +107,7 @@ def rss_bytes() -> int:
 
 
 def peak_memory(fn: Callable[[], object], device=None, interval: float = 0.0005) -> int:
-    """Extra memory, in bytes, that ``fn()`` needs at its peak.
+    """Extra memory, in bytes, that ``fn()`` needs at its peak (chapter 9).
 
     On CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated
     before. On the CPU: the process's resident memory sampled every
@@ -145,7 +145,7 @@ def peak_memory(fn: Callable[[], object], device=None, interval: float = 0.0005)
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of ``model``."""
+    """Number of (trainable) parameters of ``model`` (chapter 2)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 # Okabe & Ito (2008), colour-blind safe
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -36,7 +37,7 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the book's figure style to matplotlib (chapters call it once)."""
+    """Apply the book's figure style to matplotlib (chapter 1; every chapter calls it once)."""
     mpl.rcParams.update(STYLE)
 
 
@@ -61,7 +62,7 @@ def lines(
     marker: str | None = None,
     ax=None,
 ):
-    """One line per entry of ``series`` (``name -> (x, y)``), with a legend."""
+    """One line per entry of ``series`` (``name -> (x, y)``), with a legend (chapter 2)."""
     if not series:
         raise ValueError("series is empty: nothing to plot")
     ax = ax or plt.subplots()[1]
@@ -79,7 +80,7 @@ def lines(
 
 
 def learning_curves(histories: Mapping[str, object], *, key: str = "loss", window: int = 20, ylabel: str = "training loss (nats)", title: str | None = None, ax=None):
-    """Smoothed training loss (``key="loss"``) or an evaluation metric against steps, one line per run."""
+    """Smoothed training loss (``key="loss"``) or an evaluation metric against steps, one line per run (chapter 3)."""
     series = {}
     for name, h in histories.items():
         if key == "loss":
@@ -91,8 +92,18 @@ def learning_curves(histories: Mapping[str, object], *, key: str = "loss", windo
 
 
 def heatmap(matrix, *, xlabel: str, ylabel: str, xticklabels=None, yticklabels=None, title: str | None = None, cmap: str = "viridis", colorbar: str | None = None, ax=None):
-    """A matrix as an image (e.g. attention weights: rows are queries, columns keys)."""
+    """A matrix as an image (e.g. attention weights: rows are queries, columns keys); chapter 5 on.
+
+    ``matrix`` is a 2-D array, nested list or tensor; a tensor that requires grad must be detached first.
+    """
+    if isinstance(matrix, torch.Tensor):
+        if matrix.requires_grad:
+            raise TypeError("heatmap takes values, not a tensor that requires grad: pass matrix.detach() "
+                            f"(got a {matrix.dtype} tensor of shape {tuple(matrix.shape)} with requires_grad=True)")
+        matrix = matrix.cpu()
     m = np.asarray(matrix)
+    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
+        raise TypeError(f"heatmap takes a numeric matrix, got an array of dtype {m.dtype}")
     if m.ndim != 2:
         raise ValueError(f"heatmap takes a 2-D matrix, got shape {m.shape}")
     ax = ax or plt.subplots()[1]

@@ -26,12 +26,12 @@ import math
 
 import torch
 
-from . import _validate as check
+from . import _validate as validate
 
 
 def spectral_radius(W: torch.Tensor) -> float:
-    """``rho(W) = max |lambda_i(W)|``, the largest eigenvalue magnitude of a square matrix."""
-    check.tensor("W", W, ndim=2, dtype="float")
+    """``rho(W) = max |lambda_i(W)|``, the largest eigenvalue magnitude of a square matrix (chapter 3)."""
+    validate.tensor("W", W, ndim=2, dtype="float")
     if W.shape[0] != W.shape[1]:
         raise ValueError(f"W must be square, got shape {tuple(W.shape)}")
     return torch.linalg.eigvals(W.detach().double()).abs().max().item()
@@ -39,22 +39,25 @@ def spectral_radius(W: torch.Tensor) -> float:
 
 @torch.no_grad()
 def set_spectral_radius(W: torch.Tensor, rho: float) -> torch.Tensor:
-    """Rescale the square matrix ``W`` in place so that ``spectral_radius(W) == rho``; return it."""
-    if not rho > 0:
-        raise ValueError(f"rho must be positive, got {rho}")
-    W.mul_(rho / spectral_radius(W))
+    """Rescale the square matrix ``W`` in place so that ``spectral_radius(W) == rho``; return it (chapter 3)."""
+    validate.number("rho", rho, minimum=0, strict=True)
+    current = spectral_radius(W)
+    if not current > 0:
+        raise ValueError(f"W has spectral radius {current} (every eigenvalue is 0, e.g. a zero or nilpotent matrix): "
+                         f"no rescaling gives it radius {rho}")
+    W.mul_(rho / current)
     return W
 
 
 def state_gradient_norms(cell: torch.nn.Module, x: torch.Tensor, state=None, seed: int = 0) -> torch.Tensor:
-    """``|| dL/dh_t ||`` for ``t = 1..T`` (shape ``(T,)``), with ``L = u . h_T`` and a fixed unit ``u``.
+    """``|| dL/dh_t ||`` for ``t = 1..T`` (shape ``(T,)``), with ``L = u . h_T`` and a fixed unit ``u`` (chapter 3).
 
     ``cell`` is any recurrent cell with the call ``cell(x_t, state) -> state``:
     seqlab's or PyTorch's ``RNNCell``, ``GRUCell`` or ``LSTMCell`` (whose state
     is ``(h, c)``; the probe follows ``h``). ``x`` is ``(B, T, D)``. The norm is
     averaged over the batch. Entry ``t`` counts every path from ``h_t`` to the loss.
     """
-    check.tensor("x", x, ndim=3, dtype="float")
+    validate.tensor("x", x, ndim=3, dtype="float")
     B, T, _ = x.shape
     x = x.detach().requires_grad_(True)  # so that every h_t is part of the graph, whatever the cell
     hs = []
@@ -72,12 +75,16 @@ def state_gradient_norms(cell: torch.nn.Module, x: torch.Tensor, state=None, see
 
 
 def decay_rate(norms: torch.Tensor, skip: int = 1) -> float:
-    """Per-step factor ``r`` of a geometric decay ``norm(distance) ~ r^distance``, fitted on a log scale.
+    """Per-step factor ``r`` of a geometric decay ``norm(distance) ~ r^distance``, fitted on a log scale (chapter 3).
 
     ``norms`` is ordered by time (the last entry is distance 0); the ``skip``
     steps nearest the loss are left out of the fit.
     """
-    check.tensor("norms", norms, ndim=1, dtype="float")
+    validate.tensor("norms", norms, ndim=1, dtype="float")
+    validate.positive_int("skip", skip, minimum=0)
+    if len(norms) - skip < 2:
+        raise ValueError(f"a decay rate needs at least 2 norms after skipping {skip}, got {len(norms)} norms "
+                         f"(len(norms) must be >= skip + 2 = {skip + 2})")
     y = norms.flip(0)[skip:].double().clamp(min=1e-300).log()  # by distance
     d = torch.arange(skip, skip + len(y), dtype=torch.float64)
     slope = ((d - d.mean()) * (y - y.mean())).sum() / ((d - d.mean()) ** 2).sum()

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import _validate as check
+from . import _validate as validate
 from .config import progress_enabled
 from .data.tasks import IGNORE
 
@@ -28,25 +28,25 @@ LN2 = math.log(2.0)
 
 
 def logits_of(output) -> torch.Tensor:
-    """Models return logits, or a tuple whose first element is the logits."""
+    """Models return logits, or a tuple whose first element is the logits (chapter 2)."""
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy in nats over the scored targets (``targets != IGNORE``).
+    """Mean cross-entropy in nats over the scored targets (``targets != IGNORE``; chapter 2).
 
     ``logits`` ``(B, T, C)`` with ``targets`` ``(B, T)``, or ``(B, C)`` with ``(B,)``.
     """
-    check.tensor("logits", logits, ndim=(2, 3), dtype="float")
-    check.tensor("targets", targets, ndim=(1, 2), dtype="long")
+    validate.tensor("logits", logits, ndim=(2, 3), dtype="float")
+    validate.tensor("targets", targets, ndim=(1, 2), dtype="long")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree: expected logits of shape targets.shape + (C,)")
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of scored targets (``targets != IGNORE``) whose arg-max logit is right."""
-    check.tensor("logits", logits, ndim=(2, 3), dtype="float")
+    """Fraction of scored targets (``targets != IGNORE``) whose arg-max logit is right (chapter 2)."""
+    validate.tensor("logits", logits, ndim=(2, 3), dtype="float")
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree")
     keep = targets != IGNORE
@@ -56,13 +56,13 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def bits(nats: float) -> float:
-    """Convert a loss in nats to bits (per character, for a character model)."""
+    """Convert a loss in nats to bits (per character, for a character model; chapter 2)."""
     return nats / LN2
 
 
 @dataclass
 class History:
-    """What a training run recorded. Lists are indexed by step (``loss[i]`` is step ``i``)."""
+    """What a training run recorded. Lists are indexed by step (``loss[i]`` is step ``i``; chapter 2)."""
 
     loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
@@ -99,7 +99,7 @@ class History:
 
 
 def warmup_lr(step: int, lr: float, warmup: int) -> float:
-    """Linear warm-up: ``lr * min(1, (step + 1) / warmup)``."""
+    """Linear warm-up: ``lr * min(1, (step + 1) / warmup)`` (chapter 2)."""
     return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
 
 
@@ -135,11 +135,21 @@ def train(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(batch_fn):
         raise TypeError(f"batch_fn must be callable (returning (x, y)), got {type(batch_fn).__name__}")
-    check.positive_int("steps", steps)
-    if clip is not None and clip <= 0:
-        raise ValueError(f"clip must be positive or None, got {clip}")
+    validate.positive_int("steps", steps)
+    validate.number("lr", lr, minimum=0, strict=True)
+    validate.number("weight_decay", weight_decay, minimum=0)
+    if clip is not None:
+        validate.number("clip", clip, minimum=0, strict=True)
+    validate.positive_int("warmup", warmup, minimum=0)
+    if time_budget is not None:
+        validate.number("time_budget", time_budget, minimum=0, strict=True)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    for name, fn in (("loss_fn", loss_fn), ("eval_fn", eval_fn), ("stop_when", stop_when)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
     if eval_every is not None:
-        check.positive_int("eval_every", eval_every)
+        validate.positive_int("eval_every", eval_every)
     if after_backward is not None and not callable(after_backward):
         raise TypeError(f"after_backward must be callable (step, model) -> None, got {type(after_backward).__name__}")
     device = torch.device(device) if device is not None else next(model.parameters()).device

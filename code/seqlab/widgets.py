@@ -13,7 +13,7 @@ from typing import Callable
 
 
 def explorer(plot: Callable[..., None], **controls):
-    """An ``ipywidgets.interactive`` that calls ``plot(**values)`` whenever a control changes.
+    """An ``ipywidgets.interactive`` that calls ``plot(**values)`` whenever a control changes (chapter 3).
 
     Controls are ipywidgets abbreviations (``rho=(0.1, 2.0, 0.1)``,
     ``nonlinearity=["tanh", "relu"]``) or widgets. Returns the widget, or a

@@ -36,3 +36,30 @@ def test_domain_errors():
         dna_with_motif(2, 3)
     with pytest.raises(ValueError, match="seconds"):
         chirp(seconds=0)
+
+
+def test_seasonal_series_noise_is_gaussian_with_the_given_scale():
+    # the same seed draws the same amplitudes, phases and trends, so the difference of two noise
+    # levels is the noise itself: noise * N(0, 1), independent across steps
+    clean = seasonal_series(64, 200, noise=0.0, generator=3)
+    noisy = seasonal_series(64, 200, noise=0.5, generator=3)
+    e = (noisy - clean).flatten() / 0.5  # should be N(0, 1)
+    n = e.numel()
+    assert abs(e.mean().item()) < 5 / n**0.5
+    assert abs(e.std().item() - 1.0) < 0.03
+    assert (e < 0).float().mean().item() > 0.45  # symmetric, not uniform on [0, 1)
+    assert abs(((e.abs() < 1).float().mean().item()) - 0.6827) < 0.02  # one sigma holds 68 %
+
+
+@pytest.mark.parametrize("f0, f1", [(200.0, 1200.0), (300.0, 300.0), (800.0, 100.0)])
+def test_chirp_frequency_sweeps_linearly_from_f0_to_f1(f0, f1):
+    seconds, rate = 0.5, 16000
+    x = chirp(seconds=seconds, sample_rate=rate, f0=f0, f1=f1)[0, :, 0]
+
+    def crossings(sig):  # a sine of frequency f crosses zero 2 f times per second
+        return int(((sig[:-1] < 0) != (sig[1:] < 0)).sum())
+
+    assert abs(crossings(x) - (f0 + f1) * seconds) <= 2  # the mean frequency is (f0 + f1) / 2
+    tenth = len(x) // 10  # the frequency at the start and at the end of the sweep
+    start, end = crossings(x[:tenth]) / (2 * seconds / 10), crossings(x[-tenth:]) / (2 * seconds / 10)
+    assert abs(start - (f0 + 0.05 * (f1 - f0))) < 25 and abs(end - (f1 - 0.05 * (f1 - f0))) < 25

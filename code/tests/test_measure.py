@@ -164,3 +164,18 @@ def test_time_calls_interleaves_rounds():
         time_calls({})
     with pytest.raises(TypeError, match="callable"):
         time_calls({"a": 3})
+
+
+@pytest.mark.parametrize("timer", ["time_call", "time_calls"])
+def test_timings_report_the_median_min_and_max_of_the_repeats(monkeypatch, timer):
+    # a scripted clock: the repeats take 1, 9 and 2 seconds, so the median (2) differs from the mean (4)
+    import seqlab.measure as measure
+
+    ticks = iter([0.0, 1.0, 10.0, 19.0, 30.0, 32.0])
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(ticks))
+    if timer == "time_call":
+        t = measure.time_call(lambda: None, warmup=0, repeats=3)
+    else:
+        t = measure.time_calls({"f": lambda: None}, warmup=0, repeats=3)["f"]
+    assert t.times == (1.0, 9.0, 2.0)
+    assert (t.median, t.min, t.max) == (2.0, 1.0, 9.0)

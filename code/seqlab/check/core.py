@@ -17,7 +17,7 @@ import torch
 
 @dataclass(frozen=True)
 class Result:
-    """The verdict of a checker: ``ok`` and a message for the learner."""
+    """The verdict of a checker: ``ok`` and a message for the learner (chapter 1)."""
 
     ok: bool
     message: str
@@ -34,7 +34,7 @@ class Result:
 
 @dataclass(frozen=True)
 class Case:
-    """Arguments for one call, and a short description shown when it fails."""
+    """Arguments for one call, and a short description shown when it fails (chapter 1)."""
 
     args: tuple
     describe: str
@@ -54,7 +54,7 @@ def compare(
     rtol: float = 1e-5,
     atol: float = 1e-6,
 ) -> Result:
-    """Run ``learner`` and ``reference`` on every case; report the first disagreement.
+    """Run ``learner`` and ``reference`` on every case; report the first disagreement (chapter 1).
 
     Tensors are compared by value (an integer and a float tensor holding the
     same numbers agree).

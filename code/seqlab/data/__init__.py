@@ -10,6 +10,7 @@ from .tasks import (
     DelayedRecall,
     MarkerOrder,
     RepeatedSequence,
+    ReverseTask,
     SelectiveCopy,
     TokenTask,
     make_generator,
@@ -17,7 +18,7 @@ from .tasks import (
 )
 
 __all__ = [
-    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence",
+    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence", "ReverseTask",
     "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
     "BytePairEncoder", "split_words",
     "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",

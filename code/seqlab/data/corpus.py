@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from .. import _validate as check
-from .tasks import make_generator
+from .. import _validate as validate
+from ..config import make_generator
 
 
 @dataclass(frozen=True)
 class Download:
-    """A public corpus: where it lives, and the size and SHA-256 it must have."""
+    """A public corpus: where it lives, and the size and SHA-256 it must have (chapter 1)."""
 
     url: str
     sha256: str
@@ -43,18 +43,19 @@ CORPORA: dict[str, Download] = {
 
 
 def pydoc_text() -> str:
-    """The embedded corpus: Python's help topics, in sorted order, separated by blank lines."""
+    """The embedded corpus: Python's help topics, in sorted order, separated by blank lines (chapter 1)."""
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[k].strip("\n") for k in sorted(topics))
 
 
 def cache_dir() -> Path:
-    """Where downloads are kept: ``SEQLAB_CACHE`` or ``~/.cache/seqlab``."""
+    """Where downloads are kept: ``SEQLAB_CACHE`` or ``~/.cache/seqlab`` (chapter 1)."""
     return Path(os.environ.get("SEQLAB_CACHE", Path.home() / ".cache" / "seqlab"))
 
 
 def sha256_of(path: Path) -> str:
+    """The SHA-256 hex digest of the file at ``path``, read in 1 MiB blocks (chapter 1: it verifies downloads)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -63,7 +64,7 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch(spec: Download, directory: Path | None = None, timeout: float = 20.0) -> Path:
-    """Download ``spec`` into the cache (once) and return its path.
+    """Download ``spec`` into the cache (once) and return its path (chapter 1).
 
     A cached file is re-verified; a download whose SHA-256 differs from the
     expected one is deleted and raises ``ValueError``. Network failures raise
@@ -86,7 +87,7 @@ def fetch(spec: Download, directory: Path | None = None, timeout: float = 20.0) 
 
 
 def load_text(name: str = "pydoc", *, directory: Path | None = None, fallback: bool = True) -> str:
-    """The text of a corpus: ``"pydoc"`` (embedded, the default) or a name in ``CORPORA``.
+    """The text of a corpus: ``"pydoc"`` (embedded, the default) or a name in ``CORPORA`` (chapter 1).
 
     If a download fails and ``fallback`` is true, the embedded corpus is
     returned and a warning says why.
@@ -107,7 +108,7 @@ def load_text(name: str = "pydoc", *, directory: Path | None = None, fallback: b
 
 
 class CharTokenizer:
-    """Characters <-> integer ids. The vocabulary is the sorted set of characters of a text."""
+    """Characters <-> integer ids. The vocabulary is the sorted set of characters of a text (chapter 1)."""
 
     def __init__(self, text: str):
         if not isinstance(text, str) or not text:
@@ -131,8 +132,14 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         """The text of a 1-D sequence of ids (tensor or list)."""
         if isinstance(ids, torch.Tensor):
-            check.tensor("ids", ids, ndim=1, dtype="long")
+            validate.tensor("ids", ids, ndim=1, dtype="long")
             ids = ids.tolist()
+        if isinstance(ids, str) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"decode takes a 1-D tensor or a list of int ids, got {type(ids).__name__}")
+        ids = list(ids)
+        kinds = [i for i in ids if isinstance(i, bool) or not isinstance(i, int)]
+        if kinds:
+            raise TypeError(f"ids must be ints, got {type(kinds[0]).__name__} {kinds[0]!r}")
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
             raise ValueError(f"ids out of range [0, {self.vocab_size}): {bad[:10]}")
@@ -143,7 +150,7 @@ class CharTokenizer:
 
 
 class CharCorpus:
-    """A text as ids, split into a training and a validation part.
+    """A text as ids, split into a training and a validation part (chapter 1).
 
     The split is contiguous (the last ``val_fraction`` of the text is held out),
     so validation text is never seen in training, not even as context.
@@ -151,7 +158,7 @@ class CharCorpus:
 
     def __init__(self, text: str | None = None, val_fraction: float = 0.1):
         text = pydoc_text() if text is None else text
-        check.probability("val_fraction", val_fraction)
+        validate.probability("val_fraction", val_fraction)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
         self.text = text
@@ -171,8 +178,8 @@ class CharCorpus:
 
     def batch(self, split: str, batch_size: int, context: int, generator: torch.Generator | int | None = None):
         """Random windows for next-character prediction: ``x, y`` of shape ``(B, context)``, ``y`` = ``x`` shifted by one."""
-        check.positive_int("batch_size", batch_size)
-        check.positive_int("context", context)
+        validate.positive_int("batch_size", batch_size)
+        validate.positive_int("context", context)
         data = self.split(split)
         if context + 1 > len(data):
             raise ValueError(f"context {context} is longer than the {split} split ({len(data)} characters)")

@@ -10,19 +10,21 @@ import math
 
 import torch
 
-from .. import _validate as check
-from .tasks import make_generator
+from .. import _validate as validate
+from ..config import make_generator
 
 DNA = "ACGT"
 
 
 def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: float = 0.2, generator=None) -> torch.Tensor:
-    """Daily-cycle-like time series: ``x_t = a sin(2 pi t / P + phi) + b t / T + noise``.
+    """Daily-cycle-like time series: ``x_t = a sin(2 pi t / P + phi) + b t / T + noise`` (chapter 1).
 
     Amplitude ``a``, phase ``phi`` and trend ``b`` vary per series. Shape ``(B, T, 1)``.
     """
-    check.positive_int("batch_size", batch_size)
-    check.positive_int("length", length)
+    validate.positive_int("batch_size", batch_size)
+    validate.positive_int("length", length)
+    validate.number("period", period, minimum=0, strict=True)
+    validate.number("noise", noise, minimum=0)
     g = make_generator(generator)
     t = torch.arange(length, dtype=torch.float32)
     a = 0.5 + torch.rand(batch_size, 1, generator=g)
@@ -34,26 +36,31 @@ def seasonal_series(batch_size: int, length: int, period: float = 24.0, noise: f
 
 
 def chirp(seconds: float = 0.5, sample_rate: int = 8000, f0: float = 200.0, f1: float = 1200.0) -> torch.Tensor:
-    """An audio-like signal whose pitch rises linearly from ``f0`` to ``f1`` Hz. Shape ``(1, T, 1)``."""
-    check.positive_int("sample_rate", sample_rate)
-    if seconds <= 0:
-        raise ValueError(f"seconds must be positive, got {seconds}")
-    t = torch.arange(int(seconds * sample_rate), dtype=torch.float32) / sample_rate
+    """An audio-like signal whose pitch rises linearly from ``f0`` to ``f1`` Hz. Shape ``(1, T, 1)`` (chapter 1)."""
+    validate.positive_int("sample_rate", sample_rate)
+    validate.number("seconds", seconds, minimum=0, strict=True)
+    validate.number("f0", f0, minimum=0)
+    validate.number("f1", f1, minimum=0)
+    T = int(seconds * sample_rate)
+    if T < 2:
+        raise ValueError(f"seconds * sample_rate must give at least 2 samples, got {seconds} s at {sample_rate} Hz "
+                         f"= {T} sample{'s' if T != 1 else ''}")
+    t = torch.arange(T, dtype=torch.float32) / sample_rate
     phase = 2 * math.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
     return torch.sin(phase)[None, :, None]
 
 
 def dna_with_motif(batch_size: int, length: int, motif: str = "TATAAT", rate: float = 0.5, generator=None):
-    """Random DNA (uniform over A, C, G, T) in which a motif is planted in some sequences.
+    """Random DNA (uniform over A, C, G, T) in which a motif is planted in some sequences (chapter 1).
 
     Returns ``(x, has_motif, where)``: ids ``(B, T)`` indexing ``DNA``, a bool
     ``(B,)``, and the motif's start (``-1`` where none was planted).
     """
-    check.positive_int("batch_size", batch_size)
-    check.probability("rate", rate)
+    validate.positive_int("batch_size", batch_size)
+    validate.probability("rate", rate)
     if not motif or set(motif) - set(DNA):
         raise ValueError(f"motif must be a non-empty string over {DNA!r}, got {motif!r}")
-    check.positive_int("length", length, minimum=len(motif))
+    validate.positive_int("length", length, minimum=len(motif))
     g = make_generator(generator)
     x = torch.randint(0, 4, (batch_size, length), generator=g)
     has = torch.rand(batch_size, generator=g) < rate
@@ -65,6 +72,6 @@ def dna_with_motif(batch_size: int, length: int, motif: str = "TATAAT", rate: fl
 
 
 def decode_dna(ids: torch.Tensor) -> str:
-    """The letters of a 1-D sequence of DNA ids."""
-    check.tensor("ids", ids, ndim=1, dtype="long")
+    """The letters of a 1-D sequence of DNA ids (chapter 1)."""
+    validate.tensor("ids", ids, ndim=1, dtype="long")
     return "".join(DNA[i] for i in ids.tolist())

@@ -10,6 +10,8 @@ generator)`` that returns ``(x, y)``:
   emit ``y[:, t]`` at step ``t``.
 - the adding problem: ``x`` is a float tensor ``(B, T, 2)`` and ``y`` a float
   tensor ``(B,)``; the metric is mean squared error.
+- the reversal task of chapter 5 (``ReverseTask``), for encoder-decoders: padded
+  batches ``(src, tgt_in, tgt_out, lengths)``.
 
 ``task.chance`` is the score of the best guess that ignores the input (accuracy
 for token tasks, MSE for the adding problem); ``memoryless_accuracy`` measures
@@ -26,18 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import _validate as check
+from .. import _validate as validate
+from ..config import make_generator
 
 IGNORE = -100
 
-
-def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
-    """A ``torch.Generator`` from a seed, a generator, or ``None`` (global RNG)."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, bool) or not isinstance(generator, int):
-        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
-    return torch.Generator().manual_seed(generator)
 
 
 def _randint(high: int, size: tuple[int, ...], g) -> torch.Tensor:
@@ -46,7 +41,7 @@ def _randint(high: int, size: tuple[int, ...], g) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TokenTask:
-    """Base class of the token tasks: validation and the shared interface."""
+    """Base class of the token tasks: validation and the shared interface (chapter 1)."""
 
     @property
     def chance(self) -> float:
@@ -55,13 +50,13 @@ class TokenTask:
 
     def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
         """``(x, y)`` for a batch of ``batch_size`` sequences (see the module docstring)."""
-        check.positive_int("batch_size", batch_size)
+        validate.positive_int("batch_size", batch_size)
         return self._sample(batch_size, make_generator(generator))
 
 
 @dataclass(frozen=True)
 class CopyTask(TokenTask):
-    """Copy: read ``length`` random symbols, then reproduce them in order.
+    """Copy: read ``length`` random symbols, then reproduce them in order (chapter 1).
 
     ``x = s_1 .. s_L, M .. M`` (L copies of the marker ``M = V``);
     ``y`` is ignored for the first L steps and equals ``s_1 .. s_L`` after.
@@ -71,8 +66,8 @@ class CopyTask(TokenTask):
     vocab: int = 8
 
     def __post_init__(self):
-        check.positive_int("length", self.length)
-        check.positive_int("vocab", self.vocab, minimum=2)
+        validate.positive_int("length", self.length)
+        validate.positive_int("vocab", self.vocab, minimum=2)
 
     input_vocab = property(lambda self: self.vocab + 1)
     n_classes = property(lambda self: self.vocab)
@@ -87,7 +82,7 @@ class CopyTask(TokenTask):
 
 @dataclass(frozen=True)
 class DelayedRecall(TokenTask):
-    """Delayed recall: after ``lag`` more random symbols, output the first one.
+    """Delayed recall: after ``lag`` more random symbols, output the first one (chapter 1).
 
     ``x = s_0 .. s_lag`` (``lag + 1`` random symbols); only the last step is
     scored, with target ``s_0``. The information must survive ``lag`` steps.
@@ -97,8 +92,8 @@ class DelayedRecall(TokenTask):
     vocab: int = 8
 
     def __post_init__(self):
-        check.positive_int("lag", self.lag)
-        check.positive_int("vocab", self.vocab, minimum=2)
+        validate.positive_int("lag", self.lag)
+        validate.positive_int("vocab", self.vocab, minimum=2)
 
     input_vocab = property(lambda self: self.vocab)
     n_classes = property(lambda self: self.vocab)
@@ -112,7 +107,7 @@ class DelayedRecall(TokenTask):
 
 @dataclass(frozen=True)
 class SelectiveCopy(TokenTask):
-    """Selective copy (Gu & Dao, 2023): recall the data symbols scattered among noise.
+    """Selective copy (Gu & Dao, 2023): recall the data symbols scattered among noise (chapter 1).
 
     The first ``length`` steps hold ``n_data`` random symbols at random places,
     the rest is the noise symbol ``N = V``; then ``n_data`` markers ``M = V + 1``
@@ -124,9 +119,9 @@ class SelectiveCopy(TokenTask):
     vocab: int = 8
 
     def __post_init__(self):
-        check.positive_int("n_data", self.n_data)
-        check.positive_int("vocab", self.vocab, minimum=2)
-        check.positive_int("length", self.length)
+        validate.positive_int("n_data", self.n_data)
+        validate.positive_int("vocab", self.vocab, minimum=2)
+        validate.positive_int("length", self.length)
         if self.length < self.n_data:
             raise ValueError(f"length must be >= n_data ({self.n_data}), got {self.length}")
 
@@ -149,7 +144,7 @@ class SelectiveCopy(TokenTask):
 
 @dataclass(frozen=True)
 class AssociativeRecall(TokenTask):
-    """Multi-query associative recall (MQAR; Arora et al., 2023).
+    """Multi-query associative recall (MQAR; Arora et al., 2023; chapter 1).
 
     ``n_pairs`` key-value pairs ``k_1 v_1 .. k_n v_n`` come first (keys are
     distinct, drawn from ``[0, V/2)``; values from ``[V/2, V)``); the remaining
@@ -162,9 +157,9 @@ class AssociativeRecall(TokenTask):
     vocab: int = 256
 
     def __post_init__(self):
-        check.positive_int("n_pairs", self.n_pairs)
-        check.positive_int("vocab", self.vocab, minimum=2)
-        check.positive_int("length", self.length)
+        validate.positive_int("n_pairs", self.n_pairs)
+        validate.positive_int("vocab", self.vocab, minimum=2)
+        validate.positive_int("length", self.length)
         if self.vocab % 2:
             raise ValueError(f"vocab must be even (keys and values take half each), got {self.vocab}")
         if self.n_pairs > self.vocab // 2:
@@ -195,7 +190,7 @@ class AssociativeRecall(TokenTask):
 
 @dataclass(frozen=True)
 class RepeatedSequence(TokenTask):
-    """Repeated random sequence, the induction-head task (Olsson et al., 2022).
+    """Repeated random sequence, the induction-head task (Olsson et al., 2022; chapter 1).
 
     A random sequence ``s`` of ``length`` symbols is shown twice; the task is
     next-symbol prediction: ``x = (s, s)[:-1]``, ``y = (s, s)[1:]``. In the
@@ -209,8 +204,8 @@ class RepeatedSequence(TokenTask):
     score: str = "second"
 
     def __post_init__(self):
-        check.positive_int("length", self.length, minimum=2)
-        check.positive_int("vocab", self.vocab, minimum=2)
+        validate.positive_int("length", self.length, minimum=2)
+        validate.positive_int("vocab", self.vocab, minimum=2)
         if self.score not in ("second", "first", "all"):
             raise ValueError(f"score must be 'second', 'first' or 'all', got {self.score!r}")
 
@@ -248,8 +243,8 @@ class MarkerOrder(TokenTask):
     vocab: int = 8
 
     def __post_init__(self):
-        check.positive_int("length", self.length, minimum=3)
-        check.positive_int("vocab", self.vocab)
+        validate.positive_int("length", self.length, minimum=3)
+        validate.positive_int("vocab", self.vocab)
 
     input_vocab = property(lambda self: self.vocab + 3)
     n_classes = 2
@@ -274,12 +269,12 @@ class MarkerOrder(TokenTask):
 
         Returns ``x'``, or ``(x', y')`` with the scored targets flipped when ``y`` is given.
         """
-        check.tensor("x", x, ndim=2, dtype="long")
+        validate.tensor("x", x, ndim=2, dtype="long")
         a, b = self.marker_a, self.marker_b
         x2 = torch.where(x == a, b, torch.where(x == b, a, x))  # (B, L)
         if y is None:
             return x2
-        check.tensor("y", y, ndim=2, dtype="long")
+        validate.tensor("y", y, ndim=2, dtype="long")
         if y.shape != x.shape:
             raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
         return x2, torch.where(y == IGNORE, y, 1 - y)
@@ -287,7 +282,7 @@ class MarkerOrder(TokenTask):
 
 @dataclass(frozen=True)
 class AddingProblem:
-    """The adding problem (Hochreiter & Schmidhuber, 1997).
+    """The adding problem (Hochreiter & Schmidhuber, 1997; chapter 1).
 
     ``x[:, t] = (u_t, m_t)`` with ``u_t ~ U(0, 1)`` and markers ``m_t = 1`` at one
     step in the first half and one in the second half (0 elsewhere); the target
@@ -298,12 +293,12 @@ class AddingProblem:
     length: int = 50
 
     def __post_init__(self):
-        check.positive_int("length", self.length, minimum=2)
+        validate.positive_int("length", self.length, minimum=2)
 
     chance = 1.0 / 6.0
 
     def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
-        check.positive_int("batch_size", batch_size)
+        validate.positive_int("batch_size", batch_size)
         g = make_generator(generator)
         B, T = batch_size, self.length
         u = torch.rand(B, T, generator=g)
@@ -318,8 +313,77 @@ class AddingProblem:
         return x, y
 
 
+@dataclass(frozen=True)
+class ReverseTask:
+    """Reverse a sequence (chapter 5): the source ``x_1..x_L`` maps to the target ``x_L..x_1, EOS``.
+
+    Lengths L are uniform in [min_len, max_len]; symbols uniform in [0, vocab). Special
+    ids follow the symbols: ``pad = vocab``, ``bos = vocab + 1``, ``eos = vocab + 2``, so a
+    model needs ``n_tokens = vocab + 3`` ids. ``sample`` and ``make_batch`` return
+    ``(src (B, max_len), tgt_in (B, max_len + 1), tgt_out (B, max_len + 1), lengths (B,))``:
+    ``src`` and ``tgt_in`` are padded with ``pad``, ``tgt_out`` with ``IGNORE`` (-100, skipped by
+    ``F.cross_entropy``); ``lengths`` are the source lengths L. The alignment is known:
+    target step i (0-based, i < L) must read source position L - 1 - i (``alignment``).
+    """
+
+    min_len: int = 4
+    max_len: int = 12
+    vocab: int = 10
+
+    def __post_init__(self):
+        validate.positive_int("min_len", self.min_len)
+        validate.positive_int("max_len", self.max_len)
+        validate.positive_int("vocab", self.vocab, minimum=2)
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len must be <= max_len, got min_len={self.min_len} and max_len={self.max_len}")
+
+    pad = property(lambda self: self.vocab)
+    bos = property(lambda self: self.vocab + 1)
+    eos = property(lambda self: self.vocab + 2)
+    n_tokens = property(lambda self: self.vocab + 3)
+
+    def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
+        """A random batch: ``(src, tgt_in, tgt_out, lengths)`` (see the class docstring)."""
+        validate.positive_int("batch_size", batch_size)
+        g = make_generator(generator)
+        lengths = torch.randint(self.min_len, self.max_len + 1, (batch_size,), generator=g)  # (B,)
+        symbols = torch.randint(0, self.vocab, (batch_size, self.max_len), generator=g)  # (B, S)
+        return self._build(symbols, lengths)
+
+    def make_batch(self, seqs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch for given source sequences, a list of lists of symbols: for worked examples."""
+        if not isinstance(seqs, (list, tuple)) or not seqs:
+            raise TypeError(f"seqs must be a non-empty list of lists of symbols, got {seqs!r}")
+        symbols = torch.zeros(len(seqs), self.max_len, dtype=torch.long)
+        for b, seq in enumerate(seqs):
+            if not self.min_len <= len(seq) <= self.max_len:
+                raise ValueError(f"seqs[{b}] must have a length in [{self.min_len}, {self.max_len}], got {len(seq)}")
+            if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < self.vocab for x in seq):
+                raise ValueError(f"seqs[{b}] must hold ints in [0, {self.vocab}), got {list(seq)}")
+            symbols[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        return self._build(symbols, torch.tensor([len(s) for s in seqs]))
+
+    def _build(self, symbols: torch.Tensor, lengths: torch.Tensor):
+        B, S = symbols.shape
+        pos = torch.arange(S)[None]  # (1, S)
+        real = pos < lengths[:, None]  # (B, S)
+        reversed_ = symbols.gather(1, (lengths[:, None] - 1 - pos).clamp(min=0))  # (B, S): x_L..x_1, then junk
+        src = torch.where(real, symbols, self.pad)  # (B, S)
+        tgt_in = torch.cat([torch.full((B, 1), self.bos), torch.where(real, reversed_, self.pad)], dim=1)  # (B, S+1)
+        tgt_out = torch.cat([torch.where(real, reversed_, IGNORE), torch.full((B, 1), IGNORE)], dim=1)  # (B, S+1)
+        tgt_out.scatter_(1, lengths[:, None], self.eos)  # EOS right after the last symbol
+        return src, tgt_in, tgt_out, lengths
+
+    def alignment(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, max_len + 1): the source position that target step i should attend, L - 1 - i; IGNORE where none."""
+        validate.tensor("lengths", lengths, ndim=1, dtype="long")
+        i = torch.arange(self.max_len + 1, device=lengths.device)[None]  # (1, T)
+        j = lengths[:, None] - 1 - i  # (B, T)
+        return torch.where(j >= 0, j, IGNORE)
+
+
 def memoryless_accuracy(task: TokenTask, n_fit: int = 2048, n_test: int = 2048, seed: int = 0) -> float:
-    """Accuracy of the best predictor that sees only the current input token.
+    """Accuracy of the best predictor that sees only the current input token (chapter 1).
 
     Fits the table ``argmax_y count(x_t, y_t)`` on ``n_fit`` sampled sequences
     and scores it on ``n_test`` fresh ones. A task that needs memory leaves

@@ -10,13 +10,15 @@ from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .ngram import NGramLM, uniform_bits
 from .rnn import RNN, RNNCell
+from .sampling import sample_next
 from .positional import (LearnedPositions, SinusoidalPositions, alibi_bias, alibi_slopes, apply_rope, rope_angles,
                          sinusoidal_encoding)
-from .seq2seq import ReverseTask, Seq2Seq
+from .seq2seq import Seq2Seq
+from ..data.tasks import ReverseTask  # defined in seqlab.data (chapter 5); importable here too, as chapter 5 does
 from .transformer import GPT, FeedForward, GPTConfig, KVCache, LayerCache, SelfAttention, TransformerBlock
 
 __all__ = [
-    "NGramLM", "uniform_bits",
+    "NGramLM", "uniform_bits", "sample_next",
     "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU", "RecurrentLM",
     "scaled_dot_product_attention", "causal_mask", "padding_mask", "additive_attention",
     "AdditiveAttention", "DotProductAttention", "MultiHeadAttention", "Seq2Seq", "ReverseTask",

@@ -42,16 +42,10 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import attention as attention_ops
-from ..ops.attention import _masked_softmax, scaled_dot_product_attention  # noqa: F401 (re-exported: chapter 6's name)
+from ..ops.attention import _masked_softmax, causal_mask, scaled_dot_product_attention  # noqa: F401 (re-exported: chapter 6's names)
 
 
 # ---------------------------------------------------------------- masks
-def causal_mask(T: int, device=None) -> torch.Tensor:
-    """The (T, T) bool mask of a decoder (chapter 6): position i may attend to j <= i (lower triangle True)."""
-    validate.positive_int("T", T)
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
-
-
 def padding_mask(lengths, T: int | None = None) -> torch.Tensor:
     """The (B, T) bool mask of padded batches (chapter 5): True at t < lengths[b], the real tokens.
 

@@ -22,9 +22,11 @@ import torch
 from torch import nn
 
 from .. import _validate as validate
+from .._validate import token_ids
 from .gru import GRU
 from .lstm import LSTM
 from .rnn import RNN, _check_mode
+from .sampling import check_temperature, sample_next
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 GATE_BIAS = {"rnn": (), "lstm": ("forget_bias",), "gru": ("update_bias",)}  # the gate-bias option of each cell
@@ -69,22 +71,15 @@ class RecurrentLM(nn.Module):
     def mode(self, value: str) -> None:
         self.recurrent.mode = _check_mode(value, self.cell)
 
-    def _check_ids(self, name: str, x, ndim: int) -> torch.Tensor:
-        validate.tensor(name, x, ndim=ndim, dtype="long")
-        if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
-            raise ValueError(f"{name} must lie in [0, {self.vocab_size}), "
-                             f"got values in [{x.min().item()}, {x.max().item()}]")
-        return x
-
     def forward(self, x: torch.Tensor, state=None, mode: str | None = None):
-        self._check_ids("x", x, 2)
+        token_ids("x", x, self.vocab_size, ndim=2)
         e = self.embed(x)  # (B, T, d_embed)
         h, state = self.recurrent(e, state, mode=mode)  # (B, T, d_hidden)
         return self.head(h), state  # (B, T, V)
 
     def step(self, x_t: torch.Tensor, state=None):
         """One token: ``(x_t (B,), state) -> (logits (B, V), state)``, the same numbers as ``forward`` at that step."""
-        self._check_ids("x_t", x_t, 1)
+        token_ids("x_t", x_t, self.vocab_size, ndim=1)
         e = self.embed(x_t)  # (B, d_embed)
         h, state = self.recurrent.step(e, state)  # (B, d_hidden)
         return self.head(h), state  # (B, V)
@@ -98,23 +93,15 @@ class RecurrentLM(nn.Module):
         ``temperature=0`` takes the most likely token (greedy). Streams: the prompt is fed once, then
         each new token costs one ``step`` on the carried state.
         """
-        self._check_ids("prompt_ids", prompt_ids, 1)
-        if len(prompt_ids) == 0:
-            raise ValueError("prompt_ids must hold at least one token, got an empty tensor")
+        token_ids("prompt_ids", prompt_ids, self.vocab_size, ndim=1, min_length=1)
         validate.positive_int("length", length)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+        check_temperature(temperature)
         device = self.head.weight.device
         logits, state = self(prompt_ids[None].to(device))  # (1, T, V): the prompt, fed once
         logits = logits[0, -1]  # (V,)
         new = []
         for i in range(length):
-            if temperature == 0:
-                nxt = logits.argmax()
-            else:
-                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (V,)
-                nxt = torch.multinomial(probs, 1, generator=generator)[0]
-            new.append(nxt.item())
+            new.append(sample_next(logits, temperature, generator).item())  # softmax(logits / T), or argmax at T = 0
             if i < length - 1:  # the last token needs no step: nothing comes after it
                 logits, state = self.step(torch.tensor([new[-1]], device=device), state)  # (1, V)
                 logits = logits[0]  # (V,)

@@ -23,13 +23,14 @@ import math
 
 import torch
 
-from .. import _validate as check
+from .. import _validate as validate
+from .sampling import sample_next
 
 SMOOTHINGS = ("add-k", "witten-bell")
 
 
 def context_codes(ids: torch.Tensor, n_ctx: int, V: int) -> torch.Tensor:
-    """Base-``V`` code of every window of ``n_ctx`` consecutive symbols of ``ids``.
+    """Base-``V`` code of every window of ``n_ctx`` consecutive symbols of ``ids`` (chapter 1).
 
     ``code[i] = sum_j ids[i + j] V^(n_ctx - 1 - j)``; shape ``(len(ids) - n_ctx + 1,)``.
     With ``n_ctx == 0`` (a unigram model) every code is 0.
@@ -71,41 +72,32 @@ class _Counts:
 
 
 class NGramLM:
-    """An order-``n`` character model: ``fit`` counts, ``log_prob`` scores, ``generate`` samples."""
+    """An order-``n`` character model: ``fit`` counts, ``log_prob`` scores, ``generate`` samples (chapter 1)."""
 
     def __init__(self, order: int, vocab_size: int, smoothing: str = "witten-bell", k: float = 0.01):
-        check.positive_int("order", order)
-        check.positive_int("vocab_size", vocab_size, minimum=2)
+        validate.positive_int("order", order)
+        validate.positive_int("vocab_size", vocab_size, minimum=2)
         if smoothing not in SMOOTHINGS:
             raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
-        if not k > 0:
-            raise ValueError(f"k must be positive (add-k smoothing), got {k}")
+        validate.number("k", k, minimum=0, strict=True)  # add-k smoothing
         if vocab_size ** (order - 1) >= 2**62:
             raise ValueError(f"order {order} with vocab_size {vocab_size} overflows the int64 context code")
         self.order, self.V, self.smoothing, self.k = order, vocab_size, smoothing, float(k)
         self.counts: list[_Counts] | None = None  # counts[j]: contexts of j symbols
-
-    def _check_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        check.tensor("ids", ids, ndim=1, dtype="long")
-        if len(ids) < self.order:
-            raise ValueError(f"need at least order={self.order} symbols, got {len(ids)}")
-        if ids.min() < 0 or ids.max() >= self.V:
-            raise ValueError(f"ids must lie in [0, {self.V}), got values in [{ids.min().item()}, {ids.max().item()}]")
-        return ids
 
     def fit(self, ids: torch.Tensor) -> "NGramLM":
         """Count every (context, next symbol) pair of the 1-D sequence ``ids``.
 
         Witten-Bell needs the counts of every shorter context too; add-k only the longest.
         """
-        ids = self._check_ids(ids)
+        validate.token_ids("ids", ids, self.V, ndim=1, min_length=self.order)
         lengths = range(self.order) if self.smoothing == "witten-bell" else [self.order - 1]
         self.counts = [_Counts(ids, j, self.V) if j in lengths else None for j in range(self.order)]
         return self
 
     def truncated(self, order: int) -> "NGramLM":
         """The order-``order`` model contained in a fitted Witten-Bell model (shares its counts, no refit)."""
-        check.positive_int("order", order)
+        validate.positive_int("order", order)
         if self.counts is None or self.smoothing != "witten-bell":
             raise ValueError("truncated() needs a fitted Witten-Bell model (it keeps the counts of every shorter context)")
         if order > self.order:
@@ -115,7 +107,11 @@ class NGramLM:
         return lower
 
     def probs(self, ctx: torch.Tensor) -> torch.Tensor:
-        """``p(. | c)`` for a batch of codes of ``order - 1``-symbol contexts: shape ``(len(ctx), V)``."""
+        """``p(. | c)`` for a batch of codes of ``order - 1``-symbol contexts: shape ``(len(ctx), V)``.
+
+        ``ctx`` is a 1-D integer tensor of codes in ``[0, V^(order-1))`` (``context_codes`` makes them).
+        """
+        validate.token_ids("ctx (context codes)", ctx, self.V ** (self.order - 1), ndim=1)
         return self._p(ctx, None)
 
     def _p(self, ctx: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
@@ -144,10 +140,10 @@ class NGramLM:
 
         A ``start`` shared by models of several orders scores all of them on the same symbols.
         """
-        ids = self._check_ids(ids)
-        start = self.order - 1 if start is None else start
-        if start < self.order - 1:
-            raise ValueError(f"start must be >= order-1 = {self.order - 1}, got {start}")
+        validate.token_ids("ids", ids, self.V, ndim=1, min_length=self.order)
+        start = self.order - 1 if start is None else validate.positive_int("start", start, minimum=self.order - 1)
+        if start >= len(ids):
+            raise ValueError(f"start must be < len(ids) = {len(ids)} so that at least one symbol is scored, got {start}")
         ctx = context_codes(ids[start - self.order + 1 : -1], self.order - 1, self.V)
         return torch.log2(self._p(ctx, ids[start:]))
 
@@ -156,20 +152,24 @@ class NGramLM:
         return -self.log_prob(ids, start).mean().item()
 
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0, generator=None) -> torch.Tensor:
-        """Extend ``prompt`` (1-D ids, at least ``order - 1`` long) by ``length`` sampled symbols."""
-        check.tensor("prompt", prompt, ndim=1, dtype="long")
-        check.positive_int("length", length)
+        """Extend ``prompt`` (1-D ids, at least ``order - 1`` long) by ``length`` sampled symbols.
+
+        Each symbol is drawn by ``sample_next`` from ``softmax(log p(. | c) / temperature)``, i.e.
+        ``p^(1/T)`` renormalised; ``temperature=0`` takes the most likely symbol.
+        """
+        if self.counts is None:
+            raise RuntimeError("call fit() before using the model")
+        validate.token_ids("prompt", prompt, self.V, ndim=1)
+        validate.positive_int("length", length)
         if len(prompt) < self.order - 1:
             raise ValueError(f"prompt must hold at least order-1 = {self.order - 1} symbols, got {len(prompt)}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
         out = prompt.tolist()
         for _ in range(length):
             code = 0
             for s in out[len(out) - self.order + 1 :] if self.order > 1 else []:
                 code = code * self.V + s
-            p = self.probs(torch.tensor([code]))[0] ** (1.0 / temperature)
-            out.append(int(torch.multinomial(p / p.sum(), 1, generator=generator)))
+            p = self.probs(torch.tensor([code]))[0]  # (V,), every entry > 0 (smoothed)
+            out.append(int(sample_next(p.log(), temperature, generator)))
         return torch.tensor(out)
 
     def __repr__(self) -> str:
@@ -178,6 +178,6 @@ class NGramLM:
 
 
 def uniform_bits(V: int) -> float:
-    """Bits per symbol of the uniform guess over ``V`` symbols: ``log2 V``."""
-    check.positive_int("V", V)
+    """Bits per symbol of the uniform guess over ``V`` symbols: ``log2 V`` (chapter 1)."""
+    validate.positive_int("V", V)
     return math.log2(V)

@@ -30,14 +30,14 @@ import math
 import torch
 from torch import nn
 
-from .. import _validate as check
+from .. import _validate as validate
 
 ENCODINGS = ("none", "learned", "sinusoidal", "rope", "alibi")
 
 
 def _positions(T: int, offset: int, device=None) -> torch.Tensor:
-    check.positive_int("T", T)
-    check.positive_int("offset", offset, minimum=0)
+    validate.positive_int("T", T)
+    validate.positive_int("offset", offset, minimum=0)
     return torch.arange(offset, offset + T, device=device)
 
 
@@ -56,7 +56,7 @@ def sinusoidal_encoding(T: int, d: int, offset: int = 0, base: float = 10000.0, 
 
     Rows are positions ``offset .. offset + T - 1`` (Vaswani et al., 2017; chapter 8).
     """
-    check.positive_int("d", d)
+    validate.positive_int("d", d)
     t = _positions(T, offset, device).to(torch.float64)
     angles = t[:, None] * _frequencies(d, base, device)[None]  # (T, d/2)
     P = torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(T, d)  # (T, d): sin, cos interleaved
@@ -68,12 +68,12 @@ class SinusoidalPositions(nn.Module):
 
     def __init__(self, d_model: int, base: float = 10000.0):
         super().__init__()
-        self.d_model = check.positive_int("d_model", d_model)
+        self.d_model = validate.positive_int("d_model", d_model)
         _frequencies(d_model, base)  # checks d_model is even and base > 1
         self.base = float(base)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        check.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
+        validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
         P = sinusoidal_encoding(x.shape[1], self.d_model, offset, self.base, x.dtype, x.device)  # (T, d)
         return x + P  # (B, T, d)
 
@@ -90,12 +90,12 @@ class LearnedPositions(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        self.max_len = check.positive_int("max_len", max_len)
-        self.d_model = check.positive_int("d_model", d_model)
+        self.max_len = validate.positive_int("max_len", max_len)
+        self.d_model = validate.positive_int("d_model", d_model)
         self.P = nn.Embedding(max_len, d_model)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        check.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
+        validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
         t = _positions(x.shape[1], offset, x.device)
         if t[-1] >= self.max_len:
             raise ValueError(f"learned positions exist for 0..{self.max_len - 1} (max_len={self.max_len}), "
@@ -107,8 +107,8 @@ class LearnedPositions(nn.Module):
 
 
 def rope_angles(T: int, d: int, offset: int = 0, base: float = 10000.0, device=None) -> torch.Tensor:
-    """theta[m, i] = m * omega_i for positions m = offset..offset+T-1 and pairs i = 0..d/2-1: shape (T, d/2), float64."""
-    check.positive_int("d", d)
+    """theta[m, i] = m * omega_i for positions m = offset..offset+T-1 and pairs i = 0..d/2-1: shape (T, d/2), float64 (chapter 8)."""
+    validate.positive_int("d", d)
     m = _positions(T, offset, device).to(torch.float64)
     return m[:, None] * _frequencies(d, base, device)[None]  # (T, d/2)
 
@@ -123,7 +123,7 @@ def apply_rope(x: torch.Tensor, offset: int = 0, base: float = 10000.0) -> torch
 
     so that ``(R_m q) . (R_n k)`` depends on m, n only through n - m (tested). Norms are kept.
     """
-    check.tensor("x", x, dtype="float")
+    validate.tensor("x", x, dtype="float")
     if x.dim() < 2:
         raise ValueError(f"x must be (..., T, d), at least 2-dimensional, got shape {tuple(x.shape)}")
     T, d = x.shape[-2], x.shape[-1]
@@ -140,7 +140,7 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     For H not a power of two, the paper's recipe: the slopes of the power of two
     below H, then every other slope of the power of two above it.
     """
-    check.positive_int("n_heads", n_heads)
+    validate.positive_int("n_heads", n_heads)
 
     def power_of_two(H):
         return [2.0 ** (-8.0 * h / H) for h in range(1, H + 1)]
@@ -153,14 +153,14 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
 
 def alibi_bias(T_q: int, T_k: int, n_heads: int, offset: int = 0, dtype=torch.float32, device=None) -> torch.Tensor:
-    """The additive score term ``bias[h, i, j] = -s_h (m_i - n_j)``, shape (H, T_q, T_k).
+    """The additive score term ``bias[h, i, j] = -s_h (m_i - n_j)``, shape (H, T_q, T_k); chapter 8.
 
     Queries sit at positions ``m_i = offset + i``, keys at ``n_j = j`` (a cache holds
     keys 0..T_k-1). Only keys at or before the query get a finite penalty that grows
     with distance; later keys get ``+s_h (n - m)`` here, and a causal mask removes them.
     """
-    check.positive_int("T_q", T_q)
-    check.positive_int("T_k", T_k)
+    validate.positive_int("T_q", T_q)
+    validate.positive_int("T_k", T_k)
     m = _positions(T_q, offset, device)  # (T_q,)
     n = torch.arange(T_k, device=device)  # (T_k,)
     distance = (m[:, None] - n[None]).to(dtype)  # (T_q, T_k)

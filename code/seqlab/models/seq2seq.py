@@ -1,4 +1,4 @@
-"""An RNN encoder-decoder with and without attention, and the reversal task (chapter 5).
+"""An RNN encoder-decoder with and without attention (chapter 5); its task, ``ReverseTask``, is in ``seqlab.data.tasks``.
 
 Glossary, code name -> book notation:
 
@@ -33,85 +33,13 @@ Two choices, to keep the chapter short and fast:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .. import _validate as check
-from ..data.tasks import IGNORE, make_generator
+from .._validate import token_ids
 from .attention import AdditiveAttention, DotProductAttention, padding_mask
-
-
-# ---------------------------------------------------------------- the task
-@dataclass(frozen=True)
-class ReverseTask:
-    """Reverse a sequence (chapter 5): the source ``x_1..x_L`` maps to the target ``x_L..x_1, EOS``.
-
-    Lengths L are uniform in [min_len, max_len]; symbols uniform in [0, vocab). Special
-    ids follow the symbols: ``pad = vocab``, ``bos = vocab + 1``, ``eos = vocab + 2``, so a
-    model needs ``n_tokens = vocab + 3`` ids. ``sample`` and ``make_batch`` return
-    ``(src (B, max_len), tgt_in (B, max_len + 1), tgt_out (B, max_len + 1), lengths (B,))``:
-    ``src`` and ``tgt_in`` are padded with ``pad``, ``tgt_out`` with ``IGNORE`` (-100, skipped by
-    ``F.cross_entropy``); ``lengths`` are the source lengths L. The alignment is known:
-    target step i (0-based, i < L) must read source position L - 1 - i (``alignment``).
-    """
-
-    min_len: int = 4
-    max_len: int = 12
-    vocab: int = 10
-
-    def __post_init__(self):
-        check.positive_int("min_len", self.min_len)
-        check.positive_int("max_len", self.max_len)
-        check.positive_int("vocab", self.vocab, minimum=2)
-        if self.min_len > self.max_len:
-            raise ValueError(f"min_len must be <= max_len, got min_len={self.min_len} and max_len={self.max_len}")
-
-    pad = property(lambda self: self.vocab)
-    bos = property(lambda self: self.vocab + 1)
-    eos = property(lambda self: self.vocab + 2)
-    n_tokens = property(lambda self: self.vocab + 3)
-
-    def sample(self, batch_size: int, generator: torch.Generator | int | None = None):
-        """A random batch: ``(src, tgt_in, tgt_out, lengths)`` (see the class docstring)."""
-        check.positive_int("batch_size", batch_size)
-        g = make_generator(generator)
-        lengths = torch.randint(self.min_len, self.max_len + 1, (batch_size,), generator=g)  # (B,)
-        symbols = torch.randint(0, self.vocab, (batch_size, self.max_len), generator=g)  # (B, S)
-        return self._build(symbols, lengths)
-
-    def make_batch(self, seqs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The batch for given source sequences, a list of lists of symbols: for worked examples."""
-        if not isinstance(seqs, (list, tuple)) or not seqs:
-            raise TypeError(f"seqs must be a non-empty list of lists of symbols, got {seqs!r}")
-        symbols = torch.zeros(len(seqs), self.max_len, dtype=torch.long)
-        for b, seq in enumerate(seqs):
-            if not self.min_len <= len(seq) <= self.max_len:
-                raise ValueError(f"seqs[{b}] must have a length in [{self.min_len}, {self.max_len}], got {len(seq)}")
-            if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < self.vocab for x in seq):
-                raise ValueError(f"seqs[{b}] must hold ints in [0, {self.vocab}), got {list(seq)}")
-            symbols[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        return self._build(symbols, torch.tensor([len(s) for s in seqs]))
-
-    def _build(self, symbols: torch.Tensor, lengths: torch.Tensor):
-        B, S = symbols.shape
-        pos = torch.arange(S)[None]  # (1, S)
-        real = pos < lengths[:, None]  # (B, S)
-        reversed_ = symbols.gather(1, (lengths[:, None] - 1 - pos).clamp(min=0))  # (B, S): x_L..x_1, then junk
-        src = torch.where(real, symbols, self.pad)  # (B, S)
-        tgt_in = torch.cat([torch.full((B, 1), self.bos), torch.where(real, reversed_, self.pad)], dim=1)  # (B, S+1)
-        tgt_out = torch.cat([torch.where(real, reversed_, IGNORE), torch.full((B, 1), IGNORE)], dim=1)  # (B, S+1)
-        tgt_out.scatter_(1, lengths[:, None], self.eos)  # EOS right after the last symbol
-        return src, tgt_in, tgt_out, lengths
-
-    def alignment(self, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, max_len + 1): the source position that target step i should attend, L - 1 - i; IGNORE where none."""
-        check.tensor("lengths", lengths, ndim=1, dtype="long")
-        i = torch.arange(self.max_len + 1, device=lengths.device)[None]  # (1, T)
-        j = lengths[:, None] - 1 - i  # (B, T)
-        return torch.where(j >= 0, j, IGNORE)
 
 
 # ---------------------------------------------------------------- the model
@@ -157,17 +85,9 @@ class Seq2Seq(nn.Module):
             self.attn = None
         self.head = nn.Linear(d_hidden * (1 if attention is None else 2), tgt_vocab)  # W_y, b_y
 
-    def _check_ids(self, name: str, x, vocab: int) -> torch.Tensor:
-        check.tensor(name, x, ndim=2, dtype="long")
-        if x.shape[1] == 0:
-            raise ValueError(f"{name} must have at least one position, got shape {tuple(x.shape)}")
-        if x.min() < 0 or x.max() >= vocab:
-            raise ValueError(f"{name} must lie in [0, {vocab}), got values in [{x.min().item()}, {x.max().item()}]")
-        return x
-
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor | None = None):
         """``(h (B, S, d_hidden), s_0 (1, B, d_hidden), mask (B, S) or None)``: the encoder states, h_S, and padding."""
-        self._check_ids("src", src, self.src_vocab)
+        token_ids("src", src, self.src_vocab, ndim=2, min_length=1)
         B, S = src.shape
         e = self.src_embed(src)  # (B, S, d_embed)
         if src_lengths is None:
@@ -193,7 +113,7 @@ class Seq2Seq(nn.Module):
         return self.head(torch.cat([s, c], dim=-1)), a, s_last  # (B, T, V), (B, T, S)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, src_lengths: torch.Tensor | None = None):
-        self._check_ids("tgt_in", tgt_in, self.tgt_vocab)
+        token_ids("tgt_in", tgt_in, self.tgt_vocab, ndim=2, min_length=1)
         h, s_0, mask = self.encode(src, src_lengths)
         if tgt_in.shape[0] != src.shape[0]:
             raise ValueError(f"src and tgt_in must have the same batch size, got shapes "

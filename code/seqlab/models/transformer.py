@@ -34,16 +34,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate as check
+from .. import _validate
 from ..ops import attention as attention_ops
 from .attention import MultiHeadAttention, _check_mode
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
+from .sampling import check_temperature, sample_next
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
 # ---------------------------------------------------------------- the key/value cache
 class LayerCache:
-    """The keys and values one attention layer has seen so far: K, V of shape (B, H, T_past, d_head)."""
+    """The keys and values one attention layer has seen so far: K, V of shape (B, H, T_past, d_head); chapter 9."""
 
     def __init__(self):
         self.k: torch.Tensor | None = None
@@ -55,6 +57,11 @@ class LayerCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new keys/values (B, H, T_new, d_head) after the old ones; return all of them."""
+        _validate.tensor("k", k, ndim=4)
+        _validate.tensor("v", v, ndim=4)
+        if k.shape[:3] != v.shape[:3]:
+            raise ValueError(f"k and v must have the same (B, H, T_new), one value per key, got shapes "
+                             f"{tuple(k.shape)} and {tuple(v.shape)}")
         if self.k is not None and (k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]):
             raise ValueError(f"the cache holds keys of shape {tuple(self.k.shape)} (B, H, T, d_head); new keys of "
                              f"shape {tuple(k.shape)} do not fit (same batch size B for the whole generation)")
@@ -120,6 +127,8 @@ class SelfAttention(MultiHeadAttention):
             raise TypeError(f"cache must be a LayerCache (one layer of a KVCache), got {type(cache).__name__}")
         if cache is not None and mask is not None:
             raise ValueError("mask is not supported together with a cache; use causal=True")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal must be a bool, got {type(causal).__name__} {causal!r}")
         B, T, H = x.shape[0], x.shape[1], self.n_heads
         offset = 0 if cache is None else cache.length
         q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))  # (B, H, T, d_head)
@@ -275,6 +284,13 @@ class GPTConfig:
             raise TypeError(f"causal and norm_first must be bools, got {self.causal!r} and {self.norm_first!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}")
+        if self.d_ff is not None:
+            _validate.positive_int("d_ff", self.d_ff)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}")
+        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"RoPE rotates pairs, so d_head = d_model / n_heads must be even, got "
+                             f"{self.d_model} / {self.n_heads} = {self.d_model // self.n_heads}")
 
 
 class GPT(nn.Module):
@@ -316,17 +332,8 @@ class GPT(nn.Module):
         """An empty key/value cache for ``forward(x, cache=...)`` and ``generate``."""
         return KVCache(self.config.n_layers)
 
-    def _check_ids(self, name: str, x, ndim: int) -> torch.Tensor:
-        check.tensor(name, x, ndim=ndim, dtype="long")
-        V = self.config.vocab_size
-        if x.numel() and (x.min() < 0 or x.max() >= V):
-            raise ValueError(f"{name} must lie in [0, {V}), got values in [{x.min().item()}, {x.max().item()}]")
-        if x.shape[-1] == 0:
-            raise ValueError(f"{name} must hold at least one token, got shape {tuple(x.shape)}")
-        return x
-
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, mode: str | None = None) -> torch.Tensor:
-        self._check_ids("x", x, 2)
+        _validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
         if cache is not None and not self.config.causal:
@@ -350,12 +357,11 @@ class GPT(nn.Module):
         Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
         ``mode`` names the attention's form, as in ``forward``.
         """
-        self._check_ids("prompt_ids", prompt_ids, 1)
+        _validate.token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
         check.positive_int("length", length)
         if not self.config.causal:
             raise ValueError("generate needs a causal model (GPTConfig(causal=True))")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}")
+        check_temperature(temperature)
         c = self.config
         if c.positions == "learned" and len(prompt_ids) + length - 1 > c.max_len:
             raise ValueError(f"learned positions stop at max_len={c.max_len}: a prompt of {len(prompt_ids)} plus "
@@ -365,11 +371,7 @@ class GPT(nn.Module):
         cache = self.new_cache() if use_cache else None
         logits = self(ids, cache=cache, mode=mode)[0, -1]  # (V,)
         for i in range(length):
-            if temperature == 0:
-                nxt = logits.argmax().view(1, 1)
-            else:
-                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # (V,)
-                nxt = torch.multinomial(probs, 1, generator=generator).view(1, 1).to(device)
+            nxt = sample_next(logits, temperature, generator).view(1, 1)  # softmax(logits / T), or argmax at T = 0
             ids = torch.cat([ids, nxt], dim=1)  # (1, T + i + 1)
             if i < length - 1:
                 logits = (self(nxt, cache=cache, mode=mode) if use_cache else self(ids, mode=mode))[0, -1]  # (V,)

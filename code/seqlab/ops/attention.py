@@ -54,6 +54,20 @@ def _check_score_shape(name: str, x: torch.Tensor, T_q: int, T_k: int, lead: tup
                          f"got shape {tuple(x.shape)}")
 
 
+def causal_mask(T: int, device=None, *, T_k: int | None = None, offset: int = 0) -> torch.Tensor:
+    """The (T, T_k) bool mask of a decoder (chapter 6): query i may attend to key j <= i + offset.
+
+    With the defaults (``T_k = T``, ``offset = 0``) it is the lower triangle of a (T, T) matrix.
+    ``offset`` counts keys that come before the first query, as with a key/value cache (chapter 9):
+    query i stands at position ``offset + i`` and sees keys ``0 .. offset + i``. The one causal-mask
+    builder of seqlab: every form's ``causal=True`` uses it (``seqlab.models.causal_mask`` is this function).
+    """
+    validate.positive_int("T", T)
+    T_k = T if T_k is None else validate.positive_int("T_k", T_k)
+    validate.positive_int("offset", offset, minimum=0)
+    return torch.ones(T, T_k, dtype=torch.bool, device=device).tril(offset)  # (T, T_k)
+
+
 def _allowed(mask, causal: bool, T_q: int, T_k: int, lead: tuple, device, T_past: int = 0) -> torch.Tensor | None:
     """The bool tensor of allowed (query, key) pairs from ``mask`` and ``causal``, checked; None if all are.
 
@@ -71,7 +85,7 @@ def _allowed(mask, causal: bool, T_q: int, T_k: int, lead: tuple, device, T_past
         _check_score_shape("mask", mask, T_q, T_k, lead)
         allowed = mask
     if causal:
-        tri = torch.ones(T_q, T_k, dtype=torch.bool, device=device).tril(T_past)  # (T_q, T_k)
+        tri = causal_mask(T_q, device, T_k=T_k, offset=T_past)  # (T_q, T_k)
         allowed = tri if allowed is None else allowed & tri
     if allowed is not None:
         empty = ~allowed.any(dim=-1)  # (..., T_q)

@@ -28,7 +28,7 @@ import torch
 
 @dataclass(frozen=True)
 class Case:
-    """One shape on the test grid: batch B, time T, input width D, state/hidden width H, layers, chunk size.
+    """One shape on the test grid: batch B, time T, input width D, state/hidden width H, layers, chunk size (chapters 9 onward).
 
     ``with_state``: start from a random initial state (not zeros). The grid is
     chosen to hide bugs: B = 1, T = 1, T not a multiple of ``chunk``, D != H.
@@ -61,7 +61,7 @@ GRID: tuple[Case, ...] = (
 
 @dataclass
 class Problem:
-    """Inputs, parameters, initial state and options for one call of every form of a family."""
+    """Inputs, parameters, initial state and options for one call of every form of a family (chapters 9 onward)."""
 
     inputs: dict[str, torch.Tensor]
     params: dict[str, torch.Tensor]
@@ -71,7 +71,7 @@ class Problem:
 
 @dataclass
 class Family:
-    """A mixer family: its forms, side by side, and how to make a random problem for a ``Case``.
+    """A mixer family: its forms, side by side, and how to make a random problem for a ``Case`` (chapters 9 onward).
 
     ``forms`` maps a form's name (``loop``, ``parallel``, ``chunked``, ``step``,
     ``fused``, …) to a function with the family's one signature. ``reference``
@@ -99,7 +99,7 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register_family(family: Family) -> Family:
-    """Add ``family`` to ``FAMILIES`` (an error if its name is taken) and return it."""
+    """Add ``family`` to ``FAMILIES`` (an error if its name is taken) and return it (chapters 9 onward)."""
     if not isinstance(family, Family):
         raise TypeError(f"register_family expects a Family, got {type(family).__name__}")
     if family.name in FAMILIES and FAMILIES[family.name] is not family:
@@ -109,7 +109,7 @@ def register_family(family: Family) -> Family:
 
 
 def run_form(family: Family, form: str, problem: Problem):
-    """Call ``family.forms[form]`` on ``problem``; return its ``(y, final_state)``."""
+    """Call ``family.forms[form]`` on ``problem``; return its ``(y, final_state)`` (chapters 9 onward)."""
     if form not in family.forms:
         raise ValueError(f"family {family.name!r} has no form {form!r}; it has {sorted(family.forms)}")
     out = family.forms[form](**problem.inputs, **problem.params, state=problem.state, **problem.options)
