@@ -28,14 +28,14 @@ from collections import Counter, defaultdict
 
 import torch
 
-from .. import _validate as check
+from .. import _validate as validate
 
 #: Words with the space in front of them, runs of punctuation, runs of whitespace.
 WORD = re.compile(r" ?\w+| ?[^\w\s]+|\s+(?!\S)|\s+")
 
 
 def split_words(text: str) -> list[str]:
-    """Cut a text into the pieces BPE merges within; ``"".join`` of them is the text."""
+    """Cut a text into the pieces BPE merges within (chapter 1); ``"".join`` of them is the text."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return WORD.findall(text)
@@ -82,7 +82,7 @@ class BytePairEncoder:
         ``alphabet`` (default: the characters of ``text``) is the starting
         vocabulary; give the whole corpus's characters when training on a part.
         """
-        check.positive_int("n_merges", n_merges, minimum=0)
+        validate.positive_int("n_merges", n_merges, minimum=0)
         words = Counter(split_words(text))
         if not words:
             raise ValueError("cannot train a byte-pair encoder on an empty text")
@@ -142,7 +142,7 @@ class BytePairEncoder:
     def decode(self, ids) -> str:
         """The text of a 1-D sequence of token ids (tensor or list)."""
         if isinstance(ids, torch.Tensor):
-            check.tensor("ids", ids, ndim=1, dtype="long")
+            validate.tensor("ids", ids, ndim=1, dtype="long")
             ids = ids.tolist()
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .. import _validate as check
+from .. import _validate as validate
 from .._validate import token_ids
 from .attention import AdditiveAttention, DotProductAttention, padding_mask
 
@@ -60,10 +60,10 @@ class Seq2Seq(nn.Module):
     def __init__(self, src_vocab: int, tgt_vocab: int, d_embed: int, d_hidden: int, attention: str | None = None,
                  bidirectional: bool = True):
         super().__init__()
-        self.src_vocab = check.positive_int("src_vocab", src_vocab, minimum=2)
-        self.tgt_vocab = check.positive_int("tgt_vocab", tgt_vocab, minimum=2)
-        check.positive_int("d_embed", d_embed)
-        self.d_hidden = check.positive_int("d_hidden", d_hidden)
+        self.src_vocab = validate.positive_int("src_vocab", src_vocab, minimum=2)
+        self.tgt_vocab = validate.positive_int("tgt_vocab", tgt_vocab, minimum=2)
+        validate.positive_int("d_embed", d_embed)
+        self.d_hidden = validate.positive_int("d_hidden", d_hidden)
         if attention not in ATTENTION:
             raise ValueError(f"attention must be one of {', '.join(map(repr, ATTENTION))}, got {attention!r}")
         if not isinstance(bidirectional, bool):
@@ -94,7 +94,7 @@ class Seq2Seq(nn.Module):
             h, h_n = self.encoder(e)  # (B, S, d_hidden), (directions, B, d_hidden / directions)
             mask = None
         else:
-            check.tensor("src_lengths", src_lengths, ndim=1, dtype="long")
+            validate.tensor("src_lengths", src_lengths, ndim=1, dtype="long")
             if len(src_lengths) != B:
                 raise ValueError(f"src_lengths must have shape (B,) = ({B},), got shape {tuple(src_lengths.shape)}")
             mask = padding_mask(src_lengths, S)  # (B, S); checks 1 <= lengths <= S
@@ -129,7 +129,7 @@ class Seq2Seq(nn.Module):
         steps (tokens after an EOS are whatever the model says next). The numbers equal ``forward``
         with ``tgt_in = [bos, ids[:, :-1]]`` (tested).
         """
-        check.positive_int("max_len", max_len)
+        validate.positive_int("max_len", max_len)
         if isinstance(bos, bool) or not isinstance(bos, int) or not 0 <= bos < self.tgt_vocab:
             raise ValueError(f"bos must be an int in [0, {self.tgt_vocab}), got {bos!r}")
         h, s, mask = self.encode(src, src_lengths)

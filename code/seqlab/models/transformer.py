@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _validate as check
-from .. import _validate
+from .. import _validate as validate
 from ..ops import attention as attention_ops
 from .attention import MultiHeadAttention, _check_mode
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
@@ -57,8 +56,8 @@ class LayerCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new keys/values (B, H, T_new, d_head) after the old ones; return all of them."""
-        _validate.tensor("k", k, ndim=4)
-        _validate.tensor("v", v, ndim=4)
+        validate.tensor("k", k, ndim=4)
+        validate.tensor("v", v, ndim=4)
         if k.shape[:3] != v.shape[:3]:
             raise ValueError(f"k and v must have the same (B, H, T_new), one value per key, got shapes "
                              f"{tuple(k.shape)} and {tuple(v.shape)}")
@@ -74,7 +73,7 @@ class KVCache:
     """One ``LayerCache`` per block (chapter 9). ``length`` tokens are stored; ``nbytes`` is its memory."""
 
     def __init__(self, n_layers: int):
-        self.layers = [LayerCache() for _ in range(check.positive_int("n_layers", n_layers))]
+        self.layers = [LayerCache() for _ in range(validate.positive_int("n_layers", n_layers))]
 
     @property
     def length(self) -> int:
@@ -86,7 +85,7 @@ class KVCache:
 
     def crop(self, length: int) -> None:
         """Forget every position from ``length`` on (to time a step at a fixed context length)."""
-        check.positive_int("length", length, minimum=0)
+        validate.positive_int("length", length, minimum=0)
         if length > self.length:
             raise ValueError(f"cannot crop a cache of length {self.length} to {length}")
         for c in self.layers:
@@ -120,7 +119,7 @@ class SelfAttention(MultiHeadAttention):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
                 cache: LayerCache | None = None, mode: str | None = None):
         form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
-        check.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
+        validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
         if x.dtype != self.W_q.weight.dtype:
             raise TypeError(f"x must have the parameters' dtype {self.W_q.weight.dtype}, got dtype {x.dtype}")
         if cache is not None and not isinstance(cache, LayerCache):
@@ -163,7 +162,7 @@ class FeedForward(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
         self.activation = activation
-        self.linear1 = nn.Linear(check.positive_int("d_model", d_model), check.positive_int("d_ff", d_ff))
+        self.linear1 = nn.Linear(validate.positive_int("d_model", d_model), validate.positive_int("d_ff", d_ff))
         self.linear2 = nn.Linear(d_ff, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,7 +210,7 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
                 cache: LayerCache | None = None, mode: str | None = None) -> torch.Tensor:
-        check.tensor("x", x, ndim=3, dtype="float", last_dim=self.attn.d_model)
+        validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.attn.d_model)
         if x.dtype != self.norm1.weight.dtype:
             raise TypeError(f"x must have the parameters' dtype {self.norm1.weight.dtype}, got dtype {x.dtype}")
         if self.norm_first:  # Pre-Norm: the residual stream itself is never normalised
@@ -272,9 +271,9 @@ class GPTConfig:
     init_std: float | None = 0.02  # GPT-2's N(0, 0.02) for every weight; None keeps PyTorch's default init
 
     def __post_init__(self):
-        check.positive_int("vocab_size", self.vocab_size, minimum=2)
+        validate.positive_int("vocab_size", self.vocab_size, minimum=2)
         for name in ("d_model", "n_heads", "n_layers", "max_len"):
-            check.positive_int(name, getattr(self, name))
+            validate.positive_int(name, getattr(self, name))
         if self.init_std is not None and (isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float))
                                           or not self.init_std > 0):
             raise ValueError(f"init_std must be a positive number or None, got {self.init_std!r}")
@@ -285,7 +284,7 @@ class GPTConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}")
         if self.d_ff is not None:
-            _validate.positive_int("d_ff", self.d_ff)
+            validate.positive_int("d_ff", self.d_ff)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}")
         if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
@@ -333,7 +332,7 @@ class GPT(nn.Module):
         return KVCache(self.config.n_layers)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, mode: str | None = None) -> torch.Tensor:
-        _validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
+        validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
         if cache is not None and not self.config.causal:
@@ -357,8 +356,8 @@ class GPT(nn.Module):
         Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
         ``mode`` names the attention's form, as in ``forward``.
         """
-        _validate.token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
-        check.positive_int("length", length)
+        validate.token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
+        validate.positive_int("length", length)
         if not self.config.causal:
             raise ValueError("generate needs a causal model (GPTConfig(causal=True))")
         check_temperature(temperature)
