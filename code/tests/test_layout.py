@@ -34,17 +34,11 @@ def test_tasks_live_in_data_and_the_generator_helper_in_config():
         config.make_generator("5")
 
 
-# Modules whose internal import of seqlab._validate is renamed by the ops restructuring of issue 11;
-# the list may only shrink: a module listed here that no longer uses the old name fails the test.
-NOT_YET_RENAMED: set[str] = set()
-
-
 def test_the_validation_module_is_not_imported_as_check():
     # `check` reads as the exercise checkers (seqlab.check); the argument checks are `validate`
     old = re.compile(r"^from \.+ import _validate as check$", re.M)
     users = {str(p.relative_to(CODE / "seqlab")) for p in (CODE / "seqlab").rglob("*.py") if old.search(p.read_text())}
-    assert users <= NOT_YET_RENAMED, f"import seqlab._validate as `validate`, not `check`, in {sorted(users - NOT_YET_RENAMED)}"
-    assert users == NOT_YET_RENAMED, f"renamed already: remove {sorted(NOT_YET_RENAMED - users)} from NOT_YET_RENAMED"
+    assert not users, f"import seqlab._validate as `validate`, not `check`, in {sorted(users)}"
 
 
 # ---------------------------------------------------------------- every public object names its chapter
