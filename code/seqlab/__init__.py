@@ -8,9 +8,10 @@ Modules: ``config`` (device, seeding, scale), ``data`` (tasks, corpus,
 domains), ``models`` (from-scratch models), ``train`` (the training loop),
 ``measure`` (time and memory), ``plot`` (figure style), ``check`` (exercise
 checkers), ``probes`` (gradients through time), ``bptt`` (backpropagation
-through time by hand), ``widgets`` (interactive explorers).
+through time by hand), ``widgets`` (interactive explorers), ``pages`` (``glue``: measured numbers into the prose).
 """
 from . import bptt, check, data, measure, models, plot, probes, train, widgets
+from .pages import glue
 from .config import (configure_threads, current_scale, get_device, progress_enabled, scale, seed_everything,
                      seed_offset)
 
@@ -20,5 +21,5 @@ configure_threads()  # one intra-op thread unless SEQLAB_THREADS says otherwise 
 
 __all__ = [
     "bptt", "check", "data", "measure", "models", "plot", "probes", "train", "widgets",
-    "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
+    "glue", "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
 ]

@@ -100,3 +100,15 @@ def test_threads(monkeypatch):
                 seqlab.configure_threads(bad)
     finally:
         torch.set_num_threads(before)
+
+
+def test_glue_is_a_no_op_without_myst_nb(monkeypatch):
+    from seqlab import pages
+    monkeypatch.setattr(pages, "_myst_glue", None)
+    assert pages.glue("x", 1.5) is None
+    seen = []
+    monkeypatch.setattr(pages, "_myst_glue", lambda name, value, display: seen.append((name, value, display)))
+    pages.glue("x", 2.5)
+    assert seen == [("x", 2.5, False)]
+    with pytest.raises(TypeError, match="non-empty str"):
+        pages.glue("", 1)
