@@ -9,14 +9,16 @@ from .tasks import (
     DelayedRecall,
     MarkerOrder,
     RepeatedSequence,
+    RepeatedSpans,
     SelectiveCopy,
+    SpanPositions,
     TokenTask,
     make_generator,
     memoryless_accuracy,
 )
 
 __all__ = [
-    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence",
+    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence", "RepeatedSpans", "SpanPositions",
     "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
     "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
     "DNA", "chirp", "decode_dna", "dna_with_motif", "seasonal_series",
