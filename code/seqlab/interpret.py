@@ -114,8 +114,8 @@ def prefix_matching_score(A: torch.Tensor, positions: SpanPositions) -> torch.Te
         raise ValueError(f"positions are for {positions.first.shape[0]} rows, A has B = {B}")
     if bool(((positions.second + positions.length) > T).any()):
         raise ValueError(f"a span ends after position T = {T} of A: positions do not belong to these weights")
-    t = torch.arange(T)[None]  # (1, T)
-    second, L, D = positions.second[:, None], positions.length[:, None], positions.offset[:, None]
+    t = torch.arange(T, device=A.device)[None]  # (1, T)
+    second, L, D = (v.to(A.device)[:, None] for v in (positions.second, positions.length, positions.offset))
     query = (t >= second) & (t < second + L)  # (B, T): the second copy
     key = (t - D + 1).clamp(0, T - 1)  # (B, T): the token after the earlier occurrence
     picked = A.gather(-1, key[:, None, :, None].expand(B, H, T, 1))[..., 0]  # (B, H, T)
@@ -202,6 +202,7 @@ def icl_score(loss: torch.Tensor, early, late) -> float:
         elif isinstance(where, torch.Tensor) and where.dtype == torch.bool:
             if where.shape != loss.shape:
                 raise ValueError(f"the {name} mask must have loss's shape {tuple(loss.shape)}, got {tuple(where.shape)}")
+            where = where.to(loss.device)
             if not where.any():
                 raise ValueError(f"the {name} mask selects no token")
             means.append(loss[where].mean())
@@ -259,3 +260,23 @@ def steepest_drop(steps, values, window: int = 3) -> int:
     smooth = v.unfold(0, window, 1).mean(dim=1)  # (n - window + 1,)
     i = int(torch.argmin(smooth[1:] - smooth[:-1]))
     return int(round((steps[i + window // 2] + steps[i + 1 + window // 2]) / 2))
+
+
+@torch.no_grad()
+def head_scores(model: GPT, x: torch.Tensor, y: torch.Tensor, positions: SpanPositions) -> dict[str, float]:
+    """Every score of chapter 11 on one batch of ``RepeatedSpans``, as a flat dict of numbers.
+
+    ``loss`` (mean over all targets), ``icl`` (``icl_score`` of the second copy against the first),
+    and for head h of layer l (counted from 1, as in the text) ``"prefix l.h"``,
+    ``"previous l.h"`` and ``"copying l.h"``. Made to be an ``eval_fn`` of ``seqlab.train.train``.
+    """
+    _check_model(model)
+    loss = token_losses(model, x, y)  # (B, T)
+    early, late = positions.target_masks(x.shape[1])
+    out = {"loss": loss.mean().item(), "icl": icl_score(loss, early, late)}
+    for l, A in enumerate(attention_patterns(model, x)):
+        pm, pt, cp = prefix_matching_score(A, positions), previous_token_score(A), copying_score(ov_circuits(model, l))
+        for h in range(A.shape[1]):
+            out[f"prefix {l + 1}.{h}"], out[f"previous {l + 1}.{h}"] = pm[h].item(), pt[h].item()
+            out[f"copying {l + 1}.{h}"] = cp[h].item()
+    return out
