@@ -41,7 +41,7 @@ SETTINGS = {
     # and the IsoFLOP grid: compute budgets (in units of the smallest model's run) and the widths tried at each
     "tiny": dict(widths=[8, 16, 24], lrs=[3e-3, 1e-2], steps=4, batch=4, context=32, layers=2, eval_windows=8,
                  iso_widths=[8, 16], iso_budgets=[4.0], n_boot=20),
-    "quick": dict(widths=[16, 32, 48, 64, 96], lrs=[1e-3, 3e-3, 1e-2], steps=300, batch=16, context=128, layers=2,
+    "quick": dict(widths=[16, 32, 48, 64, 96], lrs=[1e-3, 3e-3, 1e-2], steps=200, batch=16, context=128, layers=2,
                   eval_windows=64, iso_widths=[16, 32, 64, 96], iso_budgets=[1.0, 3.0], n_boot=200),
     "full": dict(widths=[32, 64, 96, 128, 192, 256, 384], lrs=[3e-4, 1e-3, 3e-3, 1e-2], steps=3000, batch=32,
                  context=256, layers=4, eval_windows=256, iso_widths=[32, 64, 128, 192, 256, 384],
