@@ -8,9 +8,12 @@ Modules: ``config`` (device, seeding, scale), ``data`` (tasks, corpus,
 domains), ``models`` (from-scratch models), ``train`` (the training loop),
 ``measure`` (time and memory), ``plot`` (figure style), ``check`` (exercise
 checkers), ``probes`` (gradients through time), ``bptt`` (backpropagation
-through time by hand), ``widgets`` (interactive explorers), ``pages`` (``glue``: measured numbers into the prose).
+through time by hand), ``widgets`` (interactive explorers), ``interpret``
+(attention heads and ablations), ``experiments`` (every experiment at any scale,
+also a command: ``python -m seqlab.experiments``), ``pages`` (``glue``: measured
+numbers into the prose).
 """
-from . import bptt, check, data, measure, models, plot, probes, train, widgets
+from . import bptt, check, data, experiments, interpret, measure, models, plot, probes, train, widgets
 from .pages import glue
 from .config import (configure_threads, current_scale, get_device, progress_enabled, scale, seed_everything,
                      seed_offset)
@@ -20,6 +23,6 @@ __version__ = "0.1.0"
 configure_threads()  # one intra-op thread unless SEQLAB_THREADS says otherwise (see configure_threads)
 
 __all__ = [
-    "bptt", "check", "data", "measure", "models", "plot", "probes", "train", "widgets",
+    "bptt", "check", "data", "experiments", "interpret", "measure", "models", "plot", "probes", "train", "widgets",
     "glue", "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
 ]

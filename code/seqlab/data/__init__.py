@@ -10,15 +10,18 @@ from .tasks import (
     DelayedRecall,
     MarkerOrder,
     RepeatedSequence,
+    RepeatedSpans,
     ReverseTask,
     SelectiveCopy,
+    SpanPositions,
     TokenTask,
     make_generator,
     memoryless_accuracy,
 )
 
 __all__ = [
-    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence", "ReverseTask",
+    "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence", "RepeatedSpans",
+    "ReverseTask", "SpanPositions",
     "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
     "BytePairEncoder", "split_words",
     "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",

@@ -225,6 +225,92 @@ class RepeatedSequence(TokenTask):
 
 
 @dataclass(frozen=True)
+class SpanPositions:
+    """Where ``RepeatedSpans`` put the repeated span in each row: all LongTensors of shape (B,) (chapter 11).
+
+    ``first`` and ``second`` are the positions of the span's two occurrences in ``x``,
+    ``length`` its length L; ``offset = second - first`` is the distance D between them.
+    """
+
+    first: torch.Tensor
+    second: torch.Tensor
+    length: torch.Tensor
+
+    @property
+    def offset(self) -> torch.Tensor:
+        return self.second - self.first
+
+    def target_masks(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(early, late)`` bool masks of shape (B, T) over the targets ``y[:, t]`` (chapter 11).
+
+        ``late[b, t]`` is True where ``x[b, t]`` lies in the second occurrence and so does its
+        next token: ``t`` in ``[second, second + L - 2]``, where the target can be copied from
+        ``D`` positions back. ``early`` marks the same span positions in the first occurrence,
+        ``t`` in ``[first, first + L - 2]``, where the same targets appear for the first time.
+        """
+        t = torch.arange(T)[None]  # (1, T)
+        span = lambda start: (t >= start[:, None]) & (t <= (start + self.length - 2)[:, None])  # (B, T)
+        return span(self.first), span(self.second)
+
+
+@dataclass(frozen=True)
+class RepeatedSpans(TokenTask):
+    """A random span repeated once at a random place, among random tokens: the induction task (chapter 11).
+
+    Each row of ``x`` (length ``length``) is random tokens from ``[0, vocab)``, except that a
+    span ``s`` of ``L`` distinct tokens, with ``L`` drawn uniformly from ``[span_min, span_max]``,
+    appears at a random position ``first`` and again at ``second = first + L + gap``, with the
+    gap drawn from ``[0, gap_max]``. Because the span's length, its place and the distance
+    ``D = second - first`` between the copies all vary, no fixed offset predicts the repeat:
+    a model must find the earlier occurrence of the current token and read what followed it.
+    The task is next-token prediction everywhere (``y[:, t] = x[:, t+1]``, the last target
+    drawn like the rest), as in a language model: only the second copy is predictable.
+
+    ``sample_with_positions`` also returns the ``SpanPositions``.
+    """
+
+    length: int = 64
+    vocab: int = 64
+    span_min: int = 6
+    span_max: int = 20
+    gap_max: int = 8
+
+    def __post_init__(self):
+        validate.positive_int("span_min", self.span_min, minimum=2)
+        validate.positive_int("span_max", self.span_max, minimum=self.span_min)
+        validate.positive_int("gap_max", self.gap_max, minimum=0)
+        validate.positive_int("vocab", self.vocab, minimum=self.span_max)
+        need = 2 * self.span_max + self.gap_max
+        validate.positive_int("length", self.length, minimum=need)
+
+    input_vocab = property(lambda self: self.vocab)
+    n_classes = property(lambda self: self.vocab)
+
+    def sample_with_positions(self, batch_size: int, generator: torch.Generator | int | None = None):
+        """``(x (B, T), y (B, T), SpanPositions)``."""
+        validate.positive_int("batch_size", batch_size)
+        g, B, T = make_generator(generator), batch_size, self.length
+        full = _randint(self.vocab, (B, T + 1), g)  # (B, T+1): random tokens; x = full[:, :-1]
+        L = self.span_min + _randint(self.span_max - self.span_min + 1, (B,), g)  # (B,)
+        gap = _randint(self.gap_max + 1, (B,), g)  # (B,)
+        room = T - 2 * L - gap + 1  # first may be 0 .. T - 2L - gap
+        first = (torch.rand(B, generator=g) * room).long()  # (B,)
+        second = first + L + gap
+        spans = torch.rand(B, self.vocab, generator=g).argsort(dim=1)[:, : self.span_max]  # (B, span_max): distinct
+        t = torch.arange(self.span_max)[None]  # (1, span_max)
+        for start in (first, second):
+            where = (start[:, None] + t).clamp(max=T)  # (B, span_max)
+            keep = t < L[:, None]
+            rows = torch.arange(B)[:, None].expand_as(where)
+            full[rows[keep], where[keep]] = spans[keep]
+        return full[:, :-1].clone(), full[:, 1:].clone(), SpanPositions(first, second, L)
+
+    def _sample(self, B, g):
+        x, y, _ = self.sample_with_positions(B, g)
+        return x, y
+
+
+@dataclass(frozen=True)
 class MarkerOrder(TokenTask):
     """Which marker comes first? A task that needs order and nothing else (chapter 8).
 

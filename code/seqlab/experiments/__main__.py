@@ -1,0 +1,51 @@
+"""``python -m seqlab.experiments NAME [--scale ...] [--seeds ...] [--device ...] [--out FILE]`` (chapter 10).
+
+Runs one registered experiment, prints a summary, and writes its results file (JSON) with the
+device, versions, date, scale, seeds and this exact command. ``--help`` lists the experiments.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import REGISTRY, SCALES, run, write, results_dir
+
+
+def parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {e.name:12s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
+    p = argparse.ArgumentParser(
+        prog="python -m seqlab.experiments",
+        description="Run one of the course's experiments at a given scale and write its results file.",
+        epilog="experiments:\n" + listing, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=sorted(REGISTRY), metavar="NAME", help="the experiment (listed below)")
+    p.add_argument("--scale", choices=SCALES, default="quick",
+                   help="tiny (a smoke test), quick (minutes on a CPU) or full (a GPU, or an hour or more on a CPU)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default: 0)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present, else cpu")
+    p.add_argument("--out", default=None, help="the results file (default: results/NAME.json)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per training run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        record = run(args.name, scale=args.scale, seeds=args.seeds, device=args.device, progress=args.progress)
+    except ValueError as err:  # e.g. --device cuda without a GPU
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = args.out or str(results_dir() / f"{args.name}.json")
+    path = write(record, out, ["python", "-m", "seqlab.experiments", *argv])
+    summary = record["results"].get("summary_lines") or []
+    for line in summary:
+        print(line)
+    print(f"{args.name} at scale {args.scale!r}, seeds {args.seeds}, on {record['device']}: "
+          f"{time.perf_counter() - start:.0f} s; results written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""seqlab.experiments: the command line, the results file, and the scaling experiment's parts (chapter 10)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from seqlab import experiments
+from seqlab.experiments import scaling
+
+CODE = Path(__file__).resolve().parents[1]
+
+
+def command(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "seqlab.experiments", *args], capture_output=True, text=True,
+                          env=env, timeout=600, **kw)
+
+
+def test_help_lists_every_experiment():
+    out = command("--help")
+    assert out.returncode == 0
+    for name, e in experiments.REGISTRY.items():
+        assert name in out.stdout and e.summary[:30] in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "NAME"),                                              # no experiment
+    (("nonsense",), "invalid choice"),
+    (("scaling", "--scale", "huge"), "invalid choice"),
+    (("scaling", "--seeds", "one"), "invalid int"),
+])
+def test_bad_arguments_fail_clearly(args, message):
+    out = command(*args)
+    assert out.returncode != 0 and message in out.stderr
+
+
+def test_the_command_writes_a_complete_results_file(tmp_path):
+    out_file = tmp_path / "sub" / "scaling.json"
+    out = command("scaling", "--scale", "tiny", "--seeds", "3", "--out", str(out_file))
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out_file.read_text())
+    for key in experiments.REQUIRED:
+        assert key in record, key
+    assert record["scale"] == "tiny" and record["seeds"] == [3] and record["experiment"] == "scaling"
+    assert record["command"] == f"python -m seqlab.experiments scaling --scale tiny --seeds 3 --out {out_file}"
+    res = record["results"]
+    widths, lrs = res["settings"]["widths"], res["settings"]["lrs"]
+    assert len(res["runs"]) == 2 * len(widths) * len(lrs)                       # every family, size and lr
+    for family in scaling.FAMILIES:
+        assert [r["width"] for r in res["best"][family]] == widths              # one best lr per size
+        assert set(res["fits"][family]) == {"non_embedding", "total", "compute"}
+        tokens = {r["tokens"] for r in res["best"][family]}
+        assert len(tokens) == 1                                                 # matched tokens
+    assert res["isoflop"] and all(r["budget"] in res["settings"]["iso_budgets"] for r in res["isoflop"])
+    assert experiments.load(out_file, "scaling")["results"]["settings"] == res["settings"]
+    assert "alpha" in out.stdout and str(out_file) in out.stdout
+
+
+def test_load_rejects_what_is_not_a_results_file(tmp_path):
+    assert experiments.load(tmp_path / "absent.json") is None
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"experiment": "scaling"}))
+    with pytest.raises(ValueError, match="lacks"):
+        experiments.load(bad)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.run("nope")
+    with pytest.raises(ValueError, match="scale"):
+        experiments.run("scaling", scale="medium")
+    with pytest.raises(ValueError, match="seeds"):
+        experiments.run("scaling", scale="tiny", seeds=[])
+
+
+def test_parameter_counts_by_hand():
+    gpt = scaling.make_model("transformer", 32, vocab=50, context=16, layers=2)
+    c = scaling.count_parameters(gpt)
+    per_block = 4 * (32 * 32 + 32) + 2 * 32 * 128 + 128 + 32 + 4 * 32          # attention, FFN, two LayerNorms
+    assert c["non_embedding"] == 2 * per_block + 2 * 32                           # + the final LayerNorm
+    assert c["total"] == c["non_embedding"] + 50 * 32 + 16 * 32 + (32 * 50 + 50)
+    lstm = scaling.make_model("lstm", 24, vocab=50, context=16, layers=2)
+    c = scaling.count_parameters(lstm)
+    assert c["non_embedding"] == 2 * (4 * 24 * (24 + 24) + 8 * 24)
+    with pytest.raises(ValueError, match="family"):
+        scaling.make_model("gru", 8, 50, 16)
+
+
+@pytest.mark.parametrize("family", scaling.FAMILIES)
+def test_flop_count_matches_pytorchs_counter(family):
+    T, B = 64, 2
+    model = scaling.make_model(family, 32, vocab=40, context=T, layers=2)
+    x = torch.randint(0, 40, (B, T))
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    forward_per_token = scaling.flops_per_token(model, T)["C"] / 3
+    measured = counter.get_total_flops() / (B * T)
+    if family == "transformer":                                      # matrix products, incl. Q K^T and A V
+        assert measured == pytest.approx(forward_per_token, rel=1e-6)
+    else:                                                            # the fused LSTM is one op the counter skips:
+        head = 2 * model.head.weight.numel()                          # it sees the head only
+        assert measured == pytest.approx(head, rel=1e-6)
+        assert forward_per_token > head
+
+
+def test_fit_recovers_a_known_law():
+    N = [1e3, 3e3, 1e4, 3e4, 1e5]
+    L = [5.0 * n ** -0.3 + 1.2 for n in N]
+    fit = scaling.fit_scaling_law(N, L, n_grid=2000)
+    assert fit["alpha"] == pytest.approx(0.3, abs=0.01) and fit["c"] == pytest.approx(1.2, abs=0.02)
+    plain = scaling.fit_scaling_law(N, [5.0 * n ** -0.3 for n in N])
+    assert plain["alpha"] == pytest.approx(0.3, abs=1e-3)
+    with pytest.raises(ValueError, match="3 distinct"):
+        scaling.fit_scaling_law([1, 2], [3, 2])
+
+
+def test_bootstrap_interval_contains_the_exponent_and_narrows_with_less_noise():
+    g = torch.Generator().manual_seed(0)
+    N = [1e3, 3e3, 1e4, 3e4, 1e5]
+
+    def windows(noise):
+        return [(2.0 * n ** -0.25 + 0.5 + noise * torch.randn(64, generator=g)).tolist() for n in N]
+
+    wide = scaling.bootstrap_exponent(N, windows(0.05), n_boot=100)
+    narrow = scaling.bootstrap_exponent(N, windows(0.005), n_boot=100)
+    assert wide["lo"] <= wide["alpha"] <= wide["hi"]
+    assert narrow["hi"] - narrow["lo"] < wide["hi"] - wide["lo"]
+
+
+def test_position_buckets():
+    assert scaling.position_buckets(256) == [(0, 8), (8, 32), (32, 64), (64, 128), (128, 256)]
+    assert scaling.position_buckets(100) == [(0, 8), (8, 32), (32, 64), (64, 100)]
