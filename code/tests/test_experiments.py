@@ -132,3 +132,34 @@ def test_bootstrap_interval_contains_the_exponent_and_narrows_with_less_noise():
 def test_position_buckets():
     assert scaling.position_buckets(256) == [(0, 8), (8, 32), (32, 64), (64, 128), (128, 256)]
     assert scaling.position_buckets(100) == [(0, 8), (8, 32), (32, 64), (64, 100)]
+
+
+def test_torchrun_spreads_a_sweep_over_two_processes(tmp_path):
+    """Two gloo processes under PyTorch's launcher give the same results file as one process."""
+    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", "SEQLAB_THREADS": "1"}
+    args = ["scaling", "--scale", "tiny", "--seeds", "1"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "two.json")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "one.json")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr
+    r1, r2 = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
+    assert r1["processes"] == 1 and r2["processes"] == 2
+    assert r2["command"].startswith("torchrun --standalone --nproc_per_node=2 -m seqlab.experiments scaling")
+    key = lambda r: (r["family"], r["width"], r["lr"], r["seed"])
+    assert [key(r) for r in r2["results"]["runs"]] == [key(r) for r in r1["results"]["runs"]]  # the original order
+    for a, b in zip(r1["results"]["runs"], r2["results"]["runs"]):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6), key(a)  # each run seeds itself
+    assert [r["width"] for r in r2["results"]["isoflop"]] == [r["width"] for r in r1["results"]["isoflop"]]
+
+
+def test_map_runs_is_a_plain_loop_outside_torchrun(monkeypatch):
+    from seqlab.experiments import distributed
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not distributed.launched() and distributed.rank() == 0 and distributed.world_size() == 1
+    assert distributed.map_runs(lambda c: c * c, [3, 1, 2]) == [9, 1, 4]
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE must be an integer"):
+        distributed.launched()

@@ -76,10 +76,12 @@ def run(name: str, *, scale: str = "quick", seeds=(0,), device=None, progress: b
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of ints, got {seeds!r}")
     from ..config import get_device
+    from .distributed import setup, world_size
 
-    device = get_device(device)
+    device = setup(get_device(device))  # under torchrun: join the group, one GPU per rank
     results = get(name).fn(scale=scale, seeds=seeds, device=device, progress=progress)
-    return {"experiment": name, "scale": scale, "seeds": seeds, **environment(device), "results": results}
+    return {"experiment": name, "scale": scale, "seeds": seeds, "processes": world_size(), **environment(device),
+            "results": results}
 
 
 def write(record: dict, path: str | Path, command: list[str]) -> Path:
@@ -117,7 +119,7 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "results"
 
 
-from . import scaling  # noqa: E402,F401  (registers its experiments)
+from . import distributed, scaling  # noqa: E402,F401  (scaling registers its experiments)
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
-           "scaling"]
+           "distributed", "scaling"]

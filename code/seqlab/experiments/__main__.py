@@ -2,6 +2,8 @@
 
 Runs one registered experiment, prints a summary, and writes its results file (JSON) with the
 device, versions, date, scale, seeds and this exact command. ``--help`` lists the experiments.
+Under ``torchrun --nproc_per_node N -m seqlab.experiments ...`` the independent runs of a sweep
+are spread over N processes (``seqlab.experiments.distributed``) and rank 0 writes the file.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import sys
 import time
 
 from . import REGISTRY, SCALES, run, write, results_dir
+from .distributed import rank, teardown, world_size
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,11 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         record = run(args.name, scale=args.scale, seeds=args.seeds, device=args.device, progress=args.progress)
+        me, processes = rank(), world_size()
     except ValueError as err:  # e.g. --device cuda without a GPU
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        teardown()  # under torchrun: every rank has the gathered results; leave the group
+    if me != 0:
+        return 0  # rank 0 writes the file and the summary
     out = args.out or str(results_dir() / f"{args.name}.json")
-    path = write(record, out, ["python", "-m", "seqlab.experiments", *argv])
+    launcher = ["python"] if processes == 1 else ["torchrun", "--standalone", f"--nproc_per_node={processes}"]
+    path = write(record, out, [*launcher, "-m", "seqlab.experiments", *argv])
     summary = record["results"].get("summary_lines") or []
     for line in summary:
         print(line)

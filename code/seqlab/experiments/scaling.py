@@ -33,6 +33,7 @@ from ..models.charlm import RecurrentLM
 from ..models.transformer import GPT, GPTConfig
 from ..train import sequence_loss, train
 from . import register
+from .distributed import map_runs
 
 FAMILIES = ("lstm", "transformer")
 
@@ -143,7 +144,8 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
 def sweep(family: str, widths, lrs, *, seeds=(0,), progress: bool = False, **kw) -> tuple[list[dict], list[dict]]:
     """Every (width, lr, seed) of one family (chapter 10); returns ``(runs, best)`` where ``best`` holds, per width,
     the runs of the learning rate with the lowest mean validation loss over the seeds."""
-    runs = [train_one(family, w, lr, seed=s, progress=progress, **kw) for w in widths for lr in lrs for s in seeds]
+    grid = [(w, lr, s) for w in widths for lr in lrs for s in seeds]  # independent runs: spread over torchrun's ranks
+    runs = map_runs(lambda c: train_one(family, c[0], c[1], seed=c[2], progress=progress, **kw), grid)
     best = []
     for w in widths:
         mean = {lr: sum(r["val_loss"] for r in runs if r["width"] == w and r["lr"] == lr) / len(seeds) for lr in lrs}
@@ -216,17 +218,22 @@ def isoflop(widths, budgets, *, family: str = "transformer", lr_of=None, corpus:
     """
     ref = make_model(family, min(widths), corpus.vocab_size, context, layers)
     unit = flops_per_token(ref, context)["C"] * base_steps * batch * context
-    out = []
+    plan = []
     for b in budgets:
         for w in widths:
             per_step = flops_per_token(make_model(family, w, corpus.vocab_size, context, layers), context)["C"] * batch * context
             steps = int(b * unit / per_step)
-            if steps < 1:
-                continue
-            r = train_one(family, w, (lr_of or (lambda _: 3e-3))(w), corpus=corpus, steps=steps, batch=batch,
-                          context=context, layers=layers, windows=windows, seed=seed, device=device, progress=progress)
-            out.append({"budget": b, "budget_flops": b * unit, "steps": steps,
-                        **{k: v for k, v in r.items() if k not in ("window_losses", "by_position")}})
+            if steps >= 1:
+                plan.append((b, w, steps))
+
+    def one(p):
+        b, w, steps = p
+        r = train_one(family, w, (lr_of or (lambda _: 3e-3))(w), corpus=corpus, steps=steps, batch=batch,
+                      context=context, layers=layers, windows=windows, seed=seed, device=device, progress=progress)
+        return {"budget": b, "budget_flops": b * unit, "steps": steps,
+                **{k: v for k, v in r.items() if k not in ("window_losses", "by_position")}}
+
+    out = map_runs(one, plan)
     return out
 
 
