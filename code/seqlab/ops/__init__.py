@@ -25,5 +25,7 @@ compares outputs, final states and the gradients of every input, parameter
 and initial state. A family added to the registry gets the whole battery.
 """
 from .registry import FAMILIES, GRID, Case, Family, Problem, register_family, run_form
+from . import linear_attention  # noqa: E402,F401  (registers linear_attention, gated_linear_attention)
+from . import ssm  # noqa: E402,F401  (registers s4d, selective_scan)
 
 __all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form"]
