@@ -8,11 +8,14 @@ from .attention import (AdditiveAttention, DotProductAttention, MultiHeadAttenti
 from .charlm import RecurrentLM
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
+from .linear_attention import LinearAttention, LinearAttentionConfig
+from .mixer_lm import MixerLM, MixerLMConfig
 from .ngram import NGramLM, uniform_bits
 from .rnn import RNN, RNNCell
 from .positional import (LearnedPositions, SinusoidalPositions, alibi_bias, alibi_slopes, apply_rope, rope_angles,
                          sinusoidal_encoding)
 from .seq2seq import ReverseTask, Seq2Seq
+from .ssm import SSMConfig, SSMLayer
 from .transformer import GPT, FeedForward, GPTConfig, KVCache, LayerCache, SelfAttention, TransformerBlock
 
 __all__ = [
@@ -22,4 +25,5 @@ __all__ = [
     "AdditiveAttention", "DotProductAttention", "MultiHeadAttention", "Seq2Seq", "ReverseTask",
     "sinusoidal_encoding", "SinusoidalPositions", "LearnedPositions", "rope_angles", "apply_rope", "alibi_slopes",
     "alibi_bias", "SelfAttention", "FeedForward", "TransformerBlock", "GPTConfig", "GPT", "KVCache", "LayerCache",
+    "LinearAttentionConfig", "LinearAttention", "SSMConfig", "SSMLayer", "MixerLMConfig", "MixerLM",
 ]

@@ -33,6 +33,7 @@ The recurrence is time-varying, so there is no convolution kernel; it is a *line
 h_t = a_t h_{t-1} + b_t, which an associative scan evaluates in parallel. The forms:
 
     loop      one Python step per time step (the reference, like ``selective_scan_ref``)
+    parallel  every pair (t, s ≤ t) at once with the decay exp(Σ_{s<r≤t} Δ_r A): O(T²) memory, short T only
     chunked   a two-level scan: the recurrence runs inside all chunks at once (``chunk`` steps), then
               across chunks (T/chunk steps), and each chunk adds its start state times the
               decay so far; about 2√T sequential steps instead of T
@@ -223,10 +224,10 @@ def selective_scan_loop(u, delta, A, B, C, D, state=None, chunk=None):
     N = _check_scan(u, delta, A, B, C, D)
     h = _scan_state(state, u, N)
     ys = []
-    for t in range(u.shape[1]):
-        dA = torch.exp(delta[:, t, :, None] * A)  # (B, D, N)
-        h = dA * h + (delta[:, t] * u[:, t])[..., None] * B[:, t, None, :]
-        ys.append(torch.einsum("bdn,bn->bd", h, C[:, t]) + D * u[:, t])
+    for u_t, delta_t, B_t, C_t in zip(u.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1)):
+        dA = torch.exp(delta_t[..., None] * A)  # (B, D, N)
+        h = dA * h + (delta_t * u_t)[..., None] * B_t[:, None, :]
+        ys.append(torch.einsum("bdn,bn->bd", h, C_t) + D * u_t)  # (B, D)
     return torch.stack(ys, dim=1), h  # (B, T, D), (B, D, N)
 
 
@@ -258,15 +259,18 @@ def linear_scan_chunked(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chun
         b = torch.cat([b, b.new_zeros(Bsz, pad, *rest)], dim=1)
     a = a.reshape(Bsz, n_chunks, chunk, *rest)  # (B, n, c, …)
     b = b.reshape(Bsz, n_chunks, chunk, *rest)
-    local, decay = [b[:, :, 0]], [a[:, :, 0]]  # inside each chunk, from a zero start: h and Π a
+    # unbind, not a[:, :, j]: the backward of one unbind is one stack, while each indexing would
+    # allocate a zero tensor of a's full size
+    a_j, b_j = a.unbind(2), b.unbind(2)
+    local, decay = [b_j[0]], [a_j[0]]  # inside each chunk, from a zero start: h and Π a
     for j in range(1, chunk):
-        local.append(a[:, :, j] * local[-1] + b[:, :, j])
-        decay.append(a[:, :, j] * decay[-1])
+        local.append(a_j[j] * local[-1] + b_j[j])
+        decay.append(a_j[j] * decay[-1])
     local, decay = torch.stack(local, dim=2), torch.stack(decay, dim=2)  # (B, n, c, …)
     starts, h = [], h0
-    for i in range(n_chunks):  # across chunks: the state entering chunk i
-        starts.append(h)
-        h = decay[:, i, -1] * h + local[:, i, -1]
+    for a_end, b_end in zip(decay[:, :, -1].unbind(1), local[:, :, -1].unbind(1)):  # across chunks
+        starts.append(h)  # the state entering this chunk
+        h = a_end * h + b_end
     starts = torch.stack(starts, dim=1)  # (B, n, …)
     hs = local + decay * starts[:, :, None]  # (B, n, c, …)
     return hs.reshape(Bsz, n_chunks * chunk, *rest)[:, :T]
@@ -279,6 +283,24 @@ def selective_scan_chunked(u, delta, A, B, C, D, state=None, chunk: int = 16):
     h0 = _scan_state(state, u, N)
     log_a, b = _scan_coefficients(u, delta, A, B)
     hs = linear_scan_chunked(torch.exp(log_a), b, h0, chunk)  # (B, T, D, N)
+    y = torch.einsum("btdn,btn->btd", hs, C) + D * u
+    return y, hs[:, -1]
+
+
+def selective_scan_parallel(u, delta, A, B, C, D, state=None, chunk=None):
+    """The selective scan with every pair of steps at once, O(T²) memory, like attention (chapter 13).
+
+    With c_t = Σ_{s≤t} Δ_s A: h_t = Σ_{s≤t} exp(c_t − c_s) ⊙ Δ_s B_s u_s + exp(c_t) ⊙ h_0. The exponents are
+    masked to −inf above the diagonal before ``exp``, so every factor is ≤ 1. Fast for short T only.
+    """
+    N = _check_scan(u, delta, A, B, C, D)
+    h0 = _scan_state(state, u, N)
+    log_a, b = _scan_coefficients(u, delta, A, B)
+    cum = log_a.cumsum(1)  # (B, T, D, N)
+    T = u.shape[1]
+    mask = torch.ones(T, T, dtype=torch.bool, device=u.device).tril()  # (t, s)
+    diff = (cum[:, :, None] - cum[:, None, :]).masked_fill(~mask[None, :, :, None, None], -math.inf)  # (B, T, T, D, N)
+    hs = torch.einsum("btsdn,bsdn->btdn", torch.exp(diff), b) + torch.exp(cum) * h0[:, None]  # (B, T, D, N)
     y = torch.einsum("btdn,btn->btd", hs, C) + D * u
     return y, hs[:, -1]
 
@@ -339,7 +361,7 @@ S4D = register_family(Family(
 
 SELECTIVE_SCAN = register_family(Family(
     name="selective_scan", chapter=13,
-    forms={"loop": selective_scan_loop, "chunked": selective_scan_chunked, "logspace": selective_scan_logspace,
-           "step": selective_scan_stream},
+    forms={"loop": selective_scan_loop, "parallel": selective_scan_parallel, "chunked": selective_scan_chunked,
+           "logspace": selective_scan_logspace, "step": selective_scan_stream},
     make=_make_scan,
 ))
