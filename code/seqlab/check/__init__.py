@@ -24,5 +24,7 @@ from .ch06 import causal_attention
 from .ch07 import pre_norm_block
 from .ch08 import apply_rope
 from .ch09 import cached_attention_step
+from .ch12 import linear_attention_recurrent
+from .ch13 import zoh_discretize
 
-__all__ = ['Result', 'Case', 'compare', 'bigram_counts', 'bits_per_char', 'rnn_step', 'bptt_step', 'gru_step', 'additive_attention', 'causal_attention', 'pre_norm_block', 'apply_rope', 'cached_attention_step']
+__all__ = ['Result', 'Case', 'compare', 'bigram_counts', 'bits_per_char', 'rnn_step', 'bptt_step', 'gru_step', 'additive_attention', 'causal_attention', 'pre_norm_block', 'apply_rope', 'cached_attention_step', 'linear_attention_recurrent', 'zoh_discretize']

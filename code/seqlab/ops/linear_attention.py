@@ -276,7 +276,7 @@ def _decayed_scores(fq, fk, b):
     L = fq.shape[1]
     mask = torch.ones(L, L, dtype=torch.bool, device=fq.device).tril()  # (t, s)
     diff = (b[:, :, None, :] - b[:, None, :, :]).masked_fill(~mask[None, :, :, None], -math.inf)  # (B, L, L, d_k)
-    return torch.einsum("btc,bsc,btsc->bts", fq, fk, torch.exp(diff))
+    return (fq[:, :, None, :] * fk[:, None, :, :] * torch.exp(diff)).sum(-1)  # (B, L, L)
 
 
 def gated_linear_attention_parallel(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
