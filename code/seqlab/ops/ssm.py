@@ -147,7 +147,7 @@ def s4d_conv(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
     h_T = Ā^T h_0 + Σ_s Ā^{T−1−s} B̄ u_s is a sum over time as well (chapter 13).
     """
     N = _check_s4d(u, log_dt, log_A_real, A_imag, B, C, D)
-    h0 = _s4d_state(state, u, N)
+    h0 = None if state is None else _s4d_state(state, u, N)  # None: start from zero, no echo to add
     T = u.shape[1]
     A_bar, B_bar = s4d_discretize(log_dt, log_A_real, A_imag, B)
     log_A_bar = torch.log(A_bar)  # (D, N); Ā^j = exp(j log Ā)
@@ -155,10 +155,12 @@ def s4d_conv(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
     K = 2.0 * torch.einsum("dn,dnt->dt", _complex(C) * B_bar, powers[..., :T]).real  # (D, T)
     n = 2 * T
     y = torch.fft.irfft(torch.fft.rfft(u.transpose(1, 2), n=n) * torch.fft.rfft(K, n=n), n=n)[..., :T]  # (B, D, T)
-    y = y + 2.0 * torch.einsum("dn,bdn,dnt->bdt", _complex(C), h0, powers[..., 1:]).real  # the initial state
+    if h0 is not None:  # the initial state's echo 2 Re(C Ā^{t+1} h_0)
+        y = y + 2.0 * torch.einsum("dn,bdn,dnt->bdt", _complex(C), h0, powers[..., 1:]).real
     y = y.transpose(1, 2) + D * u  # (B, T, D)
-    u_c = u.to(B_bar.dtype)
-    h = powers[..., T] * h0 + B_bar * torch.einsum("btd,dnt->bdn", u_c, powers[..., :T].flip(-1))  # (B, D, N)
+    h = B_bar * torch.einsum("btd,dnt->bdn", u.to(B_bar.dtype), powers[..., :T].flip(-1))  # (B, D, N)
+    if h0 is not None:
+        h = h + powers[..., T] * h0
     return y, torch.view_as_real(h)
 
 
