@@ -39,7 +39,7 @@ class LinearAttentionConfig:
     gate: str | None = None  # None: plain linear attention; "scalar"/"channel": gated, no normaliser
     mode: str = "chunked"
     chunk: int = 64
-    normalize: bool | None = None  # None: True without a gate, False with one (gated layers have no normaliser)
+    normalize: bool | None = None  # None: True for a positive feature map without a gate, else False
 
     def __post_init__(self):
         check.positive_int("d_model", self.d_model)
