@@ -8,6 +8,8 @@ from .attention import (AdditiveAttention, DotProductAttention, MultiHeadAttenti
 from .charlm import RecurrentLM
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
+from .linear_attention import LinearAttention, LinearAttentionConfig
+from .mixer_lm import MixerLM, MixerLMConfig
 from .ngram import NGramLM, uniform_bits
 from .rnn import RNN, RNNCell
 from .sampling import sample_next
@@ -15,6 +17,7 @@ from .positional import (LearnedPositions, SinusoidalPositions, alibi_bias, alib
                          sinusoidal_encoding)
 from .seq2seq import Seq2Seq
 from ..data.tasks import ReverseTask  # defined in seqlab.data (chapter 5); importable here too, as chapter 5 does
+from .ssm import SSMConfig, SSMLayer
 from .transformer import GPT, FeedForward, GPTConfig, KVCache, LayerCache, SelfAttention, TransformerBlock
 
 __all__ = [
@@ -24,4 +27,5 @@ __all__ = [
     "AdditiveAttention", "DotProductAttention", "MultiHeadAttention", "Seq2Seq", "ReverseTask",
     "sinusoidal_encoding", "SinusoidalPositions", "LearnedPositions", "rope_angles", "apply_rope", "alibi_slopes",
     "alibi_bias", "SelfAttention", "FeedForward", "TransformerBlock", "GPTConfig", "GPT", "KVCache", "LayerCache",
+    "LinearAttentionConfig", "LinearAttention", "SSMConfig", "SSMLayer", "MixerLMConfig", "MixerLM",
 ]

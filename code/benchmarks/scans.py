@@ -1,0 +1,78 @@
+"""Each fast form of the chapter 12–13 mixer families against its loop, forward + backward, at n = 256 and 1024.
+
+    PYTHONPATH=code python code/benchmarks/scans.py [--rounds 5] [--lengths 256 1024]
+
+Forms are timed interleaved (one call of each form per round, in turn), so a busy machine slows
+all of them alike; the table shows the min and the median over rounds and the loop's median
+divided by the form's (the speed-up; below 1 the form is *slower* than the loop on this machine).
+Sizes: batch 4, width 64 (linear attention: d_k = d_v = 64; SSMs: D = 64 channels, N = 16 states);
+chunks of 64 (linear attention), 16 (gated: its chunk holds a (chunk, chunk, d_k) tensor of decays) and
+√n (selective scan). The selective scan's ``parallel`` form is left out: O(n² D N) memory.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from seqlab.ops import linear_attention as la
+from seqlab.ops import ssm
+
+
+def problems(n: int, g: torch.Generator):
+    B, d, N = 4, 64, 16
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    qkv = dict(q=r(B, n, d), k=r(B, n, d), v=r(B, n, d))
+    log_A_real, A_imag = ssm.s4d_lin_init(d, N)
+    return {
+        "linear_attention": (la.LINEAR_ATTENTION, dict(qkv, chunk=64)),
+        "gated_linear_attention": (la.GATED_LINEAR_ATTENTION,
+                                   dict(qkv, log_alpha=F.logsigmoid(r(B, n, d) + 3), chunk=16)),
+        "s4d": (ssm.S4D, dict(u=r(B, n, d), log_dt=torch.full((d,), -3.0), log_A_real=log_A_real, A_imag=A_imag,
+                              B=r(d, N, 2), C=r(d, N, 2), D=r(d))),
+        "selective_scan": (ssm.SELECTIVE_SCAN, dict(u=r(B, n, d), delta=F.softplus(r(B, n, d) - 2), A=-torch.rand(d, N),
+                                                    B=r(B, n, N), C=r(B, n, N), D=r(d), chunk=int(n ** 0.5))),
+    }
+
+
+def call(form, kw):
+    leaves = {k: v.detach().requires_grad_(True) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+              for k, v in kw.items()}
+    y, _ = form(**leaves)
+    y.sum().backward()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds, forward + backward")
+    print(f"{'family':24s} {'form':9s} {'n':>5s} {'min (ms)':>9s} {'median (ms)':>12s} {'loop/form':>10s}")
+    for n in args.lengths:
+        g = torch.Generator().manual_seed(n)
+        for name, (family, kw) in problems(n, g).items():
+            forms = {f: fn for f, fn in family.forms.items() if f != "step"}  # step is the loop by another name
+            if name == "selective_scan":
+                forms.pop("parallel")  # O(n²·D·N) memory: 1 GB at n = 256, 17 GB at n = 1024
+            times = {f: [] for f in forms}
+            for f, fn in forms.items():  # warm-up
+                call(fn, kw)
+            for _ in range(args.rounds):
+                for f, fn in forms.items():
+                    t0 = time.perf_counter()
+                    call(fn, kw)
+                    times[f].append(time.perf_counter() - t0)
+            loop = statistics.median(times["loop"])
+            for f, ts in times.items():
+                med = statistics.median(ts)
+                print(f"{name:24s} {f:9s} {n:5d} {min(ts) * 1e3:9.2f} {med * 1e3:12.2f} {loop / med:10.2f}")
+
+
+if __name__ == "__main__":
+    main()

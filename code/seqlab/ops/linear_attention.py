@@ -1,0 +1,373 @@
+"""Linear attention and gated linear attention as mixer families: loop, parallel, chunked and step (chapter 12).
+
+Glossary (code name -> book notation):
+
+    q, k, v        queries q_t, keys k_t, values v_t, shapes (B, T, d_k), (B, T, d_k), (B, T, d_v)
+    phi            the feature map φ (``feature_map``): "elu1" φ(x) = elu(x) + 1 (Katharopoulos et al., 2020),
+                   "taylor" φ(x) = [1, x, vec(x xᵀ)/√2], so φ(q)·φ(k) = 1 + q·k + (q·k)²/2 (the second-order
+                   Taylor series of exp(q·k); Arora et al., 2024), or "identity" φ(x) = x (no normaliser then)
+    S              the matrix state S_t = Σ_{s≤t} φ(k_s)ᵀ v_s, shape (B, d_φ, d_v)
+    z              the normaliser z_t = Σ_{s≤t} φ(k_s), shape (B, d_φ)
+    log_alpha      log α_t, the log forget factor of the gated family, (B, T, 1) (one scalar per step, as in
+                   RetNet) or (B, T, d_k) (one per key channel, as in GLA); every entry ≤ 0
+
+Linear attention (Katharopoulos et al., 2020) drops the softmax of causal attention and
+writes its similarity as a dot product of features, sim(q, k) = φ(q)·φ(k). Then
+
+    y_t = Σ_{s≤t} φ(q_t)·φ(k_s) v_s / Σ_{s≤t} φ(q_t)·φ(k_s)
+        = φ(q_t) S_t / (φ(q_t)·z_t),   S_t = S_{t-1} + φ(k_t)ᵀ v_t,   z_t = z_{t-1} + φ(k_t):
+
+attention without the softmax is a recurrent network whose state is a d_φ × d_v matrix.
+With ``normalize=False`` the denominator is dropped (y_t = φ(q_t) S_t), as in RetNet and GLA.
+
+Gated linear attention decays the state before each write,
+
+    S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t,   y_t = φ(q_t) S_t,
+
+with α_t a scalar per step (RetNet, Sun et al., 2023, uses a constant γ) or one factor per
+key channel (GLA, Yang et al., 2024, computes it from the input). It has no normaliser.
+
+The forms, all with the signature ``form(q, k, v, [log_alpha,] state=None, **options) -> (y, state)``:
+
+    loop      the recurrence above, one Python step per time step (the reference)
+    parallel  the masked T × T matrix of scores, like softmax attention without the softmax (O(T²))
+    chunked   parallel inside chunks of ``chunk`` steps, recurrent across them (any T, any initial state)
+    step      the streaming form: ``*_step`` applied to one token at a time
+
+``chunk`` is read only by the chunked form; every form accepts it so that all share one signature.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import torch
+import torch.nn.functional as F
+
+from .. import _validate as validate
+from .registry import Case, Family, GRID, Problem, register_family
+
+FEATURE_MAPS = ("elu1", "taylor", "identity")
+EPS = 1e-6
+
+
+# --------------------------------------------------------------------------------------------- feature maps
+def feature_map(x: torch.Tensor, kind: str = "elu1") -> torch.Tensor:
+    """φ(x) applied to the last axis: (…, d) -> (…, d_φ) (chapter 12).
+
+    ``"elu1"``: elu(x) + 1 > 0, d_φ = d. ``"taylor"``: [1, x, vec(x xᵀ)/√2], d_φ = 1 + d + d²,
+    whose dot products 1 + q·k + (q·k)²/2 are positive. ``"identity"``: x, d_φ = d.
+    """
+    if kind == "elu1":
+        return F.elu(x) + 1.0
+    if kind == "taylor":
+        outer = (x.unsqueeze(-1) * x.unsqueeze(-2)).flatten(-2) / math.sqrt(2.0)  # (…, d²)
+        return torch.cat([torch.ones_like(x[..., :1]), x, outer], dim=-1)  # (…, 1 + d + d²)
+    if kind == "identity":
+        return x
+    raise ValueError(f"feature_map must be one of {FEATURE_MAPS}, got {kind!r}")
+
+
+def feature_dim(d: int, kind: str) -> int:
+    """d_φ, the width of φ(x) for an x of width ``d`` (chapter 12)."""
+    if kind not in FEATURE_MAPS:
+        raise ValueError(f"feature_map must be one of {FEATURE_MAPS}, got {kind!r}")
+    return 1 + d + d * d if kind == "taylor" else d
+
+
+def _check_qkv(q, k, v):
+    validate.tensor("q", q, ndim=3, dtype="float")
+    validate.tensor("k", k, ndim=3, dtype="float")
+    validate.tensor("v", v, ndim=3, dtype="float")
+    if q.shape != k.shape:
+        raise ValueError(f"q and k must have the same shape (B, T, d_k), got {tuple(q.shape)} and {tuple(k.shape)}")
+    if v.shape[:2] != q.shape[:2]:
+        raise ValueError(f"v must be (B, T, d_v) with q's B, T = {tuple(q.shape[:2])}, got {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+
+
+def _check_options(feature_map: str, normalize: bool):
+    if feature_map not in FEATURE_MAPS:
+        raise ValueError(f"feature_map must be one of {FEATURE_MAPS}, got {feature_map!r}")
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+    if normalize and feature_map == "identity":
+        raise ValueError("normalize=True needs a positive feature map ('elu1' or 'taylor'); "
+                         "with 'identity' the denominator φ(q)·z can be zero or negative")
+
+
+def _initial_state(state, B, d_phi, d_v, like, gated: bool):
+    """(S, z) for linear attention, S for the gated family; zeros when ``state`` is None, else checked."""
+    if state is None:
+        S = like.new_zeros(B, d_phi, d_v)
+        return S if gated else (S, like.new_zeros(B, d_phi))
+    S = state if gated else (state[0] if isinstance(state, (tuple, list)) and len(state) == 2 else None)
+    if S is None:
+        raise TypeError(f"state must be a pair (S, z) of shapes (B, d_φ, d_v), (B, d_φ), got {type(state).__name__}")
+    validate.tensor("state S", S, ndim=3, dtype="float")
+    if tuple(S.shape) != (B, d_phi, d_v):
+        raise ValueError(f"state S must have shape (B, d_φ, d_v) = {(B, d_phi, d_v)}, got {tuple(S.shape)}")
+    if gated:
+        return S
+    z = state[1]
+    validate.tensor("state z", z, ndim=2, dtype="float")
+    if tuple(z.shape) != (B, d_phi):
+        raise ValueError(f"state z must have shape (B, d_φ) = {(B, d_phi)}, got {tuple(z.shape)}")
+    return S, z
+
+
+def _read(num, den, normalize):
+    return num / (den.unsqueeze(-1) + EPS) if normalize else num
+
+
+# ------------------------------------------------------------------------------------------ linear attention
+def linear_attention_step(q_t, k_t, v_t, state, *, feature_map: str = "elu1", normalize: bool = True):
+    """One step of linear attention (chapter 12): S_t = S_{t-1} + φ(k_t)ᵀ v_t, z_t = z_{t-1} + φ(k_t).
+
+    ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``state = (S, z)``; returns ``(y_t, (S_t, z_t))`` with
+    y_t = φ(q_t) S_t / (φ(q_t)·z_t) (without the division when ``normalize=False``).
+    """
+    S, z = state
+    fq, fk = _phi(q_t, feature_map), _phi(k_t, feature_map)  # (B, d_φ)
+    S = S + fk.unsqueeze(-1) * v_t.unsqueeze(-2)  # (B, d_φ, d_v)
+    z = z + fk
+    num = torch.einsum("bf,bfv->bv", fq, S)  # (B, d_v)
+    den = (fq * z).sum(-1)  # (B,)
+    return _read(num, den, normalize), (S, z)
+
+
+_phi = feature_map  # the module-level name ``feature_map`` is shadowed by the keyword argument below
+
+
+def linear_attention_loop(q, k, v, state=None, *, feature_map: str = "elu1", normalize: bool = True, chunk=None):
+    """The recurrent form of linear attention, one step at a time (the reference; chapter 12).
+
+    S_t = S_{t-1} + φ(k_t)ᵀ v_t, z_t = z_{t-1} + φ(k_t), y_t = φ(q_t) S_t / (φ(q_t)·z_t).
+    """
+    _check_qkv(q, k, v)
+    _check_options(feature_map, normalize)
+    B, T, d_k = q.shape
+    S, z = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
+    fq, fk = _phi(q, feature_map), _phi(k, feature_map)  # (B, T, d_φ)
+    ys = []
+    for t in range(T):
+        S = S + fk[:, t, :, None] * v[:, t, None, :]  # (B, d_φ, d_v): add the outer product φ(k_t)ᵀ v_t
+        z = z + fk[:, t]  # (B, d_φ)
+        num = (fq[:, t, :, None] * S).sum(1)  # (B, d_v)
+        den = (fq[:, t] * z).sum(-1)  # (B,)
+        ys.append(_read(num, den, normalize))
+    return torch.stack(ys, dim=1), (S, z)  # (B, T, d_v)
+
+
+def linear_attention_parallel(q, k, v, state=None, *, feature_map: str = "elu1", normalize: bool = True,
+                              chunk=None):
+    """The parallel form: causal attention with scores φ(q_t)·φ(k_s) and no softmax, O(T²) (chapter 12).
+
+    y = (M ⊙ φ(Q)φ(K)ᵀ) V + φ(Q) S_0, divided by (M ⊙ φ(Q)φ(K)ᵀ) 1 + φ(Q) z_0, with M the causal mask.
+    """
+    _check_qkv(q, k, v)
+    _check_options(feature_map, normalize)
+    B, T, d_k = q.shape
+    S0, z0 = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
+    fq, fk = _phi(q, feature_map), _phi(k, feature_map)  # (B, T, d_φ)
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    scores = (fq @ fk.transpose(1, 2)).masked_fill(~mask, 0.0)  # (B, T, T)
+    num = scores @ v + fq @ S0  # (B, T, d_v)
+    den = scores.sum(-1) + (fq * z0[:, None]).sum(-1)  # (B, T)
+    S = S0 + fk.transpose(1, 2) @ v  # (B, d_φ, d_v)
+    z = z0 + fk.sum(1)
+    return _read(num, den, normalize), (S, z)
+
+
+def linear_attention_chunked(q, k, v, state=None, *, feature_map: str = "elu1", normalize: bool = True,
+                             chunk: int = 64):
+    """The chunked form: masked products inside each chunk, the state S carried across chunks (chapter 12).
+
+    For a chunk of steps c..c+L-1 starting from (S, z): y = (M ⊙ φ(Q_c)φ(K_c)ᵀ) V_c + φ(Q_c) S, then
+    S += φ(K_c)ᵀ V_c. The last chunk may be shorter, so any T works; O(T·chunk) instead of O(T²).
+    """
+    _check_qkv(q, k, v)
+    _check_options(feature_map, normalize)
+    chunk = validate.positive_int("chunk", chunk)
+    B, T, d_k = q.shape
+    S, z = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
+    fq, fk = _phi(q, feature_map), _phi(k, feature_map)  # (B, T, d_φ)
+    ys = []
+    for start in range(0, T, chunk):
+        qc, kc, vc = fq[:, start:start + chunk], fk[:, start:start + chunk], v[:, start:start + chunk]
+        L = qc.shape[1]
+        mask = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
+        scores = (qc @ kc.transpose(1, 2)).masked_fill(~mask, 0.0)  # (B, L, L)
+        num = scores @ vc + qc @ S  # (B, L, d_v): inside the chunk + everything before it
+        den = scores.sum(-1) + (qc * z[:, None]).sum(-1)  # (B, L)
+        ys.append(_read(num, den, normalize))
+        S = S + kc.transpose(1, 2) @ vc  # (B, d_φ, d_v)
+        z = z + kc.sum(1)
+    return torch.cat(ys, dim=1), (S, z)
+
+
+def linear_attention_stream(q, k, v, state=None, *, feature_map: str = "elu1", normalize: bool = True, chunk=None):
+    """The streaming form: ``linear_attention_step`` on one token after another (chapter 12)."""
+    _check_qkv(q, k, v)
+    _check_options(feature_map, normalize)
+    B, T, d_k = q.shape
+    state = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
+    ys = []
+    for t in range(T):
+        y_t, state = linear_attention_step(q[:, t], k[:, t], v[:, t], state, feature_map=feature_map,
+                                           normalize=normalize)
+        ys.append(y_t)
+    return torch.stack(ys, dim=1), state
+
+
+# ------------------------------------------------------------------------------------ gated linear attention
+def _check_log_alpha(log_alpha, q):
+    validate.tensor("log_alpha", log_alpha, ndim=3, dtype="float")
+    B, T, d_k = q.shape
+    if log_alpha.shape[:2] != (B, T) or log_alpha.shape[-1] not in (1, d_k):
+        raise ValueError(f"log_alpha must be (B, T, 1) (scalar decay) or (B, T, d_k) (per channel) with "
+                         f"B, T, d_k = {B}, {T}, {d_k}, got {tuple(log_alpha.shape)}")
+    if log_alpha.dtype != q.dtype:
+        raise TypeError(f"log_alpha must have q's dtype {q.dtype}, got {log_alpha.dtype}")
+
+
+def _gated_setup(q, k, v, log_alpha, state, feature_map):
+    _check_qkv(q, k, v)
+    _check_log_alpha(log_alpha, q)
+    _check_options(feature_map, False)
+    if feature_map == "taylor":
+        raise ValueError("gated linear attention decays each key channel: use feature_map 'identity' or 'elu1'")
+    B, T, d_k = q.shape
+    S = _initial_state(state, B, d_k, v.shape[-1], q, gated=True)
+    return _phi(q, feature_map), _phi(k, feature_map), log_alpha.expand(B, T, d_k), S
+
+
+def gated_linear_attention_step(q_t, k_t, v_t, log_alpha_t, state, *, feature_map: str = "identity"):
+    """One step of gated linear attention (chapter 12): S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t, y_t = φ(q_t) S_t.
+
+    ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``log_alpha_t`` (B, 1) or (B, d_k), ``state`` S (B, d_k, d_v).
+    """
+    fq, fk = _phi(q_t, feature_map), _phi(k_t, feature_map)
+    S = torch.exp(log_alpha_t).unsqueeze(-1) * state + fk.unsqueeze(-1) * v_t.unsqueeze(-2)  # (B, d_k, d_v)
+    return torch.einsum("bf,bfv->bv", fq, S), S
+
+
+def gated_linear_attention_loop(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
+    """The recurrent form of gated linear attention, one step at a time (the reference; chapter 12).
+
+    S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t, y_t = φ(q_t) S_t, with α_t = exp(log_alpha_t).
+    """
+    fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
+    alpha = torch.exp(la)  # (B, T, d_k)
+    ys = []
+    for t in range(q.shape[1]):
+        S = alpha[:, t, :, None] * S + fk[:, t, :, None] * v[:, t, None, :]  # (B, d_k, d_v)
+        ys.append((fq[:, t, :, None] * S).sum(1))  # (B, d_v)
+    return torch.stack(ys, dim=1), S
+
+
+def _decayed_scores(fq, fk, b):
+    """Scores Σ_c φ(q_t)_c φ(k_s)_c exp(b_t,c − b_s,c) for s ≤ t, 0 above the diagonal: (B, L, L).
+
+    ``b`` (B, L, d_k) is the cumulative log decay; masking the exponent before ``exp`` keeps every
+    factor ≤ 1 (no overflow for s > t).
+    """
+    L = fq.shape[1]
+    mask = torch.ones(L, L, dtype=torch.bool, device=fq.device).tril()  # (t, s)
+    diff = (b[:, :, None, :] - b[:, None, :, :]).masked_fill(~mask[None, :, :, None], -math.inf)  # (B, L, L, d_k)
+    return (fq[:, :, None, :] * fk[:, None, :, :] * torch.exp(diff)).sum(-1)  # (B, L, L)
+
+
+def gated_linear_attention_parallel(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
+    """The parallel form: decayed causal scores, O(T² d_k) memory (chapter 12).
+
+    With b_t = Σ_{s≤t} log α_s: y_t = Σ_{s≤t} (φ(q_t) ⊙ e^{b_t − b_s})·φ(k_s) v_s + (φ(q_t) ⊙ e^{b_t}) S_0.
+    """
+    fq, fk, la, S0 = _gated_setup(q, k, v, log_alpha, state, feature_map)
+    b = la.cumsum(1)  # (B, T, d_k)
+    y = _decayed_scores(fq, fk, b) @ v + (fq * torch.exp(b)) @ S0  # (B, T, d_v)
+    b_T = b[:, -1:]  # (B, 1, d_k)
+    S = torch.exp(b_T).transpose(1, 2) * S0 + (fk * torch.exp(b_T - b)).transpose(1, 2) @ v  # (B, d_k, d_v)
+    return y, S
+
+
+def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_map: str = "identity",
+                                   chunk: int = 64):
+    """The chunked form: decayed scores inside each chunk, the state carried across chunks (any T; chapter 12).
+
+    Inside a chunk, b is the cumulative log decay from its start: y = D(Q, K, b) V + (φ(Q) ⊙ e^{b}) S, then
+    S ← e^{b_L} ⊙ S + (φ(K) ⊙ e^{b_L − b})ᵀ V. Every exponent is ≤ 0.
+    """
+    fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
+    chunk = validate.positive_int("chunk", chunk)
+    ys = []
+    for start in range(0, q.shape[1], chunk):
+        qc, kc, vc = fq[:, start:start + chunk], fk[:, start:start + chunk], v[:, start:start + chunk]
+        b = la[:, start:start + chunk].cumsum(1)  # (B, L, d_k)
+        ys.append(_decayed_scores(qc, kc, b) @ vc + (qc * torch.exp(b)) @ S)  # (B, L, d_v)
+        b_L = b[:, -1:]  # (B, 1, d_k)
+        S = torch.exp(b_L).transpose(1, 2) * S + (kc * torch.exp(b_L - b)).transpose(1, 2) @ vc
+    return torch.cat(ys, dim=1), S
+
+
+def gated_linear_attention_stream(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
+    """The streaming form: ``gated_linear_attention_step`` on one token after another (chapter 12)."""
+    fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
+    ys = []
+    for t in range(q.shape[1]):
+        y_t, S = gated_linear_attention_step(q[:, t], k[:, t], v[:, t], la[:, t], S, feature_map=feature_map)
+        ys.append(y_t)
+    return torch.stack(ys, dim=1), S
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def _case_index(case: Case) -> int:
+    return GRID.index(case) if case in GRID else zlib.crc32(str(case).encode())
+
+
+# the grid's cases cycle through the options, so every feature map and both kinds of decay meet
+# B = 1, T = 1, uneven chunks and an initial state somewhere on the grid
+_LA_OPTIONS = [dict(feature_map="elu1", normalize=True), dict(feature_map="taylor", normalize=True),
+               dict(feature_map="identity", normalize=False), dict(feature_map="elu1", normalize=False)]
+
+
+def _make_linear_attention(case: Case, g: torch.Generator) -> Problem:
+    opts = dict(_LA_OPTIONS[_case_index(case) % len(_LA_OPTIONS)], chunk=case.chunk)
+    kw = dict(generator=g, dtype=case.dtype)
+    d_k, d_v = case.D, case.H
+    q, k, v = torch.randn(case.B, case.T, d_k, **kw), torch.randn(case.B, case.T, d_k, **kw), \
+        torch.randn(case.B, case.T, d_v, **kw)
+    state = None
+    if case.with_state:  # a state that a positive feature map could have produced: z > 0
+        d_phi = feature_dim(d_k, opts["feature_map"])
+        state = (torch.randn(case.B, d_phi, d_v, **kw), torch.rand(case.B, d_phi, **kw) + 0.5)
+    return Problem(inputs=dict(q=q, k=k, v=v), params={}, state=state, options=opts)
+
+
+def _make_gated(case: Case, g: torch.Generator) -> Problem:
+    i = _case_index(case)
+    opts = dict(feature_map=("identity", "elu1")[i % 2], chunk=case.chunk)
+    kw = dict(generator=g, dtype=case.dtype)
+    d_k, d_v = case.D, case.H
+    q, k, v = torch.randn(case.B, case.T, d_k, **kw), torch.randn(case.B, case.T, d_k, **kw), \
+        torch.randn(case.B, case.T, d_v, **kw)
+    width = 1 if (i // 2) % 2 == 0 else d_k  # scalar (RetNet-like) or per-channel (GLA-like) decay
+    log_alpha = F.logsigmoid(torch.randn(case.B, case.T, width, **kw) + 2.0)  # α in (0, 1), mostly near 1
+    state = torch.randn(case.B, d_k, d_v, **kw) if case.with_state else None
+    return Problem(inputs=dict(q=q, k=k, v=v, log_alpha=log_alpha), params={}, state=state, options=opts)
+
+
+LINEAR_ATTENTION = register_family(Family(
+    name="linear_attention", chapter=12,
+    forms={"loop": linear_attention_loop, "parallel": linear_attention_parallel,
+           "chunked": linear_attention_chunked, "step": linear_attention_stream},
+    make=_make_linear_attention,
+))
+
+GATED_LINEAR_ATTENTION = register_family(Family(
+    name="gated_linear_attention", chapter=12,
+    forms={"loop": gated_linear_attention_loop, "parallel": gated_linear_attention_parallel,
+           "chunked": gated_linear_attention_chunked, "step": gated_linear_attention_stream},
+    make=_make_gated,
+))

@@ -1,0 +1,179 @@
+"""Linear attention and SSM layers (chapters 12–13): shapes, modes that agree, states that continue, bad input.
+
+The forms themselves are compared in ``test_equivalence.py``; here the thin modules around them.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqlab.models import (LinearAttention, LinearAttentionConfig, MixerLM, MixerLMConfig, SSMConfig, SSMLayer)
+from seqlab.ops import linear_attention as la_ops
+from seqlab.ops import ssm as ssm_ops
+
+
+def _x(B=2, T=11, d=8, seed=0):
+    return torch.randn(B, T, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("opts", [dict(), dict(feature_map="taylor"), dict(gate="scalar"),
+                                  dict(gate="channel", feature_map="identity")])
+def test_linear_attention_modes_agree_and_state_continues(opts):
+    torch.manual_seed(0)
+    ref = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, mode="loop", chunk=4, **opts)).double()
+    x = _x()
+    y_ref, s_ref = ref(x)
+    assert y_ref.shape == x.shape
+    for mode in ("parallel", "chunked", "step"):
+        layer = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, mode=mode, chunk=4, **opts)).double()
+        layer.load_state_dict(ref.state_dict())
+        y, s = layer(x)
+        torch.testing.assert_close(y, y_ref)
+    # two pieces with the state handed over == one pass
+    y1, s1 = ref(x[:, :5])
+    y2, s2 = ref(x[:, 5:], state=s1)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y_ref)
+
+
+def test_linear_attention_state_size_matches_the_state():
+    c = LinearAttentionConfig(d_model=8, n_heads=2, feature_map="taylor")
+    _, (S, z) = LinearAttention(c)(torch.randn(3, 4, 8))
+    assert S[0::3].numel() + z[0::3].numel() == c.state_numel()  # one sequence's heads: rows 0 and 3 of B·H = 6
+    assert c.d_phi == 1 + 4 + 16
+
+
+@pytest.mark.parametrize("kw,err,match", [
+    (dict(d_model=10, n_heads=4), ValueError, "divisible"),
+    (dict(mode="fast"), ValueError, "mode"),
+    (dict(feature_map="softmax"), ValueError, "feature_map"),
+    (dict(gate="vector"), ValueError, "gate"),
+    (dict(gate="scalar", feature_map="taylor"), ValueError, "decays"),
+    (dict(gate="scalar", normalize=True), ValueError, "normaliser"),
+    (dict(feature_map="identity", normalize=True), ValueError, "positive feature map"),
+])
+def test_linear_attention_config_rejects_bad_options(kw, err, match):
+    with pytest.raises(err, match=match):
+        LinearAttentionConfig(**kw)
+
+
+def test_linear_attention_ops_reject_bad_input():
+    q = torch.randn(2, 5, 3)
+    with pytest.raises(ValueError, match="same shape"):
+        la_ops.linear_attention_loop(q, torch.randn(2, 5, 4), torch.randn(2, 5, 2))
+    with pytest.raises(ValueError, match="d_v"):
+        la_ops.linear_attention_chunked(q, q, torch.randn(2, 6, 2))
+    with pytest.raises(TypeError, match="dtype"):
+        la_ops.linear_attention_parallel(q, q, torch.randn(2, 5, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="state S"):
+        la_ops.linear_attention_loop(q, q, torch.randn(2, 5, 2), state=(torch.randn(2, 4, 2), torch.randn(2, 3)))
+    with pytest.raises(ValueError, match="log_alpha"):
+        la_ops.gated_linear_attention_chunked(q, q, torch.randn(2, 5, 2), torch.zeros(2, 5, 2))
+    with pytest.raises(ValueError, match="chunk"):
+        la_ops.linear_attention_chunked(q, q, torch.randn(2, 5, 2), chunk=0)
+    with pytest.raises(TypeError, match="float"):
+        LinearAttention(LinearAttentionConfig(d_model=4, n_heads=1))(torch.ones(1, 3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="last dimension 4"):
+        LinearAttention(LinearAttentionConfig(d_model=4, n_heads=1))(torch.randn(1, 3, 5))
+
+
+def test_linear_attention_equals_softmax_free_attention_by_hand():
+    """The parallel form is causal attention with scores φ(q)·φ(k), normalised by their sum."""
+    q, k, v = torch.randn(1, 6, 3, dtype=torch.float64), torch.randn(1, 6, 3, dtype=torch.float64), \
+        torch.randn(1, 6, 2, dtype=torch.float64)
+    fq, fk = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+    w = (fq @ fk.transpose(1, 2)).tril()
+    y_hand = (w / w.sum(-1, keepdim=True)) @ v
+    y, _ = la_ops.linear_attention_loop(q, k, v)
+    torch.testing.assert_close(y, y_hand, rtol=1e-4, atol=1e-5)  # EPS = 1e-6 in the denominator
+
+
+@pytest.mark.parametrize("selective,modes", [(False, ("loop", "conv", "step")),
+                                             (True, ("loop", "parallel", "chunked", "logspace", "step"))])
+def test_ssm_layer_modes_agree_and_state_continues(selective, modes):
+    torch.manual_seed(0)
+    layers = {}
+    for mode in modes:
+        torch.manual_seed(0)
+        layers[mode] = SSMLayer(SSMConfig(d_model=6, d_state=3, selective=selective, mode=mode, chunk=4)).double()
+    x = _x(d=6)
+    y_ref, (buf, h) = layers["loop"](x)
+    assert y_ref.shape == x.shape and buf.shape == (2, 3, 12)
+    for mode, layer in layers.items():
+        torch.testing.assert_close(layer(x)[0], y_ref)
+    y1, s1 = layers["loop"](x[:, :4])
+    y2, _ = layers["loop"](x[:, 4:], state=s1)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y_ref)
+
+
+def test_s4d_lin_init_and_zoh():
+    log_A_real, A_imag = ssm_ops.s4d_lin_init(2, 4, dtype=torch.float64)
+    A = torch.complex(-torch.exp(log_A_real), A_imag)
+    assert torch.allclose(A[1], torch.tensor([-0.5 + 1j * math.pi * n for n in range(4)], dtype=torch.complex128))
+    # ZOH for a scalar system is exact: the step response of h' = a h + b u with u = 1 is (e^{a t} - 1) b / a
+    log_dt = torch.log(torch.tensor([0.1, 0.3], dtype=torch.float64))
+    B = torch.stack([torch.ones(2, 4), torch.zeros(2, 4)], -1).double()
+    A_bar, B_bar = ssm_ops.s4d_discretize(log_dt, log_A_real, A_imag, B)
+    h = torch.zeros(2, 4, dtype=torch.complex128)
+    for _ in range(5):
+        h = A_bar * h + B_bar
+    t = 5 * torch.exp(log_dt)[:, None]
+    torch.testing.assert_close(h, (torch.exp(A * t) - 1) / A)
+
+
+def test_ssm_rejects_bad_input():
+    with pytest.raises(ValueError, match="mode for a time-invariant"):
+        SSMConfig(selective=False, mode="chunked")
+    with pytest.raises(ValueError, match="dt_min"):
+        SSMConfig(dt_min=0.2, dt_max=0.1)
+    with pytest.raises(TypeError, match="SSMConfig"):
+        SSMLayer(dict(d_model=4))
+    layer = SSMLayer(SSMConfig(d_model=4, d_state=2))
+    with pytest.raises(ValueError, match="last dimension 4"):
+        layer(torch.randn(1, 3, 5))
+    with pytest.raises(TypeError, match="state must be"):
+        layer(torch.randn(1, 3, 4), state=torch.zeros(1))
+    u = torch.randn(2, 5, 3)
+    with pytest.raises(ValueError, match="delta"):
+        ssm_ops.selective_scan_loop(u, torch.rand(2, 4, 3), -torch.rand(3, 2), torch.randn(2, 5, 2),
+                                    torch.randn(2, 5, 2), torch.randn(3))
+    with pytest.raises(ValueError, match="state must be"):
+        ssm_ops.selective_scan_chunked(u, torch.rand(2, 5, 3), -torch.rand(3, 2), torch.randn(2, 5, 2),
+                                       torch.randn(2, 5, 2), torch.randn(3), state=torch.zeros(2, 3, 3))
+    log_A_real, A_imag = ssm_ops.s4d_lin_init(3, 2)
+    with pytest.raises(ValueError, match="B must have shape"):
+        ssm_ops.s4d_conv(u, torch.zeros(3), log_A_real, A_imag, torch.zeros(3, 2), torch.zeros(3, 2, 2), torch.zeros(3))
+
+
+def test_logspace_scan_keeps_signs():
+    """Negative inputs and a negative initial state: the complex log gives back the sign."""
+    a = torch.tensor([[0.5, 0.9, 0.2]], dtype=torch.float64)
+    b = torch.tensor([[-1.0, 2.0, -3.0]], dtype=torch.float64)
+    h0 = torch.tensor([-4.0], dtype=torch.float64)
+    h = ssm_ops.linear_scan_logspace(torch.log(a), b, h0)
+    expect, s = [], h0
+    for t in range(3):
+        s = a[:, t] * s + b[:, t]
+        expect.append(s)
+    torch.testing.assert_close(h, torch.stack(expect, 1))
+
+
+@pytest.mark.parametrize("mixer", ["softmax", "linear", "gated_linear", "s4d", "selective"])
+def test_mixer_lm_shapes_and_state_bytes(mixer):
+    lm = MixerLM(MixerLMConfig(vocab_size=10, mixer=mixer, d_model=8, n_heads=2))
+    x = torch.randint(0, 10, (3, 7))
+    assert lm(x).shape == (3, 7, 10)
+    b16, b64 = lm.state_bytes(16), lm.state_bytes(64)
+    assert (b64 > b16) == (mixer == "softmax")  # only the KV cache grows with T
+    with pytest.raises(ValueError, match="token ids"):
+        lm(torch.full((1, 3), 10))
+    with pytest.raises(TypeError, match="integer"):
+        lm(torch.zeros(1, 3))
+
+
+def test_mixer_lm_config_errors():
+    with pytest.raises(ValueError, match="mixer"):
+        MixerLMConfig(vocab_size=4, mixer="rnn")
+    with pytest.raises(ValueError, match="no options"):
+        MixerLMConfig(vocab_size=4, options=dict(d_state=2))
