@@ -9,9 +9,16 @@ Glossary, code name -> book notation:
 
 With ``L = u . h_T`` the gradient at the last step has norm exactly 1, so
 ``grads`` reads as "how much of a unit signal at step T reaches step t". For a
-tanh RNN, dh_t/dh_{t-1} = diag(1 - h_t^2) W_hh, so the norm shrinks at most by
-the spectral radius rho(W_hh) per step (times tanh' <= 1): geometric decay when
-rho < 1 (Bengio et al., 1994; Pascanu et al., 2013).
+tanh RNN, dh_t/dh_{t-1} = diag(1 - h_t^2) W_hh. Each step can stretch the
+gradient by at most sigma_max(W_hh) * gamma, the largest singular value of
+W_hh times a bound gamma on the slope of the nonlinearity (gamma = 1 for tanh
+and ReLU), so sigma_max * gamma < 1 *guarantees* geometric decay (Pascanu et
+al., 2013). The spectral radius rho(W_hh), the largest eigenvalue modulus, is
+not a bound over a finite number of steps: a non-normal W_hh with rho < 1 can
+amplify the gradient for many steps before it decays (chapter 3's 2x2
+exercise). For a random W_hh, as in chapters 3 and 4, rho is the *typical*
+rate: the fitted per-step factor is close to rho * rms(slope) (Bengio et al.,
+1994; Pascanu et al., 2013).
 """
 from __future__ import annotations
 
