@@ -27,5 +27,6 @@ and initial state. A family added to the registry gets the whole battery.
 from .registry import FAMILIES, GRID, Case, Family, Problem, register_family, run_form
 from . import linear_attention  # noqa: E402,F401  (registers linear_attention, gated_linear_attention)
 from . import ssm  # noqa: E402,F401  (registers s4d, selective_scan)
+from . import rglru  # noqa: E402,F401  (registers rglru, chapter 14)
 
 __all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form"]
