@@ -179,9 +179,9 @@ class LocalAttention(nn.Module):
         if state[2].shape[0] != x.shape[0]:
             raise ValueError(f"state holds a batch of {state[2].shape[0]}, x a batch of {x.shape[0]}")
 
-    def _ring_positions(self, t: int) -> torch.Tensor:
+    def _ring_positions(self, t: int, device=None) -> torch.Tensor:
         """The positions still in the ring after t tokens, oldest first (at most W)."""
-        return torch.arange(max(0, t - self.window), t)
+        return torch.arange(max(0, t - self.window), t, device=device)
 
     def forward(self, x, state=None):
         check.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
@@ -195,7 +195,7 @@ class LocalAttention(nn.Module):
             V_past = None if state is None else state[3]
         else:
             t0 = 0 if state is None else state[4]
-            slots = self._ring_positions(t0) % self.window
+            slots = self._ring_positions(t0, x.device) % self.window
             K_past = None if state is None else state[2][:, :, slots]  # (B, H, ≤W, dh), oldest first
             V_past = None if state is None else state[3][:, :, slots]
         q, k, v, buffer = self._qkv(x, buffer, t0)
@@ -207,7 +207,7 @@ class LocalAttention(nn.Module):
         if self.window is None:
             return y, ("G", buffer, k, v)
         keep = min(self.window, k.shape[2])  # write the last W keys into their ring slots
-        slots = self._ring_positions(t)[-keep:] % self.window
+        slots = self._ring_positions(t, x.device)[-keep:] % self.window
         K = k.new_zeros(B, self.n_heads, self.window, self.d_head).index_copy(2, slots, k[:, :, -keep:])
         V = v.new_zeros(B, self.n_heads, self.window, self.d_head).index_copy(2, slots, v[:, :, -keep:])
         return y, ("A", buffer, K, V, t)
@@ -232,9 +232,9 @@ class LocalAttention(nn.Module):
             W = self.window
             K = k.new_zeros(B, self.n_heads, W, self.d_head) if state is None else state[2]
             V = v.new_zeros(B, self.n_heads, W, self.d_head) if state is None else state[3]
-            slot = torch.tensor([t % W])
+            slot = torch.tensor([t % W], device=x_t.device)
             K, V = K.index_copy(2, slot, k), V.index_copy(2, slot, v)  # overwrite position t − W
-            allowed = (torch.arange(W) < min(t + 1, W))[None, :]  # (1, W): the filled slots; order is irrelevant
+            allowed = (torch.arange(W, device=x_t.device) < min(t + 1, W))[None, :]  # (1, W): the filled slots; order is irrelevant
             new = ("A", buffer)
         out = self._attend(q, K, V, allowed)  # (B, H, 1, dh)
         y_t = self.W_o(out.reshape(B, self.d_model))
