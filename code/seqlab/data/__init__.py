@@ -1,6 +1,7 @@
 """Data for the book: synthetic tasks, the character corpus and other sequence domains."""
 from .bpe import BytePairEncoder, split_words
 from .corpus import CORPORA, CharCorpus, CharTokenizer, Download, fetch, load_text, pydoc_text
+from .gapped_recall import GappedRecall
 from .domains import DNA, chirp, decode_dna, dna_with_motif, seasonal_series
 from .tasks import (
     IGNORE,
@@ -22,7 +23,7 @@ from .tasks import (
 __all__ = [
     "IGNORE", "AddingProblem", "AssociativeRecall", "CopyTask", "DelayedRecall", "MarkerOrder", "RepeatedSequence", "RepeatedSpans",
     "ReverseTask", "SpanPositions",
-    "SelectiveCopy", "TokenTask", "make_generator", "memoryless_accuracy",
+    "SelectiveCopy", "TokenTask", "GappedRecall", "make_generator", "memoryless_accuracy",
     "BytePairEncoder", "split_words",
     "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
     "DNA", "chirp", "decode_dna", "dna_with_motif", "seasonal_series",
