@@ -73,6 +73,7 @@ test-site: setup test-book
 # the tables go to results/ and the book's benchmark page shows them (with the machine they ran on).
 bench: setup
 	$(PY) code/benchmarks/modules.py --json results/bench-modules.json --markdown results/bench-modules.md
+	$(PY) code/benchmarks/scans.py --markdown results/bench-scans.md
 
 # On a CUDA machine: every chapter at full scale (no time budget), and the package tests on the GPU.
 test-gpu: setup

@@ -1,25 +1,30 @@
-"""Each fast form of the chapter 12–13 mixer families against its loop, forward + backward, at n = 256 and 1024.
+"""Each fast form of the chapter 12–14 mixer families against its loop, forward + backward, at n = 256 and 1024.
 
-    PYTHONPATH=code python code/benchmarks/scans.py [--rounds 5] [--lengths 256 1024]
+    python code/benchmarks/scans.py [--rounds 5] [--lengths 256 1024] [--markdown results/bench-scans.md]
 
-Forms are timed interleaved (one call of each form per round, in turn), so a busy machine slows
-all of them alike; the table shows the min and the median over rounds and the loop's median
-divided by the form's (the speed-up; below 1 the form is *slower* than the loop on this machine).
-Sizes: batch 4, width 64 (linear attention: d_k = d_v = 64; SSMs: D = 64 channels, N = 16 states);
-chunks of 64 (linear attention), 16 (gated: its chunk holds a (chunk, chunk, d_k) tensor of decays) and
-√n (selective scan). The selective scan's ``parallel`` form is left out: O(n² D N) memory.
+Forms are timed interleaved (``seqlab.measure.time_calls``: one call of each form per round, in
+turn), so a busy machine slows all of them alike; the table shows the min and the median over
+rounds and the loop's median divided by the form's (the speed-up; below 1 the form is *slower*
+than the loop on this machine). Sizes: batch 4, width 64 (linear attention: d_k = d_v = 64; SSMs:
+D = 64 channels, N = 16 states; RG-LRU: D = 64); chunks of 64 (linear attention), 16 (gated: its
+chunk holds a (chunk, chunk, d_k) tensor of decays) and √n (selective scan, RG-LRU). The selective
+scan's ``parallel`` form is left out: O(n² D N) memory. Goal (issue "experiments at scale"): the
+fastest form of each family at least 10 times its loop at n = 1024; the table says where it is not.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import platform
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from seqlab import measure
 from seqlab.ops import linear_attention as la
-from seqlab.ops import ssm
+from seqlab.ops import rglru, ssm
+
+SPEEDUP_GOAL = 10.0
 
 
 def problems(n: int, g: torch.Generator):
@@ -35,6 +40,9 @@ def problems(n: int, g: torch.Generator):
                               B=r(d, N, 2), C=r(d, N, 2), D=r(d))),
         "selective_scan": (ssm.SELECTIVE_SCAN, dict(u=r(B, n, d), delta=F.softplus(r(B, n, d) - 2), A=-torch.rand(d, N),
                                                     B=r(B, n, N), C=r(B, n, N), D=r(d), chunk=int(n ** 0.5))),
+        "rglru": (rglru.RGLRU, dict(x=r(B, n, d), W_a=r(d, d) / d ** 0.5, b_a=torch.zeros(d), W_x=r(d, d) / d ** 0.5,
+                                    b_x=torch.zeros(d), Lambda=rglru.rglru_lambda_init(d, generator=g),
+                                    chunk=int(n ** 0.5))),
     }
 
 
@@ -50,9 +58,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--lengths", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = ap.parse_args()
+    if args.rounds < 1 or args.threads < 1 or min(args.lengths) < 1:
+        ap.error("--rounds, --threads and every --lengths must be positive integers")
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds, forward + backward")
+    head = (f"Measured on {measure.device_name()}, PyTorch {torch.__version__}, Python {platform.python_version()}; "
+            f"forward + backward, median and min of {args.rounds} interleaved rounds.")
+    print(head)
+    rows = ["| family | form | n | min (ms) | median (ms) | loop / form |", "|---|---|---|---|---|---|"]
     print(f"{'family':24s} {'form':9s} {'n':>5s} {'min (ms)':>9s} {'median (ms)':>12s} {'loop/form':>10s}")
     for n in args.lengths:
         g = torch.Generator().manual_seed(n)
@@ -60,18 +74,15 @@ def main():
             forms = {f: fn for f, fn in family.forms.items() if f != "step"}  # step is the loop by another name
             if name == "selective_scan":
                 forms.pop("parallel")  # O(n²·D·N) memory: 1 GB at n = 256, 17 GB at n = 1024
-            times = {f: [] for f in forms}
-            for f, fn in forms.items():  # warm-up
-                call(fn, kw)
-            for _ in range(args.rounds):
-                for f, fn in forms.items():
-                    t0 = time.perf_counter()
-                    call(fn, kw)
-                    times[f].append(time.perf_counter() - t0)
-            loop = statistics.median(times["loop"])
-            for f, ts in times.items():
-                med = statistics.median(ts)
-                print(f"{name:24s} {f:9s} {n:5d} {min(ts) * 1e3:9.2f} {med * 1e3:12.2f} {loop / med:10.2f}")
+            t = measure.time_calls({f: (lambda fn=fn: call(fn, kw)) for f, fn in forms.items()}, repeats=args.rounds)
+            for f, tf in t.items():
+                speedup = t["loop"].median / tf.median
+                print(f"{name:24s} {f:9s} {n:5d} {tf.min * 1e3:9.2f} {tf.median * 1e3:12.2f} {speedup:10.2f}")
+                rows.append(f"| {name} | {f} | {n} | {tf.min * 1e3:.2f} | {tf.median * 1e3:.2f} | {speedup:.2f} |")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(head + f" Goal: the fastest form at least {SPEEDUP_GOAL:g} times its loop at n = 1024."
+                                 + "\n\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":
