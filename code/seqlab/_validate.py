@@ -86,3 +86,17 @@ def token_ids(name: str, x, vocab_size: int, *, ndim: int | Sequence[int], min_l
     if x.numel() and (x.min() < 0 or x.max() >= vocab_size):
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{x.min().item()}, {x.max().item()}]")
     return x
+
+
+def parameters(specs, like: torch.Tensor, like_name: str) -> None:
+    """Each ``(name, tensor, shape)`` of ``specs`` is a float tensor of exactly ``shape`` with ``like``'s dtype.
+
+    The functional forms of ``seqlab.ops`` take their parameters as plain tensors; this is their one
+    check of them (no broadcasting: a shape that differs is an error, naming both).
+    """
+    for name, p, shape in specs:
+        tensor(name, p, dtype="float")
+        if tuple(p.shape) != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(p.shape)}")
+        if p.dtype != like.dtype:
+            raise TypeError(f"{name} must have {like_name}'s dtype {like.dtype}, got {p.dtype}")

@@ -60,13 +60,8 @@ def rglru_lambda_init(D: int, a_min: float = 0.9, a_max: float = 0.999, generato
 def _check(x, W_a, b_a, W_x, b_x, Lambda):
     validate.tensor("x", x, ndim=3, dtype="float")
     D = x.shape[-1]
-    for name, p, shape in [("W_a", W_a, (D, D)), ("b_a", b_a, (D,)), ("W_x", W_x, (D, D)), ("b_x", b_x, (D,)),
-                           ("Lambda", Lambda, (D,))]:
-        validate.tensor(name, p, dtype="float")
-        if tuple(p.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} for x of width D = {D}, got {tuple(p.shape)}")
-        if p.dtype != x.dtype:
-            raise TypeError(f"{name} must have x's dtype {x.dtype}, got {p.dtype}")
+    validate.parameters([("W_a", W_a, (D, D)), ("b_a", b_a, (D,)), ("W_x", W_x, (D, D)), ("b_x", b_x, (D,)),
+                         ("Lambda", Lambda, (D,))], x, "x")
 
 
 def _state(state, x):

@@ -96,13 +96,8 @@ def _check_s4d(u, log_dt, log_A_real, A_imag, B, C, D):
     Dm, N = log_A_real.shape
     if Dm != width:
         raise ValueError(f"log_A_real must be (D, N) with D = u's width {width}, got {tuple(log_A_real.shape)}")
-    for name, p, shape in [("log_dt", log_dt, (Dm,)), ("A_imag", A_imag, (Dm, N)), ("B", B, (Dm, N, 2)),
-                           ("C", C, (Dm, N, 2)), ("D", D, (Dm,))]:
-        validate.tensor(name, p, dtype="float")
-        if tuple(p.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {tuple(p.shape)}")
-        if p.dtype != u.dtype:
-            raise TypeError(f"{name} must have u's dtype {u.dtype}, got {p.dtype}")
+    validate.parameters([("log_dt", log_dt, (Dm,)), ("A_imag", A_imag, (Dm, N)), ("B", B, (Dm, N, 2)),
+                         ("C", C, (Dm, N, 2)), ("D", D, (Dm,))], u, "u")
     return N
 
 
@@ -184,13 +179,8 @@ def _check_scan(u, delta, A, B, C, D):
     if A.shape[0] != Dm:
         raise ValueError(f"A must be (D, N) with D = u's width {Dm}, got {tuple(A.shape)}")
     N = A.shape[1]
-    for name, p, shape in [("delta", delta, (Bsz, T, Dm)), ("B", B, (Bsz, T, N)), ("C", C, (Bsz, T, N)),
-                           ("D", D, (Dm,))]:
-        validate.tensor(name, p, dtype="float")
-        if tuple(p.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {tuple(p.shape)}")
-        if p.dtype != u.dtype:
-            raise TypeError(f"{name} must have u's dtype {u.dtype}, got {p.dtype}")
+    validate.parameters([("delta", delta, (Bsz, T, Dm)), ("B", B, (Bsz, T, N)), ("C", C, (Bsz, T, N)),
+                         ("D", D, (Dm,))], u, "u")
     return N
 
 
