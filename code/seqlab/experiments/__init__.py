@@ -119,7 +119,7 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "results"
 
 
-from . import distributed, scaling  # noqa: E402,F401  (scaling registers its experiments)
+from . import distributed, recall, scaling  # noqa: E402,F401  (scaling and recall register their experiments)
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
-           "distributed", "scaling"]
+           "distributed", "recall", "scaling"]
