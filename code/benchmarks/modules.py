@@ -102,7 +102,7 @@ def run(device: str, rounds: int, sizes: dict) -> dict:
 def markdown(result: dict) -> str:
     """The result as a Markdown table with the machine it ran on (included by the book's benchmark page)."""
     s = result["sizes"]
-    lines = [f"Measured on {result['device']}, PyTorch {result['torch']}, {result['threads']} intra-op thread(s), "
+    lines = [f"Measured on {result['device']}, PyTorch {result['torch']}, "
              f"{result['date']}; forward + backward, batch {s['B']}, length {s['T']}, width {s['d']}, "
              f"{s['heads']} heads; minimum of {result['rounds']} interleaved rounds. Command: `{result['command']}`.", "",
              "| module | seqlab (ms) | PyTorch (ms) | ratio (min) | ratio (median) | goal |",
