@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .core import Case, Result
+from .core import Case, Result, compare
 
 
 def _forward_flops_reference(d, n_layers, n_ctx, V, *, attention=4, head=True, ffn=8):
@@ -36,23 +36,5 @@ def forward_flops(fn: Callable) -> Result:
         (lambda *a: 3 * _forward_flops_reference(*a), "this is the training cost (forward + backward = 3x); "
                                                       "the exercise asks for the forward pass"),
     ]
-    name = "forward_flops"
-    if not callable(fn):
-        return Result(False, f"{name}: expected a function, got {type(fn).__name__}")
-    for case in cases:
-        try:
-            got = fn(*case.args)
-        except NotImplementedError:
-            return Result(False, f"{name}: not implemented yet (it raised NotImplementedError)")
-        except Exception as err:
-            return Result(False, f"{name} raised {type(err).__name__}: {err} — on {case.describe}")
-        if isinstance(got, bool) or not isinstance(got, (int, float)):
-            return Result(False, f"{name} should return a number, returned {type(got).__name__} — on {case.describe}")
-        want = _forward_flops_reference(*case.args)
-        if abs(got - want) <= 0.5:
-            continue
-        for wrong, message in mistakes:
-            if abs(got - wrong(*case.args)) <= 0.5:
-                return Result(False, f"{name}: {message} — on {case.describe}")
-        return Result(False, f"{name} returned {got:,.0f}, expected {want:,.0f} — on {case.describe}")
-    return Result(True, f"{name}: all {len(cases)} cases agree with the reference")
+    # a FLOP count is an integer: within half a FLOP is equal
+    return compare("forward_flops", fn, _forward_flops_reference, cases, mistakes=mistakes, rtol=0.0, atol=0.5)

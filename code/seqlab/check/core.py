@@ -99,8 +99,9 @@ def compare(
             if not isinstance(got, (int, float)) or isinstance(got, bool):
                 return Result(False, f"{name} should return a number, returned {type(got).__name__} — on {case.describe}")
             if not math.isclose(got, want, rel_tol=rtol, abs_tol=atol):
-                for transform, message in hints:
-                    if math.isclose(got, transform(want), rel_tol=rtol, abs_tol=atol):
+                suspects = [(lambda t=t: t(want), m) for t, m in hints] + [(lambda w=w: w(*case.args), m) for w, m in mistakes]
+                for wrong, message in suspects:
+                    if math.isclose(got, wrong(), rel_tol=rtol, abs_tol=atol):
                         return Result(False, f"{name}: {message} — on {case.describe}")
                 return Result(False, f"{name} returned {got:.6g}, expected {want:.6g} — on {case.describe}")
     return Result(True, f"{name}: all {len(cases)} cases agree with the reference")
