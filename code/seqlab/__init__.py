@@ -11,9 +11,10 @@ checkers), ``probes`` (gradients through time), ``bptt`` (backpropagation
 through time by hand), ``widgets`` (interactive explorers), ``interpret``
 (attention heads and ablations), ``experiments`` (every experiment at any scale,
 also a command: ``python -m seqlab.experiments``), ``pages`` (``glue``: measured
-numbers into the prose).
+numbers into the prose), ``compare`` (the six architectures side by side,
+chapter 15).
 """
-from . import bptt, check, data, experiments, interpret, measure, models, plot, probes, train, widgets
+from . import bptt, check, compare, data, experiments, interpret, measure, models, plot, probes, train, widgets
 from .pages import glue
 from .config import (configure_threads, current_scale, get_device, progress_enabled, scale, seed_everything,
                      seed_offset)
@@ -23,6 +24,6 @@ __version__ = "0.1.0"
 configure_threads()  # one intra-op thread unless SEQLAB_THREADS says otherwise (see configure_threads)
 
 __all__ = [
-    "bptt", "check", "data", "experiments", "interpret", "measure", "models", "plot", "probes", "train", "widgets",
+    "bptt", "check", "compare", "data", "experiments", "interpret", "measure", "models", "plot", "probes", "train", "widgets",
     "glue", "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
 ]

@@ -299,3 +299,22 @@ def device_name(device=None) -> str:
     import os
 
     return f"{model} CPU, {os.cpu_count()} logical cores, {torch.get_num_threads()} PyTorch threads"
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of the matrix products that ``fn()`` runs, counted by PyTorch (chapter 15).
+
+    Uses ``torch.utils.flop_counter.FlopCounterMode``: a matrix product of (m, k) by (k, n) counts
+    2·m·k·n, whatever the hardware or the load on the machine, so two counts compare exactly. Only
+    operations with a registered formula count (matrix products, convolutions, attention kernels
+    with a known layout); elementwise work and operations fused into one opaque kernel
+    (``nn.LSTM``'s, or attention with an explicit mask) do not, so count a model in a form that
+    writes its products out.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
