@@ -11,8 +11,9 @@ Glossary, code name -> book notation:
                    both models train in one loop, a step of each in turn, so that load on a shared
                    machine slows both alike
     accuracy       per output symbol, greedy decoding, on fresh sources of exactly L symbols
-    aligned        the fraction of output steps i whose largest cross-attention weight (averaged over
-                   the heads of the decoder layer that aligns best) sits on source position L - 1 - i
+    aligned, near  the fraction of output steps i whose largest attention weight (for the Transformer,
+                   averaged over the heads of the decoder layer that aligns best) sits on source position
+                   L - 1 - i, or (near) within one position of it
 
 ``run_seed`` trains both models for the same number of steps on the same batches and measures
 them; the chapter calls it for its live run, and ``encoder_decoder`` (registered as
@@ -114,21 +115,26 @@ def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=
     return log
 
 
-def cross_alignment(weights: torch.Tensor, alignment: torch.Tensor) -> tuple[float, int]:
-    """For weights (B, N, H, T, S): the best decoder layer's aligned fraction (heads averaged) and that layer (chapter 7)."""
+def cross_alignment(weights: torch.Tensor, alignment: torch.Tensor) -> dict:
+    """How well weights (B, N, H, T, S) follow ``alignment`` (B, T), in the decoder layer that follows it best (chapter 7).
+
+    Each layer's weights are averaged over its heads; ``aligned`` is the fraction of steps whose
+    largest weight sits on the right source position, ``near`` within one position of it, and
+    ``layer`` the layer (0 = bottom) with the highest ``near``.
+    """
     T = alignment.shape[1]
-    per_layer = [(weights[:, l, :, :T].mean(1).argmax(-1) == alignment).float().mean().item()
-                 for l in range(weights.shape[1])]
-    best = max(range(len(per_layer)), key=per_layer.__getitem__)
-    return per_layer[best], best
+    miss = [(weights[:, l, :, :T].mean(1).argmax(-1) - alignment).abs() for l in range(weights.shape[1])]  # (B, T) each
+    near = [(m <= 1).float().mean().item() for m in miss]
+    best = max(range(len(near)), key=near.__getitem__)
+    return {"aligned": (miss[best] == 0).float().mean().item(), "near": near[best], "layer": best}
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, L: int, vocab: int, n: int, device=None) -> dict:
     """Accuracy per output symbol on ``n`` fresh sources of exactly ``L`` symbols, greedy decoding (chapter 7).
 
-    Also the fraction of steps whose attention peaks on the right source position (``aligned``) and,
-    for the Transformer, the decoder layer it was read from. The sources depend only on L (the
+    Also the fraction of steps whose attention peaks on the right source position (``aligned``) or
+    within one of it (``near``) and, for the Transformer, the decoder layer it was read from. The sources depend only on L (the
     same for every model and seed).
     """
     device = torch.device(device or "cpu")
@@ -138,9 +144,10 @@ def evaluate(model: nn.Module, L: int, vocab: int, n: int, device=None) -> dict:
     out = {"accuracy": (ids[:, :L] == tgt_out[:, :L]).float().mean().item()}
     alignment = t.alignment(lengths)[:, :L]  # (B, L): L - 1 - i
     if weights is not None and weights.dim() == 5:  # the Transformer: (B, N, H, L + 1, S)
-        out["aligned"], out["layer"] = cross_alignment(weights, alignment)
+        out.update(cross_alignment(weights, alignment))
     elif weights is not None:  # the GRU: (B, L + 1, S)
-        out["aligned"] = (weights[:, :L].argmax(-1) == alignment).float().mean().item()
+        miss = (weights[:, :L].argmax(-1) - alignment).abs()  # (B, L)
+        out["aligned"], out["near"] = (miss == 0).float().mean().item(), (miss <= 1).float().mean().item()
     return out
 
 
