@@ -326,3 +326,23 @@ def test_the_experiment_runs_at_the_tiny_scale_with_matched_sizes():
             assert 0 <= r["by_length"][name][str(L)]["accuracy"] <= 1
     assert "layer" in r["by_length"]["Transformer"]["3"] and "aligned" in r["by_length"]["GRU + attention"]["3"]
     assert len(record["results"]["summary_lines"]) == 4
+
+
+@pytest.mark.parametrize("mode", ["loop", "fused", "step"])
+def test_every_mode_gives_the_parallel_numbers(mode):
+    """The encoder reads loop/fused (step is causal only: refused there), the decoder every form."""
+    model = small_model()
+    src = torch.randint(0, 9, (2, 5), generator=torch.Generator().manual_seed(2))
+    tgt = torch.randint(0, 11, (2, 4), generator=torch.Generator().manual_seed(3))
+    lengths = torch.tensor([5, 2])
+    memory, mask = model.encode(src, lengths)
+    y = model._embed(model.tgt_embed, tgt)
+    want = model.decode_embedded(y, memory, mask)
+    torch.testing.assert_close(model.decode_embedded(y, memory, mask, mode=mode), want, atol=1e-12, rtol=1e-10)
+    if mode == "step":
+        with pytest.raises(ValueError, match="step form is causal only"):
+            model.encode(src, lengths, mode=mode)
+    else:
+        torch.testing.assert_close(model(src, tgt, lengths, mode=mode)[0], model(src, tgt, lengths)[0], atol=1e-12, rtol=1e-10)
+        ids, _ = model.greedy_decode(src, 4, bos=10, src_lengths=lengths, mode=mode)
+        assert torch.equal(ids, model.greedy_decode(src, 4, bos=10, src_lengths=lengths)[0])

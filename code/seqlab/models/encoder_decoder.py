@@ -187,7 +187,10 @@ class DecoderLayer(nn.Module):
     cache=None, mode=None) -> (B, T, d)``; the self-attention is causal. With a ``DecoderLayerCache``
     the tokens continue the cached ones and the memory's keys and values are projected only once.
     The weights of the last call are kept: ``self_weights`` (B, H, T, T) and ``cross_weights``
-    (B, H, T, S), None for the fused form. ``from_torch`` copies an ``nn.TransformerDecoderLayer`` (tested).
+    (B, H, T, S), None for the fused form. ``mode`` names the form of both attentions (``"parallel"``,
+    ``"loop"``, ``"fused"``); with ``"step"``, which is causal only, the self-attention runs token by
+    token and the cross-attention stays ``"parallel"``. ``from_torch`` copies an
+    ``nn.TransformerDecoderLayer`` (tested).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, norm_first: bool = False,
