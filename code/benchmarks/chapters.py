@@ -46,7 +46,7 @@ QUIET_GOAL_S, BUSY_RATIO_GOAL = 45.0, 2.5
 
 def find_chapters(prefixes: list[str]) -> list[Path]:
     """The chapter notebooks whose file names start with one of ``prefixes`` (all of them if none)."""
-    notebooks = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    notebooks = sorted(CHAPTERS.glob("[0-9][0-9]*_*.ipynb"))  # NN_name and sections NNb_name
     if not prefixes:
         return notebooks
     chosen = [nb for nb in notebooks if any(nb.name.startswith(p) for p in prefixes)]

@@ -39,8 +39,8 @@ def toc_files() -> list[str]:
 
 
 def chapter_pages() -> list[str]:
-    """``chapters/NN_name`` for every chapter in the table of contents."""
-    return [f for f in toc_files() if re.fullmatch(r"chapters/\d\d_[a-z0-9_]+", f)]
+    """``chapters/NN_name`` (and sections ``chapters/NNb_name``) for every chapter in the table of contents."""
+    return [f for f in toc_files() if re.fullmatch(r"chapters/\d\d[a-z]?_[a-z0-9_]+", f)]
 
 
 def site_pages() -> list[str]:

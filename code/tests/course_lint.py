@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAPTER_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+CHAPTER_NAME = re.compile(r"^\d\d[a-z]?_[a-z0-9_]+\.ipynb$")  # NN_name, or NNb_name for a section of chapter NN
 EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n:label: *([\w-]+)")
 SOLUTION = re.compile(r"```\{solution(?:-start)?\} *([\w-]+)")
 
@@ -95,7 +95,7 @@ def exercise_labels(nb: dict) -> list[str]:
 # (":label:", ":class:") are not.
 
 NUMBERS_CHECKED = (
-    "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15",
+    "01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10", "11", "12", "13", "14", "15",
 )
 
 #: A decimal that follows one of these words is a setting or a reference, not a measurement.

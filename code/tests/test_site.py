@@ -19,7 +19,7 @@ import pytest
 import seqlab
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]*_*.ipynb"))  # NN_name and sections NNb_name
 
 
 def repository_url() -> str:

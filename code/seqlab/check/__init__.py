@@ -21,7 +21,7 @@ from .ch03 import bptt_step
 from .ch04 import gru_step
 from .ch05 import additive_attention
 from .ch06 import causal_attention
-from .ch07 import pre_norm_block
+from .ch07 import cross_attention, pre_norm_block
 from .ch08 import apply_rope
 from .ch09 import cached_attention_step
 from .ch10 import forward_flops
@@ -32,4 +32,4 @@ from .ch13 import zoh_discretize
 from .ch14 import rglru_step
 from .ch15 import kv_cache_bytes
 
-__all__ = ['Result', 'Case', 'compare', 'bigram_counts', 'bits_per_char', 'rnn_step', 'bptt_step', 'gru_step', 'additive_attention', 'causal_attention', 'pre_norm_block', 'apply_rope', 'cached_attention_step', 'forward_flops', 'prefix_matching_score', 'linear_attention_recurrent', 'zoh_discretize', 'rglru_step', 'kv_cache_bytes']
+__all__ = ['Result', 'Case', 'compare', 'bigram_counts', 'bits_per_char', 'rnn_step', 'bptt_step', 'gru_step', 'additive_attention', 'causal_attention', 'pre_norm_block', 'cross_attention', 'apply_rope', 'cached_attention_step', 'forward_flops', 'prefix_matching_score', 'linear_attention_recurrent', 'zoh_discretize', 'rglru_step', 'kv_cache_bytes']

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 7: ``pre_norm_block``."""
+"""Exercise checkers of chapter 7: ``pre_norm_block`` and ``cross_attention`` (the encoder-decoder)."""
 from __future__ import annotations
 
 import math
@@ -69,3 +69,61 @@ def pre_norm_block(fn: Callable) -> Result:
         (variant("swapped_norms"), "norm1 and norm2 are swapped: norm1 goes before attn, norm2 before ffn"),
     ]
     return compare("pre_norm_block", fn, _pre_norm_block_reference, _pre_norm_block_cases(), mistakes=mistakes)
+
+
+# ---------------------------------------------------------------- cross-attention (the encoder-decoder of chapter 7)
+def _cross_attention_reference(y, z, W_q, W_k, W_v, mask=None, *, roles="right", scale=True, masking="before",
+                               causal=False):
+    """softmax((y W_q^T)(z W_k^T)^T / sqrt(d_k) + M) (z W_v^T), M = -inf at padded source positions; and mistakes."""
+    asks, answers, values = {"right": (y, z, z), "swapped": (z, y, y), "values_from_y": (y, z, y)}[roles]
+    q, k, v = asks @ W_q.T, answers @ W_k.T, values @ W_v.T  # (B, T, d_k), (B, S, d_k), (B, S, d_v)
+    s = q @ k.transpose(-2, -1)  # (B, T, S)
+    if scale:
+        s = s / math.sqrt(q.shape[-1])
+    allowed = torch.ones(s.shape, dtype=torch.bool)
+    if mask is not None and masking != "ignored":
+        allowed = allowed & mask[:, None, :]
+    if causal:
+        allowed = allowed & torch.ones(s.shape[-2:], dtype=torch.bool).tril()
+    if masking == "after":
+        w = torch.softmax(s, dim=-1) * allowed
+    else:
+        w = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1)
+    return torch.nan_to_num(w) @ v  # (B, T, d_v)
+
+
+def _cross_attention_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(71)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+
+    def case(B, T, S, d, d_k, lengths, describe):
+        mask = None if lengths is None else torch.arange(S)[None] < torch.tensor(lengths)[:, None]  # (B, S)
+        return Case((r(B, T, d), r(B, S, d), r(d_k, d), r(d_k, d), r(d_k, d), mask), describe)
+
+    return [case(2, 4, 4, 8, 8, [4, 3], "y and z (2, 4, 8): T = S, the second source of length 3"),
+            case(2, 3, 5, 6, 4, [5, 2], "y (2, 3, 6), z (2, 5, 6), W (4, 6): T != S, the second source of length 2"),
+            case(1, 2, 1, 4, 2, None, "one source position, mask None")]
+
+
+def cross_attention(fn: Callable) -> Result:
+    """Chapter 7: ``fn(y, z, W_q, W_k, W_v, mask)`` must return one head of cross-attention (B, T, d_k).
+
+    ``y`` (B, T, d) is the decoder's stream and asks the questions, ``z`` (B, S, d) the encoder's
+    memory and answers them: ``Q = y W_q^T``, ``K = z W_k^T``, ``V = z W_v^T`` (each W is (d_k, d),
+    as an ``nn.Linear`` weight), ``softmax(Q K^T / sqrt(d_k) + M) V`` with M = -inf where ``mask``
+    (B, S), True = real source position, is False; ``mask=None`` means no padding. No causal mask:
+    every target position may read the whole source.
+    """
+    variant = lambda **kw: (lambda *a: _cross_attention_reference(*a, **kw))
+    mistakes = [
+        (variant(roles="swapped"), "the roles are swapped: the queries come from the decoder (y), the keys and "
+                                   "values from the encoder's memory (z)"),
+        (variant(roles="values_from_y"), "the values come from y: keys and values both come from the memory z"),
+        (variant(causal=True), "a causal mask is applied: cross-attention lets every target position read the "
+                               "whole source (only the self-attention of the decoder is causal)"),
+        (variant(masking="after"), "the padding mask is applied after the softmax: set the scores of padded "
+                                   "positions to -inf before it, so each row still sums to 1"),
+        (variant(masking="ignored"), "the padding mask is ignored: padded source positions must get weight 0"),
+        (variant(scale=False), "the scores are not scaled: divide Q K^T by sqrt(d_k)"),
+    ]
+    return compare("cross_attention", fn, _cross_attention_reference, _cross_attention_cases(), mistakes=mistakes)

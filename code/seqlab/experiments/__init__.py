@@ -120,6 +120,7 @@ def results_dir() -> Path:
 
 
 from . import distributed, recall, scaling  # noqa: E402,F401  (scaling and recall register their experiments)
+from . import encoder_decoder  # noqa: E402,F401  (chapter 7's encoder-decoder against the GRU)
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
            "distributed", "recall", "scaling"]

@@ -6,6 +6,8 @@ and where PyTorch has an equivalent, ``code/tests`` proves the two agree.
 from .attention import (AdditiveAttention, DotProductAttention, MultiHeadAttention, additive_attention, causal_mask,
                         padding_mask, scaled_dot_product_attention)
 from .charlm import RecurrentLM
+from .encoder_decoder import (CrossAttention, DecoderCache, DecoderLayer, DecoderLayerCache, EncoderDecoder,
+                              EncoderDecoderConfig, EncoderLayer)
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .linear_attention import LinearAttention, LinearAttentionConfig
@@ -25,6 +27,8 @@ __all__ = [
     "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU", "RecurrentLM",
     "scaled_dot_product_attention", "causal_mask", "padding_mask", "additive_attention",
     "AdditiveAttention", "DotProductAttention", "MultiHeadAttention", "Seq2Seq", "ReverseTask",
+    "CrossAttention", "EncoderLayer", "DecoderLayer", "DecoderLayerCache", "DecoderCache", "EncoderDecoderConfig",
+    "EncoderDecoder",
     "sinusoidal_encoding", "SinusoidalPositions", "LearnedPositions", "rope_angles", "apply_rope", "alibi_slopes",
     "alibi_bias", "SelfAttention", "FeedForward", "TransformerBlock", "GPTConfig", "GPT", "KVCache", "LayerCache",
     "LinearAttentionConfig", "LinearAttention", "SSMConfig", "SSMLayer", "MixerLMConfig", "MixerLM",
