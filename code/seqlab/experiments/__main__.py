@@ -12,6 +12,7 @@ import sys
 import time
 
 from . import REGISTRY, SCALES, run, write, results_dir
+from ..config import progress_enabled
 from .distributed import rank, teardown, world_size
 
 
@@ -27,13 +28,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default: 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present, else cpu")
     p.add_argument("--out", default=None, help="the results file (default: results/NAME.json)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar per training run")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=progress_enabled(),
+                   help="no progress bars (default: a bar over the runs of a sweep and one per training run, "
+                        "with an estimate of the time; SEQLAB_PROGRESS=0 also turns them off)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds must not repeat a seed, got {args.seeds}")
     start = time.perf_counter()
     try:
         record = run(args.name, scale=args.scale, seeds=args.seeds, device=args.device, progress=args.progress)
