@@ -17,14 +17,15 @@ from .distributed import rank, teardown, world_size
 
 
 def parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {e.name:12s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
+    listing = "\n".join(f"  {e.name:14s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
     p = argparse.ArgumentParser(
         prog="python -m seqlab.experiments",
         description="Run one of the course's experiments at a given scale and write its results file.",
         epilog="experiments:\n" + listing, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(REGISTRY), metavar="NAME", help="the experiment (listed below)")
     p.add_argument("--scale", choices=SCALES, default="quick",
-                   help="tiny (a smoke test), quick (minutes on a CPU) or full (a GPU, or an hour or more on a CPU)")
+                   help="tiny (a smoke test, seconds), quick (the chapter's own setting: seconds to minutes on a CPU) "
+                        "or full (a GPU; hours on a CPU)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default: 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present, else cpu")
     p.add_argument("--out", default=None, help="the results file (default: results/NAME.json)")
