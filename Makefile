@@ -98,10 +98,11 @@ results-gpu: setup
 
 # The sweeps that need more than a chapter's minute but no GPU, on the CPU at the chapters'
 # scale (each prints an estimate of its time once its first run is done); their results
-# files are committed and the chapters plot them beside their live numbers.
+# files are committed and chapters 10, 12 and 14 plot them beside their live numbers.
 results-cpu: setup
 	$(PY) -m seqlab.experiments scaling --scale quick --seeds 0 --device cpu
 	$(PY) -m seqlab.experiments recall --scale quick --seeds 0 --device cpu
+	$(PY) -m seqlab.experiments hybrid_recall --scale quick --seeds 0 1 2 --device cpu
 
 clean:
 	rm -rf _build
