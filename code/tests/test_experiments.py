@@ -286,3 +286,18 @@ def test_makefile_runs_every_experiment_at_full_scale():
             listed |= set(line.split(":=", 1)[1].split())
     assert listed == set(experiments.REGISTRY)
     assert "results-gpu:" in text and "results-cpu:" in text
+
+
+def test_torchrun_spreads_a_chapter_sweep_too(tmp_path):
+    """A chapter's sweep (chapter 4's lags x cells x seeds) under two gloo processes: the same runs, in order."""
+    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", "SEQLAB_THREADS": "1"}
+    args = ["gating", "--scale", "tiny", "--seeds", "0", "1"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "two.json")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    from seqlab.experiments.__main__ import main
+    assert main([*args, "--out", str(tmp_path / "one.json"), "--no-progress"]) == 0
+    r1, r2 = (experiments.load(tmp_path / f, "gating") for f in ("one.json", "two.json"))
+    assert r2["processes"] == 2 and r2["command"].startswith("torchrun --standalone --nproc_per_node=2")
+    assert len(r2["results"]["runs"]) == 3 * 2 and r2["results"]["runs"] == r1["results"]["runs"]
