@@ -15,7 +15,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # (code/tests/conftest.py), and matplotlib needs no display either way.
 unexport MPLBACKEND
 
-.PHONY: book bench test test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean
+.PHONY: book bench test test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
 
 setup: $(STAMP)
 
@@ -79,6 +79,30 @@ bench: setup
 test-gpu: setup
 	SEQLAB_SCALE=full $(PY) -m pytest code/tests -q
 	SEQLAB_SCALE=full $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters
+
+# Every chapter's experiment at full scale on a CUDA machine, into results/NAME.json
+# (`python -m seqlab.experiments --help` lists them). GPUS=8 spreads each sweep's runs over
+# eight GPUs with torchrun; the timed experiments run alone on one GPU, so that no process
+# slows another's clock.
+GPUS ?= 1
+results-gpu results-cpu: export SEQLAB_PROGRESS := 1
+SEEDS_FULL ?= 0 1 2
+EXPERIMENTS_SWEEP := ngrams char_rnn clipping gating reversal dilution positions scaling induction recall copying hybrid_recall
+EXPERIMENTS_TIMED := race encoder_decoder cost
+results-gpu: setup
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make results-gpu needs a CUDA GPU, and torch.cuda.is_available() is False here; make results-cpu runs the sweeps that a CPU can')"
+	@for e in $(EXPERIMENTS_SWEEP); do \
+		if [ "$(GPUS)" = "1" ]; then $(PY) -m seqlab.experiments $$e --scale full --seeds $(SEEDS_FULL) --device cuda || exit 1; \
+		else $(VENV)/bin/torchrun --standalone --nproc_per_node=$(GPUS) -m seqlab.experiments $$e --scale full --seeds $(SEEDS_FULL) --device cuda || exit 1; fi; done
+	@for e in $(EXPERIMENTS_TIMED); do $(PY) -m seqlab.experiments $$e --scale full --seeds $(SEEDS_FULL) --device cuda || exit 1; done
+
+# The sweeps that need more than a chapter's minute but no GPU, on the CPU at the chapters'
+# scale (each prints an estimate of its time once its first run is done); their results
+# files are committed and chapters 10, 12 and 14 plot them beside their live numbers.
+results-cpu: setup
+	$(PY) -m seqlab.experiments scaling --scale quick --seeds 0 --device cpu
+	$(PY) -m seqlab.experiments recall --scale quick --seeds 0 --device cpu
+	$(PY) -m seqlab.experiments hybrid_recall --scale quick --seeds 0 1 2 --device cpu
 
 clean:
 	rm -rf _build

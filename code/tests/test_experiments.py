@@ -205,3 +205,100 @@ def test_recall_state_grows_with_width_for_linear_attention_and_with_length_for_
     soft = recall.make_model("softmax", 32, vocab=16)
     assert soft.state_bytes(96) > soft.state_bytes(48)                                    # the cache grows
     assert recall.make_model("taylor", 32, vocab=16).state_bytes(48) > lin[1]            # a larger d_phi
+
+
+# ---------------------------------------------------------------- every chapter's experiment, through the command
+ROOT = CODE.parent
+
+
+@pytest.mark.parametrize("name", sorted(experiments.REGISTRY))
+def test_every_experiment_runs_at_tiny_scale_and_writes_a_complete_results_file(name, tmp_path, capsys):
+    from seqlab.experiments.__main__ import main
+    out_file = tmp_path / f"{name}.json"
+    argv = [name, "--scale", "tiny", "--seeds", "0", "1", "--out", str(out_file), "--no-progress"]
+    assert main(argv) == 0
+    record = experiments.load(out_file, name)
+    assert record["command"] == "python -m seqlab.experiments " + " ".join(argv)
+    assert record["scale"] == "tiny" and record["seeds"] == [0, 1] and record["processes"] == 1
+    assert record["device"] and record["torch"] == torch.__version__ and record["python"]
+    import datetime
+    assert datetime.datetime.fromisoformat(record["date"]).tzinfo is not None         # a UTC timestamp
+    res = record["results"]
+    lines = res["summary_lines"]
+    assert len(lines) >= 2 and all(isinstance(line, str) for line in lines)
+    printed = capsys.readouterr().out
+    assert all(line in printed for line in lines) and str(out_file) in printed     # the summary table is shown
+    runs = res.get("runs")
+    if runs and isinstance(runs[0], dict) and "seed" in runs[0]:                   # every seed asked for was run
+        assert {r["seed"] for r in runs} == {0, 1}
+    assert res["settings"]                                                          # the settings are recorded
+
+
+def test_every_chapter_with_an_experiment_calls_its_module():
+    """The chapter and the command share one function: each chapter imports the module of its experiment."""
+    for e in experiments.REGISTRY.values():
+        module = e.fn.__module__                                                    # e.g. seqlab.experiments.recurrence
+        short = module.rsplit(".", 1)[1]
+        notebooks = sorted(ROOT.glob(f"chapters/{e.chapter:02d}*.ipynb"))       # a chapter and its companion pages
+        assert notebooks, (e.name, e.chapter)
+        codes = ["\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+                 for nb in notebooks]
+        assert any(f"seqlab.experiments.{short} import" in code or f"from seqlab.experiments import {short}" in code
+                   for code in codes), (e.name, [nb.name for nb in notebooks])
+
+
+@pytest.mark.parametrize("args, message", [
+    (("gating", "--seeds"), "expected at least one argument"),
+    (("gating", "--seeds", "0", "x"), "invalid int value"),
+    (("gating", "--seeds", "1", "1"), "must not repeat"),
+    (("gating", "--scale", "medium"), "invalid choice"),
+    (("gating", "--device", "tpu"), "invalid choice"),
+    (("nonsense",), "invalid choice"),
+])
+def test_bad_arguments_exit_non_zero_with_a_message(args, message, capsys):
+    from seqlab.experiments.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    assert exit_.value.code != 0 and message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_asking_for_cuda_without_a_gpu_fails_clearly(tmp_path, capsys):
+    from seqlab.experiments.__main__ import main
+    out_file = tmp_path / "x.json"
+    assert main(["gating", "--scale", "tiny", "--device", "cuda", "--out", str(out_file)]) == 2
+    assert "cuda" in capsys.readouterr().err and not out_file.exists()             # no results file
+
+
+def test_a_sweep_shows_progress_and_estimates_its_time(capsys):
+    from seqlab.experiments import distributed
+    assert distributed.map_runs(lambda c: c + 1, [1, 2, 3], progress=True, desc="toy") == [2, 3, 4]
+    err = capsys.readouterr().err
+    assert "toy: 3 runs; the first took" in err and "in all" in err
+    assert distributed.estimate(10, 30.0) .startswith("runs: 10 runs; the first took 30.0 s, so about 5.0 min")
+    assert "on each of 8 processes" in distributed.estimate(10, 1.0, processes=8)
+
+
+def test_makefile_runs_every_experiment_at_full_scale():
+    text = (ROOT / "Makefile").read_text()
+    listed = set()
+    for line in text.splitlines():
+        if line.startswith(("EXPERIMENTS_SWEEP", "EXPERIMENTS_TIMED")):
+            listed |= set(line.split(":=", 1)[1].split())
+    assert listed == set(experiments.REGISTRY)
+    assert "results-gpu:" in text and "results-cpu:" in text
+
+
+def test_torchrun_spreads_a_chapter_sweep_too(tmp_path):
+    """A chapter's sweep (chapter 4's lags x cells x seeds) under two gloo processes: the same runs, in order."""
+    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", "SEQLAB_THREADS": "1"}
+    args = ["gating", "--scale", "tiny", "--seeds", "0", "1"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "two.json")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    from seqlab.experiments.__main__ import main
+    assert main([*args, "--out", str(tmp_path / "one.json"), "--no-progress"]) == 0
+    r1, r2 = (experiments.load(tmp_path / f, "gating") for f in ("one.json", "two.json"))
+    assert r2["processes"] == 2 and r2["command"].startswith("torchrun --standalone --nproc_per_node=2")
+    assert len(r2["results"]["runs"]) == 3 * 2 and r2["results"]["runs"] == r1["results"]["runs"]

@@ -119,8 +119,10 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "results"
 
 
-from . import distributed, recall, scaling  # noqa: E402,F401  (scaling and recall register their experiments)
-from . import encoder_decoder  # noqa: E402,F401  (chapter 7's encoder-decoder against the GRU)
+# importing a module registers its experiments, one module per idea, in chapter order
+from . import distributed  # noqa: E402,F401
+from . import sequences, recurrence, attention, encoder_decoder, cost, scaling, induction, recall, ssm, hybrid  # noqa: E402,F401
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
-           "distributed", "recall", "scaling"]
+           "distributed", "sequences", "recurrence", "attention", "encoder_decoder", "cost", "scaling", "induction", "recall", "ssm",
+           "hybrid"]

@@ -12,28 +12,35 @@ import sys
 import time
 
 from . import REGISTRY, SCALES, run, write, results_dir
+from ..config import progress_enabled
 from .distributed import rank, teardown, world_size
 
 
 def parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {e.name:12s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
+    listing = "\n".join(f"  {e.name:14s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
     p = argparse.ArgumentParser(
         prog="python -m seqlab.experiments",
         description="Run one of the course's experiments at a given scale and write its results file.",
         epilog="experiments:\n" + listing, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(REGISTRY), metavar="NAME", help="the experiment (listed below)")
     p.add_argument("--scale", choices=SCALES, default="quick",
-                   help="tiny (a smoke test), quick (minutes on a CPU) or full (a GPU, or an hour or more on a CPU)")
+                   help="tiny (a smoke test, seconds), quick (the chapter's own setting: seconds to minutes on a CPU) "
+                        "or full (a GPU; hours on a CPU)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default: 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present, else cpu")
     p.add_argument("--out", default=None, help="the results file (default: results/NAME.json)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar per training run")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=progress_enabled(),
+                   help="no progress bars (default: a bar over the runs of a sweep and one per training run, "
+                        "with an estimate of the time; SEQLAB_PROGRESS=0 also turns them off)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds must not repeat a seed, got {args.seeds}")
     start = time.perf_counter()
     try:
         record = run(args.name, scale=args.scale, seeds=args.seeds, device=args.device, progress=args.progress)

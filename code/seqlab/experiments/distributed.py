@@ -19,6 +19,8 @@ Outside ``torchrun`` all of this is a plain loop.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from typing import Callable, Sequence
 
 import torch
@@ -56,21 +58,50 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def map_runs(fn: Callable, configs: Sequence) -> list:
+def map_runs(fn: Callable, configs: Sequence, *, progress: bool = False, desc: str = "runs") -> list:
     """``[fn(c) for c in configs]`` with the configurations spread over the ranks (chapter 10).
 
     Rank r runs configurations r, r + W, r + 2W, ... of W processes; every rank
-    returns the whole list, in the order of ``configs``.
+    returns the whole list, in the order of ``configs``. With ``progress``, rank 0
+    shows a bar over its own runs and, once the first has finished, an estimate of
+    the time its share takes (runs x the first run's seconds: a lower bound when
+    later runs are larger, as the widths of a sweep grow).
     """
     configs = list(configs)
     n, r = world_size(), rank()
-    mine = [(i, fn(c)) for i, c in enumerate(configs) if i % n == r]
+    indices = [i for i in range(len(configs)) if i % n == r]
+    show = progress and r == 0
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(indices), desc=desc, unit="run", file=sys.stderr)
+    mine = []
+    for k, i in enumerate(indices):
+        start = time.perf_counter()
+        mine.append((i, fn(configs[i])))
+        if bar is not None:
+            bar.update(1)
+            if k == 0 and len(indices) > 1:
+                first = time.perf_counter() - start
+                bar.write(estimate(len(indices), first, desc, n), file=sys.stderr)
+    if bar is not None:
+        bar.close()
     if n == 1:
         return [result for _, result in mine]
     parts: list = [None] * n
     dist.all_gather_object(parts, mine)
     by_index = dict(pair for part in parts for pair in part)
     return [by_index[i] for i in range(len(configs))]
+
+
+def estimate(runs: int, first_seconds: float, desc: str = "runs", processes: int = 1) -> str:
+    """The line that says how long a sweep will take: ``runs`` x the first run's seconds (chapter 10)."""
+    total = runs * first_seconds
+    when = f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
+    per = f" on each of {processes} processes" if processes > 1 else ""
+    return (f"{desc}: {runs} runs{per}; the first took {first_seconds:.1f} s, so about {when} in all "
+            f"(at least: later runs may be larger)")
 
 
 def teardown() -> None:

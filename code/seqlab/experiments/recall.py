@@ -104,7 +104,8 @@ def recall(scale: str = "quick", seeds=(0,), device=None, progress: bool = False
                 steps=s["steps"], batch=s["batch"], eval_batch=s["eval_batch"], device=device)
     start = time.perf_counter()
     grid = [(a, w, lr, sd) for a in s["archs"] for w in s["widths"] for lr in s["lrs"] for sd in seeds]
-    runs = map_runs(lambda c: train_one(c[0], c[1], c[2], seed=c[3], progress=progress, **task), grid)
+    runs = map_runs(lambda c: train_one(c[0], c[1], c[2], seed=c[3], progress=progress, **task), grid,
+                    progress=progress, desc="MQAR runs")
     best = best_lr(runs)
     lines = [f"{'arch':8s} {'width':>5s} {'state bytes':>11s} {'best lr':>8s} {'accuracy':>8s}"]
     for a in s["archs"]:

@@ -145,7 +145,8 @@ def sweep(family: str, widths, lrs, *, seeds=(0,), progress: bool = False, **kw)
     """Every (width, lr, seed) of one family (chapter 10); returns ``(runs, best)`` where ``best`` holds, per width,
     the runs of the learning rate with the lowest mean validation loss over the seeds."""
     grid = [(w, lr, s) for w in widths for lr in lrs for s in seeds]  # independent runs: spread over torchrun's ranks
-    runs = map_runs(lambda c: train_one(family, c[0], c[1], seed=c[2], progress=progress, **kw), grid)
+    runs = map_runs(lambda c: train_one(family, c[0], c[1], seed=c[2], progress=progress, **kw), grid,
+                    progress=progress, desc=f"{family} runs")
     best = []
     for w in widths:
         mean = {lr: sum(r["val_loss"] for r in runs if r["width"] == w and r["lr"] == lr) / len(seeds) for lr in lrs}
@@ -233,7 +234,7 @@ def isoflop(widths, budgets, *, family: str = "transformer", lr_of=None, corpus:
         return {"budget": b, "budget_flops": b * unit, "steps": steps,
                 **{k: v for k, v in r.items() if k not in ("window_losses", "by_position")}}
 
-    out = map_runs(one, plan)
+    out = map_runs(one, plan, progress=progress, desc="IsoFLOP runs")
     return out
 
 

@@ -1,0 +1,307 @@
+"""Attention's experiments: reversal with and without attention (chapter 5), how much gradient reaches each
+input (chapter 6), a GPT against an LSTM of the same size in the same time (chapter 7), and position
+schemes run past their training length (chapter 8).
+
+Glossary, code name -> book notation::
+
+    L              source length of the reversal task (chapter 5)
+    share          mean ||d(u . y_T) / d x_t|| over the inputs t < T, at initialisation (chapter 6)
+    tokens_per_s   training tokens per second, from the fastest of interleaved timing rounds (chapter 7)
+    T_train        the length a language model is trained at; it is evaluated at T_eval = 4 T_train (chapter 8)
+
+Each chapter calls the function that does one run (``fit_seq2seq``/``evaluate_reversal``,
+``input_gradients``/``gradient_share``, ``equal_time_race``, ``train_position_lm``/``loss_by_position``);
+the registered experiments (``reversal``, ``dilution``, ``race``, ``positions``) run them over seeds at a scale.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import seed_everything, seed_offset
+from ..data.corpus import CharCorpus
+from ..data.tasks import ReverseTask
+from ..measure import count_parameters, fit_slope, time_calls
+from ..models.attention import MultiHeadAttention
+from ..models.charlm import RecurrentLM
+from ..models.seq2seq import Seq2Seq
+from ..models.transformer import GPT, GPTConfig
+from ..train import bits, logits_of, sequence_loss, train
+from . import register
+from .distributed import map_runs
+
+
+# ---------------------------------------------------------------- chapter 5: reversal, with and without attention
+def fit_seq2seq(model: Seq2Seq, task: ReverseTask, *, steps: int, batch: int, lr: float, seed: int = 0,
+                device=None) -> Seq2Seq:
+    """Train an encoder-decoder on ``task`` with teacher forcing, AdamW and clipping at 1; returns it in eval mode (chapter 5).
+
+    The batches come from a generator seeded with ``seed`` plus ``SEQLAB_SEED_OFFSET``.
+    """
+    batches = torch.Generator().manual_seed(seed + seed_offset())
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    for step in range(steps):
+        src, tgt_in, tgt_out, lengths = (t.to(device) for t in task.sample(batch, generator=batches))
+        logits, _ = model(src, tgt_in, lengths)                  # (B, T, V), all steps at once
+        loss = sequence_loss(logits, tgt_out)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def evaluate_reversal(model: Seq2Seq, L: int, *, vocab: int, n: int, device=None) -> tuple[float, float | None]:
+    """Greedy-decode ``n`` new sources of length ``L``; returns (accuracy per output symbol, share of steps whose
+    largest attention weight is on the right source position, or None without attention) (chapter 5)."""
+    t = ReverseTask(L, L, vocab=vocab)
+    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=1000 + L))
+    ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)      # (B, L+1), (B, L+1, L) or None
+    acc = (ids[:, :L] == tgt_out[:, :L]).float().mean().item()
+    aligned = None if weights is None else (weights[:, :L].argmax(-1) == t.alignment(lengths)[:, :L].to(device)).float().mean().item()
+    return acc, aligned
+
+
+REVERSAL_SETTINGS = {
+    "tiny": dict(min_len=2, max_len=4, lengths=[2, 4], vocab=6, d_embed=8, d_hidden=8, steps=5, batch=8, lr=3e-3, n_eval=16),
+    "quick": dict(min_len=4, max_len=16, lengths=[4, 8, 12, 16], vocab=10, d_embed=32, d_hidden=32, steps=800, batch=64,
+                  lr=3e-3, n_eval=256),                                                     # chapter 5's
+    "full": dict(min_len=4, max_len=40, lengths=[5, 10, 20, 30, 40], vocab=10, d_embed=64, d_hidden=128, steps=4000,
+                 batch=128, lr=2e-3, n_eval=1024),
+}
+
+
+@register("reversal", "chapter 5: reversal accuracy against length, encoder-decoder with and without attention",
+          chapter=5)
+def reversal(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 5's accuracy-against-length experiment at ``scale``: with and without attention, every seed."""
+    s = REVERSAL_SETTINGS[scale]
+    task = ReverseTask(s["min_len"], s["max_len"], vocab=s["vocab"])
+    start = time.perf_counter()
+
+    def one(c):
+        kind, seed = c
+        seed_everything(seed)
+        model = Seq2Seq(task.n_tokens, task.n_tokens, s["d_embed"], s["d_hidden"], attention=kind)
+        fit_seq2seq(model, task, steps=s["steps"], batch=s["batch"], lr=s["lr"], seed=seed, device=device)
+        res = [evaluate_reversal(model, L, vocab=s["vocab"], n=s["n_eval"], device=device) for L in s["lengths"]]
+        return {"attention": kind or "none", "seed": seed, "accuracy": [a for a, _ in res], "aligned": [al for _, al in res],
+                "params": count_parameters(model)}
+
+    runs = map_runs(one, [(k, sd) for k in (None, "additive") for sd in seeds], progress=progress, desc="seq2seq models")
+    lines = [f"{'attention':10s} " + " ".join(f"{'L=' + str(L):>6s}" for L in s["lengths"]) + "   (mean accuracy over seeds)"]
+    for kind in ("none", "additive"):
+        rs = [r for r in runs if r["attention"] == kind]
+        lines.append(f"{kind:10s} " + " ".join(f"{sum(r['accuracy'][i] for r in rs) / len(rs):6.3f}"
+                                               for i in range(len(s["lengths"]))))
+    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+
+
+# ---------------------------------------------------------------- chapter 6: the gradient that reaches each input
+def input_gradients(model, x: torch.Tensor) -> torch.Tensor:
+    """``||d(u . y_T) / d x_t||`` for every input position t, averaged over the batch: (T,) (chapter 6).
+
+    ``model`` maps (B, T, d) to (B, T, d); ``u`` is a fixed random unit vector, so only the
+    last output is differentiated.
+    """
+    x = x.clone().requires_grad_()
+    y = model(x)                                                         # (B, T, d)
+    u = torch.randn(y.shape[-1], generator=torch.Generator().manual_seed(1)).to(x.device)
+    (y[:, -1] @ (u / u.norm())).sum().backward()
+    return x.grad.norm(dim=-1).mean(0).cpu()                             # (T,): ||d(u . y_T)/dx_t||
+
+
+def gradient_share(model, Ts, *, batch: int, d: int, generator: torch.Generator, device=None) -> dict[int, float]:
+    """For each length T: the mean gradient reaching one earlier input, ``input_gradients(...)[:-1].mean()`` (chapter 6)."""
+    share = {}
+    for T in Ts:
+        x_T = torch.randn(batch, T, d, generator=generator).to(device)  # (B, T, d)
+        share[T] = input_gradients(model, x_T)[:-1].mean().item()
+    return share
+
+
+DILUTION_SETTINGS = {
+    "tiny": dict(Ts=[8, 16, 32], d_model=16, n_heads=2, batch=2),
+    "quick": dict(Ts=[16, 32, 64, 128, 256], d_model=32, n_heads=4, batch=8),                 # chapter 6's
+    "full": dict(Ts=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096], d_model=64, n_heads=8, batch=32),
+}
+
+
+@register("dilution", "chapter 6: gradient reaching one input of self-attention against length (1/T) at init",
+          chapter=6)
+def dilution(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 6's gradient-share measurement at ``scale``: a causal attention layer at initialisation, every seed."""
+    s = DILUTION_SETTINGS[scale]
+    start = time.perf_counter()
+
+    def one(seed):
+        g = seed_everything(seed)
+        attn = MultiHeadAttention(s["d_model"], s["n_heads"]).to(device)
+        share = gradient_share(lambda x: attn(x, x, x, causal=True)[0], s["Ts"], batch=s["batch"], d=s["d_model"],
+                               generator=g, device=device)
+        return {"seed": seed, "share": [share[T] for T in s["Ts"]], "slope": fit_slope(s["Ts"], list(share.values()))}
+
+    runs = map_runs(one, list(seeds), progress=progress, desc="seeds")
+    lines = [f"{'seed':>4s} " + " ".join(f"{'T=' + str(T):>9s}" for T in s["Ts"]) + f" {'slope':>6s}"]
+    lines += [f"{r['seed']:4d} " + " ".join(f"{v:9.2e}" for v in r["share"]) + f" {r['slope']:6.2f}" for r in runs]
+    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+
+
+# ---------------------------------------------------------------- chapter 7: a GPT and an LSTM, same size, same time
+def lstm_matching(n_params: int, vocab: int, d_embed: int) -> int:
+    """The hidden size whose LSTM language model (embedding ``d_embed``) has the parameter count closest to ``n_params`` (chapter 7)."""
+    size = lambda h: count_parameters(RecurrentLM(vocab, d_embed, h, cell="lstm", mode="fused"))
+    hidden = next(h for h in range(16, 4096) if size(h) >= n_params)            # the count grows with h
+    return min((hidden - 1, hidden), key=lambda h: abs(size(h) - n_params))
+
+
+def equal_time_race(models: dict, corpus: CharCorpus, *, batch: int, context: int, lr: float, seconds: float,
+                    val: torch.Tensor, device=None, progress: bool | None = None) -> tuple[dict, dict]:
+    """Train each model for as many steps as it runs in ``seconds`` (chapter 7).
+
+    Speed first, measured interleaved: a round times one training step of each (on copies), the
+    fastest round counts, so load on a shared machine slows both alike. Then each model trains
+    for ``seconds / step time`` steps on the same batches (seed 0), evaluated on ``val`` (N, T + 1)
+    in bits per character. Returns ``(results, step_time)``; ``results[name]`` has ``bits``,
+    ``steps``, ``tokens_per_s`` and the ``history``.
+    """
+    xb, yb = (t.to(device) for t in corpus.batch("train", batch, context, generator=torch.Generator().manual_seed(0)))
+
+    def val_bits(model):
+        with torch.no_grad():
+            return {"bits": bits(sequence_loss(logits_of(model(val[:, :-1])), val[:, 1:]).item())}
+
+    def one_step(model):
+        model = copy.deepcopy(model)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+
+        def step():
+            loss = sequence_loss(logits_of(model(xb)), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return step
+
+    step_time = {name: t.min for name, t in time_calls({name: one_step(m) for name, m in models.items()},
+                                                       warmup=2, repeats=7, device=device).items()}
+    results = {}
+    for name, model in models.items():
+        gen = seed_everything(0)
+        steps = max(1, int(seconds / step_time[name]))
+        h = train(model, lambda: corpus.batch("train", batch, context, generator=gen), steps=steps, lr=lr,
+                  eval_fn=val_bits, progress=progress, desc=name)
+        results[name] = dict(bits=h.final("bits"), steps=h.steps, tokens_per_s=batch * context / step_time[name],
+                             history=h)
+    return results, step_time
+
+
+RACE_SETTINGS = {
+    "tiny": dict(d_model=16, n_heads=2, lm_layers=1, lm_context=16, batch=4, lr=3e-3, lm_seconds=0.3, eval_windows=8),
+    "quick": dict(d_model=64, n_heads=4, lm_layers=2, lm_context=64, batch=16, lr=3e-3, lm_seconds=5.0,
+                  eval_windows=128),                                                         # chapter 7's
+    "full": dict(d_model=128, n_heads=4, lm_layers=6, lm_context=256, batch=32, lr=3e-3, lm_seconds=120.0,
+                 eval_windows=256),
+}
+
+
+@register("race", "chapter 7: a GPT and an LSTM of equal size trained for equal time, bits per char", chapter=7)
+def race(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 7's equal-parameters, equal-time race at ``scale``, once per seed (the seed sets the initial weights).
+
+    The race is timed, so its runs are not spread over processes: each process would
+    slow the others. Run it alone on the device.
+    """
+    s = RACE_SETTINGS[scale]
+    corpus = CharCorpus()
+    V = corpus.vocab_size
+    val = corpus.val[: s["eval_windows"] * (s["lm_context"] + 1)].view(s["eval_windows"], s["lm_context"] + 1).to(device)
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        seed_everything(seed)
+        gpt = GPT(GPTConfig(vocab_size=V, d_model=s["d_model"], n_heads=s["n_heads"], n_layers=s["lm_layers"],
+                            max_len=s["lm_context"])).to(device)
+        hidden = lstm_matching(count_parameters(gpt), V, s["d_model"])
+        seed_everything(seed)
+        lstm = RecurrentLM(V, s["d_model"], hidden, cell="lstm", mode="fused").to(device)
+        results, step_time = equal_time_race({"GPT": gpt, "LSTM": lstm}, corpus, batch=s["batch"],
+                                             context=s["lm_context"], lr=s["lr"], seconds=s["lm_seconds"], val=val,
+                                             device=device, progress=progress)
+        runs.append({"seed": seed, "lstm_hidden": hidden, **{
+            name: {"params": count_parameters(m), "bits": r["bits"], "steps": r["steps"],
+                   "tokens_per_s": r["tokens_per_s"], "step_seconds": step_time[name]}
+            for (name, r), m in zip(results.items(), (gpt, lstm))}})
+    lines = [f"{'seed':>4s} {'model':5s} {'params':>8s} {'tokens/s':>10s} {'steps':>6s} {'bits/char':>9s}"]
+    for r in runs:
+        for name in ("GPT", "LSTM"):
+            m = r[name]
+            lines.append(f"{r['seed']:4d} {name:5s} {m['params']:8d} {m['tokens_per_s']:10.0f} {m['steps']:6d} {m['bits']:9.3f}")
+    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+
+
+# ---------------------------------------------------------------- chapter 8: positions past the training length
+ENCODINGS = ("none", "learned", "sinusoidal", "rope", "alibi")
+
+
+def train_position_lm(model: GPT, corpus: CharCorpus, *, batch: int, T_train: int, steps: int, lr: float,
+                      device=None, progress: bool | None = None, desc: str | None = None):
+    """Train a character GPT on windows of ``T_train`` characters, the same batches for every model (seed 0; chapter 8)."""
+    g_lm = seed_everything(0)                                             # the same batches for every encoding
+    return train(model, lambda: corpus.batch("train", batch, T_train, generator=g_lm), steps=steps, lr=lr, clip=1.0,
+                 device=device, progress=progress, desc=desc)
+
+
+def loss_by_position(model: GPT, val: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy (nats) at each position of the windows ``val`` (N, T + 1): (T,) (chapter 8)."""
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(w[:, :-1], mode="fused").transpose(1, 2), w[:, 1:], reduction="none")
+                  for w in val.split(64)]                                   # (n, T) each
+    return torch.cat(losses).mean(0).cpu()                                # (T,)
+
+
+POSITION_SETTINGS = {
+    "tiny": dict(d_model=16, n_heads=2, n_layers=1, train_len=8, lm_steps=3, lm_batch=4, lr=3e-3),
+    "quick": dict(d_model=64, n_heads=4, n_layers=2, train_len=32, lm_steps=250, lm_batch=32, lr=3e-3),  # chapter 8's
+    "full": dict(d_model=128, n_heads=4, n_layers=4, train_len=128, lm_steps=2000, lm_batch=64, lr=2e-3),
+}
+
+
+@register("positions", "chapter 8: five position schemes trained at length L, loss at 0..L, L..2L, 2L..4L",
+          chapter=8)
+def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 8's extrapolation experiment at ``scale``: every encoding x seed (the seed sets the initial weights)."""
+    s = POSITION_SETTINGS[scale]
+    corpus = CharCorpus()
+    T_train = s["train_len"]
+    T_eval = 4 * T_train
+    W = T_eval + 1
+    val = corpus.val[: len(corpus.val) // W * W].view(-1, W).to(device)  # (N, T_eval + 1)
+    ranges = {"0..L": (0, T_train), "L..2L": (T_train, 2 * T_train), "2L..4L": (2 * T_train, T_eval)}
+    start = time.perf_counter()
+
+    def one(c):
+        enc, seed = c
+        seed_everything(seed)
+        model = GPT(GPTConfig(corpus.vocab_size, d_model=s["d_model"], n_heads=s["n_heads"], n_layers=s["n_layers"],
+                              max_len=T_eval, positions=enc)).to(device)
+        h = train_position_lm(model, corpus, batch=s["lm_batch"], T_train=T_train, steps=s["lm_steps"], lr=s["lr"],
+                              device=device, progress=progress, desc=enc)
+        model.eval()
+        loss = loss_by_position(model, val)
+        return {"encoding": enc, "seed": seed, "by_range": {r: loss[a:b].mean().item() for r, (a, b) in ranges.items()},
+                "by_position": [round(v, 5) for v in loss.tolist()], "seconds": round(h.seconds, 2)}
+
+    runs = map_runs(one, [(e, sd) for e in ENCODINGS for sd in seeds], progress=progress, desc="position LMs")
+    lines = [f"{'encoding':10s} " + " ".join(f"{r:>8s}" for r in ranges) + f" {'rise':>7s}   (mean loss in nats, L = {T_train})"]
+    for enc in ENCODINGS:
+        rs = [r for r in runs if r["encoding"] == enc]
+        m = {k: sum(r["by_range"][k] for r in rs) / len(rs) for k in ranges}
+        lines.append(f"{enc:10s} " + " ".join(f"{m[k]:8.3f}" for k in ranges) + f" {m['2L..4L'] - m['0..L']:+7.3f}")
+    return {"summary_lines": lines, "settings": s, "ranges": ranges, "runs": runs,
+            "seconds": round(time.perf_counter() - start, 1)}

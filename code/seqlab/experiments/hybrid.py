@@ -1,0 +1,87 @@
+"""Recall with the key-value pairs outside the attention window: attention, recurrence and hybrids (chapter 14).
+
+Glossary, code name -> book notation::
+
+    pattern        the layer types of a ``HybridLM``, one letter per layer: G global attention,
+                   A sliding-window attention, R the RG-LRU recurrence (GR: a hybrid, RA: Griffin,
+                   RR: Hawk, AA: local attention only, GG: a Transformer)
+    gap            filler tokens between the pairs and the queries, longer than the window
+
+``make_hybrid`` and ``train_recall`` are what chapter 14 trains with; ``hybrid_recall`` (registered as
+``python -m seqlab.experiments hybrid_recall``) runs every pattern for every seed, the recall grid of
+chapter 14 beside chapter 12's ``recall``.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..config import seed_everything
+from ..data.gapped_recall import GappedRecall
+from ..measure import count_parameters
+from ..models.hybrid import HybridConfig, HybridLM
+from ..train import accuracy, train
+from . import register
+from .distributed import map_runs
+
+MODELS = {"Transformer": "GG", "hybrid (GR)": "GR", "Griffin (RA)": "RA", "Hawk (RR)": "RR", "local attention (AA)": "AA"}
+
+
+def make_hybrid(pattern: str, vocab: int, *, d: int, heads: int, window: int, d_rnn: int, mlp: bool = True,
+                device=None) -> HybridLM:
+    """A ``HybridLM`` of the layer ``pattern`` (chapter 14)."""
+    return HybridLM(HybridConfig(vocab_size=vocab, pattern=pattern, d_model=d, n_heads=heads, window=window,
+                                 d_rnn=d_rnn, mlp=mlp, chunk=8)).to(device)
+
+
+def train_recall(model, task: GappedRecall, x_test, y_test, *, batch: int, steps: int, lr: float,
+                 batches: torch.Generator, progress: bool | None = None, desc: str | None = None):
+    """Train on gapped recall, stopping once held-out accuracy passes 0.97; returns ``(accuracy, history)`` (chapter 14)."""
+    history = train(model, lambda: task.sample(batch, batches), steps=steps, lr=lr,
+                    eval_fn=lambda m: {"acc": accuracy(m(x_test)[0], y_test)}, eval_every=50,
+                    stop_when=lambda h: h.eval["acc"][-1] > 0.97, progress=progress, desc=desc)
+    with torch.no_grad():
+        return accuracy(model(x_test)[0], y_test), history
+
+
+SETTINGS = {
+    "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=4, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
+                 mlp=True),
+    "quick": dict(d=64, heads=4, d_rnn=56, window=8, pairs=4, gap=12, queries=16, vocab=32, batch=32, steps=250,
+                  lr=3e-3, mlp=True),                                                        # chapter 14's
+    "full": dict(d=128, heads=4, d_rnn=112, window=32, pairs=8, gap=64, queries=32, vocab=64, batch=64, steps=3000,
+                 lr=2e-3, mlp=True),
+}
+
+
+@register("hybrid_recall", "chapter 14: recall past the window for Transformer, hybrid, Griffin, Hawk, local attn",
+          chapter=14)
+def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 14's recall grid at ``scale``: every layer pattern x seed (seed s: weights from s + 1, batches from s + 2,
+    as the chapter's seed 0 uses 1 and 2)."""
+    s = SETTINGS[scale]
+    task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
+    if not task.outside_window(s["window"]):
+        raise ValueError(f"the pairs must lie outside the window {s['window']}: gap {s['gap']} is too short")
+    start = time.perf_counter()
+
+    def one(c):
+        name, seed = c
+        x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(1000)))
+        seed_everything(seed + 1)
+        batches = seed_everything(seed + 2)
+        model = make_hybrid(MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"], d_rnn=s["d_rnn"],
+                            mlp=s["mlp"], device=device)
+        acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],
+                              batches=batches, progress=progress, desc=name)
+        return {"model": name, "pattern": MODELS[name], "seed": seed, "accuracy": acc, "steps": len(h.loss),
+                "params": count_parameters(model), "chance": task.chance}
+
+    runs = map_runs(one, [(n, sd) for n in MODELS for sd in seeds], progress=progress, desc="hybrid models")
+    lines = [f"{'model':22s} {'params':>7s} {'recall':>7s} {'steps':>6s}   (mean over seeds; chance {task.chance:.3f})"]
+    for name in MODELS:
+        rs = [r for r in runs if r["model"] == name]
+        lines.append(f"{name:22s} {rs[0]['params']:7d} {sum(r['accuracy'] for r in rs) / len(rs):7.3f} "
+                     f"{sum(r['steps'] for r in rs) / len(rs):6.0f}")
+    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
