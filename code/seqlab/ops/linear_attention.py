@@ -270,13 +270,16 @@ def gated_linear_attention_loop(q, k, v, log_alpha, state=None, *, feature_map: 
 def _decayed_scores(fq, fk, b):
     """Scores Σ_c φ(q_t)_c φ(k_s)_c exp(b_t,c − b_s,c) for s ≤ t, 0 above the diagonal: (…, L, L).
 
-    ``fq, fk, b`` (…, L, d_k), ``b`` the cumulative log decay; masking the exponent before ``exp`` keeps
-    every factor ≤ 1 (no overflow for s > t).
+    ``fq, fk, b`` (…, L, d_k), ``b`` the cumulative log decay. Only the L(L+1)/2 pairs s ≤ t are
+    formed (``tril_indices``), so every exponent is ≤ 0 (no overflow) and no exponential is wasted
+    on the masked half; the pairs' scores are then put in place in an L × L matrix of zeros.
     """
     L = fq.shape[-2]
-    mask = torch.ones(L, L, dtype=torch.bool, device=fq.device).tril()  # (t, s)
-    diff = (b[..., :, None, :] - b[..., None, :, :]).masked_fill(~mask[..., None], -math.inf)  # (…, L, L, d_k)
-    return (fq[..., :, None, :] * fk[..., None, :, :] * torch.exp(diff)).sum(-1)  # (…, L, L)
+    t, s = torch.tril_indices(L, L, device=fq.device)  # the pairs (t, s) with s ≤ t
+    decay = torch.exp(b[..., t, :] - b[..., s, :])  # (…, P, d_k)
+    pairs = (fq[..., t, :] * fk[..., s, :] * decay).sum(-1)  # (…, P)
+    scores = pairs.new_zeros(*pairs.shape[:-1], L * L)
+    return scores.index_copy(-1, t * L + s, pairs).unflatten(-1, (L, L))  # (…, L, L)
 
 
 def gated_linear_attention_parallel(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
@@ -304,7 +307,7 @@ def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_ma
 
     The decayed scores D and each chunk's increment (φ(K) ⊙ e^{b_L − b})ᵀ V do not depend on S, so they
     are computed for all chunks at once; only the two-term update of S runs chunk after chunk (T/L
-    steps). Every exponent is ≤ 0; D holds L × L × d_k decays per chunk, so small chunks are cheapest.
+    steps). Every exponent is ≤ 0; D needs L(L+1)/2 × d_k decays per chunk, so small chunks are cheapest.
     """
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     chunk = validate.positive_int("chunk", chunk)

@@ -332,9 +332,9 @@ def _reverse_scan(a, grad_hs, h0, chunk):
     return _scan(a_next, grad_hs, torch.zeros_like(h0), chunk, reverse=True)
 
 
-def _times_previous(g, hs, h0):
-    """g_t ⊙ h_{t-1} for every t (h_0 before the first step), written in place: no shifted copy of hs."""
-    out = torch.empty_like(g)
+def _times_previous(g, hs, h0, out=None):
+    """g_t ⊙ h_{t-1} for every t (h_0 before the first step), into ``out``: no shifted copy of hs."""
+    out = torch.empty_like(g) if out is None else out
     torch.mul(g[:, 1:], hs[:, :-1], out=out[:, 1:])
     out[:, 0] = g[:, 0] * h0
     return out
@@ -378,12 +378,13 @@ class _SelectiveScanChunked(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, h0, chunk):
-        a = torch.exp(delta[..., None] * A)  # (B, T, D, N)
+        a = (delta[..., None] * A).exp_()  # (B, T, D, N)
         x = delta * u  # (B, T, D)
         hs = _scan(a, x[..., None] * B[:, :, None, :], h0, chunk)  # (B, T, D, N)
         ctx.save_for_backward(u, delta, A, B, C, D, h0, a, hs)
         ctx.chunk = chunk
-        return _read_out(hs, C, D, u), hs[:, -1]
+        y = (hs @ C[..., None])[..., 0] + D * u  # (B, T, D): C_t · h_t as a small product per step
+        return y, hs[:, -1]
 
     @staticmethod
     def backward(ctx, grad_y, grad_hT):
@@ -395,7 +396,7 @@ class _SelectiveScanChunked(torch.autograd.Function):
         g = _reverse_scan(a, grad_hs, h0, ctx.chunk)  # (B, T, D, N) = ∂L/∂b_t
         grad_x = (g @ B[..., None])[..., 0]  # (B, T, D)
         grad_B = ((delta * u)[:, :, None, :] @ g)[:, :, 0]  # (B, T, N)
-        grad_log_a = _times_previous(g, hs, h0).mul_(a)  # (B, T, D, N)
+        grad_log_a = _times_previous(g, hs, h0, out=grad_hs).mul_(a)  # (B, T, D, N), in grad_hs's memory
         grad_A = (delta[..., None] * grad_log_a).sum((0, 1))  # (D, N)
         grad_delta = grad_log_a.mul_(A).sum(-1) + u * grad_x
         grad_u = delta * grad_x + D * grad_y
