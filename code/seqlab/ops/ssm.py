@@ -57,6 +57,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .. import _validate as validate
 from .registry import Case, Family, Problem, register_family
@@ -320,6 +321,7 @@ class _ChunkedLinearScan(torch.autograd.Function):
         return hs
 
     @staticmethod
+    @once_differentiable  # a second derivative would need the backward's own backward: an error, not a wrong number
     def backward(ctx, grad_hs):
         a, hs, h0 = ctx.saved_tensors
         g = _reverse_scan(a, grad_hs, h0, ctx.chunk)  # (B, T, …)
@@ -387,6 +389,7 @@ class _SelectiveScanChunked(torch.autograd.Function):
         return y, hs[:, -1]
 
     @staticmethod
+    @once_differentiable  # a second derivative would need the backward's own backward: an error, not a wrong number
     def backward(ctx, grad_y, grad_hT):
         u, delta, A, B, C, D, h0, a, hs = ctx.saved_tensors
         grad_y = grad_y.contiguous()  # (B, T, D)
