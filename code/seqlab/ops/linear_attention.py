@@ -268,15 +268,18 @@ def gated_linear_attention_loop(q, k, v, log_alpha, state=None, *, feature_map: 
 
 
 def _decayed_scores(fq, fk, b):
-    """Scores Σ_c φ(q_t)_c φ(k_s)_c exp(b_t,c − b_s,c) for s ≤ t, 0 above the diagonal: (B, L, L).
+    """Scores Σ_c φ(q_t)_c φ(k_s)_c exp(b_t,c − b_s,c) for s ≤ t, 0 above the diagonal: (…, L, L).
 
-    ``b`` (B, L, d_k) is the cumulative log decay; masking the exponent before ``exp`` keeps every
-    factor ≤ 1 (no overflow for s > t).
+    ``fq, fk, b`` (…, L, d_k), ``b`` the cumulative log decay. Only the L(L+1)/2 pairs s ≤ t are
+    formed (``tril_indices``), so every exponent is ≤ 0 (no overflow) and no exponential is wasted
+    on the masked half; the pairs' scores are then put in place in an L × L matrix of zeros.
     """
-    L = fq.shape[1]
-    mask = torch.ones(L, L, dtype=torch.bool, device=fq.device).tril()  # (t, s)
-    diff = (b[:, :, None, :] - b[:, None, :, :]).masked_fill(~mask[None, :, :, None], -math.inf)  # (B, L, L, d_k)
-    return (fq[:, :, None, :] * fk[:, None, :, :] * torch.exp(diff)).sum(-1)  # (B, L, L)
+    L = fq.shape[-2]
+    t, s = torch.tril_indices(L, L, device=fq.device)  # the pairs (t, s) with s ≤ t
+    decay = torch.exp(b[..., t, :] - b[..., s, :])  # (…, P, d_k)
+    pairs = (fq[..., t, :] * fk[..., s, :] * decay).sum(-1)  # (…, P)
+    scores = pairs.new_zeros(*pairs.shape[:-1], L * L)
+    return scores.index_copy(-1, t * L + s, pairs).unflatten(-1, (L, L))  # (…, L, L)
 
 
 def gated_linear_attention_parallel(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
@@ -294,21 +297,36 @@ def gated_linear_attention_parallel(q, k, v, log_alpha, state=None, *, feature_m
 
 def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_map: str = "identity",
                                    chunk: int = 64):
-    """The chunked form: decayed scores inside each chunk, the state carried across chunks (any T; chapter 12).
+    """The chunked form: decayed scores inside every chunk at once, the state carried across chunks (chapter 12).
 
-    Inside a chunk, b is the cumulative log decay from its start: y = D(Q, K, b) V + (φ(Q) ⊙ e^{b}) S, then
-    S ← e^{b_L} ⊙ S + (φ(K) ⊙ e^{b_L − b})ᵀ V. Every exponent is ≤ 0.
+    Cut the time axis into chunks of L = ``chunk`` steps (the last one padded with α = 1, k = 0: steps
+    that change nothing). In each chunk, b is the cumulative log decay from its start, and with S the
+    state entering the chunk,
+
+        y = D(Q, K, b) V + (φ(Q) ⊙ e^{b}) S,   S ← e^{b_L} ⊙ S + (φ(K) ⊙ e^{b_L − b})ᵀ V.
+
+    The decayed scores D and each chunk's increment (φ(K) ⊙ e^{b_L − b})ᵀ V do not depend on S, so they
+    are computed for all chunks at once; only the two-term update of S runs chunk after chunk (T/L
+    steps). Every exponent is ≤ 0; D needs L(L+1)/2 × d_k decays per chunk, so small chunks are cheapest.
     """
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     chunk = validate.positive_int("chunk", chunk)
-    ys = []
-    for start in range(0, q.shape[1], chunk):
-        qc, kc, vc = fq[:, start:start + chunk], fk[:, start:start + chunk], v[:, start:start + chunk]
-        b = la[:, start:start + chunk].cumsum(1)  # (B, L, d_k)
-        ys.append(_decayed_scores(qc, kc, b) @ vc + (qc * torch.exp(b)) @ S)  # (B, L, d_v)
-        b_L = b[:, -1:]  # (B, 1, d_k)
-        S = torch.exp(b_L).transpose(1, 2) * S + (kc * torch.exp(b_L - b)).transpose(1, 2) @ vc
-    return torch.cat(ys, dim=1), S
+    B, T, d_k = fq.shape
+    n = -(-T // chunk)  # chunks
+    pad = (0, 0, 0, n * chunk - T)
+    Q, K, b = (F.pad(t, pad).reshape(B, n, chunk, d_k) for t in (fq, fk, la))  # (B, n, L, d_k)
+    V = F.pad(v, pad).reshape(B, n, chunk, -1)  # (B, n, L, d_v)
+    b = b.cumsum(2)  # log decay from the chunk's start
+    b_L = b[:, :, -1:]  # (B, n, 1, d_k): the whole chunk's
+    y = _decayed_scores(Q, K, b) @ V  # (B, n, L, d_v): inside each chunk
+    increments = (K * torch.exp(b_L - b)).transpose(-1, -2) @ V  # (B, n, d_k, d_v)
+    decays = torch.exp(b_L).transpose(-1, -2)  # (B, n, d_k, 1)
+    starts = []
+    for decay, increment in zip(decays.unbind(1), increments.unbind(1)):  # across chunks
+        starts.append(S)  # the state entering this chunk
+        S = decay * S + increment
+    y = y + (Q * torch.exp(b)) @ torch.stack(starts, dim=1)  # everything before the chunk
+    return y.reshape(B, n * chunk, -1)[:, :T], S
 
 
 def gated_linear_attention_stream(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):

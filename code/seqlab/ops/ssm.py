@@ -19,6 +19,8 @@ the exact discrete system
 (the factor 2 counts each state's complex conjugate, which S4D keeps implicit). Because Ā, B̄, C do
 not depend on t, unrolling gives a convolution y = K * u + D u with the kernel
 K_j = 2 Re(C Ā^j B̄), j = 0..T−1, computed here with the FFT at length 2T (no wrap-around).
+The powers are never tabulated for every j: with m = ⌈√T⌉ and j = a + m b, Ā^j = Ā^a · Ā^{m b}, so
+Σ_n W_n Ā_n^j is a product of an (m × N) and an (N × T/m) matrix per channel (``s4d_powers``).
 An initial state h_0 adds 2 Re(C Ā^{t+1} h_0) at step t (t = 0..T−1).
 Parameters are stored as real tensors: ``log_A_real`` (A's real part is −exp(log_A_real) < 0,
 so the system is stable), ``A_imag``, and ``B``, ``C`` of shape (D, N, 2) (real, imaginary).
@@ -35,8 +37,9 @@ h_t = a_t h_{t-1} + b_t, which an associative scan evaluates in parallel. The fo
     loop      one Python step per time step (the reference, like ``selective_scan_ref``)
     parallel  every pair (t, s ≤ t) at once with the decay exp(Σ_{s<r≤t} Δ_r A): O(T²) memory, short T only
     chunked   a two-level scan: the recurrence runs inside all chunks at once (``chunk`` steps), then
-              across chunks (T/chunk steps), and each chunk adds its start state times the
-              decay so far; about 2√T sequential steps instead of T
+              across chunks (T/chunk steps), then inside all chunks again from their true start
+              states; about 3√T sequential steps instead of T. Its backward pass is the same scan
+              run backwards in time (``linear_scan_chunked``), not a replay of every small step
     logspace  Heinsen's (2023) scan in log space: with a*_t = Σ_{s≤t} log a_s,
               h_t = exp(a*_t + logcumsumexp_s(log b_s − a*_s)), with the initial state as b_0 at a*_0 = 0;
               it is one cumsum and one logcumsumexp, no Python loop over time
@@ -54,6 +57,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .. import _validate as validate
 from .registry import Case, Family, Problem, register_family
@@ -82,11 +86,31 @@ def s4d_discretize(log_dt, log_A_real, A_imag, B):
     return A_bar, B_bar
 
 
+def s4d_powers(log_A_bar: torch.Tensor, T: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Ā^j for j = 0..T−1 as two small tables, since Ā^{a + m b} = Ā^a · Ā^{m b} (chapter 13).
+
+    ``log_A_bar`` = ΔA, complex (D, N). Returns ``(low, high, m)``: low = Ā^a for a < m, (D, N, m), and
+    high = Ā^{m b} for b < ⌈T/m⌉, (D, N, ⌈T/m⌉), with m = ⌈√T⌉. A sum Σ_n W_n Ā_n^j over all j is then one
+    (m × N)(N × T/m) matrix product per channel, and the (D, N, T) table of every power is never formed.
+    """
+    m = max(1, math.isqrt(T - 1) + 1) if T > 1 else 1
+    a = torch.arange(m, device=log_A_bar.device)
+    b = torch.arange(-(-T // m), device=log_A_bar.device) * m
+    return torch.exp(log_A_bar[..., None] * a), torch.exp(log_A_bar[..., None] * b), m
+
+
+def _power_sum(W: torch.Tensor, low: torch.Tensor, high: torch.Tensor, T: int) -> torch.Tensor:
+    """2 Re Σ_n W_n Ā_n^j for j = 0..T−1: ``W`` complex (…, D, N) -> real (…, D, T), with j = a + m b."""
+    m, nb = low.shape[-1], high.shape[-1]
+    K = 2.0 * ((W[..., None] * low).transpose(-1, -2) @ high).real  # (…, D, m, nb): entry (a, b) is lag a + m b
+    return K.transpose(-1, -2).reshape(*W.shape[:-1], m * nb)[..., :T]
+
+
 def s4d_kernel(log_dt, log_A_real, A_imag, B, C, T: int) -> torch.Tensor:
     """The convolution kernel K_j = 2 Re(C Ā^j B̄), j = 0..T−1, shape (D, T) (chapter 13)."""
     A_bar, B_bar = s4d_discretize(log_dt, log_A_real, A_imag, B)
-    powers = torch.exp(torch.log(A_bar)[:, :, None] * torch.arange(T, device=B.device))  # (D, N, T): Ā^j
-    return 2.0 * torch.einsum("dn,dnt->dt", _complex(C) * B_bar, powers).real
+    low, high, _ = s4d_powers(torch.log(A_bar), T)
+    return _power_sum(_complex(C) * B_bar, low, high, T)
 
 
 def _check_s4d(u, log_dt, log_A_real, A_imag, B, C, D):
@@ -139,23 +163,28 @@ def s4d_conv(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
     """The convolutional form of S4D: y = K * u + D u via the FFT at length 2T, plus the initial state's part.
 
     y_t = Σ_{j≤t} K_j u_{t−j} + D u_t + 2 Re(C Ā^{t+1} h_0); the final state
-    h_T = Ā^T h_0 + Σ_s Ā^{T−1−s} B̄ u_s is a sum over time as well (chapter 13).
+    h_T = Ā^T h_0 + B̄ Σ_j Ā^j u_{T−1−j} is a sum over time as well. Every sum over powers Ā^j uses the
+    two tables of ``s4d_powers`` (j = a + m b), so it is a few small matrix products (chapter 13).
     """
     N = _check_s4d(u, log_dt, log_A_real, A_imag, B, C, D)
     h0 = None if state is None else _s4d_state(state, u, N)  # None: start from zero, no echo to add
-    T = u.shape[1]
+    Bsz, T, Dm = u.shape
     A_bar, B_bar = s4d_discretize(log_dt, log_A_real, A_imag, B)
-    log_A_bar = torch.log(A_bar)  # (D, N); Ā^j = exp(j log Ā)
-    powers = torch.exp(log_A_bar[:, :, None] * torch.arange(T + 1, device=u.device))  # (D, N, T+1)
-    K = 2.0 * torch.einsum("dn,dnt->dt", _complex(C) * B_bar, powers[..., :T]).real  # (D, T)
+    log_A_bar = torch.log(A_bar)  # (D, N): Ā^j = exp(j log Ā)
+    low, high, m = s4d_powers(log_A_bar, T)  # (D, N, m), (D, N, nb)
+    nb = high.shape[-1]
+    K = _power_sum(_complex(C) * B_bar, low, high, T)  # (D, T)
     n = 2 * T
     y = torch.fft.irfft(torch.fft.rfft(u.transpose(1, 2), n=n) * torch.fft.rfft(K, n=n), n=n)[..., :T]  # (B, D, T)
-    if h0 is not None:  # the initial state's echo 2 Re(C Ā^{t+1} h_0)
-        y = y + 2.0 * torch.einsum("dn,bdn,dnt->bdt", _complex(C), h0, powers[..., 1:]).real
+    if h0 is not None:  # the initial state's echo 2 Re(C Ā^{t+1} h_0) = 2 Re Σ_n (C Ā h_0)_n Ā_n^t
+        y = y + _power_sum(_complex(C) * A_bar * h0, low, high, T)
     y = y.transpose(1, 2) + D * u  # (B, T, D)
-    h = B_bar * torch.einsum("btd,dnt->bdn", u.to(B_bar.dtype), powers[..., :T].flip(-1))  # (B, D, N)
+    # Σ_j Ā^j u_{T−1−j} with j = a + m b: first the sum over b (a matrix product), then over a
+    u_rev = F.pad(u.flip(1), (0, 0, 0, m * nb - T)).reshape(Bsz, nb, m, Dm).permute(3, 0, 2, 1)  # (D, B, m, nb)
+    Z = u_rev.to(high.dtype) @ high.transpose(1, 2)[:, None]  # (D, B, m, N)
+    h = B_bar * (Z * low.transpose(1, 2)[:, None]).sum(2).transpose(0, 1)  # (B, D, N)
     if h0 is not None:
-        h = h + powers[..., T] * h0
+        h = h + torch.exp(T * log_A_bar) * h0  # Ā^T h_0
     return y, torch.view_as_real(h)
 
 
@@ -234,49 +263,162 @@ def selective_scan_stream(u, delta, A, B, C, D, state=None, chunk=None):
     return torch.stack(ys, dim=1), h
 
 
+def _to_chunks(x: torch.Tensor, chunk: int, fill: float) -> torch.Tensor:
+    """(B, T, …) -> (B, T/chunk, chunk, …), the time axis padded at the end with ``fill``."""
+    Bsz, T = x.shape[:2]
+    n_chunks = -(-T // chunk)
+    if n_chunks * chunk > T:
+        x = torch.cat([x, x.new_full((Bsz, n_chunks * chunk - T, *x.shape[2:]), fill)], dim=1)
+    return x.reshape(Bsz, n_chunks, chunk, *x.shape[2:])
+
+
+def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """h = a ⊙ h + b over chunks ``a, b`` (B, n, c, …) from ``h0`` (B, …), forward or in reverse; no autograd.
+
+    1. inside every chunk at once, from zero: each chunk's end state and its total decay Π a;
+    2. across the chunks (n steps): the state entering each chunk;
+    3. inside every chunk again, from its true start state, keeping every state.
+    Sequential steps: 2c + n. ``reverse`` runs time backwards (the chunks and the steps in them).
+    """
+    n, c = a.shape[1:3]
+    steps = range(c - 1, -1, -1) if reverse else range(c)
+    a_j, b_j = a.unbind(2), b.unbind(2)  # c slices (B, n, …)
+    end, decay = torch.zeros_like(b_j[0]), torch.ones_like(a_j[0])
+    for j in steps:  # 1.
+        end.mul_(a_j[j]).add_(b_j[j])
+        decay.mul_(a_j[j])
+    starts, h = torch.empty_like(end), h0
+    for i in (range(n - 1, -1, -1) if reverse else range(n)):  # 2.
+        starts[:, i] = h
+        h = decay[:, i] * h + end[:, i]
+    hs, h = torch.empty_like(b), starts
+    for j in steps:  # 3.
+        h = torch.addcmul(b_j[j], a_j[j], h, out=hs[:, :, j])
+    return hs
+
+
+def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int, reverse: bool = False) -> torch.Tensor:
+    """``_two_level_scan`` on (B, T, …) tensors: cut into chunks (padded with a = 1, b = 0), scan, uncut."""
+    T = a.shape[1]
+    hs = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse)
+    return hs.flatten(1, 2)[:, :T]
+
+
+class _ChunkedLinearScan(torch.autograd.Function):
+    """h_t = a_t ⊙ h_{t-1} + b_t by ``_two_level_scan``, with its backward pass written out (chapter 13).
+
+    The backward of a linear recurrence is the same recurrence run backwards: with g_t = ∂L/∂h_t in total,
+    g_t = ∂L/∂h_t (direct) + a_{t+1} ⊙ g_{t+1}, and then ∂L/∂b_t = g_t, ∂L/∂a_t = g_t ⊙ h_{t-1},
+    ∂L/∂h_0 = a_1 ⊙ g_1. So the backward is one more two-level scan, in reverse, and autograd need not
+    record the thousands of small steps of the forward one.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, h0, chunk):
+        hs = _scan(a, b, h0, chunk)
+        ctx.save_for_backward(a, hs, h0)
+        ctx.chunk = chunk
+        return hs
+
+    @staticmethod
+    @once_differentiable  # a second derivative would need the backward's own backward: an error, not a wrong number
+    def backward(ctx, grad_hs):
+        a, hs, h0 = ctx.saved_tensors
+        g = _reverse_scan(a, grad_hs, h0, ctx.chunk)  # (B, T, …)
+        return _times_previous(g, hs, h0), g, a[:, 0] * g[:, 0], None
+
+
+def _reverse_scan(a, grad_hs, h0, chunk):
+    """g_t = ∂L/∂h_t (direct) + a_{t+1} ⊙ g_{t+1}, for t = T..1: the total gradient of every state."""
+    a_next = torch.cat([a[:, 1:], torch.ones_like(a[:, :1])], dim=1)  # a_{t+1}; nothing after the last step
+    return _scan(a_next, grad_hs, torch.zeros_like(h0), chunk, reverse=True)
+
+
+def _times_previous(g, hs, h0, out=None):
+    """g_t ⊙ h_{t-1} for every t (h_0 before the first step), into ``out``: no shifted copy of hs."""
+    out = torch.empty_like(g) if out is None else out
+    torch.mul(g[:, 1:], hs[:, :-1], out=out[:, 1:])
+    out[:, 0] = g[:, 0] * h0
+    return out
+
+
 def linear_scan_chunked(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int) -> torch.Tensor:
     """All states of h_t = a_t ⊙ h_{t-1} + b_t (t = 1..T, along dim 1) by a two-level scan (chapter 13).
 
     ``a, b`` (B, T, …), ``h0`` (B, …). The time axis is padded to a multiple of ``chunk`` with a = 1,
     b = 0 (steps that change nothing) and cut into chunks; the recurrence runs inside every chunk at
-    once from zero, then across the chunk ends; each chunk finally adds its start state times the
-    product of the decays so far. Sequential steps: chunk + T/chunk.
+    once from zero, then across the chunk ends; then inside every chunk again from its true start.
+    Sequential steps: 2·chunk + T/chunk instead of T. The backward pass is the same scan in reverse
+    (``_ChunkedLinearScan``), so it costs about as much as the forward.
     """
-    Bsz, T = a.shape[:2]
-    rest = a.shape[2:]
-    n_chunks = -(-T // chunk)
-    pad = n_chunks * chunk - T
-    if pad:
-        a = torch.cat([a, a.new_ones(Bsz, pad, *rest)], dim=1)
-        b = torch.cat([b, b.new_zeros(Bsz, pad, *rest)], dim=1)
-    a = a.reshape(Bsz, n_chunks, chunk, *rest)  # (B, n, c, …)
-    b = b.reshape(Bsz, n_chunks, chunk, *rest)
-    # unbind, not a[:, :, j]: the backward of one unbind is one stack, while each indexing would
-    # allocate a zero tensor of a's full size
-    a_j, b_j = a.unbind(2), b.unbind(2)
-    local, decay = [b_j[0]], [a_j[0]]  # inside each chunk, from a zero start: h and Π a
-    for j in range(1, chunk):
-        local.append(a_j[j] * local[-1] + b_j[j])
-        decay.append(a_j[j] * decay[-1])
-    local, decay = torch.stack(local, dim=2), torch.stack(decay, dim=2)  # (B, n, c, …)
-    starts, h = [], h0
-    for a_end, b_end in zip(decay[:, :, -1].unbind(1), local[:, :, -1].unbind(1)):  # across chunks
-        starts.append(h)  # the state entering this chunk
-        h = a_end * h + b_end
-    starts = torch.stack(starts, dim=1)  # (B, n, …)
-    hs = local + decay * starts[:, :, None]  # (B, n, c, …)
-    return hs.reshape(Bsz, n_chunks * chunk, *rest)[:, :T]
+    if a.shape != b.shape or h0.shape != (a.shape[0], *a.shape[2:]):
+        raise ValueError(f"a, b must be (B, T, …) and h0 (B, …) alike, got {tuple(a.shape)}, {tuple(b.shape)}, "
+                         f"{tuple(h0.shape)}")
+    return _ChunkedLinearScan.apply(a, b, h0, validate.positive_int("chunk", chunk))
+
+
+def _read_out(hs, C, D, u):
+    """y_t = C_t · h_t + D u_t for all t: ``hs`` (B, T, D, N), ``C`` (B, T, N) -> (B, T, D)."""
+    return (hs * C[:, :, None, :]).sum(-1) + D * u  # a product and a sum: einsum would make B·T tiny matmuls
+
+
+class _SelectiveScanChunked(torch.autograd.Function):
+    """The selective scan by ``_two_level_scan``, forward and backward written out (chapter 13).
+
+    Forward: a_t = exp(Δ_t A), x_t = Δ_t u_t, b_t = x_t B_t (outer product over D × N), every state
+    h_t = a_t ⊙ h_{t-1} + b_t by the two-level scan, y_t = C_t · h_t + D u_t.
+    Backward, with g_t = ∂L/∂h_t in total (the reverse scan of ``_reverse_scan``, fed
+    ∂L/∂h_t = ∂L/∂y_t C_t, plus ∂L/∂h_T at the last step):
+
+        ∂L/∂C_t = Σ_d ∂L/∂y_t,d h_t,d        ∂L/∂B_t = Σ_d x_t,d g_t,d        ∂L/∂x_t = g_t B_t
+        ∂L/∂log a_t = g_t ⊙ h_{t-1} ⊙ a_t    ∂L/∂A = Σ_t Δ_t ∂L/∂log a_t      ∂L/∂h_0 = a_1 ⊙ g_1
+        ∂L/∂Δ_t = Σ_n A ∂L/∂log a_t + u_t ∂L/∂x_t       ∂L/∂u_t = Δ_t ∂L/∂x_t + D ∂L/∂y_t
+
+    Autograd would record the same products as broadcasts over (B, T, D, N) and reduce them with
+    strided sums; written out, the sums over D and N are small matrix products per step.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, h0, chunk):
+        a = (delta[..., None] * A).exp_()  # (B, T, D, N)
+        x = delta * u  # (B, T, D)
+        hs = _scan(a, x[..., None] * B[:, :, None, :], h0, chunk)  # (B, T, D, N)
+        ctx.save_for_backward(u, delta, A, B, C, D, h0, a, hs)
+        ctx.chunk = chunk
+        y = (hs @ C[..., None])[..., 0] + D * u  # (B, T, D): C_t · h_t as a small product per step
+        return y, hs[:, -1]
+
+    @staticmethod
+    @once_differentiable  # a second derivative would need the backward's own backward: an error, not a wrong number
+    def backward(ctx, grad_y, grad_hT):
+        u, delta, A, B, C, D, h0, a, hs = ctx.saved_tensors
+        grad_y = grad_y.contiguous()  # (B, T, D)
+        grad_hs = grad_y[..., None] * C[:, :, None, :]  # (B, T, D, N): through y_t
+        grad_hs[:, -1] += grad_hT  # through the final state
+        grad_C = (grad_y[:, :, None, :] @ hs)[:, :, 0]  # (B, T, N)
+        g = _reverse_scan(a, grad_hs, h0, ctx.chunk)  # (B, T, D, N) = ∂L/∂b_t
+        grad_x = (g @ B[..., None])[..., 0]  # (B, T, D)
+        grad_B = ((delta * u)[:, :, None, :] @ g)[:, :, 0]  # (B, T, N)
+        grad_log_a = _times_previous(g, hs, h0, out=grad_hs).mul_(a)  # (B, T, D, N), in grad_hs's memory
+        grad_A = (delta[..., None] * grad_log_a).sum((0, 1))  # (D, N)
+        grad_delta = grad_log_a.mul_(A).sum(-1) + u * grad_x
+        grad_u = delta * grad_x + D * grad_y
+        grad_D = (u * grad_y).sum((0, 1))
+        return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, a[:, 0] * g[:, 0], None
 
 
 def selective_scan_chunked(u, delta, A, B, C, D, state=None, chunk: int = 16):
-    """The selective scan by a two-level (chunked) linear scan, ``linear_scan_chunked`` (chapter 13)."""
+    """The selective scan by a two-level (chunked) linear scan, its backward the same scan reversed (chapter 13).
+
+    a_t = exp(Δ_t A) and b_t = Δ_t B_t u_t for all t at once, (B, T, D, N); every state
+    h_t = a_t ⊙ h_{t-1} + b_t by the two-level scan of ``linear_scan_chunked``; y_t = C_t · h_t + D u_t.
+    ``_SelectiveScanChunked`` writes the backward pass out (the equivalence harness checks it against
+    autograd through the loop).
+    """
     N = _check_scan(u, delta, A, B, C, D)
     chunk = validate.positive_int("chunk", chunk)
     h0 = _scan_state(state, u, N)
-    log_a, b = _scan_coefficients(u, delta, A, B)
-    hs = linear_scan_chunked(torch.exp(log_a), b, h0, chunk)  # (B, T, D, N)
-    y = torch.einsum("btdn,btn->btd", hs, C) + D * u
-    return y, hs[:, -1]
+    return _SelectiveScanChunked.apply(u, delta, A, B, C, D, h0, chunk)
 
 
 def selective_scan_parallel(u, delta, A, B, C, D, state=None, chunk=None):
@@ -293,7 +435,7 @@ def selective_scan_parallel(u, delta, A, B, C, D, state=None, chunk=None):
     mask = torch.ones(T, T, dtype=torch.bool, device=u.device).tril()  # (t, s)
     diff = (cum[:, :, None] - cum[:, None, :]).masked_fill(~mask[None, :, :, None, None], -math.inf)  # (B, T, T, D, N)
     hs = torch.einsum("btsdn,bsdn->btdn", torch.exp(diff), b) + torch.exp(cum) * h0[:, None]  # (B, T, D, N)
-    y = torch.einsum("btdn,btn->btd", hs, C) + D * u
+    y = _read_out(hs, C, D, u)
     return y, hs[:, -1]
 
 
@@ -319,8 +461,7 @@ def selective_scan_logspace(u, delta, A, B, C, D, state=None, chunk=None):
     h0 = _scan_state(state, u, N)
     log_a, b = _scan_coefficients(u, delta, A, B)
     hs = linear_scan_logspace(log_a, b, h0)  # (B, T, D, N)
-    y = torch.einsum("btdn,btn->btd", hs, C) + D * u
-    return y, hs[:, -1]
+    return _read_out(hs, C, D, u), hs[:, -1]
 
 
 # ------------------------------------------------------------------------------------------------ registry
