@@ -17,7 +17,8 @@ from .distributed import rank, teardown, world_size
 
 
 def parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {e.name:14s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
+    width = max(len(name) for name in REGISTRY) + 1
+    listing = "\n".join(f"  {e.name:{width}s} {e.summary}" for e in sorted(REGISTRY.values(), key=lambda e: e.chapter))
     p = argparse.ArgumentParser(
         prog="python -m seqlab.experiments",
         description="Run one of the course's experiments at a given scale and write its results file.",
