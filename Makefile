@@ -88,7 +88,7 @@ GPUS ?= 1
 results-gpu results-cpu: export SEQLAB_PROGRESS := 1
 SEEDS_FULL ?= 0 1 2
 EXPERIMENTS_SWEEP := ngrams char_rnn clipping gating reversal dilution positions scaling induction recall copying hybrid_recall
-EXPERIMENTS_TIMED := race encoder_decoder cost
+EXPERIMENTS_TIMED := race encoder_decoder cost architectures
 results-gpu: setup
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make results-gpu needs a CUDA GPU, and torch.cuda.is_available() is False here; make results-cpu runs the sweeps that a CPU can')"
 	@for e in $(EXPERIMENTS_SWEEP); do \

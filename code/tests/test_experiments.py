@@ -302,3 +302,28 @@ def test_torchrun_spreads_a_chapter_sweep_too(tmp_path):
     r1, r2 = (experiments.load(tmp_path / f, "gating") for f in ("one.json", "two.json"))
     assert r2["processes"] == 2 and r2["command"].startswith("torchrun --standalone --nproc_per_node=2")
     assert len(r2["results"]["runs"]) == 3 * 2 and r2["results"]["runs"] == r1["results"]["runs"]
+
+
+def test_architectures_measures_each_row_for_every_family():
+    """Chapter 15's table at the tiny scale: the structural rows come out as the mechanisms dictate, for each seed."""
+    from seqlab.compare import ARCHS
+    from seqlab.experiments import architectures
+    res = architectures.architectures(scale="tiny", seeds=[0, 1])
+    assert [r["seed"] for r in res["runs"]] == [0, 1]
+    for r in res["runs"]:
+        m = r["archs"]
+        assert list(m) == list(ARCHS)
+        assert m["Transformer"]["seq_depth"] == 0 and all(m[a]["seq_depth"] >= 1 for a in ARCHS if a != "Transformer")
+        assert all(m[a]["par_depth"] >= 1 for a in ("RNN", "LSTM"))            # a nonlinear recurrence stays sequential
+        assert all(m[a]["par_depth"] == 0 for a in ("Transformer", "linear attention", "SSM", "hybrid"))
+        assert all(m[a]["bytes_per_token"] == 0 for a in ("RNN", "LSTM", "linear attention", "SSM"))
+        # a KV cache: a key and a value of width d in each of two layers, 4 bytes a number; the hybrid has one such layer
+        assert m["Transformer"]["bytes_per_token"] == 2 * 2 * m["Transformer"]["width"] * 4
+        assert m["hybrid"]["bytes_per_token"] == 2 * m["hybrid"]["width"] * 4
+        assert m["Transformer"]["cost_slope"] > max(m[a]["cost_slope"] for a in ("RNN", "LSTM", "linear attention", "SSM"))
+        assert all(m[a]["step_flops"][0] == m[a]["step_flops"][-1] for a in ("RNN", "LSTM", "linear attention", "SSM"))
+        assert m["Transformer"]["step_flops"][-1] > m["Transformer"]["step_flops"][0]   # its step attends over the cache
+        assert all(m[a]["latency_s"] > 0 and m[a]["gain"] == m[a]["loss_small"] - m[a]["loss_large"] for a in ARCHS)
+        assert m["Transformer"]["verdict_sequential"].startswith("no") and m["RNN"]["verdict_memory"].startswith("fixed")
+    with pytest.raises(ValueError, match="k_near"):
+        architectures.gradient_fade({}, torch.zeros(1, 8, dtype=torch.long), k_near=16)

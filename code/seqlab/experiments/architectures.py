@@ -1,0 +1,211 @@
+"""Six architectures at one parameter count, measured row by row for the comparison table (chapter 15).
+
+Glossary, code name -> book notation::
+
+    arch           one of ``compare.ARCHS``: RNN, LSTM, Transformer, linear attention, SSM, hybrid
+    seq_depth      dependent operations one more token adds in the reference (step-by-step) form
+    par_depth      the same in the family's most parallel exact form (0: nothing chains the tokens)
+    reach          gradient reaching the token k steps back, relative to k = 0 (chapter 3's probe)
+    fade           reach at the first token over reach at distance ``k_near``
+    cost_slope     the exponent of the counted work (FLOP of the matrix products) against the length n
+    gain           validation loss of the small model minus the large one's, after the same steps (nats)
+    grows          bytes the generation state adds per token of context (0: a fixed state)
+    step_work      FLOP of one generated token after each context length
+    latency        seconds per generated token at batch 1 after the longest context (fastest round)
+
+``matched_models``, ``depth_per_token``, ``gradient_fade``, ``flop_exponent``, ``size_gain``,
+``generation_state``, ``step_cost`` and ``table_rows`` are what chapter 15 measures and tabulates
+with; ``architectures`` (registered as ``python -m seqlab.experiments architectures``) runs them all
+for every seed. The latency is timed in interleaved rounds, the fastest round counting, so the
+command runs in one process (several would slow each other's clocks).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .. import compare
+from ..compare import ARCHS
+from ..config import seed_everything
+from ..data import CharCorpus
+from ..measure import count_flops, count_parameters, fit_slope, graph_depth, time_calls
+from ..train import logits_of, sequence_loss, train
+from . import register
+
+# the form whose matrix products PyTorch's flop counter can see: loops for the cells (their fused
+# kernel is one opaque call), attention by hand, the chunked scans (the fully parallel ones do n² work)
+COUNT_FORM = {"RNN": "reference", "LSTM": "reference", "Transformer": "parallel", "hybrid": "parallel",
+              "linear attention": "fast", "SSM": "fast"}
+K_NEAR = 16  # the distance the reach at the first token is compared with
+
+
+def matched_models(vocab: int, params: int, widths, device=None) -> tuple[dict, dict, dict]:
+    """Each of the six families at the width whose parameter count is nearest ``params`` (chapter 15).
+
+    Returns ``(width, models, n_params)``, each a dict keyed by arch; the models are built in the
+    order of ``ARCHS`` from the global random state.
+    """
+    width = {a: compare.width_for_parameters(a, vocab, params, widths) for a in ARCHS}
+    models = {a: compare.make_model(a, vocab, width[a]).to(device) for a in ARCHS}
+    return width, models, {a: count_parameters(m) for a, m in models.items()}
+
+
+def depth_per_token(model, form: str, lengths, device=None) -> float:
+    """Dependent operations one more token adds in ``form``: graph depth between two ``lengths`` (chapters 9, 15)."""
+    compare.set_form(model, form)
+    try:
+        T1, T2 = lengths
+        depths = [graph_depth(logits_of(model(torch.zeros(1, T, dtype=torch.long, device=device)))) for T in (T1, T2)]
+    finally:
+        compare.set_form(model, "fast")
+    return (depths[1] - depths[0]) / (T2 - T1)
+
+
+def gradient_fade(models: dict, x: torch.Tensor, k_near: int = K_NEAR) -> tuple[dict, dict]:
+    """``(reach, fade)``: each model's gradient reach over ids ``x`` (B, T) and reach at k = T-1 over k = ``k_near`` (chapter 15)."""
+    if not 0 < k_near < x.shape[1] - 1:
+        raise ValueError(f"k_near must lie between 0 and T - 1 = {x.shape[1] - 1}, got {k_near}")
+    reach = {a: compare.gradient_reach(m, x) for a, m in models.items()}
+    k_far = x.shape[1] - 1
+    return reach, {a: (r[k_far] / r[k_near]).item() for a, r in reach.items()}
+
+
+def flop_exponent(models: dict, lengths, device=None) -> tuple[dict, dict]:
+    """``(cost, cost_slope)``: FLOP of one sequence (batch 1, no gradients) at each of ``lengths``, and its exponent in n (chapter 15)."""
+    cost = {a: [] for a in models}
+    with torch.no_grad():
+        for a, m in models.items():
+            compare.set_form(m, COUNT_FORM[a])
+            for n in lengths:
+                x_n = torch.zeros(1, n, dtype=torch.long, device=device)
+                cost[a].append(count_flops(lambda: m(x_n)))
+            compare.set_form(m, "fast")
+    return cost, {a: fit_slope(lengths, c) for a, c in cost.items()}
+
+
+def train_lm(arch: str, target: int, corpus, x_val, y_val, *, widths, batch: int, context: int, steps: int,
+             lr: float, seed: int = 3, device=None, progress: bool | None = None) -> float:
+    """Validation loss (nats) of ``arch`` at about ``target`` parameters after ``steps`` on ``corpus`` (chapter 15)."""
+    seed_everything(seed)
+    model = compare.make_model(arch, corpus.vocab_size,
+                               compare.width_for_parameters(arch, corpus.vocab_size, target, widths)).to(device)
+    batches = seed_everything(seed + 1)
+    train(model, lambda: tuple(t.to(device) for t in corpus.batch("train", batch, context, batches)),
+          steps=steps, lr=lr, clip=1.0, desc=arch, progress=progress)
+    with torch.no_grad():
+        return sequence_loss(logits_of(model(x_val)), y_val).item()
+
+
+def size_gain(corpus, s: dict, *, seed: int = 3, device=None, progress: bool | None = None) -> tuple[dict, dict]:
+    """``(text_loss, gain)``: each family at ``small_params`` and ``params``, trained alike; gain = small - large (chapter 15)."""
+    x_val, y_val = (t.to(device) for t in corpus.batch("val", 64, s["context"], seed_everything(2000)))
+    kw = dict(widths=s["widths"], batch=s["batch"], context=s["context"], steps=s["sweep_steps"], lr=s["lr"],
+              seed=seed, device=device, progress=progress)
+    text_loss = {a: {size: train_lm(a, target, corpus, x_val, y_val, **kw)
+                     for size, target in (("small", s["small_params"]), ("large", s["params"]))} for a in ARCHS}
+    return text_loss, {a: l["small"] - l["large"] for a, l in text_loss.items()}
+
+
+def generation_state(models: dict, vocab: int, contexts, piece: int, generator: torch.Generator,
+                     device=None) -> tuple[dict, dict, dict]:
+    """``(state_at, states, grows)`` after random prompts of each length in ``contexts``, fed ``piece`` tokens at a time (chapter 15).
+
+    ``state_at[a]`` the state's bytes at each length, ``states[a]`` (last token, state) pairs to
+    generate from, ``grows[a]`` the bytes added per token between the first and last length.
+    """
+    state_at, states = {a: [] for a in models}, {a: [] for a in models}
+    with torch.no_grad():
+        for T in contexts:
+            prompt = torch.randint(0, vocab, (1, T), generator=generator).to(device)   # (1, T)
+            for a, m in models.items():
+                state = None
+                for part in prompt.split(piece, dim=1):                  # the state carries across pieces
+                    _, state = compare.forward_state(m, part, state)
+                state_at[a].append(compare.state_bytes(state))
+                states[a].append((prompt[:, -1], state))
+    grows = {a: (b[-1] - b[0]) / (contexts[-1] - contexts[0]) for a, b in state_at.items()}
+    return state_at, states, grows
+
+
+def step_cost(models: dict, states: dict, rounds: int, device=None) -> tuple[dict, dict]:
+    """``(step_work, latency)``: FLOP of one generated token from each state, and seconds per token at batch 1
+    from the last state, all models timed in interleaved rounds, the fastest of each (chapter 15)."""
+    step_work, latency = {}, {}
+    with torch.no_grad():
+        for a, m in models.items():
+            compare.set_form(m, "parallel")                               # products PyTorch can count
+            step_work[a] = [count_flops(lambda s=s: compare.step(m, s[0], s[1])) for s in states[a]]
+            compare.set_form(m, "fast")
+        calls = {a: (lambda m=m, s=states[a][-1]: compare.step(m, s[0], s[1])) for a, m in models.items()}
+        for a, t in time_calls(calls, warmup=2, repeats=2 * rounds, device=device).items():
+            latency[a] = t.min
+    return step_work, latency
+
+
+def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows) -> dict[str, dict[str, str]]:
+    """The comparison table, row -> arch -> cell: each measured number beside the verdict its row's rule gives (chapter 15)."""
+    return {
+        "sequential": {a: f"{compare.verdict(seq_depth[a], 1, 'yes', 'no')} ({seq_depth[a]:.1f} ops/token)" for a in ARCHS},
+        "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token)" for a in ARCHS},
+        "long": {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (reach {reach_far[a]:.0e})" for a in ARCHS},
+        "cost": {a: f"{compare.verdict(cost_slope[a], 1.25, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})" for a in ARCHS},
+        "scale": {a: f"{compare.verdict(gain[a], 0.05, 'gains', 'no clear gain')} ({gain[a]:+.2f} nats)" for a in ARCHS},
+        "memory": {a: f"{compare.verdict(grows[a], 1, 'grows', 'fixed')} (+{grows[a]:.0f} B/token)" for a in ARCHS},
+        "use": {a: compare.dominant_use(par_depth[a] < 1, grows[a] > 0) for a in ARCHS},
+    }
+
+
+SETTINGS = {
+    "tiny": dict(params=12_000, small_params=6_000, widths=list(range(8, 49, 4)), depth_lengths=[4, 8], reach_T=33,
+                 cost_lengths=[64, 256], rounds=2, sweep_steps=3, batch=4, context=16, lr=3e-3, contexts=[32, 128],
+                 piece=32),
+    "quick": dict(params=30_000, small_params=8_000, widths=list(range(8, 129, 4)), depth_lengths=[16, 64], reach_T=257,
+                  cost_lengths=[256, 1024], rounds=3, sweep_steps=40, batch=8, context=64, lr=3e-3,
+                  contexts=[256, 4096], piece=512),                                          # chapter 15's
+    "full": dict(params=400_000, small_params=100_000, widths=list(range(16, 513, 8)), depth_lengths=[32, 128],
+                 reach_T=1025, cost_lengths=[1024, 4096], rounds=5, sweep_steps=1500, batch=32, context=256,
+                 lr=2e-3, contexts=[1024, 16384], piece=1024),
+}
+
+
+def measure_all(s: dict, seed: int, device=None, progress: bool | None = None) -> dict:
+    """Every row of chapter 15's table and its use-case numbers for one ``seed`` (models from ``seed``, training from ``seed + 3``)."""
+    g = seed_everything(seed)
+    corpus = CharCorpus()
+    V = corpus.vocab_size
+    width, models, n_params = matched_models(V, s["params"], s["widths"], device)
+    seq_depth = {a: depth_per_token(m, "reference", s["depth_lengths"], device) for a, m in models.items()}
+    par_depth = {a: depth_per_token(m, "parallel", s["depth_lengths"], device) for a, m in models.items()}
+    reach, fade = gradient_fade(models, torch.randint(0, V, (4, s["reach_T"]), generator=g).to(device))
+    _, cost_slope = flop_exponent(models, s["cost_lengths"], device)
+    text_loss, gain = size_gain(corpus, s, seed=seed + 3, device=device, progress=progress)
+    state_at, states, grows = generation_state(models, V, s["contexts"], s["piece"], g, device)
+    step_work, latency = step_cost(models, states, s["rounds"], device)
+    reach_far = {a: r[-1].item() for a, r in reach.items()}
+    rows = table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows)
+    per_arch = {a: {"width": width[a], "params": n_params[a], "seq_depth": seq_depth[a], "par_depth": par_depth[a],
+                    "reach_far": reach_far[a], "fade": fade[a], "cost_slope": cost_slope[a],
+                    "loss_small": text_loss[a]["small"], "loss_large": text_loss[a]["large"], "gain": gain[a],
+                    "state_bytes": state_at[a], "bytes_per_token": grows[a], "step_flops": step_work[a],
+                    "latency_s": latency[a], **{f"verdict_{row}": cells[a] for row, cells in rows.items()}}
+                for a in ARCHS}
+    return {"seed": seed, "archs": per_arch}
+
+
+@register("architectures", "chapter 15: the six families' comparison table: depth, reach, FLOP exponent, gain, "
+          "state, latency", chapter=15)
+def architectures(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 15's comparison at ``scale``, once per seed, in one process (the latency is timed)."""
+    s = SETTINGS[scale]
+    start = time.perf_counter()
+    runs = [measure_all(s, seed, device, progress) for seed in seeds]
+    head = (f"{'seed':>4s} {'model':17s} {'params':>7s} {'seq':>5s} {'par':>5s} {'fade':>8s} {'slope':>5s} "
+            f"{'gain':>6s} {'B/token':>7s} {'ms/token':>8s}")
+    lines = [head + f"   (ops/token; FLOP exponent over n = {s['cost_lengths']}; latency after {s['contexts'][-1]} tokens)"]
+    for r in runs:
+        for a, m in r["archs"].items():
+            lines.append(f"{r['seed']:4d} {a:17s} {m['params']:7d} {m['seq_depth']:5.2f} {m['par_depth']:5.2f} "
+                         f"{m['fade']:8.1e} {m['cost_slope']:5.2f} {m['gain']:+6.3f} {m['bytes_per_token']:7.0f} "
+                         f"{1e3 * m['latency_s']:8.3f}")
+    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
