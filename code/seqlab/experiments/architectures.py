@@ -148,7 +148,7 @@ def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows) -
     return {
         "sequential": {a: f"{compare.verdict(seq_depth[a], 1, 'yes', 'no')} ({seq_depth[a]:.1f} ops/token)" for a in ARCHS},
         "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token)" for a in ARCHS},
-        "long": {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (reach {reach_far[a]:.0e})" for a in ARCHS},
+        "long": {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS},
         "cost": {a: f"{compare.verdict(cost_slope[a], 1.25, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})" for a in ARCHS},
         "scale": {a: f"{compare.verdict(gain[a], 0.05, 'gains', 'no clear gain')} ({gain[a]:+.2f} nats)" for a in ARCHS},
         "memory": {a: f"{compare.verdict(grows[a], 1, 'grows', 'fixed')} (+{grows[a]:.0f} B/token)" for a in ARCHS},
