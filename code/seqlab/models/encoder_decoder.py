@@ -45,7 +45,7 @@ from .. import _validate as validate
 from ..ops import attention as attention_ops
 from .attention import MultiHeadAttention, _check_mode, padding_mask
 from .positional import LearnedPositions, SinusoidalPositions
-from .transformer import ACTIVATIONS, FeedForward, LayerCache, SelfAttention, TransformerBlock
+from .transformer import ACTIVATIONS, FeedForward, LayerCache, SelfAttention, TransformerBlock, _copy_weights
 
 POSITIONS = ("sinusoidal", "learned")
 
@@ -256,14 +256,9 @@ class DecoderLayer(nn.Module):
         d, d_ff = layer.linear1.in_features, layer.linear1.out_features
         new = cls(d, layer.self_attn.num_heads, d_ff, layer.norm_first, act, layer_norm_eps=layer.norm1.eps)
         new = new.to(layer.linear1.weight)
-        with torch.no_grad():
-            for ours, theirs in ((new.self_attn, layer.self_attn), (new.cross_attn, layer.multihead_attn)):
-                copied = MultiHeadAttention.from_torch(theirs)
-                for name in ("W_q", "W_k", "W_v", "W_o"):
-                    getattr(ours, name).load_state_dict(getattr(copied, name).state_dict())
-            for ours, theirs in ((new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
-                                 (new.norm1, layer.norm1), (new.norm2, layer.norm2), (new.norm3, layer.norm3)):
-                ours.load_state_dict(theirs.state_dict())
+        _copy_weights([(new.self_attn, layer.self_attn), (new.cross_attn, layer.multihead_attn)],
+                      [(new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
+                       (new.norm1, layer.norm1), (new.norm2, layer.norm2), (new.norm3, layer.norm3)])
         return new
 
     def extra_repr(self) -> str:

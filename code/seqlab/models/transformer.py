@@ -235,17 +235,26 @@ class TransformerBlock(nn.Module):
         d, d_ff = layer.linear1.in_features, layer.linear1.out_features
         new = cls(d, layer.self_attn.num_heads, d_ff, layer.norm_first, act, layer_norm_eps=layer.norm1.eps)
         new = new.to(layer.linear1.weight)
-        copied = MultiHeadAttention.from_torch(layer.self_attn)
-        with torch.no_grad():
-            for name in ("W_q", "W_k", "W_v", "W_o"):
-                getattr(new.attn, name).load_state_dict(getattr(copied, name).state_dict())
-            for ours, theirs in ((new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
-                                 (new.norm1, layer.norm1), (new.norm2, layer.norm2)):
-                ours.load_state_dict(theirs.state_dict())
+        _copy_weights([(new.attn, layer.self_attn)],
+                      [(new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
+                       (new.norm1, layer.norm1), (new.norm2, layer.norm2)])
         return new
 
     def extra_repr(self) -> str:
         return f"norm_first={self.norm_first}"
+
+
+def _copy_weights(attentions, modules) -> None:
+    """Load PyTorch's weights into ours (chapter 7): each ``(ours, nn.MultiheadAttention)`` pair through
+    ``MultiHeadAttention.from_torch``'s split of the packed projection, each ``(ours, theirs)`` module pair
+    (linear maps, LayerNorms) by its state dict."""
+    with torch.no_grad():
+        for ours, theirs in attentions:
+            copied = MultiHeadAttention.from_torch(theirs)
+            for name in ("W_q", "W_k", "W_v", "W_o"):
+                getattr(ours, name).load_state_dict(getattr(copied, name).state_dict())
+        for ours, theirs in modules:
+            ours.load_state_dict(theirs.state_dict())
 
 
 # ---------------------------------------------------------------- the decoder-only language model
