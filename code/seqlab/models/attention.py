@@ -83,16 +83,21 @@ def _check_query_memory(s, h, d_query: int, d_key: int, mask, dtype=None) -> tup
     s3 = s[:, None] if s.dim() == 2 else s  # (B, T_q, d_query)
     if mask is None:
         return s3, None
+    _check_padding_mask(mask, B, T)
+    return s3, mask[:, None, :]  # (B, 1, T): the same mask for every query
+
+
+def _check_padding_mask(mask, B: int, T: int, name: str = "mask", dims: str = "(B, T)") -> None:
+    """``mask`` is a ``dims`` = (B, T) bool tensor (True = real position) with a True in every row (chapter 5)."""
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor (True = real position), got "
+        raise TypeError(f"{name} must be a bool tensor (True = real position), got "
                         f"{mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__}")
     if tuple(mask.shape) != (B, T):
-        raise ValueError(f"mask must have shape (B, T) = {(B, T)}, got shape {tuple(mask.shape)}")
+        raise ValueError(f"{name} must have shape {dims} = {(B, T)}, got shape {tuple(mask.shape)}")
     empty = ~mask.any(dim=1)
     if empty.any():
-        raise ValueError(f"mask row {empty.nonzero()[0].item()} allows no position (all False); "
+        raise ValueError(f"{name} row {empty.nonzero()[0].item()} allows no position (all False); "
                          f"the softmax of nothing is NaN")
-    return s3, mask[:, None, :]  # (B, 1, T): the same mask for every query
 
 
 def _attend(scores: torch.Tensor, h: torch.Tensor, allowed, single: bool):

@@ -43,26 +43,17 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import attention as attention_ops
-from .attention import MultiHeadAttention, _check_mode, padding_mask
+from .attention import MultiHeadAttention, _check_mode, _check_padding_mask, padding_mask
 from .positional import LearnedPositions, SinusoidalPositions
-from .transformer import ACTIVATIONS, FeedForward, LayerCache, SelfAttention, TransformerBlock, _copy_weights
+from .transformer import ACTIVATIONS, FeedForward, LayerCache, SelfAttention, TransformerBlock, _build_like_torch, _copy_weights
 
 POSITIONS = ("sinusoidal", "learned")
 
 
 def _check_memory_mask(mask, B: int, S: int) -> None:
     """``mask`` is None or a (B, S) bool tensor (True = real source position) with a True in every row."""
-    if mask is None:
-        return
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise TypeError(f"the source mask must be a bool tensor (B, S), True = real position, got {got}")
-    if tuple(mask.shape) != (B, S):
-        raise ValueError(f"the source mask must have shape (B, S) = {(B, S)}, got shape {tuple(mask.shape)}")
-    empty = ~mask.any(dim=1)
-    if empty.any():
-        raise ValueError(f"source mask row {empty.nonzero()[0].item()} allows no position (all False); "
-                         f"the softmax of nothing is NaN")
+    if mask is not None:
+        _check_padding_mask(mask, B, S, name="the source mask", dims="(B, S)")
 
 
 def _check_bool(name: str, value) -> bool:
@@ -249,13 +240,7 @@ class DecoderLayer(nn.Module):
         if any(ps) or layer.self_attn.dropout or layer.multihead_attn.dropout:
             raise ValueError(f"{cls.__name__}.from_torch needs dropout=0.0 (seqlab's layer has no dropout), got p={max(ps)}")
         act = {"relu": "relu", "gelu": "gelu"}.get(getattr(layer.activation, "__name__", ""))
-        if act is None:
-            raise ValueError(f"{cls.__name__}.from_torch supports activation relu or gelu, got {layer.activation}")
-        if layer.norm1.weight is None or layer.linear1.bias is None:
-            raise ValueError(f"{cls.__name__}.from_torch needs bias=True and elementwise LayerNorm affine parameters")
-        d, d_ff = layer.linear1.in_features, layer.linear1.out_features
-        new = cls(d, layer.self_attn.num_heads, d_ff, layer.norm_first, act, layer_norm_eps=layer.norm1.eps)
-        new = new.to(layer.linear1.weight)
+        new = _build_like_torch(cls, layer, act)
         _copy_weights([(new.self_attn, layer.self_attn), (new.cross_attn, layer.multihead_attn)],
                       [(new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
                        (new.norm1, layer.norm1), (new.norm2, layer.norm2), (new.norm3, layer.norm3)])

@@ -228,13 +228,7 @@ class TransformerBlock(nn.Module):
             raise ValueError(f"{cls.__name__}.from_torch needs dropout=0.0 (seqlab's block has no dropout), "
                              f"got p={layer.dropout.p}")
         act = {1: "relu", 2: "gelu"}.get(getattr(layer, "activation_relu_or_gelu", 0))
-        if act is None:
-            raise ValueError(f"{cls.__name__}.from_torch supports activation relu or gelu, got {layer.activation}")
-        if layer.norm1.weight is None or layer.linear1.bias is None:
-            raise ValueError(f"{cls.__name__}.from_torch needs bias=True and elementwise LayerNorm affine parameters")
-        d, d_ff = layer.linear1.in_features, layer.linear1.out_features
-        new = cls(d, layer.self_attn.num_heads, d_ff, layer.norm_first, act, layer_norm_eps=layer.norm1.eps)
-        new = new.to(layer.linear1.weight)
+        new = _build_like_torch(cls, layer, act)
         _copy_weights([(new.attn, layer.self_attn)],
                       [(new.ffn.linear1, layer.linear1), (new.ffn.linear2, layer.linear2),
                        (new.norm1, layer.norm1), (new.norm2, layer.norm2)])
@@ -242,6 +236,18 @@ class TransformerBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"norm_first={self.norm_first}"
+
+
+def _build_like_torch(cls, layer: nn.Module, act: str | None) -> nn.Module:
+    """A new ``cls`` with the sizes, norm placement, activation ``act``, eps and dtype of PyTorch's encoder or
+    decoder ``layer`` (chapter 7); ``act`` is None when the layer's activation is neither relu nor gelu."""
+    if act is None:
+        raise ValueError(f"{cls.__name__}.from_torch supports activation relu or gelu, got {layer.activation}")
+    if layer.norm1.weight is None or layer.linear1.bias is None:
+        raise ValueError(f"{cls.__name__}.from_torch needs bias=True and elementwise LayerNorm affine parameters")
+    d, d_ff = layer.linear1.in_features, layer.linear1.out_features
+    new = cls(d, layer.self_attn.num_heads, d_ff, layer.norm_first, act, layer_norm_eps=layer.norm1.eps)
+    return new.to(layer.linear1.weight)
 
 
 def _copy_weights(attentions, modules) -> None:
