@@ -237,3 +237,19 @@ def test_evidence_lint_wants_the_box_last_with_its_heading_and_format():
     boxless = copy.deepcopy(nb)
     del boxless["cells"][-1]
     assert evidence_problems(boxless) and not has_evidence_box(boxless)
+
+
+# --- figures: gated chapters check every figure they draw (seqlab.plot.check_figure, in the kernel) ---
+
+from course_lint import FIGURES_TODO, checks_its_figures  # noqa: E402
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_checks_its_figures(path):
+    if _prefix(path) in FIGURES_TODO and not checks_its_figures(load(path)):
+        pytest.skip(f"TODO: {path.name} does not check its figures yet (course_lint.FIGURES_TODO)")
+    assert checks_its_figures(load(path)), f"{path.name}: call plot.use_style(check=True), or list it in FIGURES_TODO"
+
+
+def test_figures_todo_names_real_chapters():
+    assert set(FIGURES_TODO) <= {_prefix(p) for p in CHAPTERS}
