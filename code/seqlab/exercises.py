@@ -42,7 +42,7 @@ FENCE = re.compile(r"^(`{3,})\{(exercise|solution|solution-start|solution-end)\}
 
 @dataclass(frozen=True)
 class CheckedExercise:
-    """A coding exercise of a chapter: its label, the checker, and the function the solution defines."""
+    """A coding exercise of a chapter (chapter 1 onward): its label, the checker, and the function the solution defines."""
 
     chapter: str  # "2", "7b"
     label: str  # the exercise's label, e.g. "ch2-ex-step"
@@ -54,7 +54,7 @@ class CheckedExercise:
 
 
 def chapter_id(path: Path | str) -> str:
-    """``chapters/07b_encoder_decoder.ipynb`` -> ``"7b"``: the chapter's name in ``seqlab.check``."""
+    """``chapters/07b_encoder_decoder.ipynb`` -> ``"7b"``: the chapter's name in ``seqlab.check`` (chapter 1 onward)."""
     m = CHAPTER_FILE.match(Path(path).name)
     if not m:
         raise ValueError(f"a chapter notebook is named NN_name.ipynb or NNb_name.ipynb, got {Path(path).name!r}")
@@ -62,7 +62,7 @@ def chapter_id(path: Path | str) -> str:
 
 
 def chapter_paths(folder: Path = CHAPTERS) -> list[Path]:
-    """Every chapter notebook, in order."""
+    """Every chapter notebook, in order (chapter 1 onward)."""
     return sorted(p for p in folder.glob("*.ipynb") if CHAPTER_FILE.match(p.name))
 
 
@@ -154,7 +154,7 @@ def _walk(nb, chapter: str):
 
 
 def checked_exercises(nb, chapter: str) -> list[CheckedExercise]:
-    """The chapter's coding exercises checked by ``seqlab.check``, in order."""
+    """The chapter's coding exercises checked by ``seqlab.check``, in order (chapter 1 onward)."""
     found = []
     for cell, _, inside in _walk(nb, chapter):
         if cell.cell_type == "code" and inside is not None:
@@ -172,7 +172,7 @@ def _contract(checker: str, function: str) -> str:
     lines = doc.strip("\n").split("\n")
     rest = [line[4:] if line.startswith("    ") else line.lstrip() for line in lines[1:]]
     text = "\n".join([lines[0].strip()] + rest).strip()
-    text = re.sub(r"^(Chapter \d+|Section \d+\.\d+): *", "", text)
+    text = re.sub(r"^Chapter \d+(?: \(section \d+\.\d+\))?: *", "", text)
     text = re.sub(r"\bfn\(", f"{function}(", text).replace("``", "`")
     if '"""' in text:
         raise ValueError(f"the docstring of check.{checker} contains triple quotes")
@@ -180,7 +180,7 @@ def _contract(checker: str, function: str) -> str:
 
 
 def stub_source(ex: CheckedExercise) -> str:
-    """The stub of a checked exercise: signature, contract, ``NotImplementedError``, and the checker's call."""
+    """The stub of a checked exercise: signature, contract, ``NotImplementedError``, the checker's call (chapter 1 onward)."""
     doc = "\n".join(("    " + line) if line else "" for line in _contract(ex.checker, ex.function).split("\n"))
     prefix = "r" if "\\" in doc else ""
     return (f"def {ex.function}({ex.signature}):\n"
@@ -203,7 +203,7 @@ def _markdown(source: str, cell_id: str):
 
 
 def exercise_notebook(nb, path: Path | str):
-    """The exercise notebook of the chapter ``nb`` read from ``path`` (a new notebook; ``nb`` is unchanged)."""
+    """The exercise notebook of the chapter ``nb`` read from ``path`` (chapter 1 onward; ``nb`` is unchanged)."""
     chapter = chapter_id(path)
     name = Path(path).name
     link = f"../chapters/{name}"
@@ -276,17 +276,18 @@ def exercise_notebook(nb, path: Path | str):
 
 
 def render(nb) -> str:
-    """A notebook as the repository stores it (nbformat's JSON, one line per source line, a final newline)."""
+    """A notebook as the repository stores it: nbformat's JSON, a line per source line (chapter 1 onward)."""
     text = nbformat.writes(nb)
     return text if text.endswith("\n") else text + "\n"
 
 
 def build(chapters: Path = CHAPTERS) -> dict[str, str]:
-    """``{file name: notebook text}`` of every exercise notebook."""
+    """``{file name: notebook text}`` of every exercise notebook (chapter 1 onward)."""
     return {p.name: render(exercise_notebook(nbformat.read(p, as_version=4), p)) for p in chapter_paths(chapters)}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m seqlab.exercises [--check] [--out DIR]``: write the exercise notebooks, or check them (chapter 1 onward)."""
     parser = argparse.ArgumentParser(prog="python -m seqlab.exercises", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; fail if an exercise notebook is out of date")
     parser.add_argument("--out", type=Path, default=EXERCISES, help="the folder to write (default: exercises/)")

@@ -9,6 +9,7 @@ checked stubs, and their stubs and summary run without an error.
 from __future__ import annotations
 
 import ast
+import re
 import contextlib
 import io
 from pathlib import Path
@@ -46,7 +47,7 @@ MISTAKES = {
     "lstm_step": ("torch.sigmoid(f) * c_prev + ", "", "cell state is not carried"),
     "additive_attention": ("torch.softmax(e, dim=-1)", "torch.softmax(e, dim=0)", "over the batch"),
     "alignment_accuracy": ("L - 1 - i", "L - i", "off by one"),
-    "causal_attention": (".triu(1)", ".triu(0)", "diagonal is masked"),
+    "causal_attention": (" / math.sqrt(d_k)", "", "not scaled"),
     "multi_head_attention": ("math.sqrt(d // n_heads)", "math.sqrt(d)", "the model's width"),
     "pre_norm_block": ("x = x + attn(norm1(x))", "x = attn(norm1(x))", "residual is missing"),
     "layer_norm": ("unbiased=False", "unbiased=True", "unbiased"),
@@ -66,7 +67,7 @@ MISTAKES = {
     "zoh_discretize": ("torch.exp(log_dt)[:, None] * A", "log_dt[:, None] * A", "log_dt is log"),
     "s4d_kernel": ("return 2 * (", "return (", "factor 2 is missing"),
     "rglru_step": ("torch.sqrt(1 - a_t ** 2) * ", "", "√(1 − a_t²)"),
-    "sliding_window_attention": ("(i - j < window)", "(i - j <= window)", "off by one"),
+    "sliding_window_attention": ("(i - j < window)", "(i - j <= window)", "off by one: the window holds W keys"),
     "kv_cache_bytes": ("return 2 * T", "return T", "factor 2"),
     "pareto_front": ("return ~(no_worse & better)", "return (no_worse & better)", "beaten models"),
 }
@@ -159,7 +160,7 @@ def test_the_stub_docstring_states_the_contract():
         fn = tree.body[0]
         assert isinstance(fn, ast.FunctionDef) and fn.name == ex.function
         doc = ast.get_docstring(fn)
-        assert doc and "fn(" not in doc and "Chapter" not in doc.split("\n")[0], doc
+        assert doc and not re.search(r"\bfn\(", doc) and "Chapter" not in doc.split("\n")[0], doc
         assert ast.unparse(tree.body[-1]) == f"{ex.call}({ex.function})"
 
 
@@ -221,3 +222,36 @@ def test_the_stubs_and_the_summary_run(path):
     *results, summary = shown
     assert results and all(r.status == "not written yet" for r in results), results
     assert summary.passed == 0 and {status for _, status, _ in summary.rows} == {"not written yet"}, summary
+
+
+def test_the_book_links_each_chapter_to_its_exercise_notebook():
+    # book/_ext/exercise_links.py, on a chapter's doctree, without building the book
+    import importlib.util
+    import types
+
+    from docutils import nodes
+    from docutils.utils import new_document
+    from docutils.frontend import get_default_settings
+    from docutils.parsers.rst import Parser
+
+    spec = importlib.util.spec_from_file_location("exercise_links", ROOT / "book" / "_ext" / "exercise_links.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    options = {"repository_url": "https://github.com/owner/repo", "repository_branch": "main",
+               "launch_buttons": {"binderhub_url": "https://mybinder.org", "colab_url": "https://colab.research.google.com",
+                                  "notebook_interface": "jupyterlab"}}
+    app = types.SimpleNamespace(config=types.SimpleNamespace(html_theme_options=options))
+    doc = new_document("page", get_default_settings(Parser))
+    section = nodes.section(ids=["exercises"])
+    section += nodes.title(text="Exercises")
+    section += nodes.paragraph(text="Exercise 1 ...")
+    doc += section
+    ext.add_links(app, doc, "chapters/07b_encoder_decoder")
+    links = {r["reftitle"]: r["refuri"] for r in doc.findall(nodes.reference)}
+    assert links == {
+        "Try the exercises on Binder": "https://mybinder.org/v2/gh/owner/repo/main?urlpath=lab/tree/exercises/07b_encoder_decoder.ipynb",
+        "Try the exercises on Colab": "https://colab.research.google.com/github/owner/repo/blob/main/exercises/07b_encoder_decoder.ipynb"}
+    assert section.index(next(iter(section.findall(nodes.reference))).parent) == 1  # right under the heading
+    other = new_document("page", get_default_settings(Parser))
+    ext.add_links(app, other, "book/how_to_run")
+    assert not list(other.findall(nodes.reference))  # only chapter pages
