@@ -161,6 +161,7 @@ def test_the_stub_docstring_states_the_contract():
         assert isinstance(fn, ast.FunctionDef) and fn.name == ex.function
         doc = ast.get_docstring(fn)
         assert doc and not re.search(r"\bfn\(", doc) and "Chapter" not in doc.split("\n")[0], doc
+        assert doc.startswith(f"`{ex.function}("), doc  # the contract opens with the call the learner writes
         assert ast.unparse(tree.body[-1]) == f"{ex.call}({ex.function})"
 
 
@@ -255,3 +256,19 @@ def test_the_book_links_each_chapter_to_its_exercise_notebook():
     other = new_document("page", get_default_settings(Parser))
     ext.add_links(app, other, "book/how_to_run")
     assert not list(other.findall(nodes.reference))  # only chapter pages
+
+
+def test_gradients_are_compared_and_a_cut_graph_is_named():
+    import torch.nn.functional as F
+
+    good = check.layer_norm(lambda x, gamma, beta, eps=1e-5: F.layer_norm(x, (x.shape[-1],), gamma, beta, eps))
+    assert good and "gradients" in good.message
+    detached = check.layer_norm(lambda x, gamma, beta, eps=1e-5: F.layer_norm(x, (x.shape[-1],), gamma, beta, eps).detach())
+    assert not detached and "autograd" in detached.message, detached
+
+    def half_detached(x, gamma, beta, eps=1e-5):  # the statistics detached: right values, wrong gradient
+        mean, var = x.mean(-1, keepdim=True).detach(), x.var(-1, keepdim=True, unbiased=False).detach()
+        return (x - mean) / (var + eps).sqrt() * gamma + beta
+
+    r = check.layer_norm(half_detached)
+    assert not r and "gradient with respect to" in r.message, r

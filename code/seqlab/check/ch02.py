@@ -57,7 +57,7 @@ def rnn_step(fn: Callable) -> Result:
     the biases ``(H,)`` (the shapes of ``nn.RNN``'s parameters).
     """
     cases = _rnn_step_cases()
-    result = compare("rnn_step", fn, _rnn_step_reference, cases)
+    result = compare("rnn_step", fn, _rnn_step_reference, cases, grad=True)
     if result.ok or not result.written:
         return result
     for case in cases:  # name a known mistake when the learner's output matches one on the failing case
@@ -131,4 +131,4 @@ def rnn_forward(fn: Callable) -> Result:
         (variant(final="initial"), "the final state returned is h_0: return the state after the last step, h_T"),
         (variant(transposed=True), "W_hh is transposed: the recurrent term is h_{t-1} @ W_hh.T"),
     ]
-    return compare("rnn_forward", fn, _rnn_forward_reference, _rnn_forward_cases(), mistakes=mistakes)
+    return compare("rnn_forward", fn, _rnn_forward_reference, _rnn_forward_cases(), mistakes=mistakes, grad=True)

@@ -96,4 +96,4 @@ def lstm_step(fn: Callable) -> Result:
         (variant(g_act="sigmoid"), "the candidate g_t uses tanh (values in (-1, 1)), not the sigmoid of the gates"),
         (variant(swap_if=True), "the input and forget gates are swapped: c_t = f_t * c_{t-1} + i_t * g_t"),
     ]
-    return compare("lstm_step", fn, _lstm_step_reference, cases, mistakes=mistakes)
+    return compare("lstm_step", fn, _lstm_step_reference, cases, mistakes=mistakes, grad=True)

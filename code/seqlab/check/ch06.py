@@ -50,7 +50,7 @@ def causal_attention(fn: Callable) -> Result:
         (variant(scale="d"), "the scores are divided by d_k; divide by sqrt(d_k)"),
         (variant(dim=-2), "the softmax runs over the queries (dim -2); it must run over the keys, the last dimension"),
     ]
-    return compare("causal_attention", fn, _causal_attention_reference, cases, mistakes=mistakes)
+    return compare("causal_attention", fn, _causal_attention_reference, cases, mistakes=mistakes, grad=True)
 
 
 # ---------------------------------------------------------------- multi-head attention
@@ -104,4 +104,4 @@ def multi_head_attention(fn: Callable) -> Result:
         (variant(transposed=True), "the weights are used untransposed: as nn.Linear weights, Q = x @ W_q.T"),
         (variant(dim=-2), "the softmax runs over the queries (dim -2); it must run over the keys, the last dimension"),
     ]
-    return compare("multi_head_attention", fn, _mha_reference, cases, mistakes=mistakes)
+    return compare("multi_head_attention", fn, _mha_reference, cases, mistakes=mistakes, grad=True)

@@ -69,7 +69,7 @@ def pre_norm_block(fn: Callable) -> Result:
                               "variant but not this one): the FFN reads norm2 of x *after* the attention residual"),
         (variant("swapped_norms"), "norm1 and norm2 are swapped: norm1 goes before attn, norm2 before ffn"),
     ]
-    return compare("pre_norm_block", fn, _pre_norm_block_reference, _pre_norm_block_cases(), mistakes=mistakes)
+    return compare("pre_norm_block", fn, _pre_norm_block_reference, _pre_norm_block_cases(), mistakes=mistakes, grad=True)
 
 
 # ---------------------------------------------------------------- cross-attention (the encoder-decoder of chapter 7)
@@ -128,7 +128,7 @@ def cross_attention(fn: Callable) -> Result:
         (variant(masking="ignored"), "the padding mask is ignored: padded source positions must get weight 0"),
         (variant(scale=False), "the scores are not scaled: divide Q K^T by sqrt(d_k)"),
     ]
-    return compare("cross_attention", fn, _cross_attention_reference, _cross_attention_cases(), mistakes=mistakes)
+    return compare("cross_attention", fn, _cross_attention_reference, _cross_attention_cases(), mistakes=mistakes, grad=True)
 
 
 # ---------------------------------------------------------------- LayerNorm
@@ -170,7 +170,7 @@ def layer_norm(fn: Callable) -> Result:
         (variant(swapped=True), "gamma and beta are swapped: multiply by gamma, add beta"),
         (variant(ignore_eps=True), "the eps argument is ignored: use the eps passed in"),
     ]
-    return compare("layer_norm", fn, _layer_norm_reference, cases, mistakes=mistakes)
+    return compare("layer_norm", fn, _layer_norm_reference, cases, mistakes=mistakes, grad=True)
 
 
 # ---------------------------------------------------------------- the loss of padded targets (the encoder-decoder)

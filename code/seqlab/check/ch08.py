@@ -63,7 +63,7 @@ def apply_rope(fn: Callable) -> Result:
                            "(with offset 0 it is not rotated at all)"),
     ]
     return compare("apply_rope", fn, lambda x, offset: _apply_rope_reference(x, offset), cases,
-                   mistakes=mistakes, rtol=1e-4, atol=1e-5)
+                   mistakes=mistakes, rtol=1e-4, atol=1e-5, grad=True)
 
 
 # ---------------------------------------------------------------- the sinusoidal table

@@ -40,9 +40,9 @@ def _cached_attention_step_cases() -> list[Case]:
 
 @checker("9")
 def cached_attention_step(fn: Callable) -> Result:
-    """Chapter 9: one decoding step of attention with a key/value cache.
+    """Chapter 9: ``fn(q_t, k_t, v_t, K_cache, V_cache)`` must return one decoding step of attention with a KV cache.
 
-    ``fn(q_t, k_t, v_t, K_cache, V_cache)`` gets the new token's query, key and value
+    It gets the new token's query, key and value
     (B, H, 1, d_k), (B, H, 1, d_k), (B, H, 1, d_v) and the cache of the T earlier keys and
     values (B, H, T, d_k), (B, H, T, d_v) (T may be 0). It must append the new key and value at
     the end of the time dimension, then attend with the single query over all T + 1 keys:
@@ -141,4 +141,4 @@ def linear_scan(fn: Callable) -> Result:
         (variant(decay_input=True), "a_t multiplies the new input too: h_t = a_t * h_{t-1} + b_t, b_t enters "
                                     "undecayed"),
     ]
-    return compare("linear_scan", fn, _scan_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)
+    return compare("linear_scan", fn, _scan_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9, grad=True)

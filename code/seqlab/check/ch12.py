@@ -48,7 +48,7 @@ def linear_attention_recurrent(fn: Callable) -> Result:
         (lambda *a: _reference(*a, feature="identity"), "apply the feature map φ(x) = elu(x) + 1 to q and k"),
         (lambda *a: _reference(*a, off_by_one=True), "add φ(k_t)ᵀ v_t to the state before reading it: y_t attends to s ≤ t"),
     ]
-    return compare("linear_attention_recurrent", fn, _reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)
+    return compare("linear_attention_recurrent", fn, _reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9, grad=True)
 
 
 # ---------------------------------------------------------------- the parallel (masked) form
@@ -88,4 +88,4 @@ def linear_attention_parallel(fn: Callable) -> Result:
         (variant(feature="identity"), "apply the feature map φ(x) = elu(x) + 1 to q and k"),
     ]
     return compare("linear_attention_parallel", fn, _parallel_reference, cases, mistakes=mistakes, rtol=1e-7,
-                   atol=1e-9)
+                   atol=1e-9, grad=True)

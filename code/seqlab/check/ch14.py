@@ -42,7 +42,7 @@ def rglru_step(fn: Callable) -> Result:
         (lambda *a: _reference(*a, softplus=False), "the decay uses softplus(Λ), so that a_t < 1 for any Λ"),
         (lambda *a: _reference(*a, c=1.0), "log a_t = −8 · r_t · softplus(Λ): the constant c = 8 is missing"),
     ]
-    return compare("rglru_step", fn, _reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)
+    return compare("rglru_step", fn, _reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9, grad=True)
 
 
 # ---------------------------------------------------------------- sliding-window attention
@@ -87,4 +87,4 @@ def sliding_window_attention(fn: Callable) -> Result:
                               "before it, so each row sums to 1"),
         (variant(scale=False), "the scores are not scaled: divide q kᵀ by sqrt(d)"),
     ]
-    return compare("sliding_window_attention", fn, _window_reference, cases, mistakes=mistakes)
+    return compare("sliding_window_attention", fn, _window_reference, cases, mistakes=mistakes, grad=True)

@@ -139,6 +139,7 @@ def compare(
     mistakes: Sequence[tuple[Callable, str]] = (),
     rtol: float = 1e-5,
     atol: float = 1e-6,
+    grad: bool = False,
 ) -> Result:
     """Run ``learner`` and ``reference`` on every case; report the first disagreement (chapter 1).
 
@@ -150,6 +151,11 @@ def compare(
     mistake ``(wrong_function, message)`` is shown when it equals
     ``wrong_function(*case.args)``: a known wrong implementation. Either may
     have another shape than the reference (a transposed result, a wrong axis).
+
+    With ``grad=True`` the gradients must agree too, once the values do: of a random weighted
+    sum of the outputs with respect to every floating-point tensor argument. A function that
+    cuts the graph (``.item()``, ``.detach()``, NumPy, ``torch.tensor(...)`` of its results) is
+    named.
     """
     require_function(name, learner)
     for case in cases:
@@ -169,7 +175,66 @@ def compare(
             except (RuntimeError, ValueError, TypeError, IndexError):
                 pass
         return Result(False, f"{name} {problem} — on {case.describe}")
+    if grad:
+        for case in cases:
+            problem = _gradient_problem(learner, reference, case, rtol, atol)
+            if problem is not None:
+                return Result(False, f"{name}: {problem} — on {case.describe}")
+        return Result(True, f"{name}: all {len(cases)} cases agree with the reference, values and gradients")
     return Result(True, f"{name}: all {len(cases)} cases agree with the reference")
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _gradient_problem(learner: Callable, reference: Callable, case: Case, rtol: float, atol: float) -> str | None:
+    """None when the learner's gradients equal the reference's on this case; else what is wrong."""
+    grads = []
+    weights = None
+    for fn in (reference, learner):
+        leaves = []
+
+        def watch(v):
+            if isinstance(v, torch.Tensor) and v.is_floating_point():
+                leaf = v.detach().clone().requires_grad_(True)
+                leaves.append(leaf)
+                return leaf * 1  # not a leaf: a function may still change its input in place
+            if isinstance(v, (tuple, list)):
+                return type(v)(watch(x) for x in v)
+            return v
+
+        args = tuple(watch(a) for a in case.args)
+        if not leaves:
+            return None
+        try:
+            outs = [t for t in _tensors(fn(*args)) if t.is_floating_point() or t.is_complex()]
+        except Exception as err:
+            return f"raised {type(err).__name__} on inputs that require gradients: {err}"
+        if fn is learner and not any(t.requires_grad for t in outs):
+            return ("the output does not depend on the inputs for autograd (is it computed with .item(), .detach(), "
+                    "NumPy or torch.tensor(...)?): gradients cannot flow back through it")
+        if fn is reference and not any(t.requires_grad for t in outs):
+            return None  # nothing to differentiate
+        if weights is None:
+            g = torch.Generator().manual_seed(0)
+            weights = [torch.randn(t.shape, generator=g, dtype=torch.float64) for t in outs]
+        total = sum((_as_real_grad(t) * w.to(_as_real_grad(t).dtype)).sum() for t, w in zip(outs, weights) if t.requires_grad)
+        found = torch.autograd.grad(total, leaves, allow_unused=True)
+        grads.append([torch.zeros_like(leaf) if d is None else d for leaf, d in zip(leaves, found)])
+    for i, (want, got) in enumerate(zip(*grads)):
+        if not torch.allclose(got.double(), want.double(), rtol=max(rtol, 1e-4), atol=max(atol, 1e-5)):
+            return (f"the values agree but the gradient with respect to floating-point argument {i} does not: is "
+                    f"part of the computation detached, or done in place?")
+    return None
+
+
+def _as_real_grad(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 # ------------------------------------------------------------ the register of checkers, and the progress summary
