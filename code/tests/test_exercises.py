@@ -272,3 +272,31 @@ def test_gradients_are_compared_and_a_cut_graph_is_named():
 
     r = check.layer_norm(half_detached)
     assert not r and "gradient with respect to" in r.message, r
+
+
+def test_each_listed_mistake_is_named_by_its_own_message(monkeypatch):
+    # every (wrong function, message) a checker lists, passed to the checker as the learner's
+    # function, gets that message: no listed mistake hides behind another or goes unnamed
+    import importlib
+
+    from seqlab.check import core
+
+    listed = {}
+
+    def recording(name, learner, reference, cases, *, hints=(), mistakes=(), **kw):
+        listed.setdefault(name, list(mistakes))
+        return core.compare(name, learner, reference, cases, hints=hints, mistakes=mistakes, **kw)
+
+    for i in range(1, 16):
+        monkeypatch.setattr(importlib.import_module(f"seqlab.check.ch{i:02d}"), "compare", recording)
+    wrapped = {"zoh_discretize"}  # its mistakes return packed tensors, not the learner's pair
+    checked = 0
+    for c in check.checkers():
+        c(lambda *a: None)
+        if c.__name__ in wrapped:
+            continue
+        for wrong, message in listed.get(c.__name__, []):
+            result = c(wrong)
+            assert not result and message in result.message, (c.__name__, message, result.message)
+            checked += 1
+    assert checked > 60

@@ -53,15 +53,13 @@ def gru_step(fn: Callable) -> Result:
 
 # ---------------------------------------------------------------- the LSTM's step
 def _lstm_step_reference(x_t, h_prev, c_prev, W_x, W_h, b_x, b_h, *, order="ifgo", carry=True, tanh_c=True,
-                         g_act="tanh", swap_if=False):
+                         g_act="tanh"):
     """PyTorch's LSTM step, gates stacked [i, f, g, o]; variants name the classic mistakes."""
     H = h_prev.shape[-1]
     gates = x_t @ W_x.T + b_x + h_prev @ W_h.T + b_h  # (B, 4H)
     part = {k: gates[:, j * H:(j + 1) * H] for j, k in enumerate(order)}
     i, f, o = torch.sigmoid(part["i"]), torch.sigmoid(part["f"]), torch.sigmoid(part["o"])
     g = torch.tanh(part["g"]) if g_act == "tanh" else torch.sigmoid(part["g"])
-    if swap_if:
-        i, f = f, i
     c = (f * c_prev if carry else 0) + i * g  # (B, H)
     h = o * (torch.tanh(c) if tanh_c else c)
     return h, c
@@ -89,11 +87,10 @@ def lstm_step(fn: Callable) -> Result:
         (variant(order="ifog"), "the gates are read in the wrong order: PyTorch stacks [i, f, g, o] (the "
                                 "candidate g third, the output gate last)"),
         (variant(order="figo"), "the gates are read in the wrong order: PyTorch stacks [i, f, g, o] (input "
-                                "gate first, forget gate second)"),
+                                "gate first, forget gate second: c_t = f_t * c_{t-1} + i_t * g_t)"),
         (variant(carry=False), "the cell state is not carried: c_t = f_t * c_{t-1} + i_t * g_t keeps the old "
                                "cell, scaled by the forget gate"),
         (variant(tanh_c=False), "h_t = o_t * tanh(c_t): the tanh of the cell is missing"),
         (variant(g_act="sigmoid"), "the candidate g_t uses tanh (values in (-1, 1)), not the sigmoid of the gates"),
-        (variant(swap_if=True), "the input and forget gates are swapped: c_t = f_t * c_{t-1} + i_t * g_t"),
     ]
     return compare("lstm_step", fn, _lstm_step_reference, cases, mistakes=mistakes, grad=True)
