@@ -286,12 +286,45 @@ def build(chapters: Path = CHAPTERS) -> dict[str, str]:
     return {p.name: render(exercise_notebook(nbformat.read(p, as_version=4), p)) for p in chapter_paths(chapters)}
 
 
+def tag_solutions(path: Path) -> int:
+    """Tag ``solution`` every untagged code cell inside a solution dropdown of a chapter; the count (chapter 1 onward).
+
+    The chapter's JSON is edited in place with its key order and layout kept, so that the diff
+    shows only the tags.
+    """
+    import json
+
+    raw = path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    inside, added = None, 0
+    for cell in nb["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "markdown":
+            for kind, _, label, _ in _split_directives(source):
+                inside = label if kind == "solution-start" else (None if kind == "solution-end" else inside)
+        elif cell["cell_type"] == "code" and inside is not None:
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if SOLUTION_TAG not in tags:
+                tags.append(SOLUTION_TAG)
+                added += 1
+    if added:
+        text = json.dumps(nb, indent=1, ensure_ascii=False) + ("\n" if raw.endswith("\n") else "")
+        path.write_text(text, encoding="utf-8")
+    return added
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m seqlab.exercises [--check] [--out DIR]``: write the exercise notebooks, or check them (chapter 1 onward)."""
     parser = argparse.ArgumentParser(prog="python -m seqlab.exercises", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; fail if an exercise notebook is out of date")
     parser.add_argument("--out", type=Path, default=EXERCISES, help="the folder to write (default: exercises/)")
+    parser.add_argument("--tag-solutions", action="store_true",
+                        help="first tag 'solution' every untagged code cell inside a chapter's solution dropdown")
     args = parser.parse_args(argv)
+    if args.tag_solutions:
+        for path in chapter_paths():
+            if (n := tag_solutions(path)):
+                print(f"tagged {n} solution cell(s) in {path.name}")
     wanted = build()
     stale = [name for name, text in wanted.items()
              if not (args.out / name).is_file() or (args.out / name).read_text(encoding="utf-8") != text]

@@ -300,3 +300,23 @@ def test_each_listed_mistake_is_named_by_its_own_message(monkeypatch):
             assert not result and message in result.message, (c.__name__, message, result.message)
             checked += 1
     assert checked > 60
+
+
+def test_tag_solutions_restores_the_tags_and_nothing_else(tmp_path):
+    import json
+
+    original = CHAPTERS[1].read_text(encoding="utf-8")
+    nb = json.loads(original)
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if exercises.SOLUTION_TAG in tags:
+            tags.remove(exercises.SOLUTION_TAG)
+            if not tags:
+                del cell["metadata"]["tags"]
+    copy = tmp_path / CHAPTERS[1].name
+    copy.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="tag it 'solution'"):
+        exercises.checked_exercises(nbformat.read(copy, as_version=4), "2")
+    assert exercises.tag_solutions(copy) >= 2
+    assert copy.read_text(encoding="utf-8") == original
+    assert exercises.tag_solutions(copy) == 0
