@@ -12,6 +12,7 @@ its exercises:
   checker's call, which says "not written yet" until the learner writes it;
 - every other solution (conceptual, or "predict, then run": its prose, its code, its
   ``{solution}`` dropdown) is removed, and a line points to the chapter, where it stays collapsed;
+  where the solution ran code (an experiment), an empty code cell is left for the learner's own;
 - the ``{exercise}`` directives become plain Markdown (Jupyter does not render MyST directives);
 - a first note says what the notebook is, and a last cell, ``check.summary(chapter)``, lists
   which checked exercises pass, which are not written yet and which fail, with the hint.
@@ -208,6 +209,7 @@ def exercise_notebook(nb, path: Path | str):
     name = Path(path).name
     link = f"../chapters/{name}"
     checked = {e.label: e for e in checked_exercises(nb, chapter)}
+    experiments = {inside for cell, _, inside in _walk(nb, chapter) if cell.cell_type == "code" and inside}
     out = copy.deepcopy(nb)
     cells = []
     number = 0
@@ -253,6 +255,10 @@ def exercise_notebook(nb, path: Path | str):
                 if ex is not None:
                     flush()
                     cells.append(_code(stub_source(ex), f"stub-{ex.label}"))
+                elif state in experiments:  # "predict, then run": a cell for the learner's own run
+                    flush()
+                    cells.append(_code("# Your prediction first (write it down), then your experiment:\n",
+                                       f"try-{state}"))
         flush()
 
     intro = _markdown(

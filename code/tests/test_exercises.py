@@ -202,7 +202,7 @@ def test_the_exercise_notebook_is_the_chapter_with_stubs(path):
     # every code cell outside the solutions is the chapter's own, in the same order
     kept = [c.source for c in chapter.cells if c.cell_type == "code"
             and exercises.SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])]
-    ours = [c.source for c in nb.cells if c.cell_type == "code" and not c.get("id", "").startswith("stub-")][:-1]
+    ours = [c.source for c in nb.cells if c.cell_type == "code" and not c.get("id", "").startswith(("stub-", "try-"))][:-1]
     assert ours == kept
 
 
