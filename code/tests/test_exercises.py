@@ -320,3 +320,17 @@ def test_tag_solutions_restores_the_tags_and_nothing_else(tmp_path):
     assert exercises.tag_solutions(copy) >= 2
     assert copy.read_text(encoding="utf-8") == original
     assert exercises.tag_solutions(copy) == 0
+
+
+def test_weights_copied_into_a_module_are_named():
+    import torch
+
+    def via_module(x_t, h_prev, c_prev, W_x, W_h, b_x, b_h):  # right values, but W_x gets no gradient
+        cell = torch.nn.LSTMCell(W_x.shape[1], h_prev.shape[1]).double()
+        with torch.no_grad():
+            for p, w in zip(cell.parameters(), (W_x, W_h, b_x, b_h)):
+                p.copy_(w)
+        return cell(x_t, (h_prev, c_prev))
+
+    result = check.lstm_step(via_module)
+    assert not result and "no gradient reaches `W_x`" in result.message, result

@@ -16,6 +16,7 @@ learner which exercises pass, which are not written yet and which fail.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -196,19 +197,24 @@ def _gradient_problem(learner: Callable, reference: Callable, case: Case, rtol: 
     """None when the learner's gradients equal the reference's on this case; else what is wrong."""
     grads = []
     weights = None
+    try:
+        names = list(inspect.signature(learner).parameters)
+    except (TypeError, ValueError):
+        names = []
     for fn in (reference, learner):
-        leaves = []
+        leaves, owners = [], []
 
-        def watch(v):
+        def watch(v, position):
             if isinstance(v, torch.Tensor) and v.is_floating_point():
                 leaf = v.detach().clone().requires_grad_(True)
                 leaves.append(leaf)
+                owners.append(position)
                 return leaf * 1  # not a leaf: a function may still change its input in place
             if isinstance(v, (tuple, list)):
-                return type(v)(watch(x) for x in v)
+                return type(v)(watch(x, position) for x in v)
             return v
 
-        args = tuple(watch(a) for a in case.args)
+        args = tuple(watch(a, i) for i, a in enumerate(case.args))
         if not leaves:
             return None
         try:
@@ -226,10 +232,14 @@ def _gradient_problem(learner: Callable, reference: Callable, case: Case, rtol: 
         total = sum((_as_real_grad(t) * w.to(_as_real_grad(t).dtype)).sum() for t, w in zip(outs, weights) if t.requires_grad)
         found = torch.autograd.grad(total, leaves, allow_unused=True)
         grads.append([torch.zeros_like(leaf) if d is None else d for leaf, d in zip(leaves, found)])
-    for i, (want, got) in enumerate(zip(*grads)):
+    for position, want, got in zip(owners, *grads):
         if not torch.allclose(got.double(), want.double(), rtol=max(rtol, 1e-4), atol=max(atol, 1e-5)):
-            return (f"the values agree but the gradient with respect to floating-point argument {i} does not: is "
-                    f"part of the computation detached, or done in place?")
+            arg = f"`{names[position]}`" if position < len(names) else f"argument {position}"
+            if not got.any() and want.any():
+                return (f"no gradient reaches {arg}: is it copied into a module or a new tensor (copy_ under "
+                        f"torch.no_grad, torch.tensor(...), .detach())? Training could not change it then")
+            return (f"the values agree but the gradient with respect to {arg} does not: is part of the "
+                    f"computation detached, or done in place?")
     return None
 
 
