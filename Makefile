@@ -17,7 +17,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # (code/tests/conftest.py), and matplotlib needs no display either way.
 unexport MPLBACKEND
 
-.PHONY: book bench exercises lab test test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
+.PHONY: book bench exercises lab test test-exercises test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
 
 setup: $(STAMP)
 
@@ -98,6 +98,12 @@ bench: setup
 # (code/seqlab/exercises.py). They are committed; the package tests fail when one is out of date.
 exercises: setup
 	$(PY) -m seqlab.exercises
+
+# Every exercise notebook top to bottom, stubs unwritten (the checkers report, nothing may fail).
+# Off make test: its other cells are the chapters' own, which test-notebooks runs, and
+# code/tests/test_exercises.py runs every stub, checker and summary cell.
+test-exercises: setup
+	$(NBVAL) -n $(JOBS) --dist loadfile exercises
 
 # JupyterLab on the exercise notebooks, in the course's environment (.venv). JupyterLab itself
 # is installed into .venv the first time (make book and make test never need it).
