@@ -71,7 +71,7 @@ def make_model(arch: str, width: int, vocab: int, heads: int = 4, layers: int = 
     """A ``MixerLM`` with mixer ``arch`` (one of ``ARCHS``), width d and ``heads`` heads; chapter 12."""
     validate.positive_int("width", width)
     options = {"softmax": {}, "linear": {"feature_map": "elu1"}, "taylor": {"feature_map": "taylor"},
-               "gated": {"feature_map": "elu1"}, "delta": {"feature_map": "identity", "delta": True}}
+               "gated": {"feature_map": "elu1"}, "delta": {"feature_map": "identity", "delta": True, "chunk": 16}}
     if arch not in options:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     mixer = {"taylor": "linear", "gated": "gated_linear", "delta": "linear"}.get(arch, arch)
