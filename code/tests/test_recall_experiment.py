@@ -130,3 +130,29 @@ def test_the_delta_rule_reads_back_orthonormal_pairs_exactly_where_linear_attent
         LinearAttentionConfig(d_model=8, n_heads=2, gate="scalar", delta=True)
     with pytest.raises(TypeError, match="delta must be a bool"):
         LinearAttentionConfig(d_model=8, n_heads=2, delta=1)
+
+
+def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tasks():
+    from seqlab.data.tasks import CopyTask, SelectiveCopy
+    from seqlab.experiments import ssm as E
+    task = SelectiveCopy(n_data=2, length=10, vocab=4)
+    torch.manual_seed(0)
+    model = E.MixerLM(E.MixerLMConfig(task.input_vocab, mixer="selective", d_model=8, n_layers=2, mlp=False,
+                                      options=dict(d_state=2)))
+    probe = E.selectivity_probe(model, task, seed=0, n=8, trace=True)
+    assert len(probe) == 2 and all(p["delta_data"] > 0 and p["delta_noise"] > 0 for p in probe)
+    t = probe[0]["trace"]
+    assert len(t["delta"]) == len(t["norm"]) == len(t["data"]) == 10 and sum(t["data"]) == 2
+    # the probe's own rerun of h_t ends where the layer's scan ends
+    layer = model.mixers[0].layer
+    from seqlab.config import seed_offset
+    x, _ = task.sample(8, generator=30_000 + seed_offset())
+    store = {}
+    hook = layer.x_proj.register_forward_hook(lambda m, i, o: store.update(u=i[0]))
+    with torch.no_grad():
+        emb = model.norms1[0](model.embed(x[:, :10]))
+        _, (_, h_scan) = layer(emb)
+    hook.remove()
+    assert torch.allclose(torch.tensor(t["norm"][-1]), h_scan[0].norm(), rtol=1e-4)
+    with pytest.raises(TypeError, match="SelectiveCopy"):
+        E.selectivity_probe(model, CopyTask(length=3, vocab=4), seed=0)

@@ -44,7 +44,8 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
     return model, history
 
 
-def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int = 256, device=None) -> list[dict]:
+def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int = 256, device=None,
+                      trace: bool = False) -> list[dict]:
     """What the trained selective layers do on noise against data tokens, per layer (chapter 13).
 
     Hooks read each selective layer's Δ_t (``softplus(dt_proj(·))``, (B, T, E)) and its scan input u_t,
@@ -56,6 +57,8 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
                                   convolution's width, so that no data token is in its window)
         dh_data, dh_noise         mean |‖h_t‖ − ‖h_{t−1}‖| / mean ‖h_t‖ at those same positions: how much
                                   a token moves the state
+        trace                     (with ``trace``) the first sequence's Δ_t (mean over channels), ‖h_t‖ and
+                                  which of its positions hold data, as lists
     """
     if not isinstance(task, SelectiveCopy):
         raise TypeError(f"task must be a SelectiveCopy, got {type(task).__name__}")
@@ -105,6 +108,8 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
         d_mean = delta.mean(-1)  # (n, L)
         out.append({"delta_data": d_mean[data].mean().item(), "delta_noise": d_mean[far_noise].mean().item(),
                     "dh_data": dh[data].mean().item(), "dh_noise": dh[far_noise].mean().item()})
+        if trace:
+            out[-1]["trace"] = {"delta": d_mean[0].tolist(), "norm": norms[0].tolist(), "data": data[0].tolist()}
     return out
 
 
