@@ -91,3 +91,24 @@ def test_grid_is_seed_major_and_the_vision_arms_run_on_pathfinder_only():
     assert {c[3] for c in g[:per_seed]} == {0} and len(g) == 3 * per_seed
     assert {c[0] for c in g if c[1] in exp.VISION} == {"pathfinder"}
     assert len(s["lrs"]) >= 3
+
+
+def test_chapter_15_tables_are_html_and_read_the_recorded_files():
+    from seqlab.experiments import architectures as A
+    html = A.html_table(["a", "b<"], [[1, "x&y"]])
+    assert html.startswith("<table>") and "<th>b&lt;</th>" in html and "<td>x&amp;y</td>" in html
+    with pytest.raises(ValueError, match="every row must have 2 cells"):
+        A.html_table(["a", "b"], [[1]])
+    assert A.recorded_rows(None, None) == (["measurement", *A.ARCHS], [])
+    table = [dict(task="lag", arch=a, mean=0.5, min=0.4, max=0.6, baseline=0.125, length=65) for a in A.ARCHS]
+    rec = {"results": {"table": table}}
+    recall_rec = {"results": {"table_width": [dict(arch=a, width=w, mean=0.9, min=0.8, max=1.0)
+                                              for a in ("softmax", "linear", "delta") for w in (16, 32)]}}
+    header, rows = A.recorded_rows(rec, recall_rec)
+    assert len(rows) == 2 and all(len(r) == len(header) for r in rows)
+    assert rows[0][0].startswith("lag (T = 65") and rows[0][1] == "0.50 [0.40, 0.60]"
+    assert rows[1][0] == "MQAR recall, d = 16 (chapter 12)" and rows[1][3] == "0.90 [0.80, 1.00]"
+    lstm = A.make_model("LSTM", 10, 16)
+    b_x = dict(lstm.named_parameters())["recurrent.cells.0.b_x"]
+    assert torch.allclose(b_x[16:32], torch.full((16,), A.FORGET_BIAS))
+    assert "use" not in A.table_rows(*[{a: 1.0 for a in A.ARCHS}] * 7)
