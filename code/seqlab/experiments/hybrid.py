@@ -74,7 +74,7 @@ def train_recall(model, task: GappedRecall, x_test, y_test, *, batch: int, steps
 SETTINGS = {
     "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=6, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
                  mlp=True),
-    "quick": dict(d=64, heads=4, d_rnn=56, window=8, pairs=4, gap=20, queries=12, vocab=32, batch=32, steps=250,
+    "quick": dict(d=64, heads=4, d_rnn=56, window=8, pairs=4, gap=20, queries=8, vocab=32, batch=32, steps=250,
                   lr=3e-3, mlp=True),                                                        # chapter 14's
     "full": dict(d=128, heads=4, d_rnn=112, window=32, pairs=8, gap=72, queries=32, vocab=64, batch=64, steps=3000,
                  lr=2e-3, mlp=True),
