@@ -156,3 +156,28 @@ def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tas
     assert torch.allclose(torch.tensor(t["norm"][-1]), h_scan[0].norm(), rtol=1e-4)
     with pytest.raises(TypeError, match="SelectiveCopy"):
         E.selectivity_probe(model, CopyTask(length=3, vocab=4), seed=0)
+
+
+def test_a_grid_extended_by_a_learning_rate_reruns_only_the_new_points(tmp_path):
+    path = tmp_path / "x.jsonl"
+    calls = []
+
+    def fn(c):
+        calls.append(c)
+        return {"c": c}
+
+    settings = {"steps": 5, "lrs": [1, 2]}
+    runlog.map_logged(fn, [("a", 1), ("a", 2)], path=path, settings=runlog.per_run(settings, ["lrs"]))
+    calls.clear()
+    settings["lrs"].append(3)
+    runlog.map_logged(fn, [("a", 1), ("a", 2), ("a", 3)], path=path, settings=runlog.per_run(settings, ["lrs"]))
+    assert calls == [("a", 3)]
+    # lines written under another fingerprint are reused only when accepted explicitly
+    legacy = tmp_path / "legacy.jsonl"
+    runlog.map_logged(fn, [("b", 1)], path=legacy, settings={"old": True})
+    calls.clear()
+    runlog.map_logged(fn, [("b", 1)], path=legacy, settings={"new": True}, also_accept=[runlog.fingerprint({"old": True})])
+    assert calls == []
+    from seqlab.experiments import longrange, recall as rec
+    assert runlog.fingerprint(rec.SETTINGS["quick"]) in rec.LEGACY["quick"]   # the runs logged before the change
+    assert runlog.fingerprint(dict(longrange.SETTINGS["quick"], lrs=[1e-3, 3e-3, 1e-2])) in longrange.LEGACY["quick"]

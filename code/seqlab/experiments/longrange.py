@@ -40,7 +40,9 @@ from ..models.charlm import RecurrentLM
 from ..train import accuracy, train
 from . import register
 from .recall import bracketed, best_lr
-from .runlog import log_path, map_logged
+from .runlog import log_path, map_logged, per_run
+
+GRID_KEYS = ("archs", "vision", "lrs")
 
 TASKS = ("listops", "pathfinder", "lag")
 VISION = ("Transformer (patches)", "LSTM (rows)")
@@ -56,13 +58,17 @@ SETTINGS = {
                  eval_every=1, batch=4, eval_batch=16),
     "quick": dict(tasks={"listops": dict(length=128, max_depth=4, max_args=5),
                          "pathfinder": dict(size=16, curve_length=14), "lag": dict(lag=64, vocab=8)},
-                  archs=list(compare.ARCHS), vision=list(VISION), params=20_000, lrs=[1e-3, 3e-3, 1e-2], steps=600,
+                  archs=list(compare.ARCHS), vision=list(VISION), params=20_000, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=600,
                   eval_every=100, batch=32, eval_batch=512),
     "full": dict(tasks={"listops": dict(length=512, max_depth=6, max_args=6),
                         "pathfinder": dict(size=32, curve_length=40), "lag": dict(lag=256, vocab=8)},
                  archs=list(compare.ARCHS), vision=list(VISION), params=200_000, lrs=[3e-4, 1e-3, 3e-3, 1e-2],
                  steps=5000, eval_every=250, batch=64, eval_batch=2048),
 }
+
+
+# runs logged on 2026-12-05 when the fingerprint covered the whole settings dict, with lrs [1e-3, 3e-3, 1e-2]
+LEGACY = {"quick": ("6582a2a5c4dd",)}
 
 
 def make_task(name: str, **kw):
@@ -248,8 +254,8 @@ def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
         t, arch, lr, seed = c
         return train_one(t, arch, lr, task_options=s["tasks"][t], seed=seed, progress=progress, **common)
 
-    runs = map_logged(one, grid(s, list(seeds)), path=log_path("longrange", scale), settings=s, progress=progress,
-                      desc="long-range runs")
+    runs = map_logged(one, grid(s, list(seeds)), path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS),
+                      progress=progress, desc="long-range runs", also_accept=LEGACY.get(scale, ()))
     rows = table(runs)
     lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
              f"{'baseline':>8s} bracketed"]

@@ -45,7 +45,9 @@ from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .runlog import log_path, map_logged
+from .runlog import fingerprint, log_path, map_logged, per_run
+
+GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs")
 
 ARCHS = ("softmax", "linear", "delta", "taylor", "gated")
 WEIGHT_DECAY = 0.1  # Zoology's AdamW setting
@@ -65,6 +67,10 @@ SETTINGS = {
                  pairs_archs=["softmax", "linear", "delta", "gated"], pairs_width=128, pairs=[8, 16, 32, 48, 64],
                  pairs_length=160),
 }
+
+
+# runs logged on 2026-12-05 when the fingerprint covered the whole settings dict (same per-run settings)
+LEGACY = {"quick": ("b0b2f327df50",)}
 
 
 def make_model(arch: str, width: int, vocab: int, heads: int = 4, layers: int = 2) -> MixerLM:
@@ -213,7 +219,8 @@ def recall(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = 
         return train_one(arch, width, lr, n_pairs=n_pairs, length=length, seed=seed, progress=progress, **common)
 
     configs = grid(s, list(seeds))
-    runs = map_logged(one, configs, path=log_path("recall", scale), settings=s, progress=progress, desc="MQAR runs")
+    runs = map_logged(one, configs, path=log_path("recall", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                      desc="MQAR runs", also_accept=LEGACY.get(scale, ()))
     for c, r in zip(configs, runs):
         r["axis"] = c[0]
     out = {"settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}

@@ -8,6 +8,10 @@ each run's result is appended (and flushed) the moment it finishes, by whichever
 it. Rerunning the same command therefore picks up where the last one stopped, and the
 results file it writes at the end holds every run, old and new, in the order of the grid.
 
+A logged run is reused when its configuration is in the grid and its fingerprint matches: the
+fingerprint covers the settings *of one run* (the task, the steps, the batch — not the lists that
+span the grid), so extending a grid (another learning rate, another seed) reruns only the new points.
+
 The log is ``results/runs/NAME-SCALE.jsonl`` (``SEQLAB_RUNLOG_DIR`` moves it; set to an empty
 string it turns logging off). At the ``tiny`` scale (the tests' smoke runs) nothing is logged
 unless ``SEQLAB_RUNLOG_DIR`` is set. A line records the run's configuration and a fingerprint
@@ -66,18 +70,27 @@ def _key(config) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
+def per_run(settings: dict, grid_keys) -> dict:
+    """``settings`` without the keys that only list the grid's points (chapter 12): what one run depends on."""
+    return {k: v for k, v in settings.items() if k not in set(grid_keys)}
+
+
 def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: dict, progress: bool = False,
-               desc: str = "runs") -> list:
+               desc: str = "runs", also_accept: Sequence[str] = ()) -> list:
     """``[fn(c) for c in configs]``, skipping the configurations already in the log at ``path`` (chapter 12).
 
     ``configs`` must be JSON-serialisable (tuples of numbers and strings); ``fn`` returns a
-    JSON-serialisable dict. With ``path`` None this is ``distributed.map_runs``.
+    JSON-serialisable dict; ``settings`` are those one run depends on (``per_run``). Lines with a
+    fingerprint in ``also_accept`` are reused too (logs written before a change of what is
+    fingerprinted, under the same per-run settings). With ``path`` None this is ``distributed.map_runs``.
     """
     configs = list(configs)
     if path is None:
         return map_runs(fn, configs, progress=progress, desc=desc)
     fp = fingerprint(settings)
-    done = read(path, fp)
+    done = {}
+    for accepted in (*also_accept, fp):
+        done.update(read(path, accepted))
     todo = [c for c in configs if _key(c) not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
 
