@@ -69,7 +69,7 @@ SETTINGS = {
                  max_widen=0, iso_families=["transformer"], iso_budgets=[2e7], iso_factors=[0.5, 1.0, 2.0],
                  pair={"lstm": 16, "transformer": 16}, n_boot=20, **_RECIPE),
     "quick": dict(corpus="stdlib", widths={"lstm": [16, 32, 64], "transformer": [16, 32, 64]},
-                  lrs={"lstm": [4e-3, 8e-3], "transformer": [2e-3, 4e-3]}, steps=150, batch=16, context=128,
+                  lrs={"lstm": [1e-2, 2e-2], "transformer": [4e-3, 8e-3]}, steps=150, batch=16, context=128,
                   layers=2, tune_windows=32, eval_windows=96, curve_every=50, curve_windows=16, max_order=5,
                   bracket=False, max_widen=0, iso_families=["transformer"], iso_budgets=[3e10],
                   iso_factors=[0.25, 0.5, 1.0, 2.0, 4.0], pair={"lstm": 64, "transformer": 64}, n_boot=200, **_RECIPE),
@@ -828,7 +828,7 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
             dst = out_dir / f"{f}-d{w}.pt"
             dst.write_bytes(src.read_bytes())
             checkpoints.append({"family": f, "width": w, "layers": s["layers"], "context": s["context"],
-                                "lr": choice[f, w]["lr"], "seed": seeds[0], "file": str(dst.relative_to(runs.dir.parents[1])),
+                                "lr": choice[f, w]["lr"], "seed": seeds[0], "file": str(dst.relative_to(runs.dir.parent)),
                                 "bytes": dst.stat().st_size, "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(),
                                 "command": _command()})
     lines = [f"corpus {info['name']} ({info['sha256'][:12]}), n-gram levels: "
@@ -849,3 +849,130 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
             "crossing_N": cross, "crossing_in_range": cross is not None and lo_n <= cross <= hi_n,
             "gaps": gaps, "pair": pair, "isoflop": iso, "isoflop_optima": optima, "checkpoints": checkpoints,
             "buckets": buckets, "estimate": est, "seconds": round(seconds, 1)}
+
+
+# ---------------------------------------------------------------- reading a recorded study (chapter 10)
+def load_checkpoint(entry: dict, root: str | Path, vocab: int) -> torch.nn.Module:
+    """The trained model of one ``checkpoints`` entry of a results file, its SHA-256 verified (chapter 10).
+
+    ``root`` is the directory the entry's ``file`` is relative to (the study's: ``results/scaling-cpu``). A file whose
+    hash differs from the recorded one raises ValueError: it is not the model the results describe.
+    """
+    path = Path(root) / entry["file"]
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} is missing; rerun: {entry.get('command', 'the sweep')}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry["sha256"]:
+        raise ValueError(f"checkpoint {path} has sha256 {digest}, the results file recorded {entry['sha256']}")
+    model = make_model(entry["family"], entry["width"], vocab, entry["context"], entry["layers"])
+    model.load_state_dict(torch.load(path, map_location="cpu"))
+    return model.eval()
+
+
+@torch.no_grad()
+def repeat_probe(model: torch.nn.Module, ids: torch.Tensor, n: int, *, span: int = 100, context: int = 256,
+                 seed: int = 0) -> dict:
+    """Loss on a span of text the first time and the second time it appears in one window (chapter 10).
+
+    Each of ``n`` windows (drawn across ``ids`` by ``spread_windows``, then seeded by ``seed``) holds
+    ``context + 1 - 2 span`` characters of ordinary text, a span of ``span`` characters, and the same
+    span again. A model that can look the continuation up in its context (chapter 11's induction
+    heads) predicts the repeat far better than the first occurrence. Returns per-window mean losses
+    (nats) ``{"first": [...], "repeat": [...]}`` over each occurrence, its first character left out
+    (nothing before it announces the repeat).
+    """
+    validate.positive_int("span", span)
+    prefix = context + 1 - 2 * span
+    if prefix < 1:
+        raise ValueError(f"two spans of {span} do not fit a context of {context}: need span <= {context // 2}")
+    base = spread_windows(ids, n, prefix + span - 1, seed=EVAL_SEED + seed)  # (n, prefix + span)
+    w = torch.cat([base, base[:, prefix:]], 1)  # (n, context + 1): prefix, span, span
+    losses = position_losses(model, w)  # (n, context): losses[:, t] predicts w[:, t + 1]
+    first = losses[:, prefix: prefix + span - 1]  # w[prefix + 1 .. prefix + span - 1]
+    repeat = losses[:, prefix + span: prefix + 2 * span - 1]  # w[prefix + span + 1 .. prefix + 2 span - 1]
+    return {"first": first.mean(1).tolist(), "repeat": repeat.mean(1).tolist()}
+
+
+def _interval(b: dict, digits: int = 3) -> str:
+    return f"{b['value']:.{digits}f} [{b['lo']:.{digits}f}, {b['hi']:.{digits}f}]"
+
+
+def _verdict(b: dict, above: str, below: str, neither: str) -> tuple[str, bool]:
+    """The word an interval licenses: ``above`` when it lies above 0, ``below`` when below, else ``neither``;
+    and whether that word holds (it always does, by construction: the assert beside it pins it)."""
+    if b["lo"] is not None and b["lo"] > 0:
+        return above, b["lo"] > 0
+    if b["hi"] is not None and b["hi"] < 0:
+        return below, b["hi"] < 0
+    return neither, b["lo"] is None or b["lo"] <= 0 <= b["hi"]
+
+
+def findings(res: dict) -> list[dict]:
+    """What a recorded scaling study shows, as sentences with their numbers and the rule each must meet (chapter 10).
+
+    Each item is ``{"name", "text", "holds"}``: the text states the result whichever way it came out, and
+    ``holds`` is the check that pins it (for the design: at least 5 sizes, 3 seeds, fewer than 4 passes, every
+    learning rate bracketed). Chapter 10 prints the texts and asserts every ``holds``.
+    """
+    from ..measure import ngram_level_name
+
+    levels = {int(k): v for k, v in res["ngram"]["levels"].items()}
+    out = []
+    best = res["best"]
+    sizes = {f: len(best[f]) for f in FAMILIES}
+    seeds = min(len(b["seeds"]) for f in FAMILIES for b in best[f])
+    passes = max(b["passes"] for f in FAMILIES for b in best[f])
+    Ns = [b["params_nonemb"] for f in FAMILIES for b in best[f]]
+    out.append({"name": "design", "holds": min(sizes.values()) >= 5 and seeds >= 3 and passes < 4,
+                "text": f"{min(sizes.values())} sizes per family, from {min(Ns):,} to {max(Ns):,} non-embedding "
+                        f"parameters, {seeds} seeds each, {best['lstm'][0]['tokens']:,} training characters per run "
+                        f"({passes:.2f} passes over the training split at most)."})
+    grids = [b for f in FAMILIES for b in best[f]]
+    out.append({"name": "lr bracketed", "holds": all(b["bracketed"] and len(b["lr_grid"]) >= 4 for b in grids),
+                "text": f"Every size's learning rate is inside its grid of {min(len(b['lr_grid']) for b in grids)} or more "
+                        f"values (chosen on the tune split): "
+                        + "; ".join(f"{f} " + ", ".join(f"{b['lr']:g}" for b in best[f]) for f in FAMILIES) + "."})
+    parts, ok = [], True
+    for f in FAMILIES:
+        words = []
+        for b in best[f]:
+            lv = ngram_level(b["val_loss"], levels)
+            ok &= lv == b["ngram_level"]
+            words.append(f"{b['val_loss']:.3f} ± {b['val_sd']:.3f} ({ngram_level_name(lv)})")
+        parts.append(f"{f}: " + ", ".join(words))
+    out.append({"name": "n-gram levels", "holds": ok,
+                "text": "Validation loss by size (mean ± sd over seeds) and the count model each reaches "
+                        f"(unigram {levels[1]:.3f} … {max(levels)}-gram {levels[max(levels)]:.3f}): " + "; ".join(parts) + "."})
+    fl, ft = res["fits"]["lstm"]["non_embedding"]["plain"], res["fits"]["transformer"]["non_embedding"]["plain"]
+    d = res["alpha_difference"]
+    word, holds = _verdict(d, "larger than", "smaller than", "not distinguishable from")
+    out.append({"name": "exponents", "holds": holds and fl["lo"] is not None,
+                "text": f"Power laws L = a N^(-alpha) fitted to the seed-averaged losses: LSTM alpha {fl['alpha']:.3f} "
+                        f"[{fl['lo']:.3f}, {fl['hi']:.3f}], Transformer {ft['alpha']:.3f} [{ft['lo']:.3f}, "
+                        f"{ft['hi']:.3f}]; the Transformer's exponent is {word} the LSTM's (difference "
+                        f"{_interval(d)}, paired bootstrap over the validation windows)."})
+    cross, inside = res["crossing_N"], res["crossing_in_range"]
+    lower = [g for g in res["gaps"] if g["transformer_minus_lstm"]["hi"] < 0]
+    higher = [g for g in res["gaps"] if g["transformer_minus_lstm"]["lo"] > 0]
+    where = ("the fitted laws do not cross between 1e3 and 1e10 parameters" if cross is None else
+             f"the fitted laws cross at N ≈ {cross:.3g}, {'inside' if inside else 'outside'} the measured range")
+    out.append({"name": "crossing", "holds": len(lower) + len(higher) <= len(res["gaps"]),
+                "text": f"At matched sizes the Transformer is lower at {len(lower)} and higher at {len(higher)} of "
+                        f"{len(res['gaps'])} pairs (intervals excluding zero); {where}."})
+    pair = res["pair"]
+    if "late_gain_difference" in pair:
+        g = {f: pair["families"][f]["late_gain"] for f in FAMILIES}
+        word, holds = _verdict(pair["late_gain_difference"], "more than", "less than", "no more and no less than")
+        a, b = pair["buckets"][1], pair["buckets"][-1]
+        out.append({"name": "late context", "holds": holds,
+                    "text": f"From positions {a[0]}–{a[1] - 1} to {b[0]}–{b[1] - 1}, beyond the unigram reference, "
+                            f"the Transformer (d={pair['families']['transformer']['width']}) gains "
+                            f"{_interval(g['transformer'])} nats and the LSTM (d={pair['families']['lstm']['width']}) "
+                            f"{_interval(g['lstm'])}: the Transformer uses late context {word} the LSTM."})
+    valleys = [o for o in res["isoflop_optima"] if o["interior"]]
+    out.append({"name": "IsoFLOP", "holds": len(res["isoflop"]) > 0,
+                "text": f"IsoFLOP: the lowest loss is inside the width grid (a valley) in {len(valleys)} of "
+                        f"{len(res['isoflop_optima'])} budgets; optimal N by budget: "
+                        + ", ".join(f"{o['budget']:.0e} FLOPs → {o['best_N']:,} (predicted {o['n_opt_predicted']:,.0f})"
+                                    for o in res["isoflop_optima"]) + "."})
+    return out
