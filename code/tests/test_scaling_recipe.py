@@ -165,3 +165,12 @@ def test_repeat_probe_sees_a_copy():
     ids = torch.randint(0, V, (3000,), generator=torch.Generator().manual_seed(1))
     p = scaling.repeat_probe(Lookback(), ids, 8, span=span, context=ctx)
     assert max(p["repeat"]) < 0.01 and min(p["first"]) > 1.0
+
+
+def test_the_cpu_scale_belongs_to_the_scaling_study():
+    from seqlab import experiments
+    assert "cpu" in experiments.get("scaling").scales and "cpu" not in experiments.get("recall").scales
+    with pytest.raises(ValueError, match="runs at the scales"):
+        experiments.run("recall", scale="cpu")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        scaling.scaling("huge")

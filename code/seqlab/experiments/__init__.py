@@ -4,7 +4,7 @@ A chapter runs a slice of an experiment live, within its minute; the whole of it
 the command line, on a CPU for longer or on a GPU::
 
     python -m seqlab.experiments --help
-    python -m seqlab.experiments scaling --scale quick --seeds 0 1 --out results/scaling.json
+    python -m seqlab.experiments scaling --scale quick --seeds 0 1 --out /tmp/scaling-quick.json
 
 Both call the function registered here under the experiment's name, so the page and the
 command cannot drift apart. The command writes a results file (JSON) that records the

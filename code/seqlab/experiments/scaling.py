@@ -31,6 +31,7 @@ interrupted and resumed; the results file is written when the grid is complete.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -211,7 +212,7 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
               layers: int = 2, windows: int = 64, tune_windows: int = 32, curve_every: int | None = None,
               curve_windows: int = 16, seed: int = 0, warmup_fraction: float = 0.1, final_lr: float = 0.1,
               beta2: float = 0.99, weight_decay: float = 0.1, clip: float = 1.0, device=None, progress: bool = False,
-              save_to: str | Path | None = None, **_) -> dict:
+              save_to: str | Path | None = None, keep_model: bool = False, **_) -> dict:
     """Train one model with the chapter's recipe and evaluate it; returns plain numbers (chapter 10).
 
     ``val_loss`` is the mean loss on ``windows`` windows spread across the validation split
@@ -219,7 +220,8 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
     each position of the context); ``tune_loss`` the same on the tune split (it chooses the
     learning rate). ``curve`` holds ``[step, seconds of training so far, loss on curve_windows tune
     windows]`` every ``curve_every`` steps: loss against wall-clock time, the evaluations' own time
-    left out. ``save_to`` writes the trained state dict there.
+    left out. ``save_to`` writes the trained state dict there; ``keep_model`` returns the model under
+    ``"model"`` too (for a page's live analyses; it is not written to results files).
     """
     device = torch.device(device or "cpu")
     parts = splits(corpus)
@@ -263,7 +265,7 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
             "diverged": bad, "window_losses": [round(v, 5) for v in losses.mean(1).tolist()],
             "by_position": [round(v, 5) for v in losses.mean(0).tolist()], "curve": curve_rows,
             "window_buckets": [[round(v, 5) for v in row] for row in bucket_means(losses, context).tolist()],
-            "seconds": round(h.seconds - clock["paused"], 3)}
+            "seconds": round(h.seconds - clock["paused"], 3), **({"model": model} if keep_model else {})}
 
 
 # ---------------------------------------------------------------- fitting L(N) = a N^(-alpha) + c
@@ -511,13 +513,18 @@ def parabola_minimum(N, L) -> float | None:
 
 
 # ---------------------------------------------------------------- IsoFLOP plan
+@functools.lru_cache(maxsize=4096)
+def _n_nonemb(family: str, width: int, vocab: int, context: int, layers: int) -> int:
+    return count_parameters(make_model(family, width, vocab, context, layers))["non_embedding"]
+
+
 def width_for(family: str, target: float, vocab: int, context: int, layers: int) -> int:
     """The width (a multiple of 4, divisible by its heads) whose non-embedding count is nearest ``target`` in log (chapter 10)."""
     best = None
     for w in range(8, 1025, 4):
         if family == "transformer" and w % max(1, w // 16):
             continue
-        n = count_parameters(make_model(family, w, vocab, context, layers))["non_embedding"]
+        n = _n_nonemb(family, w, vocab, context, layers)
         d = abs(math.log(n / target))
         if best is None or d < best[0]:
             best = (d, w)
@@ -897,7 +904,7 @@ def _interval(b: dict, digits: int = 3) -> str:
     return f"{b['value']:.{digits}f} [{b['lo']:.{digits}f}, {b['hi']:.{digits}f}]"
 
 
-def _verdict(b: dict, above: str, below: str, neither: str) -> tuple[str, bool]:
+def verdict(b: dict, above: str, below: str, neither: str) -> tuple[str, bool]:
     """The word an interval licenses: ``above`` when it lies above 0, ``below`` when below, else ``neither``;
     and whether that word holds (it always does, by construction: the assert beside it pins it)."""
     if b["lo"] is not None and b["lo"] > 0:
@@ -945,7 +952,7 @@ def findings(res: dict) -> list[dict]:
                         f"(unigram {levels[1]:.3f} … {max(levels)}-gram {levels[max(levels)]:.3f}): " + "; ".join(parts) + "."})
     fl, ft = res["fits"]["lstm"]["non_embedding"]["plain"], res["fits"]["transformer"]["non_embedding"]["plain"]
     d = res["alpha_difference"]
-    word, holds = _verdict(d, "larger than", "smaller than", "not distinguishable from")
+    word, holds = verdict(d, "larger than", "smaller than", "not distinguishable from")
     out.append({"name": "exponents", "holds": holds and fl["lo"] is not None,
                 "text": f"Power laws L = a N^(-alpha) fitted to the seed-averaged losses: LSTM alpha {fl['alpha']:.3f} "
                         f"[{fl['lo']:.3f}, {fl['hi']:.3f}], Transformer {ft['alpha']:.3f} [{ft['lo']:.3f}, "
@@ -962,7 +969,7 @@ def findings(res: dict) -> list[dict]:
     pair = res["pair"]
     if "late_gain_difference" in pair:
         g = {f: pair["families"][f]["late_gain"] for f in FAMILIES}
-        word, holds = _verdict(pair["late_gain_difference"], "more than", "less than", "no more and no less than")
+        word, holds = verdict(pair["late_gain_difference"], "more than", "less than", "no more and no less than")
         a, b = pair["buckets"][1], pair["buckets"][-1]
         out.append({"name": "late context", "holds": holds,
                     "text": f"From positions {a[0]}–{a[1] - 1} to {b[0]}–{b[1] - 1}, beyond the unigram reference, "
