@@ -86,3 +86,20 @@ def test_ngram_level():
     assert ngram_level_name(0) == "above the unigram" and ngram_level_name(3) == "trigram"
     with pytest.raises(ValueError, match="levels"):
         ngram_level(2.0, {})
+
+
+def test_ngram_baselines_give_levels_profiles_and_lines():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from seqlab.measure import draw_ngram_levels, ngram_baselines
+    g = torch.Generator().manual_seed(0)
+    text = torch.tensor([0, 1, 2, 3] * 500) + (torch.rand(2000, generator=g) < 0.1).long()  # nearly periodic
+    windows = torch.stack([text[i:i + 33] for i in range(0, 1600, 100)])
+    b = ngram_baselines(text, windows, 5, max_order=3)
+    assert list(b["levels"]) == [1, 2, 3] and b["levels"][1] > b["levels"][2] > b["levels"][3]
+    assert len(b["by_position"][2]) == 32 and len(b["window_losses"][3]) == len(windows)
+    fig, ax = plt.subplots()
+    draw_ngram_levels(ax, b["levels"])
+    assert len(ax.lines) == 3
+    plt.close(fig)

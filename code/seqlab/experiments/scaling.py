@@ -688,7 +688,7 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
         est, cost = None, (lambda c: c["steps"] * 1e-3)
     common = dict(corpus=corpus, batch=s["batch"], context=s["context"], layers=s["layers"], windows=s["eval_windows"],
                   tune_windows=s["tune_windows"], curve_every=s["curve_every"], curve_windows=s["curve_windows"],
-                  device=device, **{k: s[k] for k in _RECIPE})
+                  device=device, progress=show.show, **{k: s[k] for k in _RECIPE})  # rank 0: a bar per run too
     state_dir = None if runs.dir is None else runs.dir / "state"
 
     def config(phase, f, w, lr, seed, steps=s["steps"]):
