@@ -229,14 +229,15 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
     model = make_model(family, width, corpus.vocab_size, context, layers).to(device)
     counts, fl = count_parameters(model), flops_per_token(model, context)
     curve_w = spread_windows(parts["tune"], curve_windows, context).to(device)
-    clock = {"start": time.perf_counter(), "paused": 0.0}
+    clock = {"start": time.perf_counter(), "paused": 0.0, "cpu_start": time.process_time(), "cpu_paused": 0.0}
 
-    def curve(m):
-        t0 = time.perf_counter()
+    def curve(m):  # wall-clock and CPU seconds of training so far (on a shared machine the CPU time is the fair one)
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = position_losses(m, curve_w).mean().item()
-        seconds = t0 - clock["start"] - clock["paused"]
+        seconds, cpu = t0 - clock["start"] - clock["paused"], c0 - clock["cpu_start"] - clock["cpu_paused"]
         clock["paused"] += time.perf_counter() - t0
-        return {"loss": loss, "seconds": seconds}
+        clock["cpu_paused"] += time.process_time() - c0
+        return {"loss": loss, "seconds": seconds, "cpu": cpu}
 
     def batch_fn():
         start = torch.randint(0, len(parts["train"]) - context, (batch,), generator=gen)
@@ -244,6 +245,7 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
         return w[:, :-1], w[:, 1:]
 
     warmup = max(1, int(warmup_fraction * steps)) if steps > 1 else 0
+    clock.update(start=time.perf_counter(), cpu_start=time.process_time())  # the clocks start with training
     h = train(model, batch_fn, steps=steps, lr=lr, clip=clip, weight_decay=weight_decay, betas=(0.9, beta2),
               lr_at=cosine_schedule(lr, steps, warmup, final_lr) if steps > 1 else None,
               eval_fn=curve if curve_every else None, eval_every=curve_every, progress=progress,
@@ -255,8 +257,8 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
     if save_to is not None:
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, save_to)
-    curve_rows = [[s, round(sec, 3), round(l, 5)] for s, sec, l in
-                  zip(h.eval_step, h.eval.get("seconds", []), h.eval.get("loss", []))]
+    curve_rows = [[s, round(sec, 3), round(l, 5), round(cpu, 3)] for s, sec, l, cpu in
+                  zip(h.eval_step, h.eval.get("seconds", []), h.eval.get("loss", []), h.eval.get("cpu", []))]
     bad = h.diverged or not math.isfinite(losses.mean().item())
     return {"family": family, "width": width, "lr": lr, "seed": seed, "params": counts["total"],
             "params_nonemb": counts["non_embedding"], "steps": h.steps, "tokens": tokens,
@@ -265,7 +267,8 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
             "diverged": bad, "window_losses": [round(v, 5) for v in losses.mean(1).tolist()],
             "by_position": [round(v, 5) for v in losses.mean(0).tolist()], "curve": curve_rows,
             "window_buckets": [[round(v, 5) for v in row] for row in bucket_means(losses, context).tolist()],
-            "seconds": round(h.seconds - clock["paused"], 3), **({"model": model} if keep_model else {})}
+            "seconds": round(h.seconds - clock["paused"], 3),
+            "cpu_seconds": round(time.process_time() - clock["cpu_start"] - clock["cpu_paused"], 3), **({"model": model} if keep_model else {})}
 
 
 # ---------------------------------------------------------------- fitting L(N) = a N^(-alpha) + c
