@@ -373,6 +373,16 @@ def ngram_level_name(level: int) -> str:
     return "above the unigram" if level == 0 else NGRAM_NAMES.get(level, f"{level}-gram")
 
 
+def ngram_level_phrase(level: int, top: int) -> str:
+    """Where an ``ngram_level`` lies among orders 1 .. ``top``, in words: ``"above the unigram"``,
+    ``"between the bigram and the trigram"``, ``"below the 5-gram"`` (chapter 10)."""
+    if level <= 0:
+        return "above the unigram"
+    if level >= top:
+        return f"below the {ngram_level_name(top)}"
+    return f"between the {ngram_level_name(level)} and the {ngram_level_name(level + 1)}"
+
+
 def ngram_baselines(train_ids, windows, vocab_size: int, max_order: int = 5) -> dict:
     """Count-model baselines on a model's own evaluation windows (chapter 10).
 

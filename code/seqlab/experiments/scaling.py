@@ -924,7 +924,7 @@ def findings(res: dict) -> list[dict]:
     ``holds`` is the check that pins it (for the design: at least 5 sizes, 3 seeds, fewer than 4 passes, every
     learning rate bracketed). Chapter 10 prints the texts and asserts every ``holds``.
     """
-    from ..measure import ngram_level_name
+    from ..measure import ngram_level_phrase
 
     levels = {int(k): v for k, v in res["ngram"]["levels"].items()}
     out = []
@@ -948,7 +948,7 @@ def findings(res: dict) -> list[dict]:
         for b in best[f]:
             lv = ngram_level(b["val_loss"], levels)
             ok &= lv == b["ngram_level"]
-            words.append(f"{b['val_loss']:.3f} ± {b['val_sd']:.3f} ({ngram_level_name(lv)})")
+            words.append(f"{b['val_loss']:.3f} ± {b['val_sd']:.3f} ({ngram_level_phrase(lv, max(levels))})")
         parts.append(f"{f}: " + ", ".join(words))
     out.append({"name": "n-gram levels", "holds": ok,
                 "text": "Validation loss by size (mean ± sd over seeds) and the count model each reaches "
