@@ -112,6 +112,8 @@ def train(
     weight_decay: float = 0.0,
     clip: float | None = None,
     warmup: int = 0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    lr_at: Callable[[int], float] | None = None,
     loss_fn: Callable = sequence_loss,
     eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     eval_every: int | None = None,
@@ -130,6 +132,9 @@ def train(
     is asked after each evaluation whether to stop early (e.g. once a task is solved).
     ``after_backward(step, model)`` is called once the gradients of a step exist, before
     clipping and the update (to record per-layer gradient norms, chapter 7).
+    ``betas`` are AdamW's (beta_1, beta_2) (chapter 10 uses beta_2 = 0.99 at small batch);
+    ``lr_at(step)`` gives the learning rate of each step and replaces ``lr`` and ``warmup``
+    (e.g. a warm-up then a cosine decay, chapter 10).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -141,6 +146,11 @@ def train(
     if clip is not None:
         validate.number("clip", clip, minimum=0, strict=True)
     validate.positive_int("warmup", warmup, minimum=0)
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    if lr_at is not None and not callable(lr_at):
+        raise TypeError(f"lr_at must be callable (step -> learning rate) or None, got {type(lr_at).__name__}")
     if time_budget is not None:
         validate.number("time_budget", time_budget, minimum=0, strict=True)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -155,7 +165,7 @@ def train(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = optimizer or torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
     history = History()
     show = progress_enabled() if progress is None else progress
     bar = None
@@ -180,7 +190,7 @@ def train(
     model.train()
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = warmup_lr(step, lr, warmup)
+            group["lr"] = warmup_lr(step, lr, warmup) if lr_at is None else float(lr_at(step))
         x, y = batch_fn()
         x, y = x.to(device), y.to(device)
         loss = loss_fn(logits_of(model(x)), y)

@@ -4,7 +4,7 @@ A chapter runs a slice of an experiment live, within its minute; the whole of it
 the command line, on a CPU for longer or on a GPU::
 
     python -m seqlab.experiments --help
-    python -m seqlab.experiments scaling --scale quick --seeds 0 1 --out results/scaling.json
+    python -m seqlab.experiments scaling --scale quick --seeds 0 1 --out /tmp/scaling-quick.json
 
 Both call the function registered here under the experiment's name, so the page and the
 command cannot drift apart. The command writes a results file (JSON) that records the
@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-SCALES = ("tiny", "quick", "full")
+SCALES = ("tiny", "quick", "cpu", "full")  # "cpu": a recorded CPU study, for the experiments that list it
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,20 @@ class Experiment:
     summary: str
     chapter: int
     fn: Callable[..., dict]
+    scales: tuple[str, ...] = ("tiny", "quick", "full")
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, summary: str, chapter: int):
-    """Decorator: add ``fn`` to ``REGISTRY`` under ``name`` with a one-line ``summary`` for ``--help`` (chapter 10)."""
+def register(name: str, summary: str, chapter: int, scales: tuple[str, ...] = ("tiny", "quick", "full")):
+    """Decorator: add ``fn`` to ``REGISTRY`` under ``name`` with a one-line ``summary`` for ``--help``; ``scales``
+    are the scales it runs at (chapter 10)."""
 
     def add(fn):
         if name in REGISTRY:
             raise ValueError(f"an experiment called {name!r} is already registered")
-        REGISTRY[name] = Experiment(name, summary, chapter, fn)
+        REGISTRY[name] = Experiment(name, summary, chapter, fn, tuple(scales))
         return fn
 
     return add
@@ -72,6 +74,8 @@ def run(name: str, *, scale: str = "quick", seeds=(0,), device=None, progress: b
     """Run experiment ``name`` and return its results with the environment: what the command writes (chapter 10)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if scale not in get(name).scales:
+        raise ValueError(f"experiment {name!r} runs at the scales {get(name).scales}, got {scale!r}")
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of ints, got {seeds!r}")
