@@ -199,12 +199,19 @@ def test_recall_writes_its_grid_and_keeps_the_best_lr_per_size(tmp_path):
 
 def test_recall_state_grows_with_width_for_linear_attention_and_with_length_for_softmax():
     from seqlab.experiments import recall
-    lin = [recall.make_model("linear", w, vocab=16).state_bytes(48) for w in (16, 32, 64)]
+
+    def state_bytes(arch, width, T):
+        model = recall.make_model(arch, width, vocab=16)
+        with torch.no_grad():
+            return model.state_bytes(model(torch.zeros(1, T, dtype=torch.long))[1])
+
+    lin = [state_bytes("linear", w, 48) for w in (16, 32, 64)]
     assert lin[0] < lin[1] < lin[2]
-    assert recall.make_model("linear", 32, vocab=16).state_bytes(96) == lin[1]          # fixed in T
-    soft = recall.make_model("softmax", 32, vocab=16)
-    assert soft.state_bytes(96) > soft.state_bytes(48)                                    # the cache grows
-    assert recall.make_model("taylor", 32, vocab=16).state_bytes(48) > lin[1]            # a larger d_phi
+    assert state_bytes("linear", 32, 96) == lin[1]                                       # fixed in T
+    assert state_bytes("softmax", 32, 96) > state_bytes("softmax", 32, 48)               # the cache grows
+    assert state_bytes("taylor", 32, 48) > lin[1]                                        # a larger d_phi
+    with pytest.raises(TypeError, match="got int"):
+        recall.make_model("linear", 16, vocab=16).state_bytes(48)
 
 
 # ---------------------------------------------------------------- every chapter's experiment, through the command

@@ -74,9 +74,10 @@ def train_one(arch: str, width: int, lr: float, *, vocab: int, length: int, n_pa
               clip=1.0, progress=progress, desc=f"{arch} d={width} lr={lr:g}")
     model.eval()
     with torch.no_grad():
-        acc = accuracy(model(held_out[0].to(device)), held_out[1].to(device))
+        acc = accuracy(model(held_out[0].to(device))[0], held_out[1].to(device))
+        _, state = model(torch.zeros(1, length, dtype=torch.long, device=device))  # the state after T tokens
     return {"arch": arch, "width": width, "heads": heads, "lr": lr, "seed": seed,
-            "state_bytes": model.state_bytes(length), "params": sum(p.numel() for p in model.parameters()),
+            "state_bytes": model.state_bytes(state), "params": sum(p.numel() for p in model.parameters()),
             "accuracy": acc, "final_loss": h.loss[-1] if h.loss else float("nan"), "diverged": h.diverged,
             "chance": task.chance, "seconds": round(h.seconds, 3)}
 

@@ -39,7 +39,7 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
                                   options=dict(d_state=d_state))).to(device)
     x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=10_000 + seed + seed_offset()))
     history = train(model, lambda: task.sample(batch, gen), steps=steps, lr=lr, clip=1.0, eval_every=50,
-                    eval_fn=lambda m: {"acc": accuracy(m(x_eval), y_eval)},
+                    eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
                     stop_when=lambda h: h.eval["acc"][-1] > 0.99, progress=progress, desc=mixer)
     return model, history
 
@@ -48,7 +48,7 @@ def accuracy_at(model, sel: dict, length: int, seed: int, device=None) -> float:
     """Accuracy of ``model`` on 256 selective-copying sequences of ``sel`` with ``length`` noise tokens (chapter 13)."""
     x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=20_000 + seed + seed_offset())
     with torch.no_grad():
-        return accuracy(model.eval()(x.to(device)), y.to(device))
+        return accuracy(model.eval()(x.to(device))[0], y.to(device))
 
 
 SETTINGS = {
