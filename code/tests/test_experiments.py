@@ -334,3 +334,23 @@ def test_architectures_measures_each_row_for_every_family():
         assert m["Transformer"]["verdict_sequential"].startswith("no") and m["RNN"]["verdict_memory"].startswith("fixed")
     with pytest.raises(ValueError, match="k_near"):
         architectures.gradient_fade({}, torch.zeros(1, 8, dtype=torch.long), k_near=16)
+
+
+def test_results_dir_is_the_checkouts_or_the_environments(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEQLAB_RESULTS", raising=False)
+    assert experiments.results_dir() == CODE.parent / "results"           # imported from this checkout
+    monkeypatch.setenv("SEQLAB_RESULTS", str(tmp_path / "elsewhere"))
+    assert experiments.results_dir() == tmp_path / "elsewhere"
+
+
+def test_seed_streams_apply_the_offset_once(monkeypatch):
+    from seqlab import seeding
+    draw = lambda g: torch.randint(0, 10**9, (3,), generator=g).tolist()  # noqa: E731
+    monkeypatch.setenv("SEQLAB_SEED_OFFSET", "0")
+    base = {k: draw(f(4)) for k, f in (("batches", seeding.batches), ("held_out", seeding.held_out))}
+    assert base["held_out"] == draw(torch.Generator().manual_seed(10_004))
+    assert draw(seeding.held_out(4, stream=1)) == draw(torch.Generator().manual_seed(20_004))
+    assert base["batches"] == draw(torch.Generator().manual_seed(4)) == draw(seeding.init(4))
+    monkeypatch.setenv("SEQLAB_SEED_OFFSET", "3")
+    assert draw(seeding.batches(1)) == base["batches"] and draw(seeding.held_out(1)) == base["held_out"]
+    assert draw(seeding.batches(1, stream=1)) == draw(torch.Generator().manual_seed(5))

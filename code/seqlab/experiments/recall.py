@@ -26,6 +26,7 @@ import torch
 
 from .. import _validate as validate
 from ..config import seed_everything
+from ..seeding import held_out as held_out_stream
 from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
@@ -67,7 +68,7 @@ def train_one(arch: str, width: int, lr: float, *, vocab: int, length: int, n_pa
     """
     device = torch.device(device or "cpu")
     task = AssociativeRecall(n_pairs=n_pairs, length=length, vocab=vocab)
-    held_out = task.sample(eval_batch, generator=seed_everything(10_000 + seed))  # (x, y) never trained on
+    held_out = task.sample(eval_batch, generator=held_out_stream(seed))  # (x, y) never trained on
     gen = seed_everything(seed)  # the model's initialisation, then the training stream
     model = make_model(arch, width, vocab, heads, layers).to(device)
     h = train(model, lambda: tuple(t.to(device) for t in task.sample(batch, generator=gen)), steps=steps, lr=lr,

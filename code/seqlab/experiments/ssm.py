@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from ..config import seed_everything, seed_offset
+from ..config import seed_everything
+from ..seeding import held_out
 from ..data.tasks import CopyTask, SelectiveCopy
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
@@ -37,7 +38,7 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
     gen = seed_everything(seed)
     model = MixerLM(MixerLMConfig(task.input_vocab, mixer=mixer, d_model=d_model, n_layers=2, mlp=False,
                                   options=dict(d_state=d_state))).to(device)
-    x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=10_000 + seed + seed_offset()))
+    x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=held_out(seed)))
     history = train(model, lambda: task.sample(batch, gen), steps=steps, lr=lr, clip=1.0, eval_every=50,
                     eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
                     stop_when=lambda h: h.eval["acc"][-1] > 0.99, progress=progress, desc=mixer)
@@ -46,7 +47,7 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
 
 def accuracy_at(model, sel: dict, length: int, seed: int, device=None) -> float:
     """Accuracy of ``model`` on 256 selective-copying sequences of ``sel`` with ``length`` noise tokens (chapter 13)."""
-    x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=20_000 + seed + seed_offset())
+    x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=held_out(seed, stream=1))
     with torch.no_grad():
         return accuracy(model.eval()(x.to(device))[0], y.to(device))
 

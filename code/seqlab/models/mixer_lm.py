@@ -55,7 +55,7 @@ class MixerLMConfig:
 
 
 def make_mixer(c: MixerLMConfig) -> Mixer:
-    """One mixer of a ``MixerLM``: a short convolution then attention (softmax, linear, gated linear), or an SSM layer."""
+    """One mixer of a ``MixerLM``: a short convolution then attention (softmax, linear, gated linear), or an SSM layer (chapter 12)."""
     if c.mixer in ("s4d", "selective"):
         return SSMLayer(SSMConfig(d_model=c.d_model, selective=c.mixer == "selective", **c.options))
     conv = CausalConv1d(c.d_model, SHORT_CONV)
