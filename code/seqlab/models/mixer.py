@@ -53,7 +53,7 @@ def _bytes(state) -> int:
 
 @dataclass(frozen=True)
 class Spec:
-    """What one tensor of a state must be: its ``shape`` (``None`` for an axis that grows, a KV cache's T) and dtype."""
+    """What one tensor of a state must be: its ``shape`` (``None`` for an axis that grows, a KV cache's T) and dtype (chapter 14)."""
 
     shape: tuple
     dtype: torch.dtype
@@ -84,7 +84,8 @@ def _fits(state, spec) -> bool:
 
 
 def check_state(owner: str, state, spec) -> None:
-    """Refuse ``state`` unless it has the structure, shapes and dtypes of ``spec`` (nested tuples of ``Spec``/``int``)."""
+    """Refuse ``state`` unless it has the structure, shapes and dtypes of ``spec`` (nested tuples of ``Spec``/``int``;
+    chapter 14): a ValueError names what was expected and what came."""
     if not _fits(state, spec):
         raise ValueError(f"{owner}: the state does not belong to this layer and batch: expected "
                          f"{_describe(spec) if spec is not int else 'int'}, got {_describe(state)}")
