@@ -40,6 +40,7 @@ LAYERS = {
     "linear attention, Taylor": _la(feature_map="taylor"),
     "gated linear attention, scalar": _la(gate="scalar"),
     "gated linear attention, channel": _la(gate="channel"),
+    "delta rule": _la(delta=True),
     "S4D": lambda d: SSMLayer(SSMConfig(d_model=d, d_state=3, selective=False, chunk=3)),
     "selective scan": lambda d: SSMLayer(SSMConfig(d_model=d, d_state=3, chunk=3)),
     "RG-LRU block": lambda d: RecurrentBlock(HybridConfig(vocab_size=4, d_model=d, n_heads=2, chunk=3)),
