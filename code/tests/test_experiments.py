@@ -170,12 +170,19 @@ def test_map_runs_is_a_plain_loop_outside_torchrun(monkeypatch):
 
 def test_recall_state_grows_with_width_for_linear_attention_and_with_length_for_softmax():
     from seqlab.experiments import recall
-    lin = [recall.make_model("linear", w, vocab=16).state_bytes(48) for w in (16, 32, 64)]
+
+    def state_bytes(arch, width, T):
+        model = recall.make_model(arch, width, vocab=16)
+        with torch.no_grad():
+            return model.state_bytes(model(torch.zeros(1, T, dtype=torch.long))[1])
+
+    lin = [state_bytes("linear", w, 48) for w in (16, 32, 64)]
     assert lin[0] < lin[1] < lin[2]
-    assert recall.make_model("linear", 32, vocab=16).state_bytes(96) == lin[1]          # fixed in T
-    soft = recall.make_model("softmax", 32, vocab=16)
-    assert soft.state_bytes(96) > soft.state_bytes(48)                                    # the cache grows
-    assert recall.make_model("taylor", 32, vocab=16).state_bytes(48) > lin[1]            # a larger d_phi
+    assert state_bytes("linear", 32, 96) == lin[1]                                       # fixed in T
+    assert state_bytes("softmax", 32, 96) > state_bytes("softmax", 32, 48)               # the cache grows
+    assert state_bytes("taylor", 32, 48) > lin[1]                                        # a larger d_phi
+    with pytest.raises(TypeError, match="got int"):
+        recall.make_model("linear", 16, vocab=16).state_bytes(48)
 
 
 # ---------------------------------------------------------------- every chapter's experiment, through the command
@@ -298,3 +305,23 @@ def test_architectures_measures_each_row_for_every_family():
         assert m["Transformer"]["verdict_sequential"].startswith("no") and m["RNN"]["verdict_memory"].startswith("fixed")
     with pytest.raises(ValueError, match="k_near"):
         architectures.gradient_fade({}, torch.zeros(1, 8, dtype=torch.long), k_near=16)
+
+
+def test_results_dir_is_the_checkouts_or_the_environments(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEQLAB_RESULTS", raising=False)
+    assert experiments.results_dir() == CODE.parent / "results"           # imported from this checkout
+    monkeypatch.setenv("SEQLAB_RESULTS", str(tmp_path / "elsewhere"))
+    assert experiments.results_dir() == tmp_path / "elsewhere"
+
+
+def test_seed_streams_apply_the_offset_once(monkeypatch):
+    from seqlab import seeding
+    draw = lambda g: torch.randint(0, 10**9, (3,), generator=g).tolist()  # noqa: E731
+    monkeypatch.setenv("SEQLAB_SEED_OFFSET", "0")
+    base = {k: draw(f(4)) for k, f in (("batches", seeding.batches), ("held_out", seeding.held_out))}
+    assert base["held_out"] == draw(torch.Generator().manual_seed(10_004))
+    assert draw(seeding.held_out(4, stream=1)) == draw(torch.Generator().manual_seed(20_004))
+    assert base["batches"] == draw(torch.Generator().manual_seed(4)) == draw(seeding.init(4))
+    monkeypatch.setenv("SEQLAB_SEED_OFFSET", "3")
+    assert draw(seeding.batches(1)) == base["batches"] and draw(seeding.held_out(1)) == base["held_out"]
+    assert draw(seeding.batches(1, stream=1)) == draw(torch.Generator().manual_seed(5))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -119,8 +120,19 @@ def load(path: str | Path, experiment: str | None = None) -> dict | None:
 
 
 def results_dir() -> Path:
-    """``results/`` at the top of the repository (beside ``chapters/``), where the command writes (chapter 10)."""
-    return Path(__file__).resolve().parents[3] / "results"
+    """Where the command writes and chapters read results files (chapter 10).
+
+    ``SEQLAB_RESULTS`` if set; else ``results/`` at the top of the source checkout this package is
+    imported from (beside ``chapters/``); else, for an installed package, ``results/`` beside the
+    working directory's ``chapters/`` or in the working directory itself.
+    """
+    if os.environ.get("SEQLAB_RESULTS", "").strip():
+        return Path(os.environ["SEQLAB_RESULTS"]).expanduser()
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "chapters").is_dir() and (checkout / "code" / "seqlab").is_dir():
+        return checkout / "results"
+    here = Path.cwd()
+    return (here.parent if here.name == "chapters" else here) / "results"
 
 
 # importing a module registers its experiments, one module per idea, in chapter order

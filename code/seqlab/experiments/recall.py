@@ -41,6 +41,7 @@ import torch
 
 from .. import _validate as validate
 from ..config import seed_everything
+from ..seeding import held_out as held_out_stream
 from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
@@ -116,20 +117,21 @@ def train_one(arch: str, width: int, lr: float, *, vocab: int, length: int, n_pa
     """
     device = torch.device(device or "cpu")
     task = AssociativeRecall(n_pairs=n_pairs, length=length, vocab=vocab)
-    test = task.sample(eval_batch, generator=seed_everything(10_000 + seed))  # (x, y) never trained on
-    val = [t.to(device) for t in task.sample(eval_batch, generator=seed_everything(20_000 + seed))]
+    test = task.sample(eval_batch, generator=held_out_stream(seed))  # (x, y) never trained on
+    val = [t.to(device) for t in task.sample(eval_batch, generator=held_out_stream(seed, stream=1))]
     gen = seed_everything(seed)  # the model's initialisation, then the training stream
     model = make_model(arch, width, vocab, heads, layers).to(device)
     h = train(model, lambda: tuple(t.to(device) for t in task.sample(batch, generator=gen)), steps=steps, lr=lr,
               weight_decay=WEIGHT_DECAY, clip=1.0, progress=progress, desc=f"{arch} d={width} n={n_pairs} lr={lr:g}",
-              eval_fn=lambda m: {"val_accuracy": accuracy(m(val[0]), val[1])}, eval_every=eval_every,
+              eval_fn=lambda m: {"val_accuracy": accuracy(m(val[0])[0], val[1])}, eval_every=eval_every,
               stop_when=lambda hist: hist.eval["val_accuracy"][-1] >= TARGET)
     model.eval()
     with torch.no_grad():
-        acc = accuracy(model(test[0].to(device)), test[1].to(device))
+        acc = accuracy(model(test[0].to(device))[0], test[1].to(device))
+        _, state = model(torch.zeros(1, length, dtype=torch.long, device=device))  # the state after T tokens
     val_curve = h.eval.get("val_accuracy", [float("nan")])
     return {"arch": arch, "width": width, "heads": heads, "n_pairs": n_pairs, "length": length, "lr": lr,
-            "seed": seed, "d_phi": d_phi(arch, width, heads), "state_bytes": model.state_bytes(length),
+            "seed": seed, "d_phi": d_phi(arch, width, heads), "state_bytes": model.state_bytes(state),
             "params": sum(p.numel() for p in model.parameters()), "accuracy": acc, "val_accuracy": val_curve[-1],
             "curve": {"step": list(h.eval_step), "val_accuracy": [round(v, 4) for v in val_curve]},
             "steps": h.steps, "final_loss": h.loss[-1] if h.loss else float("nan"), "diverged": h.diverged,

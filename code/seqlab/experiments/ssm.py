@@ -18,7 +18,9 @@ import time
 
 import torch
 
-from ..config import seed_everything, seed_offset
+from ..config import seed_everything
+from ..seeding import held_out
+from ..models.ssm import SSMLayer
 from ..data.tasks import CopyTask, SelectiveCopy
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
@@ -37,9 +39,9 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
     gen = seed_everything(seed)
     model = MixerLM(MixerLMConfig(task.input_vocab, mixer=mixer, d_model=d_model, n_layers=2, mlp=False,
                                   options=dict(d_state=d_state))).to(device)
-    x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=10_000 + seed + seed_offset()))
+    x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=held_out(seed)))
     history = train(model, lambda: task.sample(batch, gen), steps=steps, lr=lr, clip=1.0, eval_every=50,
-                    eval_fn=lambda m: {"acc": accuracy(m(x_eval), y_eval)},
+                    eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
                     stop_when=lambda h: h.eval["acc"][-1] > 0.99, progress=progress, desc=mixer)
     return model, history
 
@@ -62,8 +64,7 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
     """
     if not isinstance(task, SelectiveCopy):
         raise TypeError(f"task must be a SelectiveCopy, got {type(task).__name__}")
-    layers = [m.layer for m in model.mixers if getattr(m.layer, "config", None) is not None
-              and getattr(m.layer.config, "selective", False)]
+    layers = [m for m in model.mixers if isinstance(m, SSMLayer) and m.config.selective]
     if not layers:
         raise ValueError("the model has no selective layer to probe")
     captured = []
@@ -74,7 +75,7 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
         hooks.append(layer.x_proj.register_forward_hook(lambda mod, inp, out, st=store: st.update(u=inp[0], xp=out)))
         hooks.append(layer.dt_proj.register_forward_hook(
             lambda mod, inp, out, st=store: st.update(delta=torch.nn.functional.softplus(out))))
-    x, _ = task.sample(n, generator=30_000 + seed + seed_offset())
+    x, _ = task.sample(n, generator=held_out(seed, stream=2))  # 30 000 + seed, shifted
     try:
         with torch.no_grad():
             model.eval()(x.to(device))
@@ -115,9 +116,9 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
 
 def accuracy_at(model, sel: dict, length: int, seed: int, device=None) -> float:
     """Accuracy of ``model`` on 256 selective-copying sequences of ``sel`` with ``length`` noise tokens (chapter 13)."""
-    x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=20_000 + seed + seed_offset())
+    x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=held_out(seed, stream=1))
     with torch.no_grad():
-        return accuracy(model.eval()(x.to(device)), y.to(device))
+        return accuracy(model.eval()(x.to(device))[0], y.to(device))
 
 
 SETTINGS = {

@@ -1,5 +1,9 @@
 """From-scratch sequence models, one family per module.
 
+Every layer that mixes along time is a ``Mixer`` (``forward(x, state=None) -> (y, state)``, ``step``,
+``form``, ``state_bytes``; ``mixer.py``), and the language models over stacks of them are one shell,
+``SeqLM`` (``seqlm.py``), returning ``(logits, state)``.
+
 Each module opens with a glossary from its code names to the book's notation,
 and where PyTorch has an equivalent, ``code/tests`` proves the two agree.
 """
@@ -11,7 +15,10 @@ from .encoder_decoder import (CrossAttention, DecoderCache, DecoderLayer, Decode
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .linear_attention import LinearAttention, LinearAttentionConfig
+from .hybrid import HybridConfig, HybridLM, RecurrentBlock, attention_block
+from .mixer import CausalConv1d, Mixer, ShortConv, state_bytes
 from .mixer_lm import MixerLM, MixerLMConfig
+from .seqlm import SeqLM
 from .ngram import NGramLM, uniform_bits
 from .rnn import RNN, Bidirectional, RNNCell
 from .sampling import sample_next
@@ -33,4 +40,6 @@ __all__ = [
     "sinusoidal_encoding", "SinusoidalPositions", "LearnedPositions", "rope_angles", "apply_rope", "alibi_slopes",
     "alibi_bias", "SelfAttention", "FeedForward", "TransformerBlock", "GPTConfig", "GPT", "KVCache", "LayerCache",
     "LinearAttentionConfig", "LinearAttention", "SSMConfig", "SSMLayer", "MixerLMConfig", "MixerLM",
+    "Mixer", "CausalConv1d", "ShortConv", "state_bytes", "SeqLM", "HybridConfig", "HybridLM", "RecurrentBlock",
+    "attention_block",
 ]

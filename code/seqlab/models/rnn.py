@@ -21,7 +21,7 @@ weights have the shapes and the two biases of ``nn.RNN``, so
 
 The equations live in ``seqlab.ops.recurrent`` (one function per form); the
 modules here hold the parameters and choose a form with ``mode=``:
-``"loop"`` (the readable reference, the default), ``"step"`` (one time step at a
+``"loop"`` (the readable reference, the default), ``"stream"`` (one time step at a
 time through every layer) or ``"fused"`` (PyTorch's kernel on the same weights).
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import recurrent as ops
+from .mixer import Mixer, Spec
 
 
 # ---------------------------------------------------------------- checks shared by rnn, lstm, gru
@@ -141,19 +142,34 @@ def _check_mode(mode, family: str) -> str:
     return mode
 
 
-class StackedCells(nn.Module):
+class StackedCells(Mixer):
     """A stack of recurrent cells (chapters 2 and 4), batch first: the common body of ``RNN``, ``LSTM`` and ``GRU``.
 
     Subclasses set ``family`` (``"rnn"``, ``"lstm"``, ``"gru"``) and fill ``self.cells``. Layer
     l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), state=None, mode=None) ->
     (outputs (B, T, H), state)``: ``outputs`` are the top layer's h_1..h_T and ``state`` every layer's
     last state, h (L, B, H) or, for the LSTM, (h, c) each (L, B, H). ``mode`` (default ``self.mode``)
-    names the form of ``seqlab.ops.recurrent`` that computes it: ``"loop"``, ``"step"`` or ``"fused"``.
-    ``step`` does one time step through all layers.
+    names the form of ``seqlab.ops.recurrent`` that computes it: ``"loop"``, ``"stream"`` or ``"fused"``.
+    ``step`` does one time step through all layers. A ``Mixer``: ``form`` is ``mode``, a form of
+    ``ops.FAMILIES[family]``.
     """
 
     family = "rnn"
     state_names = ("h",)
+
+    @property
+    def form(self) -> str:
+        return self.mode
+
+    @form.setter
+    def form(self, value: str) -> None:
+        if value not in self.forms:
+            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
+        self.mode = value
+
+    def state_spec(self, B: int, dtype: torch.dtype):
+        spec = Spec((self.num_layers, B, self.hidden_size), dtype)
+        return spec if len(self.state_names) == 1 else (spec,) * len(self.state_names)
 
     def _build(self, mode: str, make_cell) -> None:
         """Set ``mode`` and the cells, drawing the initial weights in ``nn.RNN``'s order (tested)."""
@@ -234,7 +250,7 @@ class RNN(StackedCells):
 
     Layer l computes ``h_t^l = phi(W_xh^l h_t^{l-1} + b_xh^l + W_hh^l h_{t-1}^l + b_hh^l)`` with
     ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None, mode=None) -> (outputs (B, T, H),
-    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"step"``,
+    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"stream"``,
     ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one time step through all layers.
     """
 

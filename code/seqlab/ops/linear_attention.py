@@ -32,7 +32,7 @@ The forms, all with the signature ``form(q, k, v, [log_alpha,] state=None, **opt
     loop      the recurrence above, one Python step per time step (the reference)
     parallel  the masked T × T matrix of scores, like softmax attention without the softmax (O(T²))
     chunked   parallel inside chunks of ``chunk`` steps, recurrent across them (any T, any initial state)
-    step      the streaming form: ``*_step`` applied to one token at a time
+    stream    the streaming form: ``*_step`` applied to one token at a time
 
 ``chunk`` is read only by the chunked form; every form accepts it so that all share one signature.
 """
@@ -122,7 +122,7 @@ def _read(num, den, normalize):
 
 
 # ------------------------------------------------------------------------------------------ linear attention
-def linear_attention_step(q_t, k_t, v_t, state, *, feature_map: str = "elu1", normalize: bool = True):
+def linear_attention_step(q_t, k_t, v_t, *, state, feature_map: str = "elu1", normalize: bool = True):
     """One step of linear attention (chapter 12): S_t = S_{t-1} + φ(k_t)ᵀ v_t, z_t = z_{t-1} + φ(k_t).
 
     ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``state = (S, z)``; returns ``(y_t, (S_t, z_t))`` with
@@ -215,7 +215,7 @@ def linear_attention_stream(q, k, v, state=None, *, feature_map: str = "elu1", n
     state = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
     ys = []
     for t in range(T):
-        y_t, state = linear_attention_step(q[:, t], k[:, t], v[:, t], state, feature_map=feature_map,
+        y_t, state = linear_attention_step(q[:, t], k[:, t], v[:, t], state=state, feature_map=feature_map,
                                            normalize=normalize)
         ys.append(y_t)
     return torch.stack(ys, dim=1), state
@@ -243,7 +243,7 @@ def _gated_setup(q, k, v, log_alpha, state, feature_map):
     return _phi(q, feature_map), _phi(k, feature_map), log_alpha.expand(B, T, d_k), S
 
 
-def gated_linear_attention_step(q_t, k_t, v_t, log_alpha_t, state, *, feature_map: str = "identity"):
+def gated_linear_attention_step(q_t, k_t, v_t, log_alpha_t, *, state, feature_map: str = "identity"):
     """One step of gated linear attention (chapter 12): S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t, y_t = φ(q_t) S_t.
 
     ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``log_alpha_t`` (B, 1) or (B, d_k), ``state`` S (B, d_k, d_v).
@@ -334,7 +334,7 @@ def gated_linear_attention_stream(q, k, v, log_alpha, state=None, *, feature_map
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     ys = []
     for t in range(q.shape[1]):
-        y_t, S = gated_linear_attention_step(q[:, t], k[:, t], v[:, t], la[:, t], S, feature_map=feature_map)
+        y_t, S = gated_linear_attention_step(q[:, t], k[:, t], v[:, t], la[:, t], state=S, feature_map=feature_map)
         ys.append(y_t)
     return torch.stack(ys, dim=1), S
 
@@ -379,14 +379,14 @@ def _make_gated(case: Case, g: torch.Generator) -> Problem:
 LINEAR_ATTENTION = register_family(Family(
     name="linear_attention", chapter=12,
     forms={"loop": linear_attention_loop, "parallel": linear_attention_parallel,
-           "chunked": linear_attention_chunked, "step": linear_attention_stream},
+           "chunked": linear_attention_chunked, "stream": linear_attention_stream},
     make=_make_linear_attention,
 ))
 
 GATED_LINEAR_ATTENTION = register_family(Family(
     name="gated_linear_attention", chapter=12,
     forms={"loop": gated_linear_attention_loop, "parallel": gated_linear_attention_parallel,
-           "chunked": gated_linear_attention_chunked, "step": gated_linear_attention_stream},
+           "chunked": gated_linear_attention_chunked, "stream": gated_linear_attention_stream},
     make=_make_gated,
 ))
 
@@ -414,7 +414,7 @@ def _delta_setup(q, k, v, beta, state):
     return _initial_state(state, B, d_k, v.shape[-1], q, gated=True)
 
 
-def delta_rule_step(q_t, k_t, v_t, beta_t, state):
+def delta_rule_step(q_t, k_t, v_t, beta_t, *, state):
     """One step of the delta rule (chapter 12): S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), y_t = q_tᵀ S_t.
 
     ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``beta_t`` (B,), ``state`` S (B, d_k, d_v); returns ``(y_t, S_t)``.
@@ -499,7 +499,7 @@ def delta_rule_stream(q, k, v, beta, state=None, *, chunk=None):
     S = _delta_setup(q, k, v, beta, state)
     ys = []
     for t in range(q.shape[1]):
-        y_t, S = delta_rule_step(q[:, t], k[:, t], v[:, t], beta[:, t], S)
+        y_t, S = delta_rule_step(q[:, t], k[:, t], v[:, t], beta[:, t], state=S)
         ys.append(y_t)
     return torch.stack(ys, dim=1), S
 
@@ -517,6 +517,6 @@ def _make_delta(case: Case, g: torch.Generator) -> Problem:
 DELTA_RULE = register_family(Family(
     name="delta_rule", chapter=12,
     forms={"loop": delta_rule_loop, "parallel": delta_rule_parallel, "chunked": delta_rule_chunked,
-           "step": delta_rule_stream},
+           "stream": delta_rule_stream},
     make=_make_delta,
 ))
