@@ -204,7 +204,7 @@ def train(
     """
     _check_args(model, batches, steps, lr, weight_decay, betas, clip, warmup, lr_at, time_budget, optimizer, eval_every,
                 dict(loss_fn=loss_fn, step_loss=step_loss, on_step=on_step, eval_fn=eval_fn, stop_when=stop_when,
-                     after_backward=after_backward))
+                     after_backward=after_backward, lr_at=lr_at))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
