@@ -67,8 +67,11 @@ def _check_model(model) -> GPT:
 
 
 @torch.no_grad()
-def attention_patterns(model: GPT, x: torch.Tensor) -> list[torch.Tensor]:
-    """The attention weights of every layer on ``x`` (B, T): a list of L tensors (B, H, T, T) (chapter 11)."""
+def attention_patterns(model: GPT, x: torch.Tensor, return_logits: bool = False):
+    """The attention weights of every layer on ``x`` (B, T): a list of L tensors (B, H, T, T) (chapter 11).
+
+    With ``return_logits=True``, also the logits (B, T, V) of the same forward pass: ``(patterns, logits)``.
+    """
     _check_model(model)
     found: list[torch.Tensor | None] = [None] * len(model.blocks)
 
@@ -79,13 +82,15 @@ def attention_patterns(model: GPT, x: torch.Tensor) -> list[torch.Tensor]:
 
     handles = [block.attn.register_forward_hook(keep(i)) for i, block in enumerate(model.blocks)]
     try:
-        model(x)
+        out = model(x)
     finally:
         for h in handles:
             h.remove()
     if any(w is None for w in found):
         raise RuntimeError("the attention layers returned no weights: attention_patterns needs the default, "
                            "hand-written attention path (not PyTorch's fused kernel)")
+    if return_logits:
+        return found, (out[0] if isinstance(out, (tuple, list)) else out)
     return found
 
 
@@ -361,7 +366,10 @@ def exact_match(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.
         raise ValueError(f"x, y and a bool mask must share one shape (B, T), got {tuple(x.shape)}, {tuple(y.shape)} "
                          f"and {getattr(mask, 'shape', type(mask).__name__)}")
     out = model(x)
-    logits = out[0] if isinstance(out, (tuple, list)) else out  # (B, T, V)
+    return _exact(out[0] if isinstance(out, (tuple, list)) else out, y, mask)
+
+
+def _exact(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> float:
     mask = mask.to(y.device)
     right = (logits.argmax(-1) == y) | ~mask  # (B, T): True where right or not scored
     rows = mask.any(dim=1)
@@ -405,12 +413,14 @@ def head_scores(model: GPT, x: torch.Tensor, y: torch.Tensor, positions: SpanPos
     ``"previous l.h"`` and ``"copying l.h"``. Made to be an ``eval_fn`` of ``seqlab.train.train``.
     """
     _check_model(model)
-    loss = token_losses(model, x, y)  # (B, T)
+    validate.tensor("y", y, ndim=2, dtype="long")
+    patterns, logits = attention_patterns(model, x, return_logits=True)  # one forward pass for everything
+    loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, T)
     early, late = positions.target_masks(x.shape[1])
     late_loss = loss[late.to(loss.device)].mean().item()
     out = {"loss": loss.mean().item(), "icl": icl_score(loss, early, late), "copy loss": late_loss,
-           "exact": exact_match(model, x, y, late)}
-    for l, A in enumerate(attention_patterns(model, x)):
+           "exact": _exact(logits, y, late)}
+    for l, A in enumerate(patterns):
         pm, pt, cp = prefix_matching_score(A, positions), previous_token_score(A), copying_score(ov_circuits(model, l))
         for h in range(A.shape[1]):
             out[f"prefix {l + 1}.{h}"], out[f"previous {l + 1}.{h}"] = pm[h].item(), pt[h].item()

@@ -325,3 +325,18 @@ def test_crossing_and_steepest_drop():
     loss = [3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0]
     assert interpret.steepest_drop(steps, loss, window=1) == 35
     assert 20 <= interpret.steepest_drop(steps, loss, window=3) <= 50
+
+
+def test_head_scores_from_one_forward_pass_agree_with_the_separate_scores():
+    m = _model(heads=2)
+    task = RepeatedSpans(length=12, vocab=10, span_min=3, span_max=5, gap_max=2)
+    x, y, pos = task.sample_with_positions(6, 0)
+    out = interpret.head_scores(m, x, y, pos)
+    early, late = pos.target_masks(12)
+    loss = interpret.token_losses(m, x, y)
+    assert out["loss"] == pytest.approx(loss.mean().item())
+    assert out["icl"] == pytest.approx(interpret.icl_score(loss, early, late))
+    assert out["exact"] == interpret.exact_match(m, x, y, late)
+    A, logits = interpret.attention_patterns(m, x, return_logits=True)
+    assert torch.equal(logits, m(x)) and all(torch.equal(a, b) for a, b in zip(A, interpret.attention_patterns(m, x)))
+    assert out["prefix 2.1"] == pytest.approx(interpret.prefix_matching_score(A[1], pos)[1].item())
