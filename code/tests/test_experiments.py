@@ -165,38 +165,6 @@ def test_map_runs_is_a_plain_loop_outside_torchrun(monkeypatch):
         distributed.launched()
 
 
-def test_recall_writes_its_grid_and_keeps_the_best_lr_per_size(tmp_path):
-    from seqlab.experiments import recall
-    out_file = tmp_path / "recall.json"
-    out = command("recall", "--scale", "tiny", "--seeds", "0", "1", "--out", str(out_file))
-    assert out.returncode == 0, out.stderr
-    record = experiments.load(out_file, "recall")
-    assert record["command"] == f"python -m seqlab.experiments recall --scale tiny --seeds 0 1 --out {out_file}"
-    res = record["results"]
-    s = res["settings"]
-    assert len(res["runs"]) == len(s["archs"]) * len(s["widths"]) * len(s["lrs"]) * 2   # every arch, width, lr, seed
-    for r in res["runs"]:
-        assert {"arch", "width", "lr", "seed", "state_bytes", "accuracy", "chance"} <= set(r)
-        assert 0.0 <= r["accuracy"] <= 1.0 and r["state_bytes"] > 0
-        T, d, L = s["length"], r["width"], s["layers"]
-        if r["arch"] == "softmax":                        # a KV cache: 2 T d per layer, plus the conv buffer
-            assert r["state_bytes"] == 4 * L * (2 * T * d + 2 * d)
-    # one best lr per (arch, width), both seeds of it, and no other lr beats it on the mean accuracy
-    mean = lambda a, w, lr: sum(r["accuracy"] for r in res["runs"] if (r["arch"], r["width"], r["lr"]) == (a, w, lr)) / 2
-    for a in s["archs"]:
-        for w in s["widths"]:
-            rs = [r for r in res["best"] if (r["arch"], r["width"]) == (a, w)]
-            assert len(rs) == 2 and len({r["lr"] for r in rs}) == 1
-            assert all(mean(a, w, rs[0]["lr"]) >= mean(a, w, lr) for lr in s["lrs"])
-    assert "state bytes" in out.stdout
-    # best_lr on made-up runs: the lr with the higher mean over seeds wins, not the best single run
-    runs = [dict(arch="linear", width=8, lr=lr, seed=sd, accuracy=acc)
-            for lr, sd, acc in [(1e-3, 0, 0.9), (1e-3, 1, 0.1), (1e-2, 0, 0.6), (1e-2, 1, 0.6)]]
-    assert {r["lr"] for r in recall.best_lr(runs)} == {1e-2}
-    with pytest.raises(ValueError, match="arch must be one of"):
-        recall.make_model("rnn", 8, vocab=16)
-
-
 def test_recall_state_grows_with_width_for_linear_attention_and_with_length_for_softmax():
     from seqlab.experiments import recall
     lin = [recall.make_model("linear", w, vocab=16).state_bytes(48) for w in (16, 32, 64)]

@@ -13,7 +13,7 @@ from .lstm import LSTM, LSTMCell
 from .linear_attention import LinearAttention, LinearAttentionConfig
 from .mixer_lm import MixerLM, MixerLMConfig
 from .ngram import NGramLM, uniform_bits
-from .rnn import RNN, RNNCell
+from .rnn import RNN, Bidirectional, RNNCell
 from .sampling import sample_next
 from .positional import (LearnedPositions, SinusoidalPositions, alibi_bias, alibi_slopes, apply_rope, rope_angles,
                          sinusoidal_encoding)
@@ -23,6 +23,7 @@ from .ssm import SSMConfig, SSMLayer
 from .transformer import GPT, FeedForward, GPTConfig, KVCache, LayerCache, SelfAttention, TransformerBlock
 
 __all__ = [
+    "Bidirectional",
     "NGramLM", "uniform_bits", "sample_next",
     "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU", "RecurrentLM",
     "scaled_dot_product_attention", "causal_mask", "padding_mask", "additive_attention",

@@ -34,7 +34,7 @@ and initial state. A family added to the registry gets the whole battery.
 """
 from .registry import FAMILIES, GRID, Case, Family, Problem, register_family, run_form
 from . import attention, recurrent  # noqa: E402  (importing a family module registers its families)
-from . import linear_attention  # noqa: E402,F401  (registers linear_attention, gated_linear_attention)
+from . import linear_attention  # noqa: E402,F401  (registers linear_attention, gated_linear_attention, delta_rule)
 from . import ssm  # noqa: E402,F401  (registers s4d, selective_scan)
 from . import rglru  # noqa: E402,F401  (registers rglru, chapter 14)
 
