@@ -11,11 +11,15 @@ Glossary, code name -> book notation:
     previous token     a head that attends from t to s = t - 1
     OV circuit     what a head writes when it attends to a token: W_E W_V^h W_O^h W_U, shape (V, V)
     ICL score      in-context-learning score: loss late in the context minus loss early on
+    z_h            head h's output before the output projection W_O (``head_outputs``); zero, mean and
+                   resample ablation replace it by zeros, its batch mean, or its value on other sequences
+    K-composition  a later head finding its keys through what an earlier head wrote (``ablate_path``)
 
 Everything here reads a ``seqlab.models.GPT`` (chapter 7) from the outside: attention
 weights are captured with forward hooks on each block's ``attn`` (the default, hand-written
-attention path returns them), and ``ablate_head`` zeroes one head's output with a hook on
-that layer's output projection. ``attention_only`` builds a GPT whose blocks have no
+attention path returns them), ``ablate_head`` replaces one head's output (zeros, its mean, or
+its output on other sequences) with a hook on that layer's output projection, and
+``ablate_path`` does so only on the head's direct path into a later layer's queries, keys or values. ``attention_only`` builds a GPT whose blocks have no
 feed-forward network, the model of Elhage et al. (2021) and Olsson et al. (2022).
 """
 from __future__ import annotations
@@ -63,8 +67,11 @@ def _check_model(model) -> GPT:
 
 
 @torch.no_grad()
-def attention_patterns(model: GPT, x: torch.Tensor) -> list[torch.Tensor]:
-    """The attention weights of every layer on ``x`` (B, T): a list of L tensors (B, H, T, T) (chapter 11)."""
+def attention_patterns(model: GPT, x: torch.Tensor, return_logits: bool = False):
+    """The attention weights of every layer on ``x`` (B, T): a list of L tensors (B, H, T, T) (chapter 11).
+
+    With ``return_logits=True``, also the logits (B, T, V) of the same forward pass: ``(patterns, logits)``.
+    """
     _check_model(model)
     found: list[torch.Tensor | None] = [None] * len(model.blocks)
 
@@ -75,13 +82,15 @@ def attention_patterns(model: GPT, x: torch.Tensor) -> list[torch.Tensor]:
 
     handles = [block.attn.register_forward_hook(keep(i)) for i, block in enumerate(model.blocks)]
     try:
-        model(x)
+        out = model(x)
     finally:
         for h in handles:
             h.remove()
     if any(w is None for w in found):
         raise RuntimeError("the attention layers returned no weights: attention_patterns needs the default, "
                            "hand-written attention path (not PyTorch's fused kernel)")
+    if return_logits:
+        return found, (out[0] if isinstance(out, (tuple, list)) else out)
     return found
 
 
@@ -211,31 +220,162 @@ def icl_score(loss: torch.Tensor, early, late) -> float:
     return (means[1] - means[0]).item()
 
 
-@contextmanager
-def ablate_head(model: GPT, layer: int, head: int):
-    """Within the ``with`` block, head ``head`` of ``layer`` writes nothing (zero ablation, chapter 11).
-
-    A forward pre-hook on the layer's output projection ``W_O`` zeroes that head's slice of the
-    concatenated head outputs (B, T, H * d_head) before they are projected and added to the
-    residual stream; the other heads are untouched. The hook is removed on leaving the block.
-    """
-    _check_model(model)
+def _check_layer_head(model: GPT, layer, head) -> int:
+    """Validate a (layer, head) pair of ``model``; return d_head."""
     L, H = len(model.blocks), model.config.n_heads
     for name, value, n in (("layer", layer, L), ("head", head, H)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
             raise ValueError(f"{name} must be an int in [0, {n}), got {value!r}")
-    d_head = model.config.d_model // H
+    return model.config.d_model // H
 
-    def zero_head(module, inputs):
+
+def _check_replacement(replacement, d_head: int):
+    if replacement is None:
+        return None
+    validate.tensor("replacement", replacement, ndim=(1, 2, 3), dtype="float", last_dim=d_head)
+    return replacement
+
+
+@torch.no_grad()
+def head_outputs(model: GPT, x: torch.Tensor, layer: int) -> torch.Tensor:
+    """What every head of ``layer`` computes on ``x`` (B, T), before the output projection: (B, T, H, d_head) (chapter 11).
+
+    ``z_h = A_h V_h``, the head's share of the concatenation that ``W_O`` projects into the residual
+    stream. Its mean over a batch, ``head_outputs(...)[:, :, h].mean(0)`` (T, d_head), is the
+    replacement of a *mean ablation*.
+    """
+    _check_model(model)
+    d_head = _check_layer_head(model, layer, 0)
+    found = []
+    handle = model.blocks[layer].attn.W_o.register_forward_pre_hook(lambda m, inputs: found.append(inputs[0]))
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    z = found[0]  # (B, T, H * d_head)
+    return z.reshape(*z.shape[:-1], model.config.n_heads, d_head)
+
+
+@contextmanager
+def ablate_head(model: GPT, layer: int, head: int, replacement: torch.Tensor | None = None):
+    """Within the ``with`` block, head ``head`` of ``layer`` writes ``replacement`` instead of its output (chapter 11).
+
+    A forward pre-hook on the layer's output projection ``W_O`` overwrites that head's slice
+    ``z[..., head * d_head : (head + 1) * d_head]`` of the concatenated head outputs (B, T, H * d_head)
+    before they are projected and added to the residual stream; the other heads are untouched.
+    ``replacement=None`` writes zeros (*zero ablation*); a tensor broadcastable to (B, T, d_head)
+    writes that, e.g. the head's mean output over a batch, (T, d_head) (*mean ablation*), or its
+    output on other sequences, (B, T, d_head) (*resample ablation*). The hook is removed on leaving.
+    """
+    _check_model(model)
+    d_head = _check_layer_head(model, layer, head)
+    replacement = _check_replacement(replacement, d_head)
+    cols = slice(head * d_head, (head + 1) * d_head)
+
+    def replace_head(module, inputs):
         z = inputs[0].clone()  # (B, T, H * d_head)
-        z[..., head * d_head:(head + 1) * d_head] = 0.0
+        z[..., cols] = 0.0 if replacement is None else replacement.to(z.dtype).expand_as(z[..., cols])
         return (z,)
 
-    handle = model.blocks[layer].attn.W_o.register_forward_pre_hook(zero_head)
+    handle = model.blocks[layer].attn.W_o.register_forward_pre_hook(replace_head)
     try:
         yield model
     finally:
         handle.remove()
+
+
+@contextmanager
+def ablate_path(model: GPT, source, target_layer: int, into: str | tuple[str, ...] = "k", replacement=None):
+    """Ablate heads' outputs only on their direct path into a later layer's queries, keys or values (chapter 11).
+
+    ``source`` is one ``(layer, head)`` or a list of them. Inside the block, the residual stream
+    that layer ``target_layer`` reads for the projections named by ``into`` (any of ``"q"``,
+    ``"k"``, ``"v"``) is the real stream with each source head's contribution ``z_h W_O^h``
+    replaced by ``r_h W_O^h``::
+
+        x_target' = x_target + sum over sources of (r_h - z_h) W_O^h,     K = LN_1(x_target') W_K   (into = "k")
+
+    ``replacement`` is ``None`` (``r_h = 0``, zero ablation), one tensor broadcastable to
+    (B, T, d_head) for every source (e.g. a mean output, see ``ablate_head``), or a list with one
+    such tensor (or ``None``) per source. Everything else (the other projections of the target
+    layer, the layers in between, the heads' direct paths to the logits) sees the intact stream.
+    ``into="k"`` tests *K-composition* (Elhage et al., 2021): whether the later layer finds its
+    keys through what the source heads wrote. Needs a Pre-Norm model, where each block reads
+    ``LN_1`` of the stream.
+    """
+    _check_model(model)
+    if not model.config.norm_first:
+        raise ValueError("ablate_path needs a Pre-Norm GPT (norm_first=True), where a block reads LN_1 of the stream")
+    sources = [source] if isinstance(source, tuple) else source
+    if not isinstance(sources, list) or not sources or not all(isinstance(p, tuple) and len(p) == 2 for p in sources):
+        raise TypeError(f"source must be a (layer, head) tuple or a non-empty list of them, got {source!r}")
+    replacements = replacement if isinstance(replacement, list) else [replacement] * len(sources)
+    if len(replacements) != len(sources):
+        raise ValueError(f"replacement must have one entry per source ({len(sources)}), got {len(replacements)}")
+    d_head = 0
+    for (layer, head), r in zip(sources, replacements):
+        d_head = _check_layer_head(model, layer, head)
+        _check_replacement(r, d_head)
+        if isinstance(target_layer, bool) or not isinstance(target_layer, int) or not layer < target_layer < len(model.blocks):
+            raise ValueError(f"target_layer must be an int in ({layer}, {len(model.blocks)}): a layer above the source, "
+                             f"got {target_layer!r}")
+    into = (into,) if isinstance(into, str) else tuple(into)
+    if not into or any(p not in ("q", "k", "v") for p in into):
+        raise ValueError(f"into must name projections among 'q', 'k', 'v', got {into!r}")
+    block = model.blocks[target_layer]
+    deltas: dict[int, torch.Tensor] = {}
+    saved = {}
+
+    def keep_delta(i, layer, head, r):
+        cols = slice(head * d_head, (head + 1) * d_head)
+        W_o = model.blocks[layer].attn.W_o
+
+        def hook(module, inputs):
+            z = inputs[0][..., cols]  # (B, T, d_head)
+            new = torch.zeros_like(z) if r is None else r.to(z.dtype).expand_as(z)
+            deltas[i] = (new - z) @ W_o.weight[:, cols].T  # (B, T, d): the change of the head's write
+        return W_o.register_forward_pre_hook(hook)
+
+    def keep_stream(module, inputs):
+        saved["x"] = inputs[0]  # (B, T, d): the stream the target block reads
+
+    def patched(module, inputs):
+        return (block.norm1(saved["x"] + sum(deltas.values())),)
+
+    handles = [keep_delta(i, l, h, r) for i, ((l, h), r) in enumerate(zip(sources, replacements))]
+    handles.append(block.register_forward_pre_hook(keep_stream))
+    handles += [getattr(block.attn, f"W_{p}").register_forward_pre_hook(patched) for p in into]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def exact_match(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> float:
+    """The share of rows whose every target under ``mask`` (B, T) is the model's top prediction (chapter 11).
+
+    All-or-nothing over a row's masked targets (e.g. a whole repeated span): the kind of metric
+    that Schaeffer et al. (2023) show can turn a smooth per-token improvement into a jump.
+    Rows with no masked target are left out.
+    """
+    validate.tensor("x", x, ndim=2, dtype="long")
+    validate.tensor("y", y, ndim=2, dtype="long")
+    if x.shape != y.shape or not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != x.shape:
+        raise ValueError(f"x, y and a bool mask must share one shape (B, T), got {tuple(x.shape)}, {tuple(y.shape)} "
+                         f"and {getattr(mask, 'shape', type(mask).__name__)}")
+    out = model(x)
+    return _exact(out[0] if isinstance(out, (tuple, list)) else out, y, mask)
+
+
+def _exact(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> float:
+    mask = mask.to(y.device)
+    right = (logits.argmax(-1) == y) | ~mask  # (B, T): True where right or not scored
+    rows = mask.any(dim=1)
+    if not rows.any():
+        raise ValueError("the mask selects no target")
+    return right.all(dim=1)[rows].float().mean().item()
 
 
 def first_crossing(steps, values, threshold: float) -> int | None:
@@ -267,14 +407,20 @@ def head_scores(model: GPT, x: torch.Tensor, y: torch.Tensor, positions: SpanPos
     """Every score of chapter 11 on one batch of ``RepeatedSpans``, as a flat dict of numbers.
 
     ``loss`` (mean over all targets), ``icl`` (``icl_score`` of the second copy against the first),
+    ``copy loss`` (mean cross-entropy on the second copy's copyable targets), ``exact`` (``exact_match``
+    of those targets: the share of sequences whose whole second copy is predicted right),
     and for head h of layer l (counted from 1, as in the text) ``"prefix l.h"``,
     ``"previous l.h"`` and ``"copying l.h"``. Made to be an ``eval_fn`` of ``seqlab.train.train``.
     """
     _check_model(model)
-    loss = token_losses(model, x, y)  # (B, T)
+    validate.tensor("y", y, ndim=2, dtype="long")
+    patterns, logits = attention_patterns(model, x, return_logits=True)  # one forward pass for everything
+    loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, T)
     early, late = positions.target_masks(x.shape[1])
-    out = {"loss": loss.mean().item(), "icl": icl_score(loss, early, late)}
-    for l, A in enumerate(attention_patterns(model, x)):
+    late_loss = loss[late.to(loss.device)].mean().item()
+    out = {"loss": loss.mean().item(), "icl": icl_score(loss, early, late), "copy loss": late_loss,
+           "exact": _exact(logits, y, late)}
+    for l, A in enumerate(patterns):
         pm, pt, cp = prefix_matching_score(A, positions), previous_token_score(A), copying_score(ov_circuits(model, l))
         for h in range(A.shape[1]):
             out[f"prefix {l + 1}.{h}"], out[f"previous {l + 1}.{h}"] = pm[h].item(), pt[h].item()

@@ -143,22 +143,163 @@ def test_attention_patterns_are_causal_distributions():
         assert torch.allclose(a.sum(-1), torch.ones(2, 2, 12)) and (a.triu(1) == 0).all()
 
 
-def test_ablate_head_removes_exactly_one_head():
-    m = _model()
-    x = torch.randint(0, 10, (2, 12))
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("head", [0, 1, 2, 3])
+def test_ablate_head_removes_exactly_that_head(layer, head):
+    m = _model(heads=4)                                                      # d_head = 4
+    x = torch.randint(0, 10, (2, 12), generator=torch.Generator().manual_seed(head))
     base = m(x).detach()
-    with interpret.ablate_head(m, 1, 0):
+    with interpret.ablate_head(m, layer, head):
         ablated = m(x).detach()
     assert torch.equal(m(x).detach(), base)                                # the hook is gone afterwards
     assert not torch.allclose(ablated, base)
-    # by hand: zero the head's value rows, so it writes nothing
+    # by hand: zero that head's value rows (weights and bias), so it writes nothing
+    rows = slice(4 * head, 4 * head + 4)
     with torch.no_grad():
-        m.blocks[1].attn.W_v.weight[:8] = 0.0
-        m.blocks[1].attn.W_v.bias[:8] = 0.0
+        m.blocks[layer].attn.W_v.weight[rows] = 0.0
+        m.blocks[layer].attn.W_v.bias[rows] = 0.0
     assert torch.allclose(m(x), ablated, atol=1e-6)
-    with pytest.raises(ValueError, match="head"):
-        with interpret.ablate_head(m, 0, 2):
+
+
+def test_ablate_head_validates():
+    m = _model()
+    for layer, head in ((0, 2), (2, 0), (0, -1), (0, True)):
+        with pytest.raises(ValueError, match="head|layer"):
+            with interpret.ablate_head(m, layer, head):
+                pass
+    with pytest.raises(ValueError, match="8"):                               # d_head = 8
+        with interpret.ablate_head(m, 0, 0, replacement=torch.zeros(12, 5)):
             pass
+
+
+@pytest.mark.parametrize("head", [0, 1, 2, 3])
+def test_mean_and_resample_ablation_write_what_they_are_given(head):
+    m = _model(heads=4)
+    x = torch.randint(0, 10, (5, 12), generator=torch.Generator().manual_seed(1))
+    z = interpret.head_outputs(m, x, 1)                                      # (B, T, H, d_head)
+    assert z.shape == (5, 12, 4, 4)
+    base = m(x).detach()
+    with interpret.ablate_head(m, 1, head, replacement=z[:, :, head]):      # its own output: nothing changes
+        assert torch.allclose(m(x), base, atol=1e-6)
+    with interpret.ablate_head(m, 1, head, replacement=torch.zeros(4)):     # zeros: the zero ablation
+        zero = m(x).detach()
+    with interpret.ablate_head(m, 1, head):
+        assert torch.allclose(m(x), zero, atol=1e-6)
+    mean = z[:, :, head].mean(0)                                             # (T, d_head): mean ablation
+    with interpret.ablate_head(m, 1, head, replacement=mean):
+        assert torch.allclose(interpret.head_outputs(m, x, 1)[:, :, head], mean.expand(5, 12, 4))  # what W_O reads
+        out = m(x).detach()
+    W_o = m.blocks[1].attn.W_o.weight[:, 4 * head:4 * head + 4]              # (d, d_head)
+    delta = (mean - z[:, :, head]) @ W_o.T                                   # (B, T, d): the change of its write
+    with torch.no_grad():                                                    # by hand: the final stream moved by delta
+        stream = []
+        h = m.norm.register_forward_pre_hook(lambda mod, inp: stream.append(inp[0]))
+        m(x)
+        h.remove()
+        by_hand = m.head(m.norm(stream[0] + delta))
+    assert torch.allclose(out, by_hand, atol=1e-5)
+
+
+def _layer_two(m, x, **patch):
+    """Layer 2's attention weights and value vectors on x, with or without an ablate_path."""
+    got = {}
+    hooks = [m.blocks[1].attn.register_forward_hook(lambda mod, inp, out: got.update(A=out[1])),
+             m.blocks[1].attn.W_v.register_forward_hook(lambda mod, inp, out: got.update(v=out)),
+             m.blocks[1].attn.W_o.register_forward_pre_hook(lambda mod, inp: got.update(z=inp[0]))]
+    try:
+        if patch:
+            with interpret.ablate_path(m, **patch):
+                logits = m(x)
+        else:
+            logits = m(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return got["A"], got["v"], got["z"], logits
+
+
+@pytest.mark.parametrize("head", [0, 1, 2, 3])
+def test_ablate_path_reaches_only_the_named_projections(head):
+    m = _model(heads=4)
+    x = torch.randint(0, 10, (3, 12), generator=torch.Generator().manual_seed(2))
+    A0, v0, z0, _ = _layer_two(m, x)
+    A_k, v_k, _, _ = _layer_two(m, x, source=(0, head), target_layer=1, into="k")
+    assert not torch.allclose(A_k, A0) and torch.equal(v_k, v0)            # keys changed, values not
+    A_v, v_v, _, _ = _layer_two(m, x, source=(0, head), target_layer=1, into="v")
+    assert torch.allclose(A_v, A0) and not torch.allclose(v_v, v0)         # values changed, pattern not
+    # all three paths at once = what layer 2 computes when the head is ablated everywhere
+    _, _, z_all, _ = _layer_two(m, x, source=(0, head), target_layer=1, into=("q", "k", "v"))
+    got = {}
+    h = m.blocks[1].attn.W_o.register_forward_pre_hook(lambda mod, inp: got.update(z=inp[0]))
+    with interpret.ablate_head(m, 0, head):
+        m(x)
+    h.remove()
+    assert torch.allclose(z_all, got["z"], atol=1e-6)
+    # keys by hand: LN_1 of the stream without the head's write, through W_K
+    b0, b1 = m.blocks
+    zero_z = interpret.head_outputs(m, x, 0)[:, :, head]                      # (B, T, d_head)
+    with torch.no_grad():
+        b1_in = []
+        hk = b1.register_forward_pre_hook(lambda mod, inp: b1_in.append(inp[0]))
+        m(x)
+        hk.remove()
+        stream = b1_in[0] - zero_z @ b0.attn.W_o.weight[:, 4 * head:4 * head + 4].T
+        k_hand = b1.attn.W_k(b1.norm1(stream))
+        got_k = []
+        hk = b1.attn.W_k.register_forward_hook(lambda mod, inp, out: got_k.append(out))
+        with interpret.ablate_path(m, (0, head), 1, "k"):
+            m(x)
+        hk.remove()
+    assert torch.allclose(got_k[0], k_hand, atol=1e-6)
+
+
+def test_ablate_path_of_several_heads_adds_their_changes():
+    m = _model(heads=4)
+    x = torch.randint(0, 10, (3, 12), generator=torch.Generator().manual_seed(3))
+    z = interpret.head_outputs(m, x, 0)                                       # (B, T, H, d_head)
+    means = [z[:, :, h].mean(0) for h in (1, 3)]
+    got = []
+    hk = m.blocks[1].attn.W_k.register_forward_hook(lambda mod, inp, out: got.append(out))
+    with interpret.ablate_path(m, [(0, 1), (0, 3)], 1, "k", replacement=means):
+        m(x)
+    hk.remove()
+    W_o = m.blocks[0].attn.W_o.weight
+    stream = []
+    hb = m.blocks[1].register_forward_pre_hook(lambda mod, inp: stream.append(inp[0]))
+    with torch.no_grad():
+        m(x)
+        hb.remove()
+        for h, mean in zip((1, 3), means):
+            stream[0] = stream[0] + (mean - z[:, :, h]) @ W_o[:, 4 * h:4 * h + 4].T
+        k_hand = m.blocks[1].attn.W_k(m.blocks[1].norm1(stream[0]))
+    assert torch.allclose(got[0], k_hand, atol=1e-6)
+    with pytest.raises(ValueError, match="one entry per source"):
+        with interpret.ablate_path(m, [(0, 1), (0, 3)], 1, "k", replacement=means[:1]):
+            pass
+
+
+def test_ablate_path_validates():
+    m = _model()
+    for kwargs in (dict(source=(1, 0), target_layer=1), dict(source=(0, 0), target_layer=0),
+                   dict(source=(0, 0), target_layer=1, into="x"), dict(source=(0, 5), target_layer=1)):
+        with pytest.raises(ValueError):
+            with interpret.ablate_path(m, **kwargs):
+                pass
+    with pytest.raises(TypeError, match="tuple"):
+        with interpret.ablate_path(m, 0, 1):
+            pass
+
+
+def test_exact_match_is_all_or_nothing_per_row():
+    class Fixed(torch.nn.Module):                                            # predicts token 1 everywhere
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.ones_like(x), 3).float()
+    x = torch.zeros(3, 4, dtype=torch.long)
+    y = torch.tensor([[1, 1, 1, 1], [1, 2, 1, 1], [2, 2, 2, 2]])
+    mask = torch.tensor([[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    assert interpret.exact_match(Fixed(), x, y, mask) == 0.5                # row 0 all right, row 1 one wrong, row 2 unscored
+    with pytest.raises(ValueError, match="no target"):
+        interpret.exact_match(Fixed(), x, y, torch.zeros(3, 4, dtype=torch.bool))
 
 
 def test_ov_circuit_matches_the_heads_direct_path():
@@ -184,3 +325,18 @@ def test_crossing_and_steepest_drop():
     loss = [3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0]
     assert interpret.steepest_drop(steps, loss, window=1) == 35
     assert 20 <= interpret.steepest_drop(steps, loss, window=3) <= 50
+
+
+def test_head_scores_from_one_forward_pass_agree_with_the_separate_scores():
+    m = _model(heads=2)
+    task = RepeatedSpans(length=12, vocab=10, span_min=3, span_max=5, gap_max=2)
+    x, y, pos = task.sample_with_positions(6, 0)
+    out = interpret.head_scores(m, x, y, pos)
+    early, late = pos.target_masks(12)
+    loss = interpret.token_losses(m, x, y)
+    assert out["loss"] == pytest.approx(loss.mean().item())
+    assert out["icl"] == pytest.approx(interpret.icl_score(loss, early, late))
+    assert out["exact"] == interpret.exact_match(m, x, y, late)
+    A, logits = interpret.attention_patterns(m, x, return_logits=True)
+    assert torch.equal(logits, m(x)) and all(torch.equal(a, b) for a, b in zip(A, interpret.attention_patterns(m, x)))
+    assert out["prefix 2.1"] == pytest.approx(interpret.prefix_matching_score(A[1], pos)[1].item())
