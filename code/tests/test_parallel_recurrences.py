@@ -34,7 +34,7 @@ def test_every_form_agrees_from_a_negative_initial_state(family, names):
     w = _weights(names, 3, 5, g)
     h0 = -torch.rand(2, 5, generator=g, dtype=torch.float64) - 0.5  # every entry negative
     y_ref, h_ref = family.forms["loop"](x, **w, state=h0)
-    for form in ("logspace", "chunked", "step"):
+    for form in ("logspace", "chunked", "stream"):
         y, h = family.forms[form](x, **w, state=h0, chunk=6)
         assert torch.isfinite(y).all(), form
         torch.testing.assert_close(y, y_ref, msg=form)

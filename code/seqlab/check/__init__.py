@@ -29,7 +29,8 @@ from .ch11 import prefix_matching_score
 
 from .ch12 import linear_attention_recurrent
 from .ch13 import zoh_discretize
+from .ch13b import log_space_scan, mingru_step
 from .ch14 import rglru_step
 from .ch15 import kv_cache_bytes
 
-__all__ = ['Result', 'Case', 'compare', 'bigram_counts', 'bits_per_char', 'rnn_step', 'bptt_step', 'gru_step', 'additive_attention', 'causal_attention', 'pre_norm_block', 'cross_attention', 'apply_rope', 'cached_attention_step', 'forward_flops', 'prefix_matching_score', 'linear_attention_recurrent', 'zoh_discretize', 'rglru_step', 'kv_cache_bytes']
+__all__ = ['Result', 'Case', 'compare', 'bigram_counts', 'bits_per_char', 'rnn_step', 'bptt_step', 'gru_step', 'additive_attention', 'causal_attention', 'pre_norm_block', 'cross_attention', 'apply_rope', 'cached_attention_step', 'forward_flops', 'prefix_matching_score', 'linear_attention_recurrent', 'zoh_discretize', 'mingru_step', 'log_space_scan', 'rglru_step', 'kv_cache_bytes']

@@ -36,7 +36,7 @@ The forms, all ``form(x, <weights>, state=None, chunk=None) -> (y (B, T, H), h_T
               sequence returns NaN, or the wrong sign, from a negative initial state)
     chunked   the two-level scan of chapter 13 (``linear_scan_chunked``): inside all chunks of
               ``chunk`` steps at once, across the chunks, then inside them again
-    step      ``mingru_step`` / ``minlstm_step`` on one token after another (streaming)
+    stream    ``mingru_step`` / ``minlstm_step`` on one token after another (streaming)
 """
 from __future__ import annotations
 
@@ -94,13 +94,13 @@ def mingru_log_coefficients(x, W_z, b_z, W_h, b_h):
     return -F.softplus(k), -F.softplus(-k) + log_g(x @ W_h.T + b_h)
 
 
-def mingru_step(x_t, h, W_z, b_z, W_h, b_h):
+def mingru_step(x_t, W_z, b_z, W_h, b_h, *, state):
     """One minGRU step (chapter 13): h_t = (1 − z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t; returns ``(y_t, h_t) = (h_t, h_t)``.
 
-    ``x_t`` (B, D), ``h`` (B, H); z_t = σ(W_z x_t + b_z), h̃_t = g(W_h x_t + b_h) depend on x_t only.
+    ``x_t`` (B, D), ``state`` h_{t-1} (B, H); z_t = σ(W_z x_t + b_z), h̃_t = g(W_h x_t + b_h) depend on x_t only.
     """
     z = torch.sigmoid(x_t @ W_z.T + b_z)
-    h = (1 - z) * h + z * g(x_t @ W_h.T + b_h)
+    h = (1 - z) * state + z * g(x_t @ W_h.T + b_h)
     return h, h
 
 
@@ -123,7 +123,7 @@ def mingru_stream(x, W_z, b_z, W_h, b_h, state=None, chunk=None):
     h = _state(state, x, H)
     ys = []
     for t in range(x.shape[1]):
-        y_t, h = mingru_step(x[:, t], h, W_z, b_z, W_h, b_h)
+        y_t, h = mingru_step(x[:, t], W_z, b_z, W_h, b_h, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 
@@ -169,14 +169,14 @@ def minlstm_log_coefficients(x, W_f, b_f, W_i, b_i, W_h, b_h):
     return -F.softplus(d), -F.softplus(-d) + log_g(x @ W_h.T + b_h)
 
 
-def minlstm_step(x_t, h, W_f, b_f, W_i, b_i, W_h, b_h):
+def minlstm_step(x_t, W_f, b_f, W_i, b_i, W_h, b_h, *, state):
     """One minLSTM step (chapter 13): h_t = f'_t ⊙ h_{t-1} + i'_t ⊙ h̃_t with f', i' = f, i divided by f + i.
 
-    ``x_t`` (B, D), ``h`` (B, H); returns ``(y_t, h_t) = (h_t, h_t)``.
+    ``x_t`` (B, D), ``state`` h_{t-1} (B, H); returns ``(y_t, h_t) = (h_t, h_t)``.
     """
     f = torch.sigmoid(x_t @ W_f.T + b_f)
     i = torch.sigmoid(x_t @ W_i.T + b_i)
-    h = f / (f + i) * h + i / (f + i) * g(x_t @ W_h.T + b_h)
+    h = f / (f + i) * state + i / (f + i) * g(x_t @ W_h.T + b_h)
     return h, h
 
 
@@ -203,7 +203,7 @@ def minlstm_stream(x, W_f, b_f, W_i, b_i, W_h, b_h, state=None, chunk=None):
     h = _state(state, x, H)
     ys = []
     for t in range(x.shape[1]):
-        y_t, h = minlstm_step(x[:, t], h, W_f, b_f, W_i, b_i, W_h, b_h)
+        y_t, h = minlstm_step(x[:, t], W_f, b_f, W_i, b_i, W_h, b_h, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 
@@ -246,12 +246,12 @@ def _problem(names):
 
 MINGRU = register_family(Family(
     name="mingru", chapter=13,
-    forms={"loop": mingru_loop, "logspace": mingru_logspace, "chunked": mingru_chunked, "step": mingru_stream},
+    forms={"loop": mingru_loop, "logspace": mingru_logspace, "chunked": mingru_chunked, "stream": mingru_stream},
     make=_problem(("W_z", "b_z", "W_h", "b_h")),
 ))
 
 MINLSTM = register_family(Family(
     name="minlstm", chapter=13,
-    forms={"loop": minlstm_loop, "logspace": minlstm_logspace, "chunked": minlstm_chunked, "step": minlstm_stream},
+    forms={"loop": minlstm_loop, "logspace": minlstm_logspace, "chunked": minlstm_chunked, "stream": minlstm_stream},
     make=_problem(_LSTM_NAMES),
 ))

@@ -29,7 +29,7 @@ The forms, all ``form(x, dt, B, C, A, D, state=None, chunk=…) -> (y (B, H, T, 
               chunk's final state from zero; the states entering the chunks by the same 1-semiseparable
               sum one level up (over chunk ends, a matrix of size (T/chunk + 1)²); then each chunk reads
               its entering state. Every chunk is handled at once: no Python loop over time or chunks
-    step      ``ssd_step`` on one token after another (streaming)
+    stream    ``ssd_step`` on one token after another (streaming)
 """
 from __future__ import annotations
 
@@ -64,13 +64,13 @@ def _state(state, x, N):
     return state
 
 
-def ssd_step(x_t, dt_t, B_t, C_t, A, D, h):
+def ssd_step(x_t, dt_t, B_t, C_t, A, D, *, state):
     """One step (chapter 13): h_t = exp(Δ_t A) h_{t-1} + B_tᵀ (Δ_t x_t), y_t = C_t h_t + D x_t; returns (y_t, h_t).
 
-    ``x_t`` (B, H, P), ``dt_t`` (B, H), ``B_t, C_t`` (B, N), ``A, D`` (H,), ``h`` (B, H, N, P).
+    ``x_t`` (B, H, P), ``dt_t`` (B, H), ``B_t, C_t`` (B, N), ``A, D`` (H,), ``state`` h_{t-1} (B, H, N, P).
     """
     a_t = torch.exp(dt_t * A)  # (B, H): one scalar decay per head
-    h = a_t[..., None, None] * h + B_t[:, None, :, None] * (dt_t[..., None] * x_t)[:, :, None, :]
+    h = a_t[..., None, None] * state + B_t[:, None, :, None] * (dt_t[..., None] * x_t)[:, :, None, :]
     y_t = (C_t[:, None, None, :] @ h)[:, :, 0] + D[:, None] * x_t  # (B, H, P)
     return y_t, h
 
@@ -94,7 +94,7 @@ def ssd_stream(x, dt, B, C, A, D, state=None, chunk=None):
     h = _state(state, x, N)
     ys = []
     for t in range(x.shape[2]):
-        y_t, h = ssd_step(x[:, :, t], dt[:, :, t], B[:, t], C[:, t], A, D, h)
+        y_t, h = ssd_step(x[:, :, t], dt[:, :, t], B[:, t], C[:, t], A, D, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=2), h
 
@@ -169,6 +169,6 @@ def _make(case: Case, g: torch.Generator) -> Problem:
 
 SSD = register_family(Family(
     name="ssd", chapter=13,
-    forms={"loop": ssd_loop, "parallel": ssd_parallel, "chunked": ssd_chunked, "step": ssd_stream},
+    forms={"loop": ssd_loop, "parallel": ssd_parallel, "chunked": ssd_chunked, "stream": ssd_stream},
     make=_make,
 ))
