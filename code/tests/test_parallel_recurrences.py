@@ -147,3 +147,40 @@ def test_ssd_refuses_a_foreign_state():
     with pytest.raises(ValueError, match=r"\(B, H\)"):
         minrnn.mingru_chunked(torch.zeros(1, 3, 2), torch.zeros(4, 2), torch.zeros(4), torch.zeros(4, 2),
                               torch.zeros(4), state=torch.zeros(2, 4))
+
+
+# ------------------------------------------------------------------------------------------ the layer
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_minrnn_layer_pieces_steps_and_forms_agree(cell):
+    """Every form gives forward's numbers; two pieces from the carried state give the whole; step equals forward."""
+    from seqlab.models.minrnn import MinRNN
+    torch.manual_seed(9)
+    layer = MinRNN(6, cell, form="loop", chunk=4).double()
+    x = torch.randn(2, 11, 6, dtype=torch.float64)
+    y, h = layer(x)
+    for form in layer.forms:
+        layer.form = form
+        torch.testing.assert_close(layer(x)[0], y)
+    y1, s = layer(x[:, :5])
+    y2, s = layer(x[:, 5:], s)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y)
+    torch.testing.assert_close(s, h)
+    state, steps = None, []
+    for t in range(11):
+        y_t, state = layer.step(x[:, t], state)
+        steps.append(y_t)
+    torch.testing.assert_close(torch.stack(steps, 1), y)
+    assert layer.state_bytes(h) == 2 * 6 * 8
+    with pytest.raises(ValueError, match=r"\(B, H\)"):
+        layer(x, torch.zeros(3, 6, dtype=torch.float64))  # another batch's state
+    with pytest.raises(ValueError, match="form must be one of"):
+        layer.form = "fused"
+
+
+def test_minrnn_lm_refuses_a_state_of_another_depth():
+    from seqlab.models.minrnn import MinRNNLM
+    model = MinRNNLM(10, 8, n_layers=2)
+    _, state = model(torch.randint(0, 10, (1, 5)))
+    assert len(state) == 2
+    with pytest.raises(ValueError, match="list of 2"):
+        model(torch.randint(0, 10, (1, 5)), state[:1])
