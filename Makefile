@@ -111,5 +111,6 @@ clean:
 # train.py, and whether the tests that import the mutated module catch each (off CI: tens of minutes).
 MUTANTS ?= 40
 mutation: setup
+	nice -n 15 $(PY) code/benchmarks/mutation.py --named
 	nice -n 15 $(PY) code/benchmarks/mutation.py --n $(MUTANTS) --out results/mutation.md
 .PHONY: mutation

@@ -1,6 +1,7 @@
 """A small mutation run: one-line bugs in the package, and whether the tests catch them (issue 23, §7; off CI).
 
     python code/benchmarks/mutation.py [--n 40] [--seed 0] [--timeout 240] [--out results/mutation.md]
+    python code/benchmarks/mutation.py --named     # the issue's eleven named survivors, each must die
 
 Every candidate mutant changes one token of one line of code (never a docstring or a comment) in
 ``ops/``, ``models/``, ``interpret.py``, ``experiments/`` or ``train.py``: an operator swapped
@@ -33,6 +34,20 @@ CODE = ROOT / "code"
 TARGETS = ["seqlab/ops", "seqlab/models", "seqlab/interpret.py", "seqlab/experiments", "seqlab/train.py"]
 SWAPS = {"+": "-", "-": "+", "*": "/", "/": "*", "<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
 ALWAYS = ["tests/test_definitions.py"]
+# the survivors of the issue's first mutation run (file, line as it is, line mutated, what): --named re-runs them
+NAMED = [
+    ("seqlab/ops/linear_attention.py", "/ math.sqrt(2.0)  # (…, d²)", "/ 2.0  # (…, d²)", "Taylor map's 1/sqrt2"),
+    ("seqlab/models/encoder_decoder.py", "table(ids) * math.sqrt(self.config.d_model)", "table(ids)", "sqrt(d_model) embedding scale"),
+    ("seqlab/experiments/scaling.py", "pick = [w[rng.randrange(len(w))] for _ in w]", "pick = [w[rng.randrange(len(w))] for _ in window_losses]", "bootstrap draws as many windows as sizes"),
+    ("seqlab/interpret.py", "lam = torch.linalg.eigvals(ov.double())", "lam = torch.linalg.eigvals(((ov + ov.transpose(-1, -2)) / 2).double())", "copying score on (OV+OVT)/2"),
+    ("seqlab/interpret.py", "z[..., head * d_head:(head + 1) * d_head] = 0.0", "z[..., 0:d_head] = 0.0", "ablate_head right for head 0 only"),
+    ("seqlab/data/bpe.py", "                pairs[pair] += n\n", "                pairs[pair] += 1\n", "BPE pairs not weighted by frequency"),
+    ("seqlab/train.py", "lr=lr, weight_decay=weight_decay)", "lr=lr)", "train(weight_decay=...) ignored"),
+    ("seqlab/models/ssm.py", "A = -torch.exp(self.A_log)", "A = torch.exp(self.A_log)", "selective A = +exp(A_log)"),
+    ("seqlab/models/ssm.py", "self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))", "self.dt_proj.bias.copy_(dt)", "dt bias not inverse-softplus"),
+    ("seqlab/models/mixer_lm.py", "(self.k - 1, 0))", "(0, self.k - 1))", "short conv padded on the right"),
+    ("seqlab/experiments/scaling.py", '6.0 * count_parameters(model)["non_embedding"]', '6.0 * count_parameters(model)["total"]', "6N from the total count"),
+]
 
 
 def candidates(path: Path) -> list[tuple[int, int, int, str, str]]:
@@ -84,13 +99,42 @@ def tests_for(rel: str) -> list[str]:
     return sorted(set(found + extra + ALWAYS) - {"tests/test_course.py", "tests/test_site.py"})
 
 
+def run_named() -> None:
+    """Apply each of ``NAMED`` to a copy of ``code/`` and run ``tests/test_definitions.py`` on it."""
+    tmp = Path(tempfile.mkdtemp(prefix="seqlab-mutation-"))
+    shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = dict(os.environ, PYTHONPATH=str(tmp / "code"), MPLBACKEND="Agg")
+    killed = 0
+    try:
+        for rel, old, new, what in NAMED:
+            f = tmp / "code" / rel
+            original = f.read_text()
+            if original.count(old) != 1:
+                raise SystemExit(f"{rel}: the line {old!r} is no longer there once; update NAMED")
+            f.write_text(original.replace(old, new))
+            try:
+                rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-q", "-x", "-p",
+                                     "no:cacheprovider", "tests/test_definitions.py"], cwd=tmp / "code", env=env,
+                                    capture_output=True).returncode
+            finally:
+                f.write_text(original)
+            killed += rc != 0
+            print(f"{'killed  ' if rc else 'SURVIVED'} {what}", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{killed} of {len(NAMED)} named mutants killed by tests/test_definitions.py")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--named", action="store_true", help="only the issue's named survivors, against test_definitions.py")
     args = ap.parse_args()
+    if args.named:
+        return run_named()
     files = []
     for target in TARGETS:
         p = CODE / target
