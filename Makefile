@@ -1,6 +1,8 @@
 # The README's two commands: `make book` builds the website, `make test` runs every check.
 # Both create .venv and install requirements.txt themselves (Python 3.11 and make are all you need).
+# Each notebook is executed once per command, two at a time (JOBS=2), and the website is built from those runs.
 
+SHELL  := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -40,28 +42,44 @@ cache-key:
 vendor:
 	@$(PYTHON) book/_vendor/vendor_js.py _build/_vendor
 
+# Every notebook is executed once, by nbval, two at a time (JOBS, one PyTorch thread each): the
+# plugin in chapters/conftest.py stores each executed notebook in the book's execution cache, and
+# the book build reads it from there instead of running the chapters a second time.
+JOBS ?= 2
+NBVAL   := $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider
+EXECUTE := SEQLAB_EXECUTION_CACHE=_build/.jupyter_cache $(NBVAL) -n $(JOBS) --dist loadfile
+NOTEBOOKS ?= chapters
+
+# make book runs only the notebooks whose cells have no cached execution yet (none after make test),
+# reports their time without failing on it, and builds the website from the cache.
 book: setup cache-key vendor
+	SEQLAB_EXECUTION_REUSE=1 SEQLAB_BUDGET_CHECK=0 $(EXECUTE) $(NOTEBOOKS) || [ $$? -eq 5 ]
 	$(VENV)/bin/jupyter-book build . --builder html
 	@echo "The website is in _build/html/index.html"
 
-test: test-package test-notebooks test-book test-site
+test: test-package test-site
 
 test-package: setup
-	$(PY) -m pytest code/tests -q
+	$(PY) -m pytest code/tests -q -n $(JOBS)
 
-test-notebooks: setup
-	$(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters
+# every notebook, validated by nbval within its budget, and stored for the book build
+test-notebooks: setup cache-key
+	$(EXECUTE) $(NOTEBOOKS)
 
 # Every chapter again under other seeds (SEQLAB_SEED_OFFSET shifts every seed_everything call):
 # a claim asserted on a page must hold for any seed, not only the committed one.
 SEEDS ?= 1 2 3
 test-seeds: setup
 	@for s in $(SEEDS); do echo "== chapters with SEQLAB_SEED_OFFSET=$$s"; \
-		SEQLAB_SEED_OFFSET=$$s $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters || exit 1; done
+		SEQLAB_SEED_OFFSET=$$s $(NBVAL) -n $(JOBS) --dist loadfile $(NOTEBOOKS) || exit 1; done
 
-# The book must build with warnings treated as errors.
-test-book: setup cache-key vendor
-	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+# The book must build with warnings treated as errors, from the executions test-notebooks stored:
+# a notebook the build had to execute again means the cache missed, and fails the target.
+test-book: setup test-notebooks vendor
+	@set -o pipefail; $(VENV)/bin/jupyter-book build . --builder html -W --keep-going 2>&1 | tee _build/book-build.log
+	@if grep -q "Executing notebook" _build/book-build.log; then \
+		echo "test-book: the build executed notebooks again instead of reading test-notebooks' executions:"; \
+		grep -B1 "Executing notebook" _build/book-build.log; exit 1; fi
 
 # The site test-book built (no second build): launch and download buttons, the
 # API page, no CDN; then every page in headless Chromium, offline, with
@@ -78,7 +96,7 @@ bench: setup
 # On a CUDA machine: every chapter at full scale (no time budget), and the package tests on the GPU.
 test-gpu: setup
 	SEQLAB_SCALE=full $(PY) -m pytest code/tests -q
-	SEQLAB_SCALE=full $(PY) -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider chapters
+	SEQLAB_SCALE=full $(NBVAL) $(NOTEBOOKS)
 
 # Every chapter's experiment at full scale on a CUDA machine, into results/NAME.json
 # (`python -m seqlab.experiments --help` lists them). GPUS=8 spreads each sweep's runs over

@@ -6,9 +6,14 @@ Run from the repository root (with the course's environment active)::
     python code/benchmarks/chapters.py 05 09 --runs 5       # chapters whose file name starts with 05 or 09
     python code/benchmarks/chapters.py 09 --threads 09      # also SEQLAB_THREADS=1 against 2 for chapter 9
     python code/benchmarks/chapters.py 05 --runs 1 --no-threads --json _build/chapter-bench.json
+    python code/benchmarks/chapters.py --runner nbclient --runs 1 --no-threads   # as a bare jupyter-book build runs them
 
-Each run executes one notebook with ``pytest --nbval-lax`` (so every assert is
-checked) in a child process and reads that process tree's resources with
+Each run executes one notebook in a child process, as ``make test`` and
+``make book`` do: with ``pytest --nbval-lax`` (``--runner nbval``, the default;
+every assert is checked, and the book reuses this execution), or with nbclient
+as jupyter-cache runs a notebook when ``jupyter-book build`` is called on its own
+(``--runner nbclient``, a per-cell timeout of ``--cell-timeout`` seconds, 600 as
+in the book's configuration, so that a stalled cell shows as a failure), and reads that process tree's resources with
 ``os.wait4``: wall time, CPU time (user + system, the kernel process included)
 and peak resident memory of the largest process (the notebook's kernel). A
 "busy" run first starts one CPU-bound process (a Python loop spinning
@@ -69,11 +74,24 @@ class Spinner:
         self.proc.wait()
 
 
+NBCLIENT = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=int(sys.argv[2]), kernel_name="python3", allow_errors=False,
+               resources={"metadata": {"path": sys.argv[3]}}).execute()
+"""
+RUNNER = {"runner": "nbval", "cell_timeout": 600}
+
+
 def run_notebook(nb: Path, env_extra: dict[str, str], busy: bool) -> dict:
-    """Execute one notebook under nbval; return wall and CPU seconds, peak MB and whether it passed."""
+    """Execute one notebook (nbval or nbclient, ``RUNNER``); return wall and CPU seconds, peak MB and whether it passed."""
     env = {**os.environ, "SEQLAB_PROGRESS": "0", **env_extra}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "code"), env.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q", "-p", "no:cacheprovider", str(nb)]
+    if RUNNER["runner"] == "nbclient":
+        cmd = [sys.executable, "-c", NBCLIENT, str(nb), str(RUNNER["cell_timeout"]), str(nb.parent)]
+    else:
+        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q", "-p", "no:cacheprovider", str(nb)]
     env.setdefault("SEQLAB_BUDGET_SLACK", "100")          # budgets are this script's report here, not a failure
     spinner = Spinner() if busy else None
     if spinner:
@@ -147,14 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-threads", action="store_true", help="skip the threads comparison")
     parser.add_argument("--seed-offset", type=int, default=None, help="run with SEQLAB_SEED_OFFSET set to this")
     parser.add_argument("--json", type=Path, default=None, help="also write every run to this JSON file")
+    parser.add_argument("--runner", choices=("nbval", "nbclient"), default="nbval",
+                        help="nbval, as make test and make book run a notebook (default), or nbclient, as a bare jupyter-book build does")
+    parser.add_argument("--cell-timeout", type=int, default=600, help="nbclient's per-cell timeout in seconds (default 600)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
+    if args.cell_timeout < 1:
+        parser.error(f"--cell-timeout must be at least 1 second, got {args.cell_timeout}")
+    RUNNER.update(runner=args.runner, cell_timeout=args.cell_timeout)
 
     notebooks = find_chapters(args.chapters)
     base_env = {} if args.seed_offset is None else {"SEQLAB_SEED_OFFSET": str(args.seed_offset)}
     print(f"{len(notebooks)} chapter(s), {args.runs} run(s) each, quiet" + ("" if args.no_busy else " and busy")
-          + f"; {os.cpu_count()} CPUs; python {sys.version.split()[0]}", flush=True)
+          + f"; {os.cpu_count()} CPUs; python {sys.version.split()[0]}; runner {args.runner}", flush=True)
     results = [bench(nb, args.runs, base_env, busy=not args.no_busy) for nb in notebooks]
 
     threads = []
@@ -175,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{r['chapter']} failed; last lines:\n{run['tail']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count(),
+        args.json.write_text(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count(), runner=args.runner,
                                              chapters=results, threads=threads), indent=1))
     return 0 if all(r["ok"] for r in results + threads) else 1
 

@@ -16,6 +16,7 @@ chapter 15).
 """
 from . import bptt, check, compare, data, experiments, interpret, measure, models, plot, probes, train, widgets
 from .pages import glue
+from .claims import claim, evidence_box
 from .config import (configure_threads, current_scale, get_device, progress_enabled, scale, seed_everything,
                      seed_offset)
 

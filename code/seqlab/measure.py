@@ -46,16 +46,38 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, device=None) -> Timing:
-    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones (chapter 2)."""
+MAX_SECONDS = 120.0
+"""Default wall-clock cap of one timing loop: past it, no further repeat starts (one always runs)."""
+
+
+def _check_max_seconds(max_seconds) -> float:
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)):
+        raise TypeError(f"max_seconds must be a number of seconds, got {type(max_seconds).__name__}")
+    if not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
+    return float(max_seconds)
+
+
+def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, device=None,
+              max_seconds: float = MAX_SECONDS) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones (chapter 2).
+
+    No repeat starts once ``max_seconds`` have passed since the first timed call (at least one is
+    timed): on a machine slowed by other work the measurement ends with fewer repeats instead of
+    running on; ``Timing.times`` says how many there were.
+    """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     validate.positive_int("warmup", warmup, minimum=0)
     validate.positive_int("repeats", repeats)
+    max_seconds = _check_max_seconds(max_seconds)
     for _ in range(warmup):
         fn()
     times = []
+    deadline = time.perf_counter() + max_seconds
     for _ in range(repeats):
+        if times and time.perf_counter() > deadline:
+            break
         _sync(device)
         t0 = time.perf_counter()
         fn()
@@ -64,13 +86,14 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, de
     return Timing(statistics.median(times), min(times), max(times), tuple(times))
 
 
-def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None) -> dict:
+def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max_seconds: float = MAX_SECONDS) -> dict:
     """Time several functions *interleaved* (chapter 9): ``{key: fn}`` -> ``{key: Timing}``.
 
     Each round calls every function once, in order; ``warmup`` rounds are not timed. On a shared
     machine a burst of load then slows one call of each function alike, instead of every call of
     the one function that happened to be running (which would bend a cost curve), and the
-    ``min`` of each ``Timing`` picks a quiet moment for every key.
+    ``min`` of each ``Timing`` picks a quiet moment for every key. No round starts once
+    ``max_seconds`` have passed since the first timed round (at least one round is timed).
     """
     if not isinstance(fns, dict) or not fns:
         raise TypeError(f"fns must be a non-empty dict {{key: function}}, got {type(fns).__name__}"
@@ -80,11 +103,15 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None) -> 
             raise TypeError(f"fns[{key!r}] must be callable, got {type(fn).__name__}")
     validate.positive_int("warmup", warmup, minimum=0)
     validate.positive_int("repeats", repeats)
+    max_seconds = _check_max_seconds(max_seconds)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict = {key: [] for key in fns}
-    for _ in range(repeats):
+    deadline = time.perf_counter() + max_seconds
+    for r in range(repeats):
+        if r and time.perf_counter() > deadline:
+            break
         for key, fn in fns.items():
             _sync(device)
             t0 = time.perf_counter()

@@ -36,9 +36,17 @@ STYLE = {
 }
 
 
-def use_style() -> None:
-    """Apply the book's figure style to matplotlib (chapter 1; every chapter calls it once)."""
+def use_style(check: bool = False) -> None:
+    """Apply the book's figure style to matplotlib (chapter 1; every chapter calls it once).
+
+    ``check=True`` (in a notebook) also checks every figure at the end of the cell that drew it
+    (``check_figure``: title, axis labels, colour bars, tick labels that do not overlap) and fails
+    the cell with ``FigureError`` when one lacks something.
+    """
+    if not isinstance(check, bool):
+        raise TypeError(f"check must be a bool, got {type(check).__name__}")
     mpl.rcParams.update(STYLE)
+    _install_cell_check(check)
 
 
 def _labelled(ax, xlabel: str, ylabel: str, title: str | None):
@@ -156,3 +164,143 @@ def power_laws(
     ax.set_yscale("log")
     ax.legend()
     return _labelled(ax, xlabel, ylabel, title)
+
+
+# --- the figure check: what a finished figure must have ----------------------
+#
+# Every plot in the book has a title, labelled axes, a colour bar on every
+# heatmap, and tick labels that do not overlap (an overlap is how a label such
+# as "3×10¹" runs into "2" and reads "3×10¹2"). ``check_figure`` tests what it
+# can of that on a finished figure; ``use_style(check=True)`` runs it at the end
+# of every notebook cell, so a chapter whose figure lacks one of them fails
+# where the figure is drawn. Units cannot be checked; write them in the labels.
+
+
+class FigureError(ValueError):
+    """A finished figure lacks a title, an axis label or a colour bar, or its tick labels overlap (chapter 1 on)."""
+
+
+def _is_colorbar(ax) -> bool:
+    return getattr(ax, "_colorbar", None) is not None
+
+
+def _has_content(ax) -> bool:
+    return bool(ax.lines or ax.images or ax.collections or ax.patches or ax.texts or ax.tables or ax.artists)
+
+
+def _shared_label(ax, which: str) -> bool:
+    """Whether an axes sharing this axis (a panel of the same row or column) carries the label."""
+    group = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
+    getter = "get_xlabel" if which == "x" else "get_ylabel"
+    return any(getattr(other, getter)().strip() for other in group.get_siblings(ax) if other is not ax)
+
+
+def _overlaps(labels, renderer) -> list[tuple[str, str]]:
+    boxes = []
+    for t in labels:
+        if t.get_visible() and t.get_text().strip():
+            boxes.append((t.get_window_extent(renderer), t.get_text()))
+    clashes = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i][0], boxes[j][0]
+            w = min(a.x1, b.x1) - max(a.x0, b.x0)
+            h = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if w > 1 and h > 1:                             # more than a pixel each way: the texts run into each other
+                clashes.append((boxes[i][1], boxes[j][1]))
+    return clashes
+
+
+def check_figure(fig, *, draw: bool = True) -> list[str]:
+    """What a finished figure lacks (chapter 1 on): an empty list when every panel passes.
+
+    Each visible panel with something drawn in it needs a title (its own, or the figure's suptitle), and,
+    unless its axes are switched off (a diagram), both axis labels (its own, the figure's supxlabel /
+    supylabel, or a panel it shares that axis with). Every image or mesh (a heatmap) needs a colour bar,
+    or a legend that says what its colours mean. With ``draw=True`` the figure is drawn and no two tick
+    labels of one axis may overlap.
+    """
+    if not isinstance(fig, mpl.figure.Figure):
+        raise TypeError(f"check_figure takes a matplotlib Figure, got {type(fig).__name__}")
+    out = []
+    suptitle = fig._suptitle is not None and fig._suptitle.get_text().strip()
+    supx = getattr(fig, "_supxlabel", None) is not None and fig._supxlabel.get_text().strip()
+    supy = getattr(fig, "_supylabel", None) is not None and fig._supylabel.get_text().strip()
+    panels = [ax for ax in fig.axes if ax.get_visible() and not _is_colorbar(ax) and _has_content(ax)]
+    renderer = None
+    if draw and panels:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+    for k, ax in enumerate(panels):
+        title = ax.get_title().strip() or ax.get_title("left").strip() or ax.get_title("right").strip()
+        name = f"panel {k + 1} of {len(panels)}" + (f" ({title!r})" if title else "")
+        if not (title or suptitle):
+            out.append(f"{name}: no title (ax.set_title, or fig.suptitle for the whole figure)")
+        if ax.axison:
+            if not (ax.get_xlabel().strip() or supx or _shared_label(ax, "x")):
+                out.append(f"{name}: the x axis has no label (with its unit)")
+            if not (ax.get_ylabel().strip() or supy or _shared_label(ax, "y")):
+                out.append(f"{name}: the y axis has no label (with its unit)")
+        mappables = list(ax.images) + [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]
+        legend = ax.get_legend() is not None or fig.legends
+        for m in mappables:
+            if m.colorbar is None and not legend:
+                out.append(f"{name}: a heatmap without a colour bar (fig.colorbar(im, ax=ax, label=...))")
+                break
+        if renderer is not None and ax.axison:
+            for which, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+                labels = axis.get_ticklabels(which="both")
+                clashes = _overlaps(labels, renderer)
+                if clashes:
+                    a, b = clashes[0]
+                    out.append(f"{name}: {which} tick labels overlap ({a!r} runs into {b!r}); use fewer ticks or rotate them")
+    return out
+
+
+def check_open_figures(value=None):
+    """Check every figure still open (at the end of a notebook cell: the ones it drew); raise FigureError (chapter 1 on).
+
+    Returns ``value`` unchanged, so that ``use_style(check=True)`` can wrap a cell's last expression in it.
+    """
+    problems = []
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        problems += [f"figure {num}: {p}" for p in check_figure(fig)]
+    if problems:
+        raise FigureError("this cell's figure is not finished:\n  " + "\n  ".join(problems))
+    return value
+
+
+_CHECK_NAME = "_seqlab_check_open_figures"
+
+
+class _CheckAtCellEnd:
+    """An IPython AST transformer: the cell's last expression becomes ``check(expr)``, else ``check()`` is appended."""
+
+    def visit(self, node):
+        import ast
+
+        if not isinstance(node, ast.Module) or not node.body:
+            return node
+        last = node.body[-1]
+        func = ast.Name(id=_CHECK_NAME, ctx=ast.Load())
+        if isinstance(last, ast.Expr):
+            last.value = ast.Call(func=func, args=[last.value], keywords=[])
+        else:
+            node.body.append(ast.Expr(ast.Call(func=func, args=[], keywords=[])))
+        return ast.fix_missing_locations(node)
+
+
+def _install_cell_check(on: bool) -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is installed with the course
+        return False
+    ip = get_ipython()
+    if ip is None:
+        return False
+    ip.ast_transformers[:] = [t for t in ip.ast_transformers if not isinstance(t, _CheckAtCellEnd)]
+    if on:
+        ip.user_ns[_CHECK_NAME] = check_open_figures
+        ip.ast_transformers.append(_CheckAtCellEnd())
+    return on

@@ -204,3 +204,114 @@ def number_problems(nb: dict) -> list[str]:
             for figure, sentence in prose_numbers(text):
                 out.append(f"number {figure!r} in prose is not glued from the page: {sentence[:120]!r}")
     return out
+
+
+# --- the evidence box: each summary bullet names the claims behind it --------
+#
+# A converted chapter ends with a markdown cell "## What this page measured" and
+# a last code cell calling ``seqlab.evidence_box()`` (``code/seqlab/claims.py``),
+# rendered as a MyST table (cell metadata ``mystnb: {markdown_format: myst}``).
+# Its claims are made with literal names, ``claim("name", ...)``, each name once;
+# every bullet of its "## Summary" names at least one of them with the role
+# {claim}`name`, and every {claim} role on the page names a claim the page makes.
+# The lint applies to every chapter that has an evidence box; the chapters in
+# EVIDENCE_TODO have not been converted yet (the list only shrinks).
+
+EVIDENCE_TODO = ("01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10", "11", "12", "13", "14", "15")
+EVIDENCE_HEADING = "## What this page measured"
+_CLAIM_CALL = re.compile(r"\bclaim\(\s*(?:name\s*=\s*)?(?P<q>[\"'])(?P<name>[^\"']*)(?P=q)")
+_ANY_CLAIM_CALL = re.compile(r"(?<![\w.])(?:seqlab\.|claims\.)?claim\(")
+_CLAIM_ROLE = re.compile(r"\{claim\}`([^`]*)`")
+_GLUE_CALL = re.compile(r"\bglue\(\s*(?P<q>[\"'])(?P<name>[^\"']*)(?P=q)")
+
+
+def _text(cell) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def has_evidence_box(nb: dict) -> bool:
+    return any(c.get("cell_type") == "code" and "evidence_box(" in _text(c) for c in nb.get("cells", []))
+
+
+def claim_names(nb: dict) -> list[str]:
+    """The literal names of the claims the code cells make, in order (with repeats, if any)."""
+    return [m.group("name") for c in nb.get("cells", []) if c.get("cell_type") == "code"
+            for m in _CLAIM_CALL.finditer(_text(c))]
+
+
+def summary_bullets(nb: dict) -> list[str]:
+    """The top-level bullets of the '## Summary' section, each with its continuation lines joined."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown" or "## Summary" not in _text(cell):
+            continue
+        section = _text(cell).split("## Summary", 1)[1]
+        section = re.split(r"^#{1,2} ", section, maxsplit=1, flags=re.M)[0]
+        bullets: list[str] = []
+        open_ = False
+        for line in section.splitlines():
+            if re.match(r"^[-*+] |^\d+\. ", line):
+                bullets.append(line)
+                open_ = True
+            elif not line.strip():
+                open_ = False                   # a blank line ends the bullet
+            elif open_:
+                bullets[-1] += " " + line.strip()
+        return [b for b in bullets if b]
+    return []
+
+
+def evidence_problems(nb: dict) -> list[str]:
+    """What a chapter's evidence box lacks: the closing table, literal unique claims, a claim behind every summary bullet."""
+    out = []
+    cells = nb.get("cells", [])
+    if not has_evidence_box(nb):
+        return [f"no evidence box: end the page with {EVIDENCE_HEADING!r} and a code cell calling seqlab.evidence_box()"]
+    last = cells[-1] if cells else {}
+    if last.get("cell_type") != "code" or "evidence_box(" not in _text(last):
+        out.append("the evidence box (seqlab.evidence_box()) must be the page's last cell")
+    else:
+        if last.get("metadata", {}).get("mystnb", {}).get("markdown_format") != "myst":
+            out.append("the evidence box's cell needs metadata mystnb: {markdown_format: myst}, or the table renders as text")
+        if len(cells) < 2 or cells[-2].get("cell_type") != "markdown" or EVIDENCE_HEADING not in _text(cells[-2]):
+            out.append(f"the cell before the evidence box must be markdown with the heading {EVIDENCE_HEADING!r}")
+    code = [_text(c) for c in cells if c.get("cell_type") == "code"]
+    names = claim_names(nb)
+    n_calls = sum(len(_ANY_CLAIM_CALL.findall(src)) for src in code)
+    if n_calls != len(names):
+        out.append(f"{n_calls - len(names)} claim(...) call(s) without a literal name: write claim(\"name\", ...) so the lint can see it")
+    if not names:
+        out.append("the page makes no claim: write seqlab.claim(name, text, value, rule) where the prose claims")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        out.append(f"claim {name!r} is made in more than one place (its glue key would be duplicated)")
+    glued = {m.group("name") for src in code for m in _GLUE_CALL.finditer(src)}
+    for name in sorted(glued & set(names)):
+        out.append(f"{name!r} is glued and also claimed: claim() glues its value, so drop the glue call")
+    bullets = summary_bullets(nb)
+    if not bullets:
+        out.append("the summary has no bullets")
+    for bullet in bullets:
+        named = _CLAIM_ROLE.findall(bullet)
+        if not named:
+            out.append(f"summary bullet names no claim ({{claim}}`name`): {bullet[:100]!r}")
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for name in _CLAIM_ROLE.findall(_text(cell)):
+                if name not in names:
+                    out.append(f"{{claim}}`{name}` names no claim the page makes")
+    return out
+
+
+# --- figures: every figure of a gated chapter is checked when it is drawn ---
+#
+# ``seqlab.plot.use_style(check=True)`` checks each figure at the end of the cell
+# that drew it (title, axis labels, colour bars, tick labels that do not
+# overlap: ``seqlab.plot.check_figure``) and fails that cell, so the notebook
+# run (nbval, the book build) fails on an unfinished figure. Every chapter not in
+# FIGURES_TODO must switch the check on; the list only shrinks.
+
+FIGURES_TODO = ("01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10", "11", "12", "13", "14", "15")
+_CHECKED_STYLE = re.compile(r"use_style\(\s*check\s*=\s*True\s*\)")
+
+
+def checks_its_figures(nb: dict) -> bool:
+    return any(c.get("cell_type") == "code" and _CHECKED_STYLE.search(_text(c)) for c in nb.get("cells", []))

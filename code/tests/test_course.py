@@ -150,3 +150,106 @@ def test_number_lint_catches_documents_the_reader_cannot_see(good, words):
     for cell_type in ("markdown", "code"):
         text = words if cell_type == "markdown" else f"# {words}\nx = 1"
         assert any("never seen" in p for p in number_problems(_with_markdown(good, text, cell_type))), cell_type
+
+
+# --- the evidence box: every converted chapter ends with it, and every summary bullet names a claim ---
+
+from course_lint import (EVIDENCE_HEADING, EVIDENCE_TODO, claim_names, evidence_problems, has_evidence_box,  # noqa: E402
+                         summary_bullets)
+
+
+def _prefix(path):
+    return path.name.split("_")[0]
+
+
+def test_evidence_todo_names_real_chapters():
+    prefixes = {_prefix(p) for p in CHAPTERS}
+    assert set(EVIDENCE_TODO) <= prefixes, set(EVIDENCE_TODO) - prefixes
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if _prefix(p) not in EVIDENCE_TODO], ids=lambda p: p.name)
+def test_converted_chapters_end_with_an_evidence_box(path):
+    assert has_evidence_box(load(path)), f"{path.name} is not in EVIDENCE_TODO, so it must end with seqlab.evidence_box()"
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if has_evidence_box(load(p))], ids=lambda p: p.name)
+def test_every_summary_bullet_names_a_claim_the_page_makes(path):
+    assert evidence_problems(load(path)) == []
+
+
+def _md(text):
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def _code(text, **metadata):
+    return {"cell_type": "code", "metadata": metadata, "source": text, "outputs": [], "execution_count": None}
+
+
+def _boxed_page(summary, code="seqlab.claim('acc', 'it learns', acc, '> 0.9')\nseqlab.claim('gap', 'a gap', g, '> 1')"):
+    return {"cells": [
+        _md("# A page"), _code(code), _md("## Summary\n\n" + summary + "\n\n## Exercises\n\nnone"),
+        _md("## References\n\nnone\n\n" + EVIDENCE_HEADING),
+        _code("seqlab.evidence_box()", mystnb={"markdown_format": "myst"}),
+    ]}
+
+
+GOOD_SUMMARY = "- It learns {claim}`acc`, and\n  keeps a gap {claim}`gap`.\n- The gap is real {claim}`gap`."
+
+
+def test_evidence_lint_passes_a_good_page():
+    nb = _boxed_page(GOOD_SUMMARY)
+    assert evidence_problems(nb) == []
+    assert claim_names(nb) == ["acc", "gap"]
+    assert summary_bullets(nb) == ["- It learns {claim}`acc`, and keeps a gap {claim}`gap`.", "- The gap is real {claim}`gap`."]
+
+
+def test_evidence_lint_fails_a_bullet_with_no_claim():
+    problems_ = evidence_problems(_boxed_page(GOOD_SUMMARY + "\n- An unsupported statement."))
+    assert any("names no claim" in p and "unsupported" in p for p in problems_), problems_
+
+
+def test_evidence_lint_fails_a_claim_role_with_no_claim_behind_it():
+    problems_ = evidence_problems(_boxed_page("- It learns {claim}`accuracy`."))
+    assert any("{claim}`accuracy` names no claim" in p for p in problems_), problems_
+
+
+@pytest.mark.parametrize("code, words", [
+    ("seqlab.claim(f'acc_{n}', 'x', a, '> 1')\nseqlab.claim('acc', 'x', a, '> 1')\nseqlab.claim('gap', 'x', a, '> 1')", "without a literal name"),
+    ("seqlab.claim('acc', 'x', a, '> 1')\nclaim('acc', 'x', a, '> 1')\nclaim('gap', 'x', a, '> 1')", "more than one place"),
+    ("glue('acc', a)\nseqlab.claim('acc', 'x', a, '> 1')\nseqlab.claim('gap', 'x', a, '> 1')", "glued and also claimed"),
+])
+def test_evidence_lint_fails_bad_claims(code, words):
+    problems_ = evidence_problems(_boxed_page(GOOD_SUMMARY, code))
+    assert any(words in p for p in problems_), problems_
+
+
+def test_evidence_lint_wants_the_box_last_with_its_heading_and_format():
+    nb = _boxed_page(GOOD_SUMMARY)
+    moved = copy.deepcopy(nb)
+    moved["cells"].append(_md("trailing words"))
+    assert any("last cell" in p for p in evidence_problems(moved))
+    plain = copy.deepcopy(nb)
+    plain["cells"][-1]["metadata"] = {}
+    assert any("markdown_format" in p for p in evidence_problems(plain))
+    headless = copy.deepcopy(nb)
+    headless["cells"][-2] = _md("## References\n\nnone")
+    assert any(EVIDENCE_HEADING in p for p in evidence_problems(headless))
+    boxless = copy.deepcopy(nb)
+    del boxless["cells"][-1]
+    assert evidence_problems(boxless) and not has_evidence_box(boxless)
+
+
+# --- figures: gated chapters check every figure they draw (seqlab.plot.check_figure, in the kernel) ---
+
+from course_lint import FIGURES_TODO, checks_its_figures  # noqa: E402
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_checks_its_figures(path):
+    if _prefix(path) in FIGURES_TODO and not checks_its_figures(load(path)):
+        pytest.skip(f"TODO: {path.name} does not check its figures yet (course_lint.FIGURES_TODO)")
+    assert checks_its_figures(load(path)), f"{path.name}: call plot.use_style(check=True), or list it in FIGURES_TODO"
+
+
+def test_figures_todo_names_real_chapters():
+    assert set(FIGURES_TODO) <= {_prefix(p) for p in CHAPTERS}

@@ -61,3 +61,80 @@ def test_power_laws_draws_points_and_fitted_slopes():
     with pytest.raises(ValueError, match="fit_last"):
         plot.power_laws({"a": (xs, xs)}, xlabel="n", ylabel="y", fit_last=1)
     plt.close("all")
+
+
+# --- the figure check -----------------------------------------------------------
+
+
+def _good():
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3], [3, 2, 1])
+    ax.set(title="loss", xlabel="step", ylabel="loss (nats)")
+    return fig, ax
+
+
+def test_a_finished_figure_passes():
+    fig, ax = _good()
+    assert plot.check_figure(fig) == []
+    fig, ax = plt.subplots()
+    ax.imshow(np.eye(4))
+    fig.colorbar(ax.images[0], ax=ax, label="weight")
+    ax.set(title="attention", xlabel="key j", ylabel="query i")
+    assert plot.check_figure(fig) == []                       # the colour bar's own axes is not a panel
+    plt.close("all")
+
+
+@pytest.mark.parametrize("breakage, words", [
+    (lambda ax: ax.set_title(""), "no title"),
+    (lambda ax: ax.set_xlabel(""), "x axis has no label"),
+    (lambda ax: ax.set_ylabel(""), "y axis has no label"),
+    (lambda ax: ax.imshow(np.eye(3)), "without a colour bar"),
+    (lambda ax: (ax.set_xscale("log"), ax.set_xlim(1, 1000), ax.set_xticks([10, 11, 12], ["3×10¹", "3×10¹", "3×10¹"])), "tick labels overlap"),
+])
+def test_the_check_names_what_a_figure_lacks(breakage, words):
+    fig, ax = _good()
+    breakage(ax)
+    problems = plot.check_figure(fig)
+    assert any(words in p for p in problems), problems
+    plt.close("all")
+
+
+def test_shared_axes_suptitle_and_diagrams_are_understood():
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("loss (nats)")                          # the right panel shares it
+    fig.suptitle("two runs")                                   # one title for both panels
+    assert plot.check_figure(fig) == []
+    fig, ax = plt.subplots()
+    ax.text(0.5, 0.5, "h_t")
+    ax.set_axis_off()
+    ax.set_title("the unrolled RNN")                           # a diagram needs a title, not axis labels
+    assert plot.check_figure(fig) == []
+    fig, ax = plt.subplots()
+    ax.set_axis_off()                                          # an empty, hidden panel is not checked
+    assert plot.check_figure(fig) == []
+    with pytest.raises(TypeError, match="Figure"):
+        plot.check_figure(ax)
+    plt.close("all")
+
+
+def test_use_style_check_fails_the_cell_that_draws_an_unfinished_figure():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("import matplotlib.pyplot as plt; plt.close('all')\nfrom seqlab import plot\nplot.use_style(check=True)")
+        ok = shell.run_cell("fig, ax = plt.subplots(); ax.plot([1, 2]); ax.set(title='t', xlabel='x', ylabel='y'); plt.close(fig)\n41 + 1")
+        assert ok.success and ok.result == 42                  # the last expression is still the cell's value
+        bad = shell.run_cell("fig, ax = plt.subplots(); ax.plot([1, 2]); ax.set(xlabel='x', ylabel='y')")
+        assert not bad.success and isinstance(bad.error_in_exec, plot.FigureError)
+        assert "no title" in str(bad.error_in_exec)
+        shell.run_cell("plt.close('all'); plot.use_style()")  # check off again
+        assert shell.run_cell("fig, ax = plt.subplots(); ax.plot([1, 2])").success
+    finally:
+        shell.run_cell("plt.close('all')")
+        InteractiveShell.clear_instance()
+    with pytest.raises(TypeError, match="bool"):
+        plot.use_style(check="yes")
