@@ -1,4 +1,4 @@
-"""Can an RNN train in parallel? An LSTM, a minGRU and a Transformer of one size, by throughput and loss (chapter 13b).
+"""Can an RNN train in parallel? An LSTM, a minGRU and a Transformer of one size, by throughput and loss (chapter 13, section 13b).
 
 Glossary, code name -> book notation::
 
@@ -42,7 +42,7 @@ SETTINGS = {
 
 
 def build(arch: str, vocab: int, d: int, n_layers: int, form: str | None = None) -> torch.nn.Module:
-    """One of ``ARCHS`` at width ``d`` (chapter 13b); ``form`` picks the minGRU's form (default its chunked scan)."""
+    """One of ``ARCHS`` at width ``d`` (chapter 13, section 13b); ``form`` picks the minGRU's form (default its chunked scan)."""
     if arch == "LSTM":
         return RecurrentLM(vocab, d, d, cell="lstm", n_layers=n_layers, mode="fused")
     if arch == "minGRU":
@@ -53,7 +53,7 @@ def build(arch: str, vocab: int, d: int, n_layers: int, form: str | None = None)
 
 
 def matched_widths(vocab: int, params: int, n_layers: int, widths=range(16, 513, 8)) -> dict:
-    """For each arch, the width (a multiple of 8) whose parameter count is nearest ``params`` (chapter 13b)."""
+    """For each arch, the width (a multiple of 8) whose parameter count is nearest ``params`` (chapter 13, section 13b)."""
     out = {}
     for arch in ARCHS:
         counts = {d: count_parameters(build(arch, vocab, d, n_layers)) for d in widths}
@@ -69,7 +69,7 @@ def _train_step(model, opt, x, y):
 
 
 def throughput(models: dict, vocab: int, lengths, tokens: int, repeats: int, seed: int = 0) -> dict:
-    """Training tokens per second of every model at every length T, batch B = tokens // T (chapter 13b).
+    """Training tokens per second of every model at every length T, batch B = tokens // T (chapter 13, section 13b).
 
     ``models`` maps a name to ``(model, form)`` (``form`` None, or the form to set before each step:
     one minGRU model runs in two forms). The steps of all models at one T are timed interleaved.
@@ -103,7 +103,7 @@ def depth_per_token(model, lengths, vocab: int) -> float:
 
 
 def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, seed: int) -> float:
-    """Mean validation loss (nats per character) over ``n_batches`` fixed batches of 16 windows (chapter 13b)."""
+    """Mean validation loss (nats per character) over ``n_batches`` fixed batches of 16 windows (chapter 13, section 13b)."""
     g = torch.Generator().manual_seed(seed)
     model.eval()
     with torch.no_grad():
@@ -114,7 +114,7 @@ def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, seed: int)
 
 
 def run_one(s: dict, seed: int = 0, corpus: CharCorpus | None = None, progress: bool = False) -> dict:
-    """Train each arch for ``s['steps']`` steps at ``s['context']`` on the same batches; loss, time, sizes (chapter 13b)."""
+    """Train each arch for ``s['steps']`` steps at ``s['context']`` on the same batches; loss, time, sizes (chapter 13, section 13b)."""
     corpus = corpus or CharCorpus()
     V = corpus.vocab_size
     widths = matched_widths(V, s["params"], s["n_layers"])
