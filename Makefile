@@ -17,7 +17,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # (code/tests/conftest.py), and matplotlib needs no display either way.
 unexport MPLBACKEND
 
-.PHONY: book bench test test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
+.PHONY: book bench exercises lab test test-exercises test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
 
 setup: $(STAMP)
 
@@ -92,6 +92,25 @@ test-site: setup test-book
 bench: setup
 	$(PY) code/benchmarks/modules.py --json results/bench-modules.json --markdown results/bench-modules.md
 	$(PY) code/benchmarks/scans.py --markdown results/bench-scans.md
+
+# The exercise notebooks, exercises/NN_name.ipynb: every chapter with its coding solutions
+# replaced by stubs and their checkers, the other solutions by a pointer to the book
+# (code/seqlab/exercises.py). They are committed; the package tests fail when one is out of date.
+exercises: setup
+	$(PY) -m seqlab.exercises
+
+# Every exercise notebook top to bottom, stubs unwritten (the checkers report, nothing may fail).
+# Off make test: its other cells are the chapters' own, which test-notebooks runs, and
+# code/tests/test_exercises.py runs every stub, checker and summary cell.
+test-exercises: setup
+	$(NBVAL) -n $(JOBS) --dist loadfile exercises
+
+# JupyterLab on the exercise notebooks, in the course's environment (.venv). JupyterLab itself
+# is installed into .venv the first time (make book and make test never need it).
+JUPYTERLAB ?= jupyterlab>=4.2,<5
+lab: setup
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check "$(JUPYTERLAB)"
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/exercises
 
 # On a CUDA machine: every chapter at full scale (no time budget), and the package tests on the GPU.
 test-gpu: setup

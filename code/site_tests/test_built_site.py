@@ -64,6 +64,24 @@ def test_chapter_page_has_launch_download_and_source_buttons(site, chapter):
     assert (site / "_sources" / notebook).read_bytes() == (ROOT / notebook).read_bytes()
 
 
+@pytest.mark.parametrize("chapter", chapter_pages())
+def test_chapter_page_links_its_exercise_notebook_on_binder_and_colab(site, chapter):
+    # "Try the exercises" (book/_ext/exercise_links.py) opens exercises/NN_name.ipynb, generated
+    # from the chapter (make exercises), the way the launch buttons open the chapter
+    cfg, url, owner, repo, branch = repository()
+    notebook = "exercises/" + chapter.split("/", 1)[1] + ".ipynb"
+    assert (ROOT / notebook).is_file(), f"{notebook} is missing: run make exercises"
+    links = {a.get("title"): a.get("href") for tag, a in tags(site, f"{chapter}.html") if tag == "a" and a.get("title")}
+    binder = cfg["launch_buttons"]["binderhub_url"].rstrip("/")
+    ui = "lab/tree" if cfg["launch_buttons"].get("notebook_interface") == "jupyterlab" else "tree"
+    assert links.get("Try the exercises on Binder") == f"{binder}/v2/gh/{owner}/{repo}/{branch}?urlpath={ui}/{notebook}", links
+    colab = cfg["launch_buttons"]["colab_url"].rstrip("/")
+    assert links.get("Try the exercises on Colab") == f"{colab}/github/{owner}/{repo}/blob/{branch}/{notebook}", links
+    # and they sit in the page's Exercises section
+    text = (site / f"{chapter}.html").read_text(encoding="utf-8")
+    assert text.index("Try the exercises on Binder") > text.index('id="exercises"'), "the links belong under Exercises"
+
+
 def test_repository_branch_is_set():
     # Jupyter Book's default branch is `master`: every launch button would 404
     _, _, _, _, branch = repository()

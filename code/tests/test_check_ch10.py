@@ -33,4 +33,5 @@ def test_mistakes_are_named(wrong, words):
 def test_other_failures():
     assert "returned" in repr(check.forward_flops(lambda *a: right(*a) + 7))
     assert "number" in repr(check.forward_flops(lambda *a: "many"))
-    assert not check.forward_flops(None)
+    with pytest.raises(TypeError, match="expected a function"):
+        check.forward_flops(None)

@@ -1,4 +1,5 @@
 """The chapter-11 checker: it passes right answers and names each classic mistake."""
+import pytest
 import torch
 
 from seqlab import check, interpret
@@ -48,6 +49,7 @@ def test_other_mistakes_are_named():
 
 
 def test_crashes_and_wrong_types_are_reported():
-    assert "not implemented" in repr(check.prefix_matching_score(lambda *a: (_ for _ in ()).throw(NotImplementedError())))
+    assert "not written yet" in repr(check.prefix_matching_score(lambda *a: (_ for _ in ()).throw(NotImplementedError())))
     assert "shape" in repr(check.prefix_matching_score(lambda A, f, s, L: right(A, f, s, L).sum()))
-    assert not check.prefix_matching_score(42)
+    with pytest.raises(TypeError, match="expected a function"):
+        check.prefix_matching_score(42)

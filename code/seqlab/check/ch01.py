@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _bigram_counts_reference(ids: torch.Tensor, V: int) -> torch.Tensor:
@@ -15,6 +15,7 @@ def _bigram_counts_reference(ids: torch.Tensor, V: int) -> torch.Tensor:
     return counts
 
 
+@checker("1")
 def bigram_counts(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> Result:
     """Chapter 1: ``fn(ids, V)`` must return the ``(V, V)`` matrix ``C[a, b]`` = number of times ``b`` follows ``a``."""
     cases = [
@@ -34,6 +35,7 @@ def _bits_per_char_reference(probs: torch.Tensor, targets: torch.Tensor) -> floa
     return (-torch.log2(probs[torch.arange(len(targets)), targets])).mean().item()
 
 
+@checker("1")
 def bits_per_char(fn: Callable[[torch.Tensor, torch.Tensor], float]) -> Result:
     """Chapter 1: ``fn(probs, targets)`` must return the mean of ``-log2 p(target)`` as a float.
 

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _rnn_step_reference(x_t, h_prev, W_xh, b_xh, W_hh, b_hh):
@@ -48,6 +48,7 @@ def _rnn_step_cases() -> list[Case]:
     ]
 
 
+@checker("2")
 def rnn_step(fn: Callable) -> Result:
     """Chapter 2: ``fn(x_t, h_prev, W_xh, b_xh, W_hh, b_hh)`` must return ``h_t`` of shape ``(B, H)``.
 
@@ -56,8 +57,8 @@ def rnn_step(fn: Callable) -> Result:
     the biases ``(H,)`` (the shapes of ``nn.RNN``'s parameters).
     """
     cases = _rnn_step_cases()
-    result = compare("rnn_step", fn, _rnn_step_reference, cases)
-    if result.ok or not callable(fn):
+    result = compare("rnn_step", fn, _rnn_step_reference, cases, grad=True)
+    if result.ok or not result.written:
         return result
     for case in cases:  # name a known mistake when the learner's output matches one on the failing case
         want = _rnn_step_reference(*case.args)
@@ -82,3 +83,52 @@ def rnn_step(fn: Callable) -> Result:
                 return Result(False, f"rnn_step: {message} — on {case.describe}")
         return result
     return result
+
+
+# ---------------------------------------------------------------- the whole sequence: rnn_forward
+def _rnn_forward_reference(x, h_0, W_xh, b_xh, W_hh, b_hh, *, carry=True, shift=False, final="last", stack_dim=1,
+                           transposed=False):
+    """h_t = tanh(x_t W_xh^T + b_xh + h_{t-1} W_hh^T + b_hh) for t = 1..T; variants name the classic mistakes."""
+    W_hh = W_hh.T if transposed else W_hh
+    h, hs = h_0, []
+    for t in range(x.shape[1]):
+        prev = h if carry else h_0  # carry=False: every step reads h_0 again
+        h = torch.tanh(x[:, t] @ W_xh.T + b_xh + prev @ W_hh.T + b_hh)  # (B, H)
+        hs.append(prev if shift else h)  # shift: the state *before* step t
+    return torch.stack(hs, dim=stack_dim), {"last": h, "initial": h_0}[final]  # (B, T, H), (B, H)
+
+
+def _rnn_forward_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(21)
+
+    def make(B, T, D, H):
+        r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        return (r(B, T, D), r(B, H), r(H, D) * 0.5, r(H) * 0.5, r(H, H) * 0.5, r(H) * 0.5)
+
+    return [Case(make(2, 5, 3, 4), "x (2, 5, 3): B=2, T=5, D=3; h_0 (2, 4)"),
+            Case(make(3, 1, 2, 3), "x (3, 1, 2): a single step, T=1"),
+            Case(make(1, 7, 4, 4), "x (1, 7, 4): B=1, T=7, D=H=4")]
+
+
+@checker("2")
+def rnn_forward(fn: Callable) -> Result:
+    """Chapter 2: ``fn(x, h_0, W_xh, b_xh, W_hh, b_hh)`` must run the RNN over a whole sequence.
+
+    ``x`` (B, T, D) holds the inputs, ``h_0`` (B, H) the initial state, the parameters are shaped as
+    ``nn.RNN``'s (``W_xh`` (H, D), ``W_hh`` (H, H), biases (H,)). For t = 1..T,
+    ``h_t = tanh(x_t W_xh^T + b_xh + h_{t-1} W_hh^T + b_hh)``, each step reading the state the
+    previous step wrote. Returns ``(hs, h_T)``: every state h_1..h_T stacked in time, (B, T, H),
+    and the final state (B, H).
+    """
+    variant = lambda **kw: (lambda *a: _rnn_forward_reference(*a, **kw))
+    mistakes = [
+        (variant(carry=False), "the state is not carried: every step reads h_0 again; step t must read the "
+                               "h_{t-1} that step t - 1 wrote"),
+        (variant(shift=True), "off by one: the outputs are h_0 .. h_{T-1}; they should be h_1 .. h_T, the "
+                              "state after reading each x_t"),
+        (variant(stack_dim=0), "the states are stacked along the wrong axis, (T, B, H): stack along dim 1 for "
+                               "batch-first (B, T, H)"),
+        (variant(final="initial"), "the final state returned is h_0: return the state after the last step, h_T"),
+        (variant(transposed=True), "W_hh is transposed: the recurrent term is h_{t-1} @ W_hh.T"),
+    ]
+    return compare("rnn_forward", fn, _rnn_forward_reference, _rnn_forward_cases(), mistakes=mistakes, grad=True)

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _bptt_step_reference(g_t, delta_next, W_hh, h_t):
@@ -50,6 +50,7 @@ def _bptt_step_cases() -> list[Case]:
     ]
 
 
+@checker("3")
 def bptt_step(fn: Callable) -> Result:
     """Chapter 3: ``fn(g_t, delta_next, W_hh, h_t)`` must return one step of the BPTT recursion.
 
@@ -59,7 +60,7 @@ def bptt_step(fn: Callable) -> Result:
     """
     cases = _bptt_step_cases()
     result = compare("bptt_step", fn, _bptt_step_reference, cases)
-    if result.ok or not callable(fn):
+    if result.ok or not result.written:
         return result
     for case in cases:  # name a known mistake when the learner's output matches one on the first failing case
         want = _bptt_step_reference(*case.args)
@@ -77,3 +78,50 @@ def bptt_step(fn: Callable) -> Result:
                 return Result(False, f"bptt_step: {message} — on {case.describe}")
         return result
     return result
+
+
+# ---------------------------------------------------------------- clipping the gradient norm
+def _clip_reference(grads, max_norm, *, how="global"):
+    """Scale every gradient by min(1, max_norm / (||g|| + 1e-6)), ||g|| the norm of all of them together."""
+    if how == "per_tensor":
+        return [g * min(1.0, max_norm / (g.norm().item() + 1e-6)) for g in grads]
+    if how == "value":
+        return [g.clamp(-max_norm, max_norm) for g in grads]
+    total = torch.sqrt(sum((g ** 2).sum() for g in grads)).item()
+    if how == "squared":
+        total = total ** 2
+    scale = max_norm / (total + 1e-6) if how == "always" else min(1.0, max_norm / (total + 1e-6))
+    return [g * scale for g in grads]
+
+
+def _clip_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(31)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+    return [Case(([r(4, 3) * 2, r(3), r(2, 2) * 0.1], 1.0), "three gradients (4, 3), (3,), (2, 2), total norm "
+                                                              "about 7, max_norm 1"),
+            Case(([r(5) * 0.1, r(2, 3) * 0.1], 5.0), "two small gradients, total norm below max_norm 5: unchanged"),
+            Case(([r(3, 3) * 3], 2.0), "one gradient (3, 3), max_norm 2"),
+            Case(([r(6) * 0.3, r(6) * 3], 2.5), "a small and a large gradient, max_norm 2.5")]
+
+
+@checker("3")
+def clip_grad_norm(fn: Callable) -> Result:
+    """Chapter 3: ``fn(grads, max_norm)`` must clip a list of gradients by their global norm.
+
+    ``grads`` is a list of tensors of any shapes, ``max_norm`` a float. With the global norm
+    ``||g|| = sqrt(sum over every tensor and entry of g**2)``, every tensor is multiplied by the
+    same factor ``min(1, max_norm / (||g|| + 1e-6))`` (as ``torch.nn.utils.clip_grad_norm_``):
+    the direction is kept and only a norm above ``max_norm`` shrinks. Returns the list of
+    clipped tensors, in order and of the same shapes.
+    """
+    variant = lambda how: (lambda grads, max_norm: _clip_reference(grads, max_norm, how=how))
+    mistakes = [
+        (variant("per_tensor"), "each tensor is clipped by its own norm: clipping uses the global norm of all "
+                                "gradients together, and one factor for all, so the direction is kept"),
+        (variant("always"), "every gradient is rescaled to norm max_norm, small ones scaled up too: the factor "
+                            "is min(1, max_norm / ||g||)"),
+        (variant("squared"), "the norm is the square root of the sum of squares; the sqrt is missing"),
+        (variant("value"), "each entry is clamped to [-max_norm, max_norm] (clipping by value): clip by the "
+                           "norm, which keeps the gradient's direction"),
+    ]
+    return compare("clip_grad_norm", fn, _clip_reference, _clip_cases(), mistakes=mistakes)

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, call, checker, compare
 
 
 def _additive_attention_reference(s, h, W_s, W_h, v, mask=None, *, tanh=True, softmax_dim=-1, mask_mode="before",
@@ -52,6 +52,7 @@ def _additive_attention_cases() -> list[Case]:
     ]
 
 
+@checker("5")
 def additive_attention(fn: Callable) -> Result:
     """Chapter 5: ``fn(s, h, W_s, W_h, v, mask)`` must return ``(c, a)`` of Bahdanau's additive attention.
 
@@ -60,16 +61,11 @@ def additive_attention(fn: Callable) -> Result:
     (True = real position) or None. ``e_j = v^T tanh(W_s s + W_h h_j)``, ``a = softmax_j(e)`` with
     padded positions at weight 0, ``c = sum_j a_j h_j``: ``c`` is (B, d_key) and ``a`` (B, T).
     """
-    if not callable(fn):
-        return Result(False, f"additive_attention: expected a function, got {type(fn).__name__}")
     cases = _additive_attention_cases()
     for case in cases:
-        try:
-            out = fn(*case.args)
-        except NotImplementedError:
-            return Result(False, "additive_attention: not implemented yet (it raised NotImplementedError)")
-        except Exception as err:
-            return Result(False, f"additive_attention raised {type(err).__name__}: {err} — on {case.describe}")
+        out = call("additive_attention", fn, case)
+        if isinstance(out, Result):
+            return out
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             return Result(False, f"additive_attention should return a pair (c, a): the context and the weights, "
                                  f"returned {type(out).__name__} — on {case.describe}")
@@ -86,3 +82,64 @@ def additive_attention(fn: Callable) -> Result:
         if not result:
             return result
     return Result(True, f"additive_attention: weights and context agree with the reference on all {len(cases)} cases")
+
+
+# ---------------------------------------------------------------- how often attention aligns
+def _alignment_reference(a, lengths, *, target="reverse", pooled=True, pads=False, axis=-1):
+    """Share of the real decoder steps i < L whose largest weight sits on source position L - 1 - i."""
+    B, T_out, _ = a.shape
+    best = a.argmax(dim=axis)  # (B, T_out) (axis -1) or (B, S) (axis 1)
+    hits, steps = [], []
+    for b in range(B):
+        L = int(lengths[b])
+        n = T_out if pads else L
+        i = torch.arange(n)
+        want = {"reverse": L - 1 - i, "off_by_one": L - i, "diagonal": i}[target]
+        hits.append(float((best[b, :n] == want).sum()))
+        steps.append(n)
+    if pooled:
+        return sum(hits) / sum(steps)
+    return sum(h / n for h, n in zip(hits, steps)) / B
+
+
+def _alignment_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(51)
+
+    def make(lengths, describe):
+        B, T = len(lengths), max(lengths)
+        scores = torch.randn(B, T, T, generator=g, dtype=torch.float64)
+        for b, L in enumerate(lengths):
+            for i in range(L):
+                pick = torch.rand((), generator=g).item()
+                j = L - 1 - i if pick < 0.6 else (min(L - 1, L - i) if pick < 0.8 else i)
+                scores[b, i, j] += 4.0
+            scores[b, :, L:] = float("-inf")  # padded source positions get weight 0
+        return Case((torch.softmax(scores, dim=-1), torch.tensor(lengths)), describe)
+
+    return [make([6, 4, 5], "a (3, 6, 6), lengths [6, 4, 5]"), make([3], "a (1, 3, 3), length 3"),
+            make([8, 2], "a (2, 8, 8), lengths [8, 2]")]
+
+
+@checker("5")
+def alignment_accuracy(fn: Callable) -> Result:
+    """Chapter 5: ``fn(a, lengths)`` must return the share of decoder steps that attend to the right position.
+
+    ``a`` (B, T, T) holds the attention weights of a reversal model, ``a[b, i, j]`` from output
+    step i to source position j, and ``lengths`` (B,) each sequence's length L (steps and sources
+    beyond it are padding). Step i < L of reversal should put its largest weight on source position
+    ``L - 1 - i``. Returns a float: aligned steps over real steps, all sequences pooled (padded
+    steps count neither way).
+    """
+    variant = lambda **kw: (lambda a, lengths: _alignment_reference(a, lengths, **kw))
+    mistakes = [
+        (variant(target="off_by_one"), "off by one: step i of reversal copies source position L - 1 - i, not L - i"),
+        (variant(target="diagonal"), "this counts the diagonal j = i (a copy); reversal aligns step i with "
+                                     "source position L - 1 - i"),
+        (variant(pads=True), "the padded steps i >= L are counted: only the L real steps of each sequence count"),
+        (variant(pooled=False), "this averages each sequence's share, so a short sequence weighs as much as a long "
+                                "one: pool the steps of all sequences (aligned steps / real steps)"),
+        (variant(axis=1), "the argmax runs over the wrong axis (the output steps): for each output step i, find "
+                          "the source position j with the largest a[b, i, j] (the last axis)"),
+    ]
+    return compare("alignment_accuracy", fn, _alignment_reference, _alignment_cases(), mistakes=mistakes,
+                   rtol=1e-9, atol=1e-9)

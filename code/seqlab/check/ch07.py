@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _pre_norm_block_reference(x, attn, ffn, norm1, norm2, *, form="pre"):
@@ -50,6 +50,7 @@ def _pre_norm_block_cases() -> list[Case]:
     return [make(2, 5, 8, "x (2, 5, 8)"), make(1, 1, 4, "x (1, 1, 4): one position"), make(3, 4, 6, "x (3, 4, 6)")]
 
 
+@checker("7")
 def pre_norm_block(fn: Callable) -> Result:
     """Chapter 7: ``fn(x, attn, ffn, norm1, norm2)`` must return one Pre-Norm Transformer block.
 
@@ -68,7 +69,7 @@ def pre_norm_block(fn: Callable) -> Result:
                               "variant but not this one): the FFN reads norm2 of x *after* the attention residual"),
         (variant("swapped_norms"), "norm1 and norm2 are swapped: norm1 goes before attn, norm2 before ffn"),
     ]
-    return compare("pre_norm_block", fn, _pre_norm_block_reference, _pre_norm_block_cases(), mistakes=mistakes)
+    return compare("pre_norm_block", fn, _pre_norm_block_reference, _pre_norm_block_cases(), mistakes=mistakes, grad=True)
 
 
 # ---------------------------------------------------------------- cross-attention (the encoder-decoder of chapter 7)
@@ -105,6 +106,7 @@ def _cross_attention_cases() -> list[Case]:
             case(1, 2, 1, 4, 2, None, "one source position, mask None")]
 
 
+@checker("7b")
 def cross_attention(fn: Callable) -> Result:
     """Chapter 7: ``fn(y, z, W_q, W_k, W_v, mask)`` must return one head of cross-attention (B, T, d_k).
 
@@ -126,4 +128,94 @@ def cross_attention(fn: Callable) -> Result:
         (variant(masking="ignored"), "the padding mask is ignored: padded source positions must get weight 0"),
         (variant(scale=False), "the scores are not scaled: divide Q K^T by sqrt(d_k)"),
     ]
-    return compare("cross_attention", fn, _cross_attention_reference, _cross_attention_cases(), mistakes=mistakes)
+    return compare("cross_attention", fn, _cross_attention_reference, _cross_attention_cases(), mistakes=mistakes, grad=True)
+
+
+# ---------------------------------------------------------------- LayerNorm
+def _layer_norm_reference(x, gamma, beta, eps=1e-5, *, unbiased=False, dim=-1, eps_outside=False, affine=True,
+                          swapped=False, ignore_eps=False):
+    """(x - mean) / sqrt(var + eps) * gamma + beta over the last dimension; variants name the classic mistakes."""
+    eps = 1e-5 if ignore_eps else eps
+    mu = x.mean(dim=dim, keepdim=True)
+    var = x.var(dim=dim, keepdim=True, unbiased=unbiased)
+    xhat = (x - mu) / (var.sqrt() + eps) if eps_outside else (x - mu) / torch.sqrt(var + eps)
+    if not affine:
+        return xhat
+    return xhat * beta + gamma if swapped else xhat * gamma + beta
+
+
+@checker("7")
+def layer_norm(fn: Callable) -> Result:
+    """Chapter 7: ``fn(x, gamma, beta, eps)`` must return LayerNorm over the last dimension.
+
+    ``x`` (..., d); ``gamma`` and ``beta`` (d,). Each vector x of width d is normalised by its own
+    mean and (biased, 1/d) variance, ``(x - mean) / sqrt(var + eps)``, then scaled by ``gamma`` and
+    shifted by ``beta`` (``F.layer_norm(x, (d,), gamma, beta, eps)``). Returns a tensor of x's shape.
+    """
+    g = torch.Generator().manual_seed(72)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+    cases = [Case((2 * r(2, 5, 8) + 1, 1 + 0.5 * r(8), 0.5 * r(8), 1e-5), "x (2, 5, 8), eps 1e-5"),
+             Case((0.01 * r(3, 6), 1 + 0.5 * r(6), 0.5 * r(6), 1e-5), "x (3, 6) with a small spread (std 0.01), "
+                                                                      "where eps matters"),
+             Case((r(1, 4, 4), 1 + 0.5 * r(4), 0.5 * r(4), 1e-2), "x (1, 4, 4), eps 1e-2 (passed in)")]
+    variant = lambda **kw: (lambda *a: _layer_norm_reference(*a, **kw))
+    mistakes = [
+        (variant(unbiased=True), "the variance is the unbiased one (divides by d - 1; torch.var's default): "
+                                 "LayerNorm divides by d (unbiased=False)"),
+        (variant(dim=1), "the statistics are taken over the wrong axis (dim 1): each vector is normalised over "
+                         "its own d features, the last dimension"),
+        (variant(eps_outside=True), "eps is added to the standard deviation: it goes under the square root, "
+                                    "sqrt(var + eps)"),
+        (variant(affine=False), "gamma and beta are not applied: scale by gamma, then add beta"),
+        (variant(swapped=True), "gamma and beta are swapped: multiply by gamma, add beta"),
+        (variant(ignore_eps=True), "the eps argument is ignored: use the eps passed in"),
+    ]
+    return compare("layer_norm", fn, _layer_norm_reference, cases, mistakes=mistakes, grad=True)
+
+
+# ---------------------------------------------------------------- the loss of padded targets (the encoder-decoder)
+def _masked_loss_reference(logits, targets, mask, *, pooled=True, pads=False, reduce="mean", base="e", dim=-1):
+    """Mean cross-entropy over the real (mask True) target positions; variants name the classic mistakes."""
+    logp = torch.log_softmax(logits, dim=dim)  # (B, T, V)
+    nll = -logp.gather(-1, targets[..., None])[..., 0]  # (B, T)
+    if base == "2":
+        nll = nll / math.log(2)
+    keep = torch.ones_like(mask) if pads else mask
+    if reduce == "sum":
+        return (nll * keep).sum().item()
+    if pooled:
+        return ((nll * keep).sum() / keep.sum()).item()
+    return ((nll * keep).sum(1) / keep.sum(1)).mean().item()
+
+
+@checker("7b")
+def masked_token_loss(fn: Callable) -> Result:
+    """Chapter 7 (section 7.8): ``fn(logits, targets, mask)`` must return the mean cross-entropy over the real target tokens.
+
+    ``logits`` (B, T, V), ``targets`` (B, T) ids, ``mask`` (B, T) bool, True at real target positions
+    and False at padding. The loss of one token is ``-log softmax(logits[b, t])[targets[b, t]]`` (in
+    nats); the result averages it over every real token of the batch, all sequences pooled, as a float.
+    """
+    g = torch.Generator().manual_seed(78)
+
+    def case(B, T, V, lengths, describe):
+        logits = torch.randn(B, T, V, generator=g, dtype=torch.float64) * 2
+        targets = torch.randint(0, V, (B, T), generator=g)
+        mask = torch.arange(T)[None] < torch.tensor(lengths)[:, None]  # (B, T)
+        return Case((logits, targets, mask), describe)
+
+    cases = [case(3, 6, 5, [6, 2, 4], "logits (3, 6, 5), lengths [6, 2, 4]"),
+             case(2, 4, 7, [4, 1], "logits (2, 4, 7), lengths [4, 1]"),
+             case(1, 3, 4, [3], "logits (1, 3, 4), no padding")]
+    variant = lambda **kw: (lambda *a: _masked_loss_reference(*a, **kw))
+    mistakes = [
+        (variant(pads=True), "the padded positions are counted: average over the real tokens only (mask True)"),
+        (variant(pooled=False), "this averages each sequence's mean, so a short target weighs as much as a long "
+                                "one: pool the real tokens of the whole batch"),
+        (variant(reduce="sum"), "this is the sum over the real tokens; divide by their number for the mean"),
+        (variant(base="2"), "that is in bits (log base 2); the loss is in nats, the natural log of "
+                            "F.cross_entropy"),
+        (variant(dim=1), "the softmax runs over the wrong axis (the positions, dim 1): normalise over the "
+                         "vocabulary, the last dimension (F.cross_entropy wants (B, V, T) or (B*T, V))"),
+    ]
+    return compare("masked_token_loss", fn, _masked_loss_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)

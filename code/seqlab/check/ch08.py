@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _apply_rope_reference(x, offset, *, base=10000.0, sign=1.0, pairing="interleaved", exponent=2.0, start=0):
@@ -26,6 +26,7 @@ def _apply_rope_reference(x, offset, *, base=10000.0, sign=1.0, pairing="interle
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (..., T, d)
 
 
+@checker("8")
 def apply_rope(fn: Callable) -> Result:
     """Chapter 8: ``fn(x, offset)`` must return the rotary position embedding ``R_m x`` of every row of x.
 
@@ -62,4 +63,35 @@ def apply_rope(fn: Callable) -> Result:
                            "(with offset 0 it is not rotated at all)"),
     ]
     return compare("apply_rope", fn, lambda x, offset: _apply_rope_reference(x, offset), cases,
-                   mistakes=mistakes, rtol=1e-4, atol=1e-5)
+                   mistakes=mistakes, rtol=1e-4, atol=1e-5, grad=True)
+
+
+# ---------------------------------------------------------------- the sinusoidal table
+def _sinusoidal_reference(T, d, *, swap=False, exponent=2.0, layout="interleaved", start=0):
+    """P[t, 2i] = sin(t w_i), P[t, 2i+1] = cos(t w_i), w_i = 10000^(-2i/d); variants name the classic mistakes."""
+    t = torch.arange(start, start + T, dtype=torch.float64)[:, None]  # (T, 1)
+    w = 10000.0 ** (-exponent * torch.arange(d // 2, dtype=torch.float64) / d)  # (d/2,)
+    first, second = (torch.cos(t * w), torch.sin(t * w)) if swap else (torch.sin(t * w), torch.cos(t * w))
+    if layout == "interleaved":
+        return torch.stack([first, second], dim=-1).reshape(T, d)  # (T, d)
+    return torch.cat([first, second], dim=-1)
+
+
+@checker("8")
+def sinusoidal_encoding(fn: Callable) -> Result:
+    """Chapter 8: ``fn(T, d)`` must return the (T, d) table of sinusoidal positional encodings.
+
+    Positions t = 0 .. T - 1 and pairs i = 0 .. d/2 - 1 (d even): ``P[t, 2i] = sin(t * w_i)`` and
+    ``P[t, 2i+1] = cos(t * w_i)``, with ``w_i = 10000^(-2i/d)``.
+    """
+    cases = [Case((6, 8), "T=6, d=8"), Case((1, 4), "T=1, d=4: position 0 only"), Case((50, 16), "T=50, d=16"),
+             Case((3, 2), "T=3, d=2: one pair")]
+    variant = lambda **kw: (lambda T, d: _sinusoidal_reference(T, d, **kw))
+    mistakes = [
+        (variant(swap=True), "sin and cos are swapped: the even columns 2i hold sin(t w_i), the odd ones cos"),
+        (variant(exponent=1.0), "the frequencies are 10000^(-i/d); pair i turns at 10000^(-2i/d)"),
+        (variant(layout="halves"), "all the sines come first, then all the cosines (the halves layout): here they "
+                                   "are interleaved, sin in column 2i and cos in column 2i + 1"),
+        (variant(start=1), "positions start at 1; the first row is position 0 (sin 0 = 0, cos 0 = 1)"),
+    ]
+    return compare("sinusoidal_encoding", fn, _sinusoidal_reference, cases, mistakes=mistakes, rtol=1e-5, atol=1e-6)

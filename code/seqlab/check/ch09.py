@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, call, checker, compare
 
 
 def _cached_attention_step_reference(q_t, k_t, v_t, K_cache, V_cache, *, append="end", attend="all", scale="sqrt",
@@ -38,31 +38,25 @@ def _cached_attention_step_cases() -> list[Case]:
             make(2, 1, 0, 4, 4, "the first token: an empty cache, K and V of shape (2, 1, 0, 4)")]
 
 
+@checker("9")
 def cached_attention_step(fn: Callable) -> Result:
-    """Chapter 9: one decoding step of attention with a key/value cache.
+    """Chapter 9: ``fn(q_t, k_t, v_t, K_cache, V_cache)`` must return one decoding step of attention with a KV cache.
 
-    ``fn(q_t, k_t, v_t, K_cache, V_cache)`` gets the new token's query, key and value
+    It gets the new token's query, key and value
     (B, H, 1, d_k), (B, H, 1, d_k), (B, H, 1, d_v) and the cache of the T earlier keys and
     values (B, H, T, d_k), (B, H, T, d_v) (T may be 0). It must append the new key and value at
     the end of the time dimension, then attend with the single query over all T + 1 keys:
     ``out = softmax(q_t K^T / sqrt(d_k)) V``. Returns ``(out (B, H, 1, d_v), K (B, H, T+1, d_k), V (B, H, T+1, d_v))``.
     """
     name = "cached_attention_step"
-    if not callable(fn):
-        return Result(False, f"{name}: expected a function, got {type(fn).__name__}")
     cases = _cached_attention_step_cases()
     for case in cases:
-        try:
-            got = fn(*case.args)
-        except NotImplementedError:
-            return Result(False, f"{name}: not implemented yet (it raised NotImplementedError)")
-        except Exception as err:
-            text = str(err)
-            hint = ""
-            if "Sizes of tensors must match" in text or "must match the size" in text or "size mismatch" in text:
-                hint = (" — is the new key appended along the wrong dimension? The cache grows in time: "
-                        "torch.cat([K_cache, k_t], dim=-2)")
-            return Result(False, f"{name} raised {type(err).__name__}: {err}{hint} — on {case.describe}")
+        got = call(name, fn, case)
+        if isinstance(got, Result):
+            if "must match" in got.message or "size mismatch" in got.message:
+                return Result(False, got.message + " — is the new key appended along the wrong dimension? The "
+                                     "cache grows in time: torch.cat([K_cache, k_t], dim=-2)")
+            return got
         if not isinstance(got, (tuple, list)) or len(got) != 3 or not all(isinstance(t, torch.Tensor) for t in got):
             return Result(False, f"{name} should return three tensors (out, K, V): the output and the updated cache, "
                                  f"returned {type(got).__name__} — on {case.describe}")
@@ -102,3 +96,49 @@ def cached_attention_step(fn: Callable) -> Result:
     if not result:
         return result
     return Result(True, f"{name}: the output and the updated cache agree with the reference on all {len(cases)} cases")
+
+
+# ---------------------------------------------------------------- a linear recurrence in log-depth: the scan
+def _scan_reference(a, b, h_0, *, carry_in=True, shift=False, decay=True, decay_input=False):
+    """h_t = a_t * h_{t-1} + b_t for t = 1..T from h_0, computed step by step; variants name the classic mistakes."""
+    h = h_0 if carry_in else torch.zeros_like(h_0)
+    hs = []
+    for t in range(a.shape[1]):
+        prev = h
+        if decay_input:
+            h = a[:, t] * (h + b[:, t])
+        else:
+            h = (a[:, t] * h if decay else h) + b[:, t]  # (B, D)
+        hs.append(prev if shift else h)
+    return torch.stack(hs, dim=1)  # (B, T, D)
+
+
+@checker("9")
+def linear_scan(fn: Callable) -> Result:
+    """Chapter 9: ``fn(a, b, h_0)`` must return every state of ``h_t = a_t * h_{t-1} + b_t``, (B, T, D).
+
+    ``a`` and ``b`` (B, T, D), ``h_0`` (B, D); t = 1..T, elementwise. The exercise asks for
+    ceil(log2 T) parallel doubling steps (each combines pairs (A, B) at distance 1, 2, 4, ...:
+    (A1, B1) then (A2, B2) is (A2 A1, A2 B1 + B2)), but any correct method passes: the checker
+    compares the states h_1 .. h_T with a loop's.
+    """
+    g = torch.Generator().manual_seed(91)
+
+    def case(B, T, D, describe):
+        a = torch.rand(B, T, D, generator=g, dtype=torch.float64) * 0.6 + 0.4
+        return Case((a, torch.randn(B, T, D, generator=g, dtype=torch.float64),
+                     torch.randn(B, D, generator=g, dtype=torch.float64)), describe)
+
+    cases = [case(2, 8, 3, "a, b (2, 8, 3): T = 8, a power of 2"), case(1, 5, 2, "T = 5, not a power of 2"),
+             case(3, 1, 4, "T = 1"), case(2, 13, 1, "T = 13, D = 1")]
+    variant = lambda **kw: (lambda *args: _scan_reference(*args, **kw))
+    mistakes = [
+        (variant(carry_in=False), "h_0 is ignored: the state carried in must enter as h_1 = a_1 * h_0 + b_1 (it "
+                                  "then decays by the product of the a's)"),
+        (variant(shift=True), "off by one: these are h_0 .. h_{T-1}; return h_1 .. h_T"),
+        (variant(decay=False), "the decay is missing: this sums the b's; each step multiplies the carried "
+                               "state by a_t"),
+        (variant(decay_input=True), "a_t multiplies the new input too: h_t = a_t * h_{t-1} + b_t, b_t enters "
+                                    "undecayed"),
+    ]
+    return compare("linear_scan", fn, _scan_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9, grad=True)

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _prefix_matching_reference(A, first, second, L, *, shift=1, queries="second", last=True):
@@ -36,6 +36,7 @@ def _cases() -> list[Case]:
             Case((causal(1, 16), 0, 4, 4), "A (1, 16, 16), span of 4 at 0 and at 4 (D = 4, no gap)")]
 
 
+@checker("11")
 def prefix_matching_score(fn: Callable) -> Result:
     """Chapter 11: ``fn(A, first, second, L)`` must return each head's prefix-matching score, shape (H,).
 
@@ -57,3 +58,40 @@ def prefix_matching_score(fn: Callable) -> Result:
                                    "are queries t = second .. second + L - 1, columns the keys t - D + 1"),
     ]
     return compare("prefix_matching_score", fn, ref, _cases(), mistakes=mistakes, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- the in-context-learning score
+def _icl_reference(loss, early, late, *, sign=1.0, rows=False, one_based=False, ratio=False):
+    """Mean over the batch of loss[:, late] - loss[:, early]; variants name the classic mistakes."""
+    if one_based:
+        early, late = early - 1, late - 1
+    pick = (lambda t: loss[t]) if rows else (lambda t: loss[:, t])
+    if ratio:
+        return (pick(late) / pick(early)).mean().item()
+    return (sign * (pick(late) - pick(early))).mean().item()
+
+
+@checker("11")
+def icl_score(fn: Callable) -> Result:
+    """Chapter 11: ``fn(loss, early, late)`` must return the in-context-learning score, a float.
+
+    ``loss`` (B, T) holds each sequence's loss at every position; ``early`` and ``late`` are two
+    positions (0-based columns). The score is the mean over the batch of ``loss[:, late] -
+    loss[:, early]``: negative when the model predicts better later in its context.
+    """
+    g = torch.Generator().manual_seed(111)
+
+    def case(B, T, early, late, describe):
+        loss = torch.rand(B, T, generator=g, dtype=torch.float64) * 3 + torch.linspace(1, 0, T, dtype=torch.float64)
+        return Case((loss, early, late), describe)
+
+    cases = [case(8, 12, 2, 6, "loss (8, 12), early 2, late 6"), case(10, 20, 1, 9, "loss (10, 20), early 1, late 9"),
+             case(6, 5, 0, 4, "loss (6, 5), early 0, late 4 (the last position)")]
+    variant = lambda **kw: (lambda *a: _icl_reference(*a, **kw))
+    mistakes = [
+        (variant(sign=-1.0), "the sign is flipped: late minus early, so that learning in context gives a negative score"),
+        (variant(rows=True), "the positions index the rows (the batch): they are columns, loss[:, t]"),
+        (variant(one_based=True), "off by one: the positions are 0-based columns, loss[:, early] and loss[:, late]"),
+        (variant(ratio=True), "that is a ratio; the score is the difference late - early"),
+    ]
+    return compare("icl_score", fn, _icl_reference, cases, mistakes=mistakes, rtol=1e-9, atol=1e-12)

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .core import Case, Result, compare
+from .core import Case, Result, checker, compare
 
 
 def _zoh_reference(log_dt, A, B):
@@ -16,6 +16,8 @@ def _zoh_reference(log_dt, A, B):
 
 def _pack(out, name="zoh") -> torch.Tensor:
     """(A_bar, B_bar) -> one real tensor (2, D, N, 2), so that ``compare`` can point at an entry."""
+    if out is None:
+        return None  # a stub: compare reports "not written yet"
     if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
         raise TypeError(f"{name} must return a pair (A_bar, B_bar) of tensors, got {type(out).__name__}")
     if not all(t.is_complex() for t in out):
@@ -26,6 +28,7 @@ def _pack(out, name="zoh") -> torch.Tensor:
     return torch.view_as_real(torch.stack([out[0].to(torch.complex128), out[1].to(torch.complex128)]))
 
 
+@checker("13")
 def zoh_discretize(fn: Callable) -> Result:
     """Chapter 13: ``fn(log_dt, A, B)`` must return the zero-order-hold ``(A_bar, B_bar)``.
 
@@ -70,3 +73,44 @@ def zoh_discretize(fn: Callable) -> Result:
     ]
     return compare("zoh_discretize", lambda *a: _pack(fn(*a)), lambda *a: _pack(_zoh_reference(*a)), cases,
                    mistakes=mistakes, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- the convolution kernel of S4D
+def _kernel_reference(A_bar, B_bar, C, T, *, start=0, factor=2.0, part="real", with_B=True):
+    """K_j = 2 Re Σ_n C_n Ā_n^j B̄_n for j = 0..T-1, shape (D, T); variants name the classic mistakes."""
+    j = torch.arange(start, start + T, dtype=torch.float64)  # (T,)
+    powers = torch.exp(torch.log(A_bar)[..., None] * j)  # (D, N, T): Ā^j
+    W = C * B_bar if with_B else C  # (D, N)
+    s = (W[..., None] * powers).sum(1)  # (D, T) complex
+    return factor * {"real": s.real, "abs": s.abs(), "imag": s.imag}[part]
+
+
+@checker("13")
+def s4d_kernel(fn: Callable) -> Result:
+    """Chapter 13: ``fn(A_bar, B_bar, C, T)`` must return the S4D convolution kernel, real (D, T).
+
+    ``A_bar``, ``B_bar`` and ``C`` are complex (D, N): D channels of N diagonal states (one of each
+    conjugate pair). ``K[d, j] = 2 Re(Σ_n C[d, n] A_bar[d, n]^j B_bar[d, n])`` for lags j = 0 .. T - 1
+    (the factor 2 counts the conjugate partner): y = K * u reproduces the recurrence's outputs.
+    """
+    g = torch.Generator().manual_seed(131)
+
+    def case(D, N, T, describe):
+        r = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)
+        n = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        A_bar = torch.polar(0.5 + 0.45 * r(D, N), 3 * n(D, N))  # |Ā| < 1: a stable system
+        return Case((A_bar, torch.complex(n(D, N), n(D, N)), torch.complex(n(D, N), n(D, N)), T), describe)
+
+    cases = [case(2, 3, 6, "D=2, N=3, T=6"), case(1, 1, 1, "D=1, N=1, T=1: the lag 0 only"),
+             case(3, 4, 10, "D=3, N=4, T=10")]
+    variant = lambda **kw: (lambda *a: _kernel_reference(*a, **kw))
+    mistakes = [
+        (variant(start=1), "off by one: the lags are j = 0 .. T - 1 (K_0 = 2 Re(C B̄), the input's own step), "
+                           "not 1 .. T"),
+        (variant(factor=1.0), "the factor 2 is missing: each state stands for itself and its conjugate partner"),
+        (variant(part="abs"), "that is the magnitude |Σ C Ā^j B̄|: the kernel is the real part, which can be "
+                              "negative"),
+        (variant(part="imag"), "that is the imaginary part; the kernel is 2 Re(...)"),
+        (variant(with_B=False), "B_bar is missing: K_j = 2 Re(Σ_n C_n Ā_n^j B̄_n)"),
+    ]
+    return compare("s4d_kernel", fn, _kernel_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)
