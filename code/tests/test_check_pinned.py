@@ -21,6 +21,9 @@ from seqlab.models import GPT, GPTConfig, apply_rope, scaled_dot_product_attenti
 from seqlab.models import additive_attention as library_additive_attention
 from seqlab.models.ngram import _Counts
 from seqlab.ops import linear_attention as la
+from seqlab import ops
+from seqlab.measure import fit_power_law
+from seqlab.models.positional import SinusoidalPositions
 from seqlab.ops import minrnn, recurrent, rglru, ssm
 from seqlab.train import bits
 
@@ -107,9 +110,25 @@ PINS = {
     "log_space_scan": minrnn.scan_logspace_real,
     "rglru_step": lambda x_t, h, *w: rglru.rglru_step(x_t, h, *w)[1],
     "kv_cache_bytes": _kv_cache_bytes,
+    "rnn_forward": lambda x, h0, W_xh, b_xh, W_hh, b_hh: (lambda y, s: (y, s[0]))(
+        *ops.FAMILIES["rnn"].forms["loop"](x, (W_xh,), (W_hh,), (b_xh,), (b_hh,), state=h0[None])),
+    "lstm_step": lambda x_t, h, c, W_x, W_h, b_x, b_h: recurrent.lstm_cell(x_t, (h, c), W_x, W_h, b_x, b_h),
+    "layer_norm": lambda x, gamma, beta, eps: F.layer_norm(x, x.shape[-1:], gamma, beta, eps),
+    "masked_token_loss": lambda logits, targets, mask: F.cross_entropy(logits[mask], targets[mask]),
+    "sinusoidal_encoding": lambda T, d: SinusoidalPositions(d)(torch.zeros(1, T, d, dtype=torch.float64), 0)[0],
+    "linear_scan": lambda a, b, h0: ssm.linear_scan_chunked(a, b, h0, 4),
+    "fit_power_law": lambda N, L: (lambda p: (p.coefficient, -p.slope))(fit_power_law(N, L)),
+    "icl_score": interpret.icl_score,
+    "linear_attention_parallel": lambda q, k, v: la.linear_attention_parallel(q, k, v)[0],
+    "s4d_kernel": lambda A_bar, B_bar, C, T: ssm._power_sum(C * B_bar, *ssm.s4d_powers(torch.log(A_bar), T)[:2], T),
 }
 
-CHECKERS = [name for name in check.__all__ if name not in ("Result", "Case", "compare")]
+# checkers that arrived with issue 24's exercises and have no pin yet (the list only shrinks): each needs an
+# adapter around the library function it teaches, or a note of where the library's form is taken apart
+NOT_YET_PINNED = ("clip_grad_norm", "alignment_accuracy", "multi_head_attention", "sliding_window_attention",
+                  "pareto_front")
+
+CHECKERS = [name for name in check.__all__ if name not in ("Result", "Case", "compare", "Summary", "summary", "checkers")]
 
 
 # a checker whose arguments are functions (the sublayers), pinned where the library's block is taken apart
@@ -117,7 +136,7 @@ PINNED_ELSEWHERE = {"pre_norm_block": ("test_check_ch7.py", "test_seqlab_block_s
 
 
 def test_every_checker_is_pinned():
-    assert sorted([*PINS, *PINNED_ELSEWHERE]) == sorted(CHECKERS)
+    assert sorted([*PINS, *PINNED_ELSEWHERE, *NOT_YET_PINNED]) == sorted(CHECKERS)
     here = Path(__file__).parent
     for name, (file, test) in PINNED_ELSEWHERE.items():
         assert f"def {test}(" in (here / file).read_text(), (name, file, test)
