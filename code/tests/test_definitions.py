@@ -183,3 +183,15 @@ def test_language_models_read_no_future_token(name, model):
     a, b = out(x), out(x2)
     torch.testing.assert_close(a[:, :7], b[:, :7])
     assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_reaches_max_len_exactly(use_cache):
+    """A prompt of P tokens plus `length` new ones needs P + length − 1 positions: exactly max_len is allowed.
+
+    (The last sampled token is never fed back: one more forward pass would read position max_len.)
+    """
+    torch.manual_seed(8)
+    model = GPT(GPTConfig(vocab_size=7, d_model=8, n_heads=2, n_layers=1, max_len=8, positions="learned")).eval()
+    out = model.generate(torch.tensor([1, 2, 3]), 6, temperature=0.0, use_cache=use_cache)
+    assert out.shape == (9,) and torch.equal(out[:3], torch.tensor([1, 2, 3]))
