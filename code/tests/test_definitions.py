@@ -195,3 +195,12 @@ def test_generate_reaches_max_len_exactly(use_cache):
     model = GPT(GPTConfig(vocab_size=7, d_model=8, n_heads=2, n_layers=1, max_len=8, positions="learned")).eval()
     out = model.generate(torch.tensor([1, 2, 3]), 6, temperature=0.0, use_cache=use_cache)
     assert out.shape == (9,) and torch.equal(out[:3], torch.tensor([1, 2, 3]))
+
+
+def test_ngram_generate_needs_exactly_order_minus_one_symbols():
+    """A trigram model's prompt needs 2 symbols: 1 is refused with a ValueError, 2 is enough."""
+    from seqlab.models.ngram import NGramLM
+    model = NGramLM(3, 4).fit(torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 1, 2]))
+    with pytest.raises(ValueError, match="at least order-1 = 2"):
+        model.generate(torch.tensor([1]), 3, temperature=0.0)
+    assert model.generate(torch.tensor([1, 2]), 3, temperature=0.0).shape == (5,)
