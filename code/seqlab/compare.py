@@ -6,122 +6,121 @@ Glossary (code name -> book notation):
                    attention, chapter 7), "linear attention" (chapter 12), "SSM" (the selective scan,
                    chapter 13), "hybrid" (an RG-LRU block and a global-attention block, chapter 14)
     d              the model width d_model (the hidden width of the recurrent models)
-    mode           the form that runs the mixer: ``reference`` the step-by-step definition (a loop over
-                   time for the recurrences), ``parallel`` the exact form with the shortest chain of
-                   dependent operations, ``fast`` the form the course trains with
+    form           how the mixers run: ``reference`` the step-by-step definition (a loop over time for
+                   the recurrences), ``parallel`` the exact form with the shortest chain of dependent
+                   operations, ``fast`` the form the course trains with; each names one form of each
+                   ``seqlab.ops`` family the model's mixers belong to
     x              token ids (B, T); ``logits`` (B, T, V)
     state          what a model carries from one token to the next when generating: the recurrent
                    h (and c), linear attention's S and z, the SSM's h, a KV cache that grows with T
 
-Every model maps token ids to next-token logits through the same embedding and head, with the
-mixers of its chapter in between: ``RecurrentLM`` for the RNN and the LSTM, ``HybridLM`` for the
-Transformer (pattern "GG") and the hybrid (pattern "GR"), ``MixerLM`` for linear attention and the
-SSM. ``forward_state`` and ``step`` give all six one streaming interface; ``verdict`` and
-``dominant_use`` are the written-down rules that turn a measured number into a table cell.
+``TABLE`` has one row per architecture: its chapter, a constructor ``(vocab_size, d, n_layers,
+n_heads) -> model`` and, for each of the three forms, the ``seqlab.ops`` form of every family in
+it. Every model maps token ids to next-token logits through an embedding and a head, with the
+mixers of its chapter in between (``RecurrentLM`` for the RNN and the LSTM, ``SeqLM`` for the
+others), and every one streams the same way: ``model(x, state) -> (logits, state)``,
+``model.step(token, state)``. A new architecture is one row. ``verdict`` and ``dominant_use``
+are the written-down rules that turn a measured number into a table cell.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 from . import _validate as validate
 from .models.charlm import RecurrentLM
-from .models.hybrid import HybridConfig, HybridLM, _causal_conv, state_bytes
+from .models.hybrid import HybridConfig, HybridLM
+from .models.mixer import Mixer, state_bytes
 from .models.mixer_lm import MixerLM, MixerLMConfig
 
-ARCHS = ("RNN", "LSTM", "Transformer", "linear attention", "SSM", "hybrid")
-CHAPTER = {"RNN": 2, "LSTM": 4, "Transformer": 7, "linear attention": 12, "SSM": 13, "hybrid": 14}
-FORMS = {  # arch -> {"reference", "parallel", "fast"} -> mode
-    "RNN": {"reference": "loop", "parallel": "loop", "fast": "fused"},
-    "LSTM": {"reference": "loop", "parallel": "loop", "fast": "fused"},
-    "Transformer": {"reference": "parallel", "parallel": "parallel", "fast": "fused"},
-    "linear attention": {"reference": "loop", "parallel": "parallel", "fast": "chunked"},
-    "SSM": {"reference": "loop", "parallel": "logspace", "fast": "chunked"},
-    "hybrid": {"reference": "loop", "parallel": "scan", "fast": "chunked"},
-}
+FORM_NAMES = ("reference", "parallel", "fast")
 
-__all__ = ["ARCHS", "CHAPTER", "FORMS", "make_model", "set_form", "forward_state", "step", "state_bytes",
+
+@dataclass(frozen=True)
+class Arch:
+    """One row of the table (chapter 15): the ``chapter`` that teaches it, ``build(vocab_size, d, n_layers,
+    n_heads)``, ``forms[form][family]`` the ops form each mixer family runs, and whether d / n_heads must
+    be an even integer (``even_heads``)."""
+
+    chapter: int
+    build: Callable[[int, int, int, int], nn.Module]
+    forms: dict
+    even_heads: bool = False
+
+
+def _two_layers(arch: str, pattern: str):
+    def build(V, d, n_layers, n_heads):
+        if n_layers != 2:
+            raise ValueError(f"the {arch} here has 2 layers (pattern {pattern}), got n_layers={n_layers}")
+        return HybridLM(HybridConfig(vocab_size=V, pattern=pattern, d_model=d, n_heads=n_heads, chunk=16))
+    return build
+
+
+_ATTENTION = {"reference": "parallel", "parallel": "parallel", "fast": "fused"}  # the hand-written or the fused form
+
+TABLE = {
+    "RNN": Arch(2, lambda V, d, L, H: RecurrentLM(V, d, d, cell="rnn", n_layers=L),
+                {f: {"rnn": m} for f, m in zip(FORM_NAMES, ("loop", "loop", "fused"))}),
+    "LSTM": Arch(4, lambda V, d, L, H: RecurrentLM(V, d, d, cell="lstm", n_layers=L),
+                 {f: {"lstm": m} for f, m in zip(FORM_NAMES, ("loop", "loop", "fused"))}),
+    "Transformer": Arch(7, _two_layers("Transformer", "GG"),
+                        {f: {"softmax_attention": _ATTENTION[f]} for f in FORM_NAMES}, even_heads=True),
+    "linear attention": Arch(12, lambda V, d, L, H: MixerLM(MixerLMConfig(
+        vocab_size=V, mixer="linear", d_model=d, n_layers=L, n_heads=H, options={"chunk": 16, "feature_map": "elu1"})),
+        {f: {"linear_attention": m} for f, m in zip(FORM_NAMES, ("loop", "parallel", "chunked"))}, even_heads=True),
+    "SSM": Arch(13, lambda V, d, L, H: MixerLM(MixerLMConfig(
+        vocab_size=V, mixer="selective", d_model=d, n_layers=L, n_heads=H, options={"chunk": 16})),
+        {f: {"selective_scan": m} for f, m in zip(FORM_NAMES, ("loop", "logspace", "chunked"))}),
+    "hybrid": Arch(14, _two_layers("hybrid", "GR"),
+                   {f: {"rglru": m, "softmax_attention": _ATTENTION[f]}
+                    for f, m in zip(FORM_NAMES, ("loop", "scan", "chunked"))}, even_heads=True),
+}
+ARCHS = tuple(TABLE)
+
+__all__ = ["ARCHS", "TABLE", "Arch", "FORM_NAMES", "make_model", "set_form", "forward_state", "step", "state_bytes",
            "width_for_parameters", "verdict", "dominant_use", "gradient_reach", "quantize"]
 
 
 def _check_arch(arch) -> str:
-    if arch not in ARCHS:
+    if arch not in TABLE:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     return arch
 
 
 def make_model(arch: str, vocab_size: int, d: int, *, n_layers: int = 2, n_heads: int = 4,
                form: str = "fast") -> nn.Module:
-    """A next-token model of family ``arch`` and width ``d`` (chapter 15), its mixer run in ``form``.
+    """A next-token model of family ``arch`` and width ``d`` (chapter 15), its mixers run in ``form``.
 
-    ``form`` is "reference", "parallel" or "fast" (see ``FORMS``). The Transformer and the hybrid
+    ``form`` is "reference", "parallel" or "fast" (see ``TABLE``). The Transformer and the hybrid
     have ``n_layers`` = 2 (patterns "GG" and "GR"); the others take ``n_layers``.
     """
     _check_arch(arch)
     validate.positive_int("vocab_size", vocab_size, minimum=2)
     validate.positive_int("d", d)
     validate.positive_int("n_layers", n_layers)
-    if form not in ("reference", "parallel", "fast"):
+    if form not in FORM_NAMES:
         raise ValueError(f"form must be 'reference', 'parallel' or 'fast', got {form!r}")
-    if arch in ("RNN", "LSTM"):
-        model = RecurrentLM(vocab_size, d, d, cell=arch.lower(), n_layers=n_layers)
-    elif arch in ("Transformer", "hybrid"):
-        if n_layers != 2:
-            raise ValueError(f"the {arch} here has 2 layers (pattern {'GG' if arch == 'Transformer' else 'GR'}), "
-                             f"got n_layers={n_layers}")
-        model = HybridLM(HybridConfig(vocab_size=vocab_size, pattern="GG" if arch == "Transformer" else "GR",
-                                      d_model=d, n_heads=n_heads, chunk=16))
-    else:
-        mixer = "linear" if arch == "linear attention" else "selective"
-        options = {"chunk": 16} if arch == "SSM" else {"chunk": 16, "feature_map": "elu1"}
-        model = MixerLM(MixerLMConfig(vocab_size=vocab_size, mixer=mixer, d_model=d, n_layers=n_layers,
-                                      n_heads=n_heads, options=options))
+    model = TABLE[arch].build(vocab_size, d, n_layers, n_heads)
     model.arch = arch
     return set_form(model, form)
 
 
 def set_form(model: nn.Module, form: str) -> nn.Module:
-    """Switch a ``make_model`` model to ``form`` ("reference", "parallel", "fast") in place; returns it (chapter 15)."""
+    """Switch a ``make_model`` model to ``form`` ("reference", "parallel", "fast") in place; returns it (chapter 15).
+
+    Every ``Mixer`` in the model runs the form its family has in the architecture's row.
+    """
     arch = _check_arch(getattr(model, "arch", None))
-    if form not in FORMS[arch]:
-        raise ValueError(f"form must be one of {sorted(FORMS[arch])}, got {form!r}")
-    mode = FORMS[arch][form]
-    if arch in ("RNN", "LSTM"):
-        model.mode = mode
-    elif arch == "Transformer":
-        for m in model.mixers:
-            m.mode = mode
-    elif arch == "hybrid":
-        for m in model.mixers:
-            if hasattr(m, "chunk"):  # the recurrent block
-                m.mode = mode
-            else:  # its attention block: the hand-written or the fused form, the same numbers
-                m.mode = "fused" if form == "fast" else "parallel"
-    else:
-        for m in model.mixers:
-            m.layer.config.mode = mode
+    if form not in FORM_NAMES:
+        raise ValueError(f"form must be one of {sorted(FORM_NAMES)}, got {form!r}")
+    chosen = TABLE[arch].forms[form]
+    for m in model.modules():
+        if isinstance(m, Mixer) and m.family in chosen:
+            m.form = chosen[m.family]
     return model
-
-
-def _mixer_lm_forward(model: MixerLM, x: torch.Tensor, state):
-    """``MixerLM`` run from ``state`` (one entry per layer, or None): (logits (B, T, V), new state)."""
-    c = model.config
-    h = model.embed(x)  # (B, T, d)
-    new = []
-    for i, mixer in enumerate(model.mixers):
-        s = None if state is None else state[i]
-        u = model.norms1[i](h)
-        if mixer.kind in ("linear", "gated_linear"):
-            u, buffer = _causal_conv(mixer.short_conv.conv, u, None if s is None else s[0])  # the short conv's last inputs
-            y, layer_state = mixer.layer(u, None if s is None else s[1])
-            new.append((buffer, layer_state))
-        else:
-            y, layer_state = mixer.layer(u, s)
-            new.append(layer_state)
-        h = h + y
-        if c.mlp:
-            h = h + model.mlps[i](model.norms2[i](h))
-    return model.head(model.norm(h)), new  # (B, T, V)
 
 
 def forward_state(model: nn.Module, x: torch.Tensor, state=None):
@@ -131,21 +130,12 @@ def forward_state(model: nn.Module, x: torch.Tensor, state=None):
     """
     _check_arch(getattr(model, "arch", None))
     validate.tensor("x", x, ndim=2, dtype="long")
-    if isinstance(model, MixerLM):
-        if state is not None and not (isinstance(state, list) and len(state) == len(model.mixers)):
-            raise TypeError(f"state must be the list of {len(model.mixers)} layer states returned by this model, "
-                            f"got {type(state).__name__}")
-        validate.token_ids("x", x, model.config.vocab_size, ndim=2)
-        return _mixer_lm_forward(model, x, state)
     return model(x, state)
 
 
 def step(model: nn.Module, token: torch.Tensor, state=None):
     """One generated token: ``token`` (B,) ids and the state -> (logits (B, V), state) (chapter 15)."""
     validate.tensor("token", token, ndim=1, dtype="long")
-    if isinstance(model, MixerLM):
-        logits, state = forward_state(model, token[:, None], state)
-        return logits[:, 0], state
     _check_arch(getattr(model, "arch", None))
     return model.step(token, state)
 
@@ -161,8 +151,7 @@ def width_for_parameters(arch: str, vocab_size: int, target: int, widths=range(8
     if not widths:
         raise ValueError("widths must not be empty")
     n_heads = kw.get("n_heads", 4)
-    usable = [w for w in widths if arch not in ("Transformer", "hybrid", "linear attention")
-              or (w % n_heads == 0 and (w // n_heads) % 2 == 0)]
+    usable = [w for w in widths if not TABLE[arch].even_heads or (w % n_heads == 0 and (w // n_heads) % 2 == 0)]
     if not usable:
         raise ValueError(f"no width in {widths} suits {arch!r} with {n_heads} heads (d / n_heads must be even)")
     count = lambda w: sum(p.numel() for p in make_model(arch, vocab_size, w, **kw).parameters())  # noqa: E731
@@ -215,10 +204,9 @@ def gradient_reach(model: nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Te
 
     handle = model.embed.register_forward_hook(hook)
     try:
-        out = model(x)
+        logits, _ = model(x)  # (B, T, V)
     finally:
         handle.remove()
-    logits = out[0] if isinstance(out, tuple) else out  # (B, T, V)
     r = torch.randn(logits.shape[-1], generator=torch.Generator().manual_seed(seed)).to(logits)
     (logits[:, -1] @ r).sum().backward()
     norms = kept["e"].grad.norm(dim=-1).mean(0)  # (T,)

@@ -9,20 +9,20 @@ visible call::
 ``SEQLAB_SCALE=quick|full`` overrides the choice.
 
 Two more environment variables make a chapter's claims checkable on any
-machine: ``SEQLAB_SEED_OFFSET`` shifts every seed given to ``seed_everything``
-(``make test-seeds`` reruns the chapters under several offsets, so an assert
-that holds only for the committed seed fails), and ``SEQLAB_THREADS`` sets
-PyTorch's intra-op thread count (``configure_threads``).
+machine: ``SEQLAB_SEED_OFFSET`` shifts every seed (``seqlab.seeding``, whose
+``init`` is ``seed_everything``; ``make test-seeds`` reruns the chapters under
+several offsets, so an assert that holds only for the committed seed fails),
+and ``SEQLAB_THREADS`` sets PyTorch's intra-op thread count (``configure_threads``).
 """
 from __future__ import annotations
 
 import os
-import random
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
+
+from .seeding import init as seed_everything, seed_offset  # noqa: F401  (the seeding of chapter 1 lives in seeding)
 
 SCALES = ("quick", "full")
 
@@ -71,34 +71,6 @@ def scale(quick: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
         raise ValueError("'scale' is reserved: it records which scale was chosen")
     name = current_scale()
     return SimpleNamespace(scale=name, **(quick if name == "quick" else full))
-
-
-def seed_offset() -> int:
-    """The integer ``SEQLAB_SEED_OFFSET`` (default 0) that ``seed_everything`` adds to every seed (chapter 1)."""
-    raw = os.environ.get("SEQLAB_SEED_OFFSET", "").strip()
-    if raw == "":
-        return 0
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"SEQLAB_SEED_OFFSET must be an integer, got {raw!r}") from None
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) with ``seed + seed_offset()``; return a fresh ``torch.Generator``.
-
-    Chapters call this once at the top, so that two runs print the same numbers
-    (chapter 1). ``SEQLAB_SEED_OFFSET`` shifts every seed at once, so the same
-    chapter can be rerun with other seeds: a claim asserted on the page must
-    hold for any of them.
-    """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    seed = seed + seed_offset()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def make_generator(generator: torch.Generator | int | None) -> torch.Generator | None:

@@ -70,7 +70,7 @@ def attention_patterns(model: GPT, x: torch.Tensor) -> list[torch.Tensor]:
 
     def keep(i):
         def hook(module, inputs, output):
-            found[i] = output[1]
+            found[i] = module.last_weights
         return hook
 
     handles = [block.attn.register_forward_hook(keep(i)) for i, block in enumerate(model.blocks)]

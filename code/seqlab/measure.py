@@ -345,3 +345,64 @@ def count_flops(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
+
+
+# ---------------------------------------------------------------- n-gram levels (chapter 10)
+def ngram_level(loss: float, levels: dict) -> int:
+    """The highest n-gram order whose loss ``loss`` matches or beats: 0 above the unigram's (chapter 10).
+
+    ``levels`` maps an order ``n`` (1 = unigram, 2 = bigram, ...) to that count model's loss on
+    the same evaluation windows (``ngram_baselines``). A model at level 3 predicts at least as well
+    as a trigram table and worse than a 4-gram table (or there is no higher order to compare).
+    """
+    if not isinstance(levels, dict) or not levels:
+        raise ValueError(f"levels must be a non-empty dict order -> loss, got {levels!r}")
+    validate.number("loss", loss)
+    reached = 0
+    for n in sorted(levels, key=int):
+        if loss <= levels[n]:
+            reached = int(n)
+    return reached
+
+
+NGRAM_NAMES = {1: "unigram", 2: "bigram", 3: "trigram", 4: "4-gram", 5: "5-gram", 6: "6-gram"}
+
+
+def ngram_level_name(level: int) -> str:
+    """``"above the unigram"``, ``"unigram"``, ``"bigram"``, ... for an ``ngram_level`` (chapter 10)."""
+    return "above the unigram" if level == 0 else NGRAM_NAMES.get(level, f"{level}-gram")
+
+
+def ngram_level_phrase(level: int, top: int) -> str:
+    """Where an ``ngram_level`` lies among orders 1 .. ``top``, in words: ``"above the unigram"``,
+    ``"between the bigram and the trigram"``, ``"below the 5-gram"`` (chapter 10)."""
+    if level <= 0:
+        return "above the unigram"
+    if level >= top:
+        return f"below the {ngram_level_name(top)}"
+    return f"between the {ngram_level_name(level)} and the {ngram_level_name(level + 1)}"
+
+
+def ngram_baselines(train_ids, windows, vocab_size: int, max_order: int = 5) -> dict:
+    """Count-model baselines on a model's own evaluation windows (chapter 10).
+
+    Returns ``{"levels": {n: mean loss}, "by_position": {n: [loss at each position]},
+    "window_losses": {n: [mean loss of each window]}}`` for Witten-Bell n-gram tables of order
+    1 .. ``max_order`` fitted on ``train_ids``, scored as a neural model is (position t sees only
+    the window's first t + 1 symbols). ``levels`` are the horizontal lines of a loss plot.
+    """
+    from .models.ngram import window_losses
+
+    losses = window_losses(train_ids, windows, vocab_size, max_order)  # (orders, n, T)
+    return {"levels": {k + 1: round(losses[k].mean().item(), 5) for k in range(max_order)},
+            "by_position": {k + 1: [round(v, 5) for v in losses[k].mean(0).tolist()] for k in range(max_order)},
+            "window_losses": {k + 1: [round(v, 5) for v in losses[k].mean(1).tolist()] for k in range(max_order)}}
+
+
+def draw_ngram_levels(ax, levels: dict, orders=None, **kw) -> None:
+    """Horizontal lines at each n-gram level on ``ax``, labelled at the right edge (chapter 10)."""
+    orders = sorted(levels, key=int) if orders is None else orders
+    for n in orders:
+        ax.axhline(levels[n], color="0.6", lw=0.8, ls=":", **kw)
+        ax.annotate(ngram_level_name(int(n)), (1.0, levels[n]), xycoords=("axes fraction", "data"), fontsize=7,
+                    color="0.4", ha="right", va="bottom")

@@ -216,8 +216,8 @@ def check_figure(fig, *, draw: bool = True) -> list[str]:
 
     Each visible panel with something drawn in it needs a title (its own, or the figure's suptitle), and,
     unless its axes are switched off (a diagram), both axis labels (its own, the figure's supxlabel /
-    supylabel, or a panel it shares that axis with). Every image or mesh (a heatmap) needs a colour bar,
-    or a legend that says what its colours mean. With ``draw=True`` the figure is drawn and no two tick
+    supylabel, or a panel it shares that axis with). Every image or mesh (a heatmap) needs a colour bar
+    (its own, or one it shares: same colour map and limits), or a legend that says what its colours mean. With ``draw=True`` the figure is drawn and no two tick
     labels of one axis may overlap.
     """
     if not isinstance(fig, mpl.figure.Figure):
@@ -227,6 +227,9 @@ def check_figure(fig, *, draw: bool = True) -> list[str]:
     supx = getattr(fig, "_supxlabel", None) is not None and fig._supxlabel.get_text().strip()
     supy = getattr(fig, "_supylabel", None) is not None and fig._supylabel.get_text().strip()
     panels = [ax for ax in fig.axes if ax.get_visible() and not _is_colorbar(ax) and _has_content(ax)]
+    mappables_of = lambda ax: list(ax.images) + [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]
+    # a colour bar shared by several heatmaps: the others use its colour map and its limits
+    shared_scales = {(m.get_cmap().name, m.get_clim()) for ax in panels for m in mappables_of(ax) if m.colorbar is not None}
     renderer = None
     if draw and panels:
         fig.canvas.draw()
@@ -241,10 +244,9 @@ def check_figure(fig, *, draw: bool = True) -> list[str]:
                 out.append(f"{name}: the x axis has no label (with its unit)")
             if not (ax.get_ylabel().strip() or supy or _shared_label(ax, "y")):
                 out.append(f"{name}: the y axis has no label (with its unit)")
-        mappables = list(ax.images) + [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]
         legend = ax.get_legend() is not None or fig.legends
-        for m in mappables:
-            if m.colorbar is None and not legend:
+        for m in mappables_of(ax):
+            if m.colorbar is None and not legend and (m.get_cmap().name, m.get_clim()) not in shared_scales:
                 out.append(f"{name}: a heatmap without a colour bar (fig.colorbar(im, ax=ax, label=...))")
                 break
         if renderer is not None and ax.axison:

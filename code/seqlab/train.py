@@ -2,9 +2,10 @@
 
     history = train(model, lambda: task.sample(64, g), steps=500, lr=3e-3, clip=1.0)
 
-Each step: draw a batch, compute the loss, back-propagate, (optionally) clip
-the gradient norm, take an AdamW step with a linear warm-up of the learning
-rate. The loss, the gradient norm before clipping and the learning rate are
+Each step: draw a batch, compute the loss (``step_loss(model, batch)``, by
+default the cross-entropy of ``model(x)`` against ``y``), back-propagate,
+(optionally) clip the gradient norm, take an AdamW step with a linear warm-up
+of the learning rate or any schedule ``lr_at(step)``. The loss, the gradient norm before clipping and the learning rate are
 recorded every step; ``eval_fn(model)`` (a dict of numbers) every
 ``eval_every`` steps and at the end. Training stops early when the loss
 becomes NaN or infinite (``history.diverged``) or when ``time_budget``
@@ -103,16 +104,80 @@ def warmup_lr(step: int, lr: float, warmup: int) -> float:
     return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
 
 
+def xy_loss(model: torch.nn.Module, batch, loss_fn: Callable = sequence_loss) -> torch.Tensor:
+    """The default ``step_loss``: a batch ``(x, y)``, ``loss_fn(logits of model(x), y)`` (chapter 2)."""
+    x, y = batch
+    return loss_fn(logits_of(model(x)), y)
+
+
+def to_device(batch, device):
+    """The batch with every tensor in it (a tensor, or a tuple/list of them) moved to ``device`` (chapter 2)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    return batch
+
+
+def _check_args(model, batches, steps, lr, weight_decay, betas, clip, warmup, lr_at, time_budget, optimizer, eval_every,
+                callables):
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(batches):
+        raise TypeError(f"batches must be callable (returning a batch, by default (x, y)), got {type(batches).__name__}")
+    validate.positive_int("steps", steps)
+    validate.number("lr", lr, minimum=0, strict=True)
+    validate.number("weight_decay", weight_decay, minimum=0)
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, b in enumerate(betas):
+        validate.number(f"betas[{i}]", b, minimum=0)
+        if b >= 1:
+            raise ValueError(f"betas[{i}] must be < 1, got {b}")
+    if clip is not None:
+        validate.number("clip", clip, minimum=0, strict=True)
+    validate.positive_int("warmup", warmup, minimum=0)
+    if lr_at is not None and warmup:
+        raise ValueError(f"give the schedule as lr_at or as warmup, not both (got warmup={warmup})")
+    if time_budget is not None:
+        validate.number("time_budget", time_budget, minimum=0, strict=True)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+    for name, fn in callables.items():
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    if eval_every is not None:
+        validate.positive_int("eval_every", eval_every)
+
+
+def _evaluate(model, eval_fn, history: History, step: int) -> None:
+    """``eval_fn(model)`` in eval mode without gradients, recorded at ``step``."""
+    if eval_fn is None:
+        return
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        result = eval_fn(model)
+    model.train(was_training)
+    history.eval_step.append(step)
+    for k, v in result.items():
+        history.eval.setdefault(k, []).append(float(v))
+
+
 def train(
     model: torch.nn.Module,
-    batch_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    batches: Callable[[], object],
     *,
     steps: int,
     lr: float = 3e-3,
     weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
     clip: float | None = None,
     warmup: int = 0,
+    lr_at: Callable[[int], float] | None = None,
     loss_fn: Callable = sequence_loss,
+    step_loss: Callable[[torch.nn.Module, object], torch.Tensor] | None = None,
+    on_step: Callable[[int, History], None] | None = None,
     eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     eval_every: int | None = None,
     time_budget: float | None = None,
@@ -123,39 +188,28 @@ def train(
     progress: bool | None = None,
     desc: str | None = None,
 ) -> History:
-    """Train ``model`` on batches from ``batch_fn()`` and return its ``History``.
+    """Train ``model`` on batches from ``batches()`` and return its ``History`` (chapter 2).
 
-    ``model(x)`` must return logits (or a tuple starting with them);
-    ``loss_fn(logits, y)`` turns them into a scalar loss. ``stop_when(history)``
-    is asked after each evaluation whether to stop early (e.g. once a task is solved).
-    ``after_backward(step, model)`` is called once the gradients of a step exist, before
-    clipping and the update (to record per-layer gradient norms, chapter 7).
+    Each step: draw a batch (its tensors moved to ``device``), ``loss = step_loss(model, batch)``,
+    back-propagate, clip the gradient norm at ``clip``, take an AdamW step (``lr``, ``betas``,
+    decoupled ``weight_decay``: θ ← θ − lr · wd · θ before the Adam update). The default
+    ``step_loss`` reads a batch ``(x, y)`` and returns ``loss_fn(logits of model(x), y)``; a model
+    may return the logits or a tuple starting with them. The learning rate of step t is
+    ``lr_at(t)`` if given (e.g. warm-up then cosine), else ``lr`` after a linear ``warmup``.
+    ``on_step(step, history)`` runs after every update; ``after_backward(step, model)`` once the
+    gradients of a step exist, before clipping and the update (chapter 7's per-layer norms).
+    ``stop_when(history)`` is asked after each evaluation whether to stop early. With
+    ``optimizer`` its own settings replace ``weight_decay`` and ``betas`` (and ``lr`` is still set
+    every step).
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(batch_fn):
-        raise TypeError(f"batch_fn must be callable (returning (x, y)), got {type(batch_fn).__name__}")
-    validate.positive_int("steps", steps)
-    validate.number("lr", lr, minimum=0, strict=True)
-    validate.number("weight_decay", weight_decay, minimum=0)
-    if clip is not None:
-        validate.number("clip", clip, minimum=0, strict=True)
-    validate.positive_int("warmup", warmup, minimum=0)
-    if time_budget is not None:
-        validate.number("time_budget", time_budget, minimum=0, strict=True)
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
-    for name, fn in (("loss_fn", loss_fn), ("eval_fn", eval_fn), ("stop_when", stop_when)):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
-    if eval_every is not None:
-        validate.positive_int("eval_every", eval_every)
-    if after_backward is not None and not callable(after_backward):
-        raise TypeError(f"after_backward must be callable (step, model) -> None, got {type(after_backward).__name__}")
+    _check_args(model, batches, steps, lr, weight_decay, betas, clip, warmup, lr_at, time_budget, optimizer, eval_every,
+                dict(loss_fn=loss_fn, step_loss=step_loss, on_step=on_step, eval_fn=eval_fn, stop_when=stop_when,
+                     after_backward=after_backward))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = optimizer or torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    loss_of = step_loss or (lambda m, batch: xy_loss(m, batch, loss_fn))
     history = History()
     show = progress_enabled() if progress is None else progress
     bar = None
@@ -163,27 +217,13 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=desc, leave=False)
-
-    def evaluate(step: int):
-        if eval_fn is None:
-            return
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            result = eval_fn(model)
-        model.train(was_training)
-        history.eval_step.append(step)
-        for k, v in result.items():
-            history.eval.setdefault(k, []).append(float(v))
-
     start = time.perf_counter()
     model.train()
     for step in range(steps):
+        rate = lr_at(step) if lr_at is not None else warmup_lr(step, lr, warmup)
         for group in opt.param_groups:
-            group["lr"] = warmup_lr(step, lr, warmup)
-        x, y = batch_fn()
-        x, y = x.to(device), y.to(device)
-        loss = loss_fn(logits_of(model(x)), y)
+            group["lr"] = rate
+        loss = loss_of(model, to_device(batches(), device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if after_backward is not None:
@@ -196,11 +236,13 @@ def train(
             history.diverged = True
             break
         opt.step()
+        if on_step is not None:
+            on_step(step, history)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}", refresh=False)
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
-            evaluate(step + 1)
+            _evaluate(model, eval_fn, history, step + 1)
             if stop_when is not None and stop_when(history):
                 break
         if time_budget is not None and time.perf_counter() - start > time_budget:
@@ -209,5 +251,5 @@ def train(
     if bar is not None:
         bar.close()
     if not history.diverged and (not history.eval_step or history.eval_step[-1] != history.steps):
-        evaluate(history.steps)
+        _evaluate(model, eval_fn, history, history.steps)
     return history

@@ -569,11 +569,11 @@ def test_attention_forms_with_masks_cross_attention_and_weights():
         torch.testing.assert_close(y, ref, **TOL[torch.float64])
         assert none is None
     with pytest.raises(ValueError, match="one new key per new query"):
-        A.attention_steps(q, k, v)
+        A.attention_stream(q, k, v)
     with pytest.raises(ValueError, match="causal only"):
-        A.attention_steps(q, q, q, causal=False)
+        A.attention_stream(q, q, q, causal=False)
     with pytest.raises(ValueError, match="takes no mask"):
-        A.attention_steps(q, q, q, mask=torch.ones(5, 5, dtype=torch.bool))
+        A.attention_stream(q, q, q, mask=torch.ones(5, 5, dtype=torch.bool))
     with pytest.raises(TypeError, match=r"key/value cache \(K_past, V_past\)"):
         A.attention_parallel(q, q, q, state=k)
     with pytest.raises(ValueError, match="do not fit the cache"):

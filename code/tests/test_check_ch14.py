@@ -6,7 +6,7 @@ from seqlab.ops import rglru
 
 
 def test_rglru_checker_accepts_the_library_step():
-    assert check.rglru_step(lambda x_t, h, *p: rglru.rglru_step(x_t, h, *p)[1])
+    assert check.rglru_step(lambda x_t, h, *p: rglru.rglru_step(x_t, *p, state=h)[1])
     assert check.rglru_step(_reference)
 
 

@@ -33,8 +33,7 @@ def test_every_form_gives_the_same_logits(arch):
     outs = []
     for form in ("reference", "parallel", "fast"):
         compare.set_form(model, form)
-        out = model(x)
-        outs.append(out[0] if isinstance(out, tuple) else out)
+        outs.append(model(x)[0])
     for o in outs[1:]:
         assert torch.allclose(o, outs[0], atol=1e-8, rtol=1e-8)
 
@@ -55,8 +54,7 @@ def test_state_of_attention_grows_and_of_recurrences_does_not():
 def test_depth_per_token_separates_sequential_from_parallel_forms():
     def depth(arch, form, T):
         model = compare.set_form(compare.make_model(arch, V, 8), form)
-        out = model(torch.zeros(1, T, dtype=torch.long))
-        return measure.graph_depth(out[0] if isinstance(out, tuple) else out)
+        return measure.graph_depth(model(torch.zeros(1, T, dtype=torch.long))[0])
 
     for arch in ("RNN", "LSTM", "linear attention", "SSM", "hybrid"):
         assert depth(arch, "reference", 12) > depth(arch, "reference", 6)
@@ -112,8 +110,11 @@ def test_bad_input_is_named():
     assert isinstance(model, MixerLM)
     with pytest.raises(ValueError, match="token ids|must lie in"):
         compare.forward_state(model, torch.full((1, 3), V))
-    with pytest.raises(TypeError, match="state must be"):
+    with pytest.raises(ValueError, match="state must be the list of 2 layer states"):
         compare.forward_state(model, torch.zeros(1, 3, dtype=torch.long), state=(1, 2))
+    _, state = compare.forward_state(model, torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"SSMLayer: the state does not belong .* expected \(float32\(2, 3, 16\)"):
+        compare.forward_state(model, torch.zeros(2, 3, dtype=torch.long), state=state)  # a batch of 1, not 2
     with pytest.raises(ValueError, match=r"\(B, T\) or \(B, T, 1\)"):
         compare.quantize(torch.zeros(1, 3, 2), 4)
     with pytest.raises(TypeError):

@@ -278,8 +278,8 @@ def test_errors():
         model.greedy_decode(src, 3, bos=1, use_cache="yes")
     attn = CrossAttention(8, 2)
     y, z = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
-    with pytest.raises(ValueError, match="mode must be 'parallel', 'loop' or 'fused', got 'step'"):
-        attn(y, z, mode="step")
+    with pytest.raises(ValueError, match="mode must be 'parallel', 'loop' or 'fused', got 'stream'"):
+        attn(y, z, mode="stream")
     with pytest.raises(ValueError, match="mode must be one of"):
         CrossAttention(8, 2, mode="fast")
     with pytest.raises(ValueError, match=r"shape \(B, S\) = \(2, 5\), got shape \(2, 4\)"):
@@ -328,7 +328,7 @@ def test_the_experiment_runs_at_the_tiny_scale_with_matched_sizes():
     assert len(record["results"]["summary_lines"]) == 4
 
 
-@pytest.mark.parametrize("mode", ["loop", "fused", "step"])
+@pytest.mark.parametrize("mode", ["loop", "fused", "stream"])
 def test_every_mode_gives_the_parallel_numbers(mode):
     """The encoder reads loop/fused (step is causal only: refused there), the decoder every form."""
     model = small_model()
@@ -339,7 +339,7 @@ def test_every_mode_gives_the_parallel_numbers(mode):
     y = model._embed(model.tgt_embed, tgt)
     want = model.decode_embedded(y, memory, mask)
     torch.testing.assert_close(model.decode_embedded(y, memory, mask, mode=mode), want, atol=1e-12, rtol=1e-10)
-    if mode == "step":
+    if mode == "stream":
         with pytest.raises(ValueError, match="step form is causal only"):
             model.encode(src, lengths, mode=mode)
     else:

@@ -94,8 +94,8 @@ def test_form_equals_reference(family, form, case):
 def test_the_course_families_are_registered():
     """Importing seqlab.ops registers every family, so the grid above is not silently empty."""
     assert {"rnn", "rnn_relu", "lstm", "gru", "softmax_attention"} <= set(ops.FAMILIES)
-    assert set(ops.FAMILIES["lstm"].forms) == {"loop", "step", "fused"}
-    assert set(ops.FAMILIES["softmax_attention"].forms) == {"loop", "parallel", "step", "fused"}
+    assert set(ops.FAMILIES["lstm"].forms) == {"loop", "stream", "fused"}
+    assert set(ops.FAMILIES["softmax_attention"].forms) == {"loop", "parallel", "stream", "fused"}
     assert len(CASES) >= len(ops.GRID) * (4 * 2 + 3)  # non-reference forms of the five families
 
 

@@ -138,3 +138,14 @@ def test_use_style_check_fails_the_cell_that_draws_an_unfinished_figure():
         InteractiveShell.clear_instance()
     with pytest.raises(TypeError, match="bool"):
         plot.use_style(check="yes")
+
+
+def test_a_shared_colour_bar_covers_heatmaps_on_its_scale_only():
+    fig, axes = plt.subplots(1, 3)
+    for i, ax in enumerate(axes):
+        ax.imshow(np.eye(3) * (i + 1), vmin=0, vmax=3 if i < 2 else 9)
+        ax.set(title=f"head {i}", xlabel="key", ylabel="query")
+    fig.colorbar(axes[0].images[0], ax=axes[:2].tolist(), label="weight")
+    problems = plot.check_figure(fig)
+    assert len(problems) == 1 and "panel 3" in problems[0] and "colour bar" in problems[0]   # the third has its own scale
+    plt.close("all")

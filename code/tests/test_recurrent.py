@@ -113,7 +113,7 @@ def compare_layers(kind, B, T, D, H, L, with_state, dtype, mode="loop"):
     assert total > 0  # the comparison is not between two zero gradients
 
 
-MODES = ["loop", "step", "fused"]
+MODES = ["loop", "stream", "fused"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -343,7 +343,7 @@ def test_fused_and_step_modes_equal_the_loop_model(cell, kwargs):
 
     ref_outs, ref_grads, ref_state_grads = run("loop")
     assert len(ref_grads) == 1 + 4 * 2 + 2 and all(g.abs().sum() > 0 for g in ref_grads.values())
-    for mode in ("fused", "step"):
+    for mode in ("fused", "stream"):
         outs, grads, state_grads = run(mode)
         for a, b in zip(outs, ref_outs):
             torch.testing.assert_close(a, b, **TOL[torch.float64])
@@ -461,9 +461,9 @@ ERRORS = [
     (lambda: RecurrentLM(10, 4, 6, cell="transformer"), ValueError, "cell must be one of 'rnn', 'lstm', 'gru', got 'transformer'"),
     (lambda: RecurrentLM(10, 4, 6, cell="rnn", forget_bias=3.0), TypeError, "cell='rnn' takes the option(s) ['nonlinearity'], got ['forget_bias']"),
     (lambda: RecurrentLM(10, 4, 6, cell="lstm", update_bias=3.0), TypeError, "cell='lstm' takes the option(s) ['forget_bias'], got ['update_bias']"),
-    (lambda: RecurrentLM(10, 4, 6, mode="torch"), ValueError, "mode must be one of 'loop', 'step', 'fused', got 'torch'"),
-    (lambda: LSTM(8, 4, mode="fast"), ValueError, "mode must be one of 'loop', 'step', 'fused', got 'fast'"),
-    (lambda: GRU(8, 4)(x8, mode="parallel"), ValueError, "mode must be one of 'loop', 'step', 'fused', got 'parallel'"),
+    (lambda: RecurrentLM(10, 4, 6, mode="torch"), ValueError, "mode must be one of 'loop', 'stream', 'fused', got 'torch'"),
+    (lambda: LSTM(8, 4, mode="fast"), ValueError, "mode must be one of 'loop', 'stream', 'fused', got 'fast'"),
+    (lambda: GRU(8, 4)(x8, mode="parallel"), ValueError, "mode must be one of 'loop', 'stream', 'fused', got 'parallel'"),
     (lambda: RecurrentLM(10, 4, 6, n_layers=0), ValueError, "n_layers must be >= 1, got 0"),
     (lambda: lm10(torch.randn(2, 5)), TypeError, "x must be an integer tensor (token ids), got dtype torch.float32"),
     (lambda: lm10(torch.tensor([1, 2])), ValueError, "x must be 2-dimensional, got shape (2,)"),

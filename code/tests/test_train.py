@@ -126,3 +126,55 @@ def test_after_backward_sees_each_steps_gradients_before_clipping():
     assert [n for _, n in seen] == pytest.approx(h.grad_norm)  # unclipped, the same norms train records
     with pytest.raises(TypeError, match="after_backward must be callable"):
         train(model, batch, steps=1, after_backward=3)
+
+
+# ---------------------------------------------------------------- every option acts
+def _batches(V=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return lambda: (torch.randint(0, V, (8, 5), generator=g),) * 2
+
+
+def _trained(seed=0, **kw):
+    torch.manual_seed(seed)
+    model = Lookup(4, 4)
+    h = train(model, _batches(), steps=5, lr=0.05, **kw)
+    return model.table.weight.detach().clone(), h
+
+
+def test_weight_decay_is_decoupled_and_acts():
+    """AdamW with no gradient (the loss is 0 · Σθ): each step multiplies θ by 1 − lr · wd exactly."""
+    torch.manual_seed(0)
+    model = Lookup(4, 4)
+    before = model.table.weight.detach().clone()
+    h = train(model, _batches(), steps=3, lr=0.1, weight_decay=0.5,
+              step_loss=lambda m, batch: 0.0 * m(batch[0]).sum())
+    torch.testing.assert_close(model.table.weight.detach(), before * (1 - 0.1 * 0.5) ** 3)
+    assert h.loss == [0.0, 0.0, 0.0]
+    assert not torch.equal(_trained(weight_decay=0.3)[0], _trained()[0])
+
+
+def test_betas_and_lr_at_act():
+    plain, _ = _trained()
+    assert not torch.equal(_trained(betas=(0.5, 0.9))[0], plain)
+    schedule = lambda step: 0.05 * (step + 1) / 5  # noqa: E731
+    weights, h = _trained(lr_at=schedule)
+    assert h.lr == pytest.approx([schedule(t) for t in range(5)])
+    assert not torch.equal(weights, plain)
+    with pytest.raises(ValueError, match="lr_at or as warmup"):
+        _trained(lr_at=schedule, warmup=2)
+    with pytest.raises(ValueError, match=r"betas\[1\] must be < 1"):
+        _trained(betas=(0.9, 1.0))
+
+
+def test_step_loss_reads_any_batch_and_on_step_sees_every_update():
+    """A batch that is not (x, y): the default loss written as a step_loss gives the same run."""
+    default, h_default = _trained()
+    seen = []
+    custom, h_custom = _trained(step_loss=lambda m, batch: sequence_loss(m(batch[0]), batch[1]),
+                                on_step=lambda step, history: seen.append((step, history.loss[-1])))
+    torch.testing.assert_close(custom, default, rtol=0, atol=0)
+    assert h_custom.loss == h_default.loss and seen == list(enumerate(h_default.loss))
+    g = torch.Generator().manual_seed(0)
+    triples = lambda: {"tokens": torch.randint(0, 4, (8, 5), generator=g)}  # noqa: E731
+    h = train(Lookup(4, 4), triples, steps=2, step_loss=lambda m, b: sequence_loss(m(b["tokens"]), b["tokens"]))
+    assert h.steps == 2

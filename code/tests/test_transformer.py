@@ -179,7 +179,7 @@ def test_generate_with_cache_equals_without(positions):
     assert torch.equal(fused, with_cache)
 
 
-@pytest.mark.parametrize("mode", ["loop", "step", "fused"])
+@pytest.mark.parametrize("mode", ["loop", "stream", "fused"])
 @pytest.mark.parametrize("positions", ENCODINGS)
 def test_every_mode_equals_parallel_with_and_without_cache(positions, mode):
     model = small_gpt(positions)
@@ -191,13 +191,13 @@ def test_every_mode_equals_parallel_with_and_without_cache(positions, mode):
 
 
 def test_unknown_mode_names_the_choices():
-    with pytest.raises(ValueError, match="mode must be one of 'loop', 'parallel', 'step', 'fused', got 'fast'"):
+    with pytest.raises(ValueError, match="mode must be one of 'loop', 'parallel', 'stream', 'fused', got 'fast'"):
         GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=1), mode="fast")
     model = small_gpt("none")
     with pytest.raises(ValueError, match="mode must be one of"):
         model(torch.tensor([[1, 2]]), mode=True)
     with pytest.raises(ValueError, match="step form is causal only"):
-        TransformerBlock(8, 2)(torch.randn(1, 3, 8), mode="step")
+        TransformerBlock(8, 2)(torch.randn(1, 3, 8), mode="stream")
 
 
 @pytest.mark.parametrize("positions", ENCODINGS)
@@ -295,7 +295,7 @@ def test_errors():
     with pytest.raises(ValueError, match="do not fit"):
         model(torch.tensor([[1], [2]]), cache=cache)
     block = TransformerBlock(8, 2)
-    with pytest.raises(ValueError, match="mask is not supported together with a cache"):
+    with pytest.raises(ValueError, match="mask is not supported together with a state or cache"):
         block(torch.randn(1, 2, 8), mask=torch.ones(2, 2, dtype=torch.bool), cache=KVCache(1).layers[0])
     with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(T, T\)"):
         block(torch.randn(1, 3, 8), mask=torch.ones(2, 2, dtype=torch.bool))

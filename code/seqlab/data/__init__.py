@@ -2,6 +2,7 @@
 from .bpe import BytePairEncoder, split_words
 from .corpus import CORPORA, CharCorpus, CharTokenizer, Download, fetch, load_text, pydoc_text
 from .gapped_recall import GappedRecall
+from .stdlib import CORPUS_NAMES, StdlibCorpus, load_corpus
 from .domains import DNA, chirp, decode_dna, dna_with_motif, seasonal_series
 from .tasks import (
     IGNORE,
@@ -25,6 +26,6 @@ __all__ = [
     "ReverseTask", "SpanPositions",
     "SelectiveCopy", "TokenTask", "GappedRecall", "make_generator", "memoryless_accuracy",
     "BytePairEncoder", "split_words",
-    "CORPORA", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
+    "CORPORA", "CORPUS_NAMES", "StdlibCorpus", "load_corpus", "CharCorpus", "CharTokenizer", "Download", "fetch", "load_text", "pydoc_text",
     "DNA", "chirp", "decode_dna", "dna_with_motif", "seasonal_series",
 ]

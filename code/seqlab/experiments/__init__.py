@@ -4,7 +4,7 @@ A chapter runs a slice of an experiment live, within its minute; the whole of it
 the command line, on a CPU for longer or on a GPU::
 
     python -m seqlab.experiments --help
-    python -m seqlab.experiments scaling --scale quick --seeds 0 1 --out results/scaling.json
+    python -m seqlab.experiments scaling --scale quick --seeds 0 1 --out /tmp/scaling-quick.json
 
 Both call the function registered here under the experiment's name, so the page and the
 command cannot drift apart. The command writes a results file (JSON) that records the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Callable
 
 import torch
 
-SCALES = ("tiny", "quick", "full")
+SCALES = ("tiny", "quick", "cpu", "full")  # "cpu": a recorded CPU study, for the experiments that list it
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,20 @@ class Experiment:
     summary: str
     chapter: int
     fn: Callable[..., dict]
+    scales: tuple[str, ...] = ("tiny", "quick", "full")
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, summary: str, chapter: int):
-    """Decorator: add ``fn`` to ``REGISTRY`` under ``name`` with a one-line ``summary`` for ``--help`` (chapter 10)."""
+def register(name: str, summary: str, chapter: int, scales: tuple[str, ...] = ("tiny", "quick", "full")):
+    """Decorator: add ``fn`` to ``REGISTRY`` under ``name`` with a one-line ``summary`` for ``--help``; ``scales``
+    are the scales it runs at (chapter 10)."""
 
     def add(fn):
         if name in REGISTRY:
             raise ValueError(f"an experiment called {name!r} is already registered")
-        REGISTRY[name] = Experiment(name, summary, chapter, fn)
+        REGISTRY[name] = Experiment(name, summary, chapter, fn, tuple(scales))
         return fn
 
     return add
@@ -72,6 +75,8 @@ def run(name: str, *, scale: str = "quick", seeds=(0,), device=None, progress: b
     """Run experiment ``name`` and return its results with the environment: what the command writes (chapter 10)."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if scale not in get(name).scales:
+        raise ValueError(f"experiment {name!r} runs at the scales {get(name).scales}, got {scale!r}")
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of ints, got {seeds!r}")
@@ -115,15 +120,26 @@ def load(path: str | Path, experiment: str | None = None) -> dict | None:
 
 
 def results_dir() -> Path:
-    """``results/`` at the top of the repository (beside ``chapters/``), where the command writes (chapter 10)."""
-    return Path(__file__).resolve().parents[3] / "results"
+    """Where the command writes and chapters read results files (chapter 10).
+
+    ``SEQLAB_RESULTS`` if set; else ``results/`` at the top of the source checkout this package is
+    imported from (beside ``chapters/``); else, for an installed package, ``results/`` beside the
+    working directory's ``chapters/`` or in the working directory itself.
+    """
+    if os.environ.get("SEQLAB_RESULTS", "").strip():
+        return Path(os.environ["SEQLAB_RESULTS"]).expanduser()
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "chapters").is_dir() and (checkout / "code" / "seqlab").is_dir():
+        return checkout / "results"
+    here = Path.cwd()
+    return (here.parent if here.name == "chapters" else here) / "results"
 
 
 # importing a module registers its experiments, one module per idea, in chapter order
 from . import distributed  # noqa: E402,F401
 from . import sequences, recurrence, attention, encoder_decoder, cost, scaling, induction, recall, ssm, hybrid  # noqa: E402,F401
-from . import architectures  # noqa: E402,F401
+from . import architectures, longrange  # noqa: E402,F401
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
            "distributed", "sequences", "recurrence", "attention", "encoder_decoder", "cost", "scaling", "induction", "recall", "ssm",
-           "hybrid", "architectures"]
+           "hybrid", "architectures", "longrange"]

@@ -25,8 +25,8 @@ def parser() -> argparse.ArgumentParser:
         epilog="experiments:\n" + listing, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(REGISTRY), metavar="NAME", help="the experiment (listed below)")
     p.add_argument("--scale", choices=SCALES, default="quick",
-                   help="tiny (a smoke test, seconds), quick (the chapter's own setting: seconds to minutes on a CPU) "
-                        "or full (a GPU; hours on a CPU)")
+                   help="tiny (a smoke test, seconds), quick (the chapter's own setting: seconds to minutes on a CPU), "
+                        "cpu (a recorded CPU study, hours; scaling only) or full (a GPU; hours on a CPU)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default: 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present, else cpu")
     p.add_argument("--out", default=None, help="the results file (default: results/NAME.json)")

@@ -40,6 +40,24 @@ COUNT_FORM = {"RNN": "reference", "LSTM": "reference", "Transformer": "parallel"
 K_NEAR = 16  # the distance the reach at the first token is compared with
 
 
+FORGET_BIAS = 3.0  # chapter 4: the LSTM's forget gate starts open, as that chapter recommends
+
+
+def make_model(arch: str, vocab: int, d: int):
+    """``compare.make_model``, except the LSTM, which gets chapter 4's forget-gate bias (chapter 15).
+
+    PyTorch's default initialisation gives the forget gate σ(0) = 1/2 at the start, under which chapter 4
+    saw the LSTM fail to learn long lags; the course's own recommendation is a bias of 1 or more.
+    """
+    if arch != "LSTM":
+        return compare.make_model(arch, vocab, d)
+    from ..models.charlm import RecurrentLM
+
+    model = RecurrentLM(vocab, d, d, cell="lstm", n_layers=2, forget_bias=FORGET_BIAS)
+    model.arch = "LSTM"
+    return compare.set_form(model, "fast")
+
+
 def matched_models(vocab: int, params: int, widths, device=None) -> tuple[dict, dict, dict]:
     """Each of the six families at the width whose parameter count is nearest ``params`` (chapter 15).
 
@@ -47,7 +65,7 @@ def matched_models(vocab: int, params: int, widths, device=None) -> tuple[dict, 
     order of ``ARCHS`` from the global random state.
     """
     width = {a: compare.width_for_parameters(a, vocab, params, widths) for a in ARCHS}
-    models = {a: compare.make_model(a, vocab, width[a]).to(device) for a in ARCHS}
+    models = {a: make_model(a, vocab, width[a]).to(device) for a in ARCHS}
     return width, models, {a: count_parameters(m) for a, m in models.items()}
 
 
@@ -88,8 +106,8 @@ def train_lm(arch: str, target: int, corpus, x_val, y_val, *, widths, batch: int
              lr: float, seed: int = 3, device=None, progress: bool | None = None) -> float:
     """Validation loss (nats) of ``arch`` at about ``target`` parameters after ``steps`` on ``corpus`` (chapter 15)."""
     seed_everything(seed)
-    model = compare.make_model(arch, corpus.vocab_size,
-                               compare.width_for_parameters(arch, corpus.vocab_size, target, widths)).to(device)
+    model = make_model(arch, corpus.vocab_size,
+                       compare.width_for_parameters(arch, corpus.vocab_size, target, widths)).to(device)
     batches = seed_everything(seed + 1)
     train(model, lambda: tuple(t.to(device) for t in corpus.batch("train", batch, context, batches)),
           steps=steps, lr=lr, clip=1.0, desc=arch, progress=progress)
@@ -152,8 +170,46 @@ def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows) -
         "cost": {a: f"{compare.verdict(cost_slope[a], 1.25, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})" for a in ARCHS},
         "scale": {a: f"{compare.verdict(gain[a], 0.05, 'gains', 'no clear gain')} ({gain[a]:+.2f} nats)" for a in ARCHS},
         "memory": {a: f"{compare.verdict(grows[a], 1, 'grows', 'fixed')} (+{grows[a]:.0f} B/token)" for a in ARCHS},
-        "use": {a: compare.dominant_use(par_depth[a] < 1, grows[a] > 0) for a in ARCHS},
     }
+
+
+def html_table(header, rows) -> str:
+    """A plain HTML table (rendered as a real table by Jupyter and the book; chapter 15), cells escaped."""
+    import html
+
+    if not header or any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row must have {len(header)} cells, got {[len(r) for r in rows]}")
+    cell = lambda tag, v: f"<{tag}>{html.escape(str(v))}</{tag}>"
+    head = "".join(cell("th", h) for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v) for v in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def recorded_rows(longrange: dict | None, recall: dict | None) -> tuple[list[str], list[list[str]]]:
+    """The trained rows of chapter 15 from the recorded results files, where present (chapter 15).
+
+    ``longrange``: a ``results/longrange.json`` record — per task, each family's test accuracy at its
+    best learning rate, "mean [min, max]" over seeds, with the input-blind baseline. ``recall``: a
+    ``results/recall.json`` record — softmax, linear attention and the delta rule at the smallest width.
+    Returns (header, rows) for ``html_table``.
+    """
+    header = ["measurement", *ARCHS]
+    rows = []
+    if longrange is not None:
+        table = longrange["results"]["table"]
+        for task in dict.fromkeys(r["task"] for r in table):
+            by = {r["arch"]: r for r in table if r["task"] == task}
+            base = next(iter(by.values()))["baseline"]
+            rows.append([f"{task} (T = {next(iter(by.values()))['length']}; baseline {base:.2f})",
+                         *(f"{by[a]['mean']:.2f} [{by[a]['min']:.2f}, {by[a]['max']:.2f}]" if a in by else "—"
+                           for a in ARCHS)])
+    if recall is not None and "table_width" in recall["results"]:
+        t = recall["results"]["table_width"]
+        w = min(r["width"] for r in t)
+        by = {r["arch"]: r for r in t if r["width"] == w}
+        cell = lambda a: f"{by[a]['mean']:.2f} [{by[a]['min']:.2f}, {by[a]['max']:.2f}]" if a in by else "—"
+        rows.append([f"MQAR recall, d = {w} (chapter 12)", "—", "—", cell("softmax"), cell("linear"), "—", "—"])
+    return header, rows
 
 
 SETTINGS = {

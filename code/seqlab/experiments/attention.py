@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import seed_everything, seed_offset
+from ..config import seed_everything
+from ..seeding import batches as batch_stream
 from ..data.corpus import CharCorpus
 from ..data.tasks import ReverseTask
 from ..measure import count_parameters, fit_slope, time_calls
@@ -38,22 +39,23 @@ from .distributed import map_runs
 # ---------------------------------------------------------------- chapter 5: reversal, with and without attention
 def fit_seq2seq(model: Seq2Seq, task: ReverseTask, *, steps: int, batch: int, lr: float, seed: int = 0,
                 device=None) -> Seq2Seq:
-    """Train an encoder-decoder on ``task`` with teacher forcing, AdamW and clipping at 1; returns it in eval mode (chapter 5).
+    """Train an encoder-decoder on ``task`` with teacher forcing, AdamW (weight decay 0.01) and clipping at 1;
+    returns it in eval mode (chapter 5).
 
     The batches come from a generator seeded with ``seed`` plus ``SEQLAB_SEED_OFFSET``.
     """
-    batches = torch.Generator().manual_seed(seed + seed_offset())
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    for step in range(steps):
-        src, tgt_in, tgt_out, lengths = (t.to(device) for t in task.sample(batch, generator=batches))
-        logits, _ = model(src, tgt_in, lengths)                  # (B, T, V), all steps at once
-        loss = sequence_loss(logits, tgt_out)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+    batches = batch_stream(seed)
+    train(model.to(device), lambda: task.sample(batch, generator=batches), steps=steps, lr=lr, weight_decay=0.01,
+          clip=1.0, step_loss=teacher_forced_loss, device=device, progress=False)
     return model.eval()
+
+
+def teacher_forced_loss(model: nn.Module, batch) -> torch.Tensor:
+    """The ``step_loss`` of an encoder-decoder (chapter 5): a batch ``(src, tgt_in, tgt_out, lengths)``, every
+    target step at once from the true previous tokens."""
+    src, tgt_in, tgt_out, lengths = batch
+    logits, _ = model(src, tgt_in, lengths)  # (B, T, V)
+    return sequence_loss(logits, tgt_out)
 
 
 @torch.no_grad()

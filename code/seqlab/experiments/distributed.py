@@ -18,6 +18,7 @@ Outside ``torchrun`` all of this is a plain loop.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import time
@@ -40,7 +41,8 @@ def setup(device: torch.device) -> torch.device:
     if not launched():
         return device
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # a long sweep's ranks may wait hours for each other at a gather (on a busy machine): not the default 30 min
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=12))
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)

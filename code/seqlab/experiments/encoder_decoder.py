@@ -31,7 +31,8 @@ from ..config import seed_everything
 from ..data.tasks import ReverseTask
 from ..models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from ..models.seq2seq import Seq2Seq
-from ..train import sequence_loss
+from ..train import sequence_loss, to_device, train
+from .attention import teacher_forced_loss
 from . import register
 
 SETTINGS = {
@@ -79,8 +80,10 @@ def make_models(s: dict, seed: int = 0) -> dict[str, nn.Module]:
 def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=None, progress: bool = False) -> dict:
     """Train every model for ``s["steps"]`` steps on the same batches, a step of each in turn (chapter 7).
 
-    AdamW at ``s["lr"]``, gradient norm clipped at 1, teacher forcing, as in chapter 5. Returns per
-    model the training loss of every step and the seconds of every step (forward, backward, update).
+    Each step of each model is one ``train`` call (AdamW at ``s["lr"]`` with weight decay 0.01, the
+    gradient norm clipped at 1, teacher forcing, as in chapter 5) continuing its own optimizer.
+    Returns per model the training loss of every step and the seconds of every step (forward,
+    backward, update).
     """
     device = torch.device(device or "cpu")
     task = ReverseTask(s["min_len"], s["max_len"], vocab=s["vocab"])
@@ -93,21 +96,14 @@ def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=
 
         bar = tqdm(total=s["steps"], desc="reversal", leave=False)
     for _ in range(s["steps"]):
-        src, tgt_in, tgt_out, lengths = (t.to(device) for t in task.sample(s["batch"], generator=batches))
+        batch = to_device(task.sample(s["batch"], generator=batches), device)
         for name, model in models.items():
+            h = train(model, lambda: batch, steps=1, lr=s["lr"], clip=1.0, step_loss=teacher_forced_loss,
+                      optimizer=opts[name], device=device, progress=False)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            logits, _ = model(src, tgt_in, lengths)  # (B, T, V), every step at once
-            loss = sequence_loss(logits, tgt_out)
-            opts[name].zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opts[name].step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            log[name]["seconds"].append(time.perf_counter() - t0)
-            log[name]["loss"].append(loss.item())
+            log[name]["seconds"].append(h.seconds)
+            log[name]["loss"].append(h.loss[-1])
         if bar is not None:
             bar.update(1)
     for model in models.values():

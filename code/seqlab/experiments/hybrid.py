@@ -13,6 +13,7 @@ chapter 14 beside chapter 12's ``recall``.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -23,9 +24,34 @@ from ..measure import count_parameters
 from ..models.hybrid import HybridConfig, HybridLM
 from ..train import accuracy, train
 from . import register
-from .distributed import map_runs
+from .runlog import log_path, map_logged
 
 MODELS = {"Transformer": "GG", "hybrid (GR)": "GR", "Griffin (RA)": "RA", "Hawk (RR)": "RR", "local attention (AA)": "AA"}
+
+
+def receptive_field(pattern: str, window: int, short_conv: int = 3) -> float:
+    """How many positions back a token's output can draw information from, through a stack of ``pattern`` (chapter 14).
+
+    Each local-attention block (A) is a short causal convolution of kernel k (positions t − k + 1 .. t)
+    and then a window of W keys (t − W + 1 .. t), so one block reaches (W − 1) + (k − 1) positions back
+    and stacked blocks add up: L blocks reach L (W + k − 2). A global-attention (G) or recurrent (R)
+    block reaches the whole context (``math.inf``).
+    """
+    if not isinstance(pattern, str) or not pattern or set(pattern) - set("AGR"):
+        raise ValueError(f"pattern must be a non-empty string of the letters A, G, R, got {pattern!r}")
+    if window < 1 or short_conv < 1:
+        raise ValueError(f"window and short_conv must be >= 1, got {window} and {short_conv}")
+    if set(pattern) & set("GR"):
+        return math.inf
+    return len(pattern) * (window + short_conv - 2)
+
+
+def beyond_reach(task: GappedRecall, pattern: str, window: int, short_conv: int = 3) -> bool:
+    """True when no query of ``task`` can draw on any pair token through ``pattern``'s receptive field (chapter 14).
+
+    The nearest pair token is ``gap + 1`` positions before the first query.
+    """
+    return task.gap + 1 > receptive_field(pattern, window, short_conv)
 
 
 def make_hybrid(pattern: str, vocab: int, *, d: int, heads: int, window: int, d_rnn: int, mlp: bool = True,
@@ -46,11 +72,11 @@ def train_recall(model, task: GappedRecall, x_test, y_test, *, batch: int, steps
 
 
 SETTINGS = {
-    "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=4, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
+    "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=6, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
                  mlp=True),
-    "quick": dict(d=64, heads=4, d_rnn=56, window=8, pairs=4, gap=12, queries=16, vocab=32, batch=32, steps=250,
+    "quick": dict(d=64, heads=4, d_rnn=56, window=8, pairs=4, gap=20, queries=8, vocab=32, batch=32, steps=250,
                   lr=3e-3, mlp=True),                                                        # chapter 14's
-    "full": dict(d=128, heads=4, d_rnn=112, window=32, pairs=8, gap=64, queries=32, vocab=64, batch=64, steps=3000,
+    "full": dict(d=128, heads=4, d_rnn=112, window=32, pairs=8, gap=72, queries=32, vocab=64, batch=64, steps=3000,
                  lr=2e-3, mlp=True),
 }
 
@@ -62,8 +88,9 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
     as the chapter's seed 0 uses 1 and 2)."""
     s = SETTINGS[scale]
     task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
-    if not task.outside_window(s["window"]):
-        raise ValueError(f"the pairs must lie outside the window {s['window']}: gap {s['gap']} is too short")
+    if not beyond_reach(task, "AA", s["window"]):
+        raise ValueError(f"the pairs must lie beyond two stacked windows of {s['window']} with their convolutions "
+                         f"({receptive_field('AA', s['window'])} positions): gap {s['gap']} is too short")
     start = time.perf_counter()
 
     def one(c):
@@ -76,9 +103,11 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
         acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],
                               batches=batches, progress=progress, desc=name)
         return {"model": name, "pattern": MODELS[name], "seed": seed, "accuracy": acc, "steps": len(h.loss),
-                "params": count_parameters(model), "chance": task.chance}
+                "params": count_parameters(model), "chance": task.chance, "step_budget": s["steps"],
+                "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) for a in h.eval["acc"]]}}
 
-    runs = map_runs(one, [(n, sd) for n in MODELS for sd in seeds], progress=progress, desc="hybrid models")
+    runs = map_logged(one, [(n, sd) for sd in seeds for n in MODELS], path=log_path("hybrid_recall", scale), settings=s,
+                      progress=progress, desc="hybrid models")
     lines = [f"{'model':22s} {'params':>7s} {'recall':>7s} {'steps':>6s}   (mean over seeds; chance {task.chance:.3f})"]
     for name in MODELS:
         rs = [r for r in runs if r["model"] == name]

@@ -3,115 +3,243 @@
 Glossary, code name -> book notation:
 
     arch           the sequence mixer of a ``MixerLM``: "softmax" (causal attention with a KV cache),
-                   "linear" (linear attention, phi(x) = elu(x) + 1), "taylor" (linear attention with the
-                   second-order Taylor feature map, d_phi = 1 + d_head + d_head^2), "gated" (gated linear
-                   attention, one forget factor per key channel)
-    width          d_model; the state grows with it (and with the feature map)
+                   "linear" (linear attention, φ(x) = elu(x) + 1), "delta" (the delta rule, DeltaNet:
+                   S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}) with unit keys), "taylor" (linear attention
+                   with the second-order Taylor feature map, d_φ = 1 + d_head + d_head²), "gated" (gated
+                   linear attention, one forget factor per key channel)
+    width          d_model; with ``heads`` heads, d_head = width / heads is each head's key width d
+    n_pairs        n, the key-value pairs written before the queries
+    load           n / d_φ: pairs per key dimension of one head's state, the axis of chapter 12's
+                   √((n − 1)/d) cross-talk law
     state_bytes    bytes of what the model carries per sequence at the task's length T (float32):
                    the KV cache, 2 T d per layer, for softmax attention; the fixed matrix state
-                   (S and z in every head) for the linear mixers; plus the short convolution's buffer
-    accuracy       fraction of the queries of held-out MQAR sequences whose value is predicted right
+                   (S, and z for the normalised maps) in every head for the linear mixers; plus the
+                   short convolution's buffer
+    val_accuracy   recall on a validation set, used only to choose the learning rate
+    accuracy       recall on a separate test set (fraction of queries answered right), what is reported
 
-The task is Zoology's MQAR (Arora et al., 2023): ``n_pairs`` key-value pairs, then queries of
-those keys. Recurrent models learn it only inside a narrow window of learning rates, so every
-(arch, width) is trained at each of several learning rates and keeps the best one: an unswept
-comparison would confound the size of the state with how easily the model trains.
-``recall`` (registered as ``python -m seqlab.experiments recall``) runs the grid at a scale.
+The task is Zoology's MQAR (Arora et al., 2023): ``n_pairs`` key-value pairs, then queries of those
+keys. The models follow Zoology's recipe: two layers, a short causal convolution before each mixer,
+AdamW with weight decay 0.1, and training until the validation recall reaches 0.99 (checked every
+``eval_every`` steps) or ``steps`` run out — long enough that softmax attention solves every width.
+Every cell is trained at each of ≥ 4 learning rates and ≥ 3 seeds; the learning rate with the best
+mean *validation* recall is kept and its *test* recall reported, and ``bracketed`` says whether the
+grid brackets that optimum. Two axes:
+
+    width   n_pairs fixed, width swept: state size and parameters grow together
+    pairs   width fixed (state fixed), n_pairs swept: the load n / d_φ grows at a constant state
+
+``recall`` (``python -m seqlab.experiments recall``) runs both and is resumable: each finished run is
+appended to ``results/runs/recall-SCALE.jsonl`` (``seqlab.experiments.runlog``) and a rerun skips it.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 
 from .. import _validate as validate
 from ..config import seed_everything
+from ..seeding import held_out as held_out_stream
 from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .distributed import map_runs
+from .runlog import fingerprint, log_path, map_logged, per_run
 
-ARCHS = ("softmax", "linear", "taylor", "gated")
+GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs")
+
+ARCHS = ("softmax", "linear", "delta", "taylor", "gated")
+WEIGHT_DECAY = 0.1  # Zoology's AdamW setting
+TARGET = 0.99  # stop once the validation recall reaches it
 
 SETTINGS = {
-    # the task (vocab, length, key-value pairs), the models (widths, heads, layers), the lrs swept, training
-    "tiny": dict(archs=["softmax", "linear"], vocab=16, length=12, n_pairs=4, widths=[8, 16], heads=2, layers=2,
-                 lrs=[1e-3, 1e-2], steps=3, batch=8, eval_batch=32),
-    "quick": dict(archs=["softmax", "linear", "taylor"], vocab=64, length=48, n_pairs=16, widths=[16, 32, 64],
-                  heads=4, layers=2, lrs=[3e-3, 1e-2, 3e-2], steps=500, batch=32, eval_batch=256),
+    # the task (vocab, length, pairs), the models (widths, heads, layers), the lrs swept, training; then the pairs axis
+    "tiny": dict(archs=["softmax", "linear", "delta"], vocab=16, length=12, n_pairs=4, widths=[8, 16], heads=2,
+                 layers=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=3, eval_every=2, batch=8, eval_batch=32,
+                 pairs_archs=["linear", "delta"], pairs_width=8, pairs=[2, 4], pairs_length=12),
+    "quick": dict(archs=["softmax", "linear", "delta"], vocab=64, length=48, n_pairs=16,
+                  widths=[16, 32, 64], heads=4, layers=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=2000, eval_every=100,
+                  batch=32, eval_batch=256,
+                  pairs_archs=["softmax", "linear", "delta"], pairs_width=32, pairs=[4, 8, 16, 24], pairs_length=64),
     "full": dict(archs=list(ARCHS), vocab=256, length=128, n_pairs=32, widths=[32, 64, 128, 256], heads=4, layers=2,
-                 lrs=[3e-4, 1e-3, 3e-3, 1e-2, 3e-2], steps=3000, batch=64, eval_batch=1024),
+                 lrs=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], steps=12_500, eval_every=250, batch=64, eval_batch=1024,
+                 pairs_archs=["softmax", "linear", "delta", "gated"], pairs_width=128, pairs=[8, 16, 32, 48, 64],
+                 pairs_length=160),
 }
+
+
+# runs logged on 2026-12-05 when the fingerprint covered the whole settings dict (same per-run settings)
+LEGACY = {"quick": ("b0b2f327df50",)}
 
 
 def make_model(arch: str, width: int, vocab: int, heads: int = 4, layers: int = 2) -> MixerLM:
     """A ``MixerLM`` with mixer ``arch`` (one of ``ARCHS``), width d and ``heads`` heads; chapter 12."""
     validate.positive_int("width", width)
     options = {"softmax": {}, "linear": {"feature_map": "elu1"}, "taylor": {"feature_map": "taylor"},
-               "gated": {"feature_map": "elu1"}}
+               "gated": {"feature_map": "elu1"}, "delta": {"feature_map": "identity", "delta": True, "chunk": 16}}
     if arch not in options:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    mixer = {"taylor": "linear", "gated": "gated_linear"}.get(arch, arch)
+    mixer = {"taylor": "linear", "gated": "gated_linear", "delta": "linear"}.get(arch, arch)
     return MixerLM(MixerLMConfig(vocab_size=vocab, mixer=mixer, d_model=width, n_heads=heads, n_layers=layers,
                                  options=options[arch]))
 
 
-def train_one(arch: str, width: int, lr: float, *, vocab: int, length: int, n_pairs: int, heads: int = 4,
-              layers: int = 2, steps: int, batch: int, eval_batch: int = 256, seed: int = 0, device=None,
-              progress: bool = False) -> dict:
-    """Train one model on MQAR and measure its recall on held-out sequences; plain numbers (chapter 12).
+def d_phi(arch: str, width: int, heads: int) -> int:
+    """d_φ, the key width of one head's state (d_head, or 1 + d_head + d_head² for the Taylor map; chapter 12)."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    d = validate.positive_int("width", width) // validate.positive_int("heads", heads)
+    return 1 + d + d * d if arch == "taylor" else d
 
-    Training batches and the held-out batch come from separate generators, both seeded by ``seed``
-    (``seqlab.seed_everything``, so ``SEQLAB_SEED_OFFSET`` shifts them).
+
+def crosstalk_law(n: int, d: int) -> float:
+    """√((n − 1)/d): the relative error of reading one of n pairs back from a linear memory of d random unit keys.
+
+    S = Σ_i k_i v_iᵀ read with k_j gives v_j + Σ_{i≠j} (k_j·k_i) v_i; for random unit keys each overlap
+    has variance 1/d, so the n − 1 others add noise of norm √((n − 1)/d) times a value's (chapter 12).
+    """
+    validate.positive_int("n", n)
+    validate.positive_int("d", d)
+    return math.sqrt((n - 1) / d)
+
+
+def train_one(arch: str, width: int, lr: float, *, vocab: int, length: int, n_pairs: int, heads: int = 4,
+              layers: int = 2, steps: int, batch: int, eval_batch: int = 256, eval_every: int | None = None,
+              seed: int = 0, device=None, progress: bool = False) -> dict:
+    """Train one model on MQAR; recall on a validation set (picks the lr) and on a test set (reported); chapter 12.
+
+    Training, validation and test batches come from separate generators, all seeded by ``seed``
+    (``seqlab.seed_everything``, so ``SEQLAB_SEED_OFFSET`` shifts them). With ``eval_every``, the
+    validation recall is measured every ``eval_every`` steps (the learning curve, ``curve``) and
+    training stops once it reaches ``TARGET``.
     """
     device = torch.device(device or "cpu")
     task = AssociativeRecall(n_pairs=n_pairs, length=length, vocab=vocab)
-    held_out = task.sample(eval_batch, generator=seed_everything(10_000 + seed))  # (x, y) never trained on
+    test = task.sample(eval_batch, generator=held_out_stream(seed))  # (x, y) never trained on
+    val = [t.to(device) for t in task.sample(eval_batch, generator=held_out_stream(seed, stream=1))]
     gen = seed_everything(seed)  # the model's initialisation, then the training stream
     model = make_model(arch, width, vocab, heads, layers).to(device)
     h = train(model, lambda: tuple(t.to(device) for t in task.sample(batch, generator=gen)), steps=steps, lr=lr,
-              clip=1.0, progress=progress, desc=f"{arch} d={width} lr={lr:g}")
+              weight_decay=WEIGHT_DECAY, clip=1.0, progress=progress, desc=f"{arch} d={width} n={n_pairs} lr={lr:g}",
+              eval_fn=lambda m: {"val_accuracy": accuracy(m(val[0])[0], val[1])}, eval_every=eval_every,
+              stop_when=lambda hist: hist.eval["val_accuracy"][-1] >= TARGET)
     model.eval()
     with torch.no_grad():
-        acc = accuracy(model(held_out[0].to(device)), held_out[1].to(device))
-    return {"arch": arch, "width": width, "heads": heads, "lr": lr, "seed": seed,
-            "state_bytes": model.state_bytes(length), "params": sum(p.numel() for p in model.parameters()),
-            "accuracy": acc, "final_loss": h.loss[-1] if h.loss else float("nan"), "diverged": h.diverged,
+        acc = accuracy(model(test[0].to(device))[0], test[1].to(device))
+        _, state = model(torch.zeros(1, length, dtype=torch.long, device=device))  # the state after T tokens
+    val_curve = h.eval.get("val_accuracy", [float("nan")])
+    return {"arch": arch, "width": width, "heads": heads, "n_pairs": n_pairs, "length": length, "lr": lr,
+            "seed": seed, "d_phi": d_phi(arch, width, heads), "state_bytes": model.state_bytes(state),
+            "params": sum(p.numel() for p in model.parameters()), "accuracy": acc, "val_accuracy": val_curve[-1],
+            "curve": {"step": list(h.eval_step), "val_accuracy": [round(v, 4) for v in val_curve]},
+            "steps": h.steps, "final_loss": h.loss[-1] if h.loss else float("nan"), "diverged": h.diverged,
             "chance": task.chance, "seconds": round(h.seconds, 3)}
 
 
-def best_lr(runs: list[dict]) -> list[dict]:
-    """Per (arch, width), the runs of the learning rate with the highest mean accuracy over the seeds (chapter 12).
+def _cell(r: dict) -> tuple:
+    return (r["arch"], r["width"], r.get("n_pairs"))
 
+
+def best_lr(runs: list[dict], key: str = "val_accuracy") -> list[dict]:
+    """Per cell (arch, width, n_pairs), the runs of the learning rate with the highest mean ``key`` over seeds (chapter 12).
+
+    ``key`` is the validation recall, so the reported (test) recall is not the one that chose the lr.
     Returned in the order of first appearance; ties go to the learning rate listed first.
     """
     groups: dict[tuple, dict[float, list[dict]]] = {}
     for r in runs:
-        groups.setdefault((r["arch"], r["width"]), {}).setdefault(r["lr"], []).append(r)
+        groups.setdefault(_cell(r), {}).setdefault(r["lr"], []).append(r)
     best = []
     for by_lr in groups.values():
-        mean = {lr: sum(r["accuracy"] for r in rs) / len(rs) for lr, rs in by_lr.items()}
+        mean = {lr: sum(r.get(key, r["accuracy"]) for r in rs) / len(rs) for lr, rs in by_lr.items()}
         best.extend(by_lr[max(mean, key=mean.get)])
     return best
 
 
-@register("recall", "chapter 12: MQAR recall against state bytes, softmax vs linear attention, lr swept", chapter=12)
-def recall(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """The recall-gap grid of chapter 12 at ``scale`` ('tiny' for tests, 'quick', 'full'): archs x widths x lrs x seeds."""
+def bracketed(runs: list[dict], key: str = "val_accuracy", tol: float = 0.02) -> dict[tuple, bool]:
+    """Per cell, whether the lr grid brackets the optimum of the mean ``key`` over seeds (chapter 12).
+
+    True when the best learning rate is inside the grid, or when it is at an end but an inner
+    learning rate comes within ``tol`` of it (a flat optimum: moving past the end cannot gain more
+    than ``tol``). False means the grid should be extended past that end.
+    """
+    groups: dict[tuple, dict[float, list[float]]] = {}
+    for r in runs:
+        groups.setdefault(_cell(r), {}).setdefault(r["lr"], []).append(r.get(key, r["accuracy"]))
+    out = {}
+    for cell, by_lr in groups.items():
+        lrs = sorted(by_lr)
+        mean = [sum(by_lr[lr]) / len(by_lr[lr]) for lr in lrs]
+        i = max(range(len(lrs)), key=lambda j: mean[j])
+        inner = mean[1:-1]
+        out[cell] = len(lrs) >= 3 and (0 < i < len(lrs) - 1 or (bool(inner) and max(inner) >= mean[i] - tol))
+    return out
+
+
+def summarise(best: list[dict]) -> list[dict]:
+    """Per cell: mean, min and max test recall over the seeds of its best lr, with the cell's sizes (chapter 12)."""
+    cells: dict[tuple, list[dict]] = {}
+    for r in best:
+        cells.setdefault(_cell(r), []).append(r)
+    out = []
+    for (arch, width, n_pairs), rs in cells.items():
+        accs = [r["accuracy"] for r in rs]
+        out.append({"arch": arch, "width": width, "n_pairs": n_pairs, "lr": rs[0]["lr"], "seeds": len(rs),
+                    "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs),
+                    "state_bytes": rs[0]["state_bytes"], "params": rs[0]["params"], "d_phi": rs[0]["d_phi"],
+                    "load": n_pairs / rs[0]["d_phi"] if n_pairs else float("nan"),
+                    "steps": max(r["steps"] for r in rs)})
+    return out
+
+
+def grid(s: dict, seeds) -> list[tuple]:
+    """The runs of both axes as (axis, arch, width, n_pairs, length, lr, seed), seed by seed (chapter 12).
+
+    Seed-major, so that a sweep stopped part-way has whole grids of its first seeds.
+    """
+    out = []
+    for sd in seeds:
+        out += [("width", a, w, s["n_pairs"], s["length"], lr, sd) for a in s["archs"] for w in s["widths"]
+                for lr in s["lrs"]]
+        out += [("pairs", a, s["pairs_width"], n, s["pairs_length"], lr, sd) for a in s["pairs_archs"]
+                for n in s["pairs"] for lr in s["lrs"]]
+    return out
+
+
+@register("recall", "chapter 12: MQAR recall against state (width axis) and load n/d (pairs axis), lr swept", chapter=12)
+def recall(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
+    """The recall grid of chapter 12 at ``scale`` ('tiny' for tests, 'quick', 'full'); resumable (``runlog``)."""
     s = SETTINGS[scale]
-    task = dict(vocab=s["vocab"], length=s["length"], n_pairs=s["n_pairs"], heads=s["heads"], layers=s["layers"],
-                steps=s["steps"], batch=s["batch"], eval_batch=s["eval_batch"], device=device)
+    common = dict(vocab=s["vocab"], heads=s["heads"], layers=s["layers"], steps=s["steps"], batch=s["batch"],
+                  eval_batch=s["eval_batch"], eval_every=s["eval_every"], device=device)
     start = time.perf_counter()
-    grid = [(a, w, lr, sd) for a in s["archs"] for w in s["widths"] for lr in s["lrs"] for sd in seeds]
-    runs = map_runs(lambda c: train_one(c[0], c[1], c[2], seed=c[3], progress=progress, **task), grid,
-                    progress=progress, desc="MQAR runs")
-    best = best_lr(runs)
-    lines = [f"{'arch':8s} {'width':>5s} {'state bytes':>11s} {'best lr':>8s} {'accuracy':>8s}"]
-    for a in s["archs"]:
-        for w in s["widths"]:
-            rs = [r for r in best if r["arch"] == a and r["width"] == w]
-            acc = sum(r["accuracy"] for r in rs) / len(rs)
-            lines.append(f"{a:8s} {w:5d} {rs[0]['state_bytes']:11d} {rs[0]['lr']:8g} {acc:8.3f}")
-    return {"summary_lines": lines, "settings": s, "runs": runs, "best": best,
-            "seconds": round(time.perf_counter() - start, 1)}
+
+    def one(c):
+        _, arch, width, n_pairs, length, lr, seed = c
+        return train_one(arch, width, lr, n_pairs=n_pairs, length=length, seed=seed, progress=progress, **common)
+
+    configs = grid(s, list(seeds))
+    runs = map_logged(one, configs, path=log_path("recall", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                      desc="MQAR runs", also_accept=LEGACY.get(scale, ()))
+    for c, r in zip(configs, runs):
+        r["axis"] = c[0]
+    out = {"settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    lines = []
+    for axis in ("width", "pairs"):
+        rs = [r for r in runs if r["axis"] == axis]
+        best = best_lr(rs)
+        table = summarise(best)
+        brackets = bracketed(rs)
+        out[f"best_{axis}"], out[f"table_{axis}"] = best, table
+        out[f"bracketed_{axis}"] = [[*cell, ok] for cell, ok in brackets.items()]
+        lines.append(f"{axis} axis: {'arch':8s} {'width':>5s} {'pairs':>5s} {'n/d_phi':>7s} {'state bytes':>11s} "
+                     f"{'best lr':>8s} {'recall mean [min, max]':>24s} bracketed")
+        for row in table:
+            ok = brackets[(row["arch"], row["width"], row["n_pairs"])]
+            lines.append(f"{'':12s}{row['arch']:8s} {row['width']:5d} {row['n_pairs']:5d} {row['load']:7.2f} "
+                         f"{row['state_bytes']:11d} {row['lr']:8g} {row['mean']:8.3f} [{row['min']:.3f}, "
+                         f"{row['max']:.3f}] {'yes' if ok else 'NO'}")
+    out["summary_lines"] = lines
+    return out

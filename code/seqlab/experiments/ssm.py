@@ -18,12 +18,14 @@ import time
 
 import torch
 
-from ..config import seed_everything, seed_offset
+from ..config import seed_everything
+from ..seeding import held_out
+from ..models.ssm import SSMLayer
 from ..data.tasks import CopyTask, SelectiveCopy
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .distributed import map_runs
+from .runlog import log_path, map_logged
 
 MIXERS = {"S4D (time-invariant)": "s4d", "selective scan": "selective"}
 
@@ -37,18 +39,86 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
     gen = seed_everything(seed)
     model = MixerLM(MixerLMConfig(task.input_vocab, mixer=mixer, d_model=d_model, n_layers=2, mlp=False,
                                   options=dict(d_state=d_state))).to(device)
-    x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=10_000 + seed + seed_offset()))
+    x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=held_out(seed)))
     history = train(model, lambda: task.sample(batch, gen), steps=steps, lr=lr, clip=1.0, eval_every=50,
-                    eval_fn=lambda m: {"acc": accuracy(m(x_eval), y_eval)},
+                    eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
                     stop_when=lambda h: h.eval["acc"][-1] > 0.99, progress=progress, desc=mixer)
     return model, history
 
 
+def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int = 256, device=None,
+                      trace: bool = False) -> list[dict]:
+    """What the trained selective layers do on noise against data tokens, per layer (chapter 13).
+
+    Hooks read each selective layer's Δ_t (``softplus(dt_proj(·))``, (B, T, E)) and its scan input u_t,
+    B_t; the state h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t is then rerun step by step to get ‖h_t‖.
+    Over the body of ``n`` new sequences (the ``length`` steps before the markers), returns per layer:
+
+        delta_data, delta_noise   mean Δ_t (over channels and positions) at data tokens and at noise tokens
+                                  at least ``k`` steps after the last data token (k = the short
+                                  convolution's width, so that no data token is in its window)
+        dh_data, dh_noise         mean |‖h_t‖ − ‖h_{t−1}‖| / mean ‖h_t‖ at those same positions: how much
+                                  a token moves the state
+        trace                     (with ``trace``) the first sequence's Δ_t (mean over channels), ‖h_t‖ and
+                                  which of its positions hold data, as lists
+    """
+    if not isinstance(task, SelectiveCopy):
+        raise TypeError(f"task must be a SelectiveCopy, got {type(task).__name__}")
+    layers = [m for m in model.mixers if isinstance(m, SSMLayer) and m.config.selective]
+    if not layers:
+        raise ValueError("the model has no selective layer to probe")
+    captured = []
+    hooks = []
+    for layer in layers:
+        store = {}
+        captured.append(store)
+        hooks.append(layer.x_proj.register_forward_hook(lambda mod, inp, out, st=store: st.update(u=inp[0], xp=out)))
+        hooks.append(layer.dt_proj.register_forward_hook(
+            lambda mod, inp, out, st=store: st.update(delta=torch.nn.functional.softplus(out))))
+    x, _ = task.sample(n, generator=held_out(seed, stream=2))  # 30 000 + seed, shifted
+    try:
+        with torch.no_grad():
+            model.eval()(x.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    body = x[:, :task.length].to(device)  # (n, L)
+    data = body != task.noise
+    # noise positions at least k steps after the last data token (no data token in the conv window)
+    k = layers[0].config.d_conv
+    since = torch.zeros_like(body)
+    last = torch.full((n,), -10**6, device=body.device)
+    for t in range(task.length):
+        last = torch.where(data[:, t], torch.full_like(last, t), last)
+        since[:, t] = t - last
+    far_noise = (~data) & (since >= k)
+    out = []
+    for layer, st in zip(layers, captured):
+        c = layer.config
+        delta = st["delta"][:, :task.length]  # (n, L, E)
+        B_t = st["xp"][:, :task.length, c.dt_rank:c.dt_rank + c.d_state]  # (n, L, N)
+        u = st["u"][:, :task.length]  # (n, L, E)
+        A = -torch.exp(layer.A_log)  # (E, N)
+        h = torch.zeros(n, A.shape[0], A.shape[1], device=u.device)
+        norms = []
+        for t in range(task.length):
+            h = torch.exp(delta[:, t, :, None] * A) * h + delta[:, t, :, None] * B_t[:, t, None, :] * u[:, t, :, None]
+            norms.append(h.flatten(1).norm(dim=1))
+        norms = torch.stack(norms, 1)  # (n, L)
+        dh = (norms - torch.cat([torch.zeros_like(norms[:, :1]), norms[:, :-1]], 1)).abs() / norms.mean()
+        d_mean = delta.mean(-1)  # (n, L)
+        out.append({"delta_data": d_mean[data].mean().item(), "delta_noise": d_mean[far_noise].mean().item(),
+                    "dh_data": dh[data].mean().item(), "dh_noise": dh[far_noise].mean().item()})
+        if trace:
+            out[-1]["trace"] = {"delta": d_mean[0].tolist(), "norm": norms[0].tolist(), "data": data[0].tolist()}
+    return out
+
+
 def accuracy_at(model, sel: dict, length: int, seed: int, device=None) -> float:
     """Accuracy of ``model`` on 256 selective-copying sequences of ``sel`` with ``length`` noise tokens (chapter 13)."""
-    x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=20_000 + seed + seed_offset())
+    x, y = SelectiveCopy(**{**sel, "length": length}).sample(256, generator=held_out(seed, stream=1))
     with torch.no_grad():
-        return accuracy(model.eval()(x.to(device)), y.to(device))
+        return accuracy(model.eval()(x.to(device))[0], y.to(device))
 
 
 SETTINGS = {
@@ -64,7 +134,11 @@ SETTINGS = {
 @register("copying", "chapter 13: copying and selective copying, S4D (LTI) vs the selective scan, longer noise",
           chapter=13)
 def copying(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 13's copying experiment at ``scale``: both tasks x both layers x every seed."""
+    """Chapter 13's copying experiment at ``scale``: both tasks x both layers x every seed; resumable (``runlog``).
+
+    For the selective layer on selective copying, ``probe`` holds ``selectivity_probe``'s Δ_t and ‖h_t‖
+    on data and noise tokens, per layer.
+    """
     s = SETTINGS[scale]
     tasks = {"copying": CopyTask(**s["copy"]), "selective copying": SelectiveCopy(**s["sel"])}
     start = time.perf_counter()
@@ -76,10 +150,12 @@ def copying(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
         out = {"task": task_name, "layer": name, "seed": seed, "accuracy": h.final("acc"), "steps": h.steps}
         if task_name == "selective copying":
             out["longer_noise"] = [accuracy_at(model, s["sel"], L, seed, device) for L in s["test_lengths"]]
+            if MIXERS[name] == "selective":
+                out["probe"] = selectivity_probe(model, tasks[task_name], seed, device=device)
         return out
 
-    runs = map_runs(one, [(t, n, sd) for t in tasks for n in MIXERS for sd in seeds], progress=progress,
-                    desc="SSM copiers")
+    runs = map_logged(one, [(t, n, sd) for sd in seeds for t in tasks for n in MIXERS], path=log_path("copying", scale),
+                      settings=s, progress=progress, desc="SSM copiers")
     lines = [f"{'task':17s} {'layer':21s} {'seed':>4s} {'accuracy':>8s} {'steps':>5s}   longer noise " + str(s["test_lengths"])]
     for r in runs:
         more = " ".join(f"{a:.3f}" for a in r.get("longer_noise", []))

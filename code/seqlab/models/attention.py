@@ -25,7 +25,7 @@ queries, one token at a time with a cache, PyTorch's fused kernel) live in
 ``seqlab.ops.attention``. ``MultiHeadAttention`` runs it on H heads of width
 d_model / H side by side and equals ``nn.MultiheadAttention`` (``from_torch``
 copies one; tested); its ``mode=`` names the form: ``"parallel"`` (the equation
-above, the default), ``"loop"``, ``"step"`` or ``"fused"`` (PyTorch's
+above, the default), ``"loop"``, ``"stream"`` or ``"fused"`` (PyTorch's
 ``F.scaled_dot_product_attention``: the same numbers, tested; no weights).
 
 Masks are strict: a mask has exactly the shape (T_q, T_k), shared by every
@@ -209,7 +209,7 @@ class MultiHeadAttention(nn.Module):
     -> (out (B, T_q, d), weights (B, H, T_q, T_k))``. ``mask`` is bool, True = may attend, shape
     (T_q, T_k) or (B, T_q, T_k). ``mode`` (default ``self.mode``, ``"parallel"``) names the form of
     ``seqlab.ops.attention``: ``"parallel"`` or ``"loop"`` (with weights), ``"fused"``
-    (``F.scaled_dot_product_attention``) or ``"step"`` (causal only), which return ``None`` for the
+    (``F.scaled_dot_product_attention``) or ``"stream"`` (causal only), which return ``None`` for the
     weights. ``from_torch`` copies an ``nn.MultiheadAttention`` (mind its opposite bool-mask
     convention: there True means *not* allowed).
     """

@@ -40,7 +40,7 @@ class RecurrentLM(nn.Module):
     for the GRU; another cell's option is an error). ``mode`` names the form that runs the
     recurrence (``seqlab.ops.recurrent``): ``"loop"`` the from-scratch equations, a Python loop
     over time, to read; ``"fused"`` PyTorch's kernel on the same weights (the same numbers,
-    tested, much faster); ``"step"`` one time step at a time. ``forward(x (B, T), state, mode=None)
+    tested, much faster); ``"stream"`` one time step at a time. ``forward(x (B, T), state, mode=None)
     -> (logits (B, T, V), state)``; ``step(x_t (B,), state) -> (logits (B, V), state)``.
     """
 
@@ -64,7 +64,7 @@ class RecurrentLM(nn.Module):
 
     @property
     def mode(self) -> str:
-        """The form of the recurrence: ``"loop"``, ``"step"`` or ``"fused"`` (settable)."""
+        """The form of the recurrence: ``"loop"``, ``"stream"`` or ``"fused"`` (settable)."""
         return self.recurrent.mode
 
     @mode.setter

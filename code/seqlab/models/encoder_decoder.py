@@ -29,7 +29,7 @@ the two stacks of an ``nn.Transformer``: outputs and every gradient agree (teste
 
 Cross-attention is no new form of attention: it is chapter 6's multi-head attention with queries
 from one sequence and keys and values from another (T_q != T_k, no causal mask), so it runs on the
-``"parallel"``, ``"loop"`` and ``"fused"`` forms of ``seqlab.ops.attention``, never on ``"step"``.
+``"parallel"``, ``"loop"`` and ``"fused"`` forms of ``seqlab.ops.attention``, never on ``"stream"``.
 During greedy decoding the memory's keys and values are projected once and kept, beside the
 decoder's self-attention cache (``DecoderCache``).
 """
@@ -74,7 +74,7 @@ class CrossAttention(MultiHeadAttention):
     ``forward(y, memory, memory_mask=None, kv=None, mode=None) -> (out (B, T, d), weights (B, H, T, S))``.
     ``kv`` = ``project_memory(memory)`` reuses the memory's keys and values (greedy decoding
     computes them once). ``mode`` is ``"parallel"`` (default), ``"loop"`` or ``"fused"`` (weights None);
-    the ``"step"`` form is causal self-attention only and is refused.
+    the ``"stream"`` form is causal self-attention only and is refused.
     """
 
     def __init__(self, d_model: int, n_heads: int, bias: bool = True, mode: str = "parallel"):
@@ -83,9 +83,9 @@ class CrossAttention(MultiHeadAttention):
     @staticmethod
     def _cross_mode(mode) -> str:
         _check_mode(mode)
-        if mode == "step":
+        if mode == "stream":
             raise ValueError("cross-attention reads a whole memory at once: mode must be 'parallel', 'loop' or "
-                             "'fused', got 'step' (the step form is causal self-attention only)")
+                             "'fused', got 'stream' (the stream form is causal self-attention only)")
         return mode
 
     def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,7 +179,7 @@ class DecoderLayer(nn.Module):
     the tokens continue the cached ones and the memory's keys and values are projected only once.
     The weights of the last call are kept: ``self_weights`` (B, H, T, T) and ``cross_weights``
     (B, H, T, S), None for the fused form. ``mode`` names the form of both attentions (``"parallel"``,
-    ``"loop"``, ``"fused"``); with ``"step"``, which is causal only, the self-attention runs token by
+    ``"loop"``, ``"fused"``); with ``"stream"``, which is causal only, the self-attention runs token by
     token and the cross-attention stays ``"parallel"``. ``from_torch`` copies an
     ``nn.TransformerDecoderLayer`` (tested).
     """
@@ -189,15 +189,15 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.norm_first = _check_bool("norm_first", norm_first)
         self.self_attn = SelfAttention(d_model, n_heads, mode=mode)
-        self.cross_attn = CrossAttention(d_model, n_heads, mode="parallel" if mode == "step" else mode)
+        self.cross_attn = CrossAttention(d_model, n_heads, mode="parallel" if mode == "stream" else mode)
         self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=layer_norm_eps) for _ in range(3))
         self.self_weights: torch.Tensor | None = None
         self.cross_weights: torch.Tensor | None = None
 
     def _self(self, y, cache, mode):
-        out, w = self.self_attn(y, causal=True, cache=None if cache is None else cache.self_attn, mode=mode)
-        self.self_weights = None if w is None else w.detach()
+        out, _ = self.self_attn(y, causal=True, cache=None if cache is None else cache.self_attn, mode=mode)
+        self.self_weights = self.self_attn.last_weights
         return out
 
     def _cross(self, y, memory, memory_mask, cache, mode):
@@ -206,7 +206,7 @@ class DecoderLayer(nn.Module):
             kv = self.cross_attn.project_memory(memory)  # (B, H, S, d_head) each
             if cache is not None:
                 cache.memory_kv = kv
-        out, w = self.cross_attn(y, memory, memory_mask, kv=kv, mode=None if mode == "step" else mode)
+        out, w = self.cross_attn(y, memory, memory_mask, kv=kv, mode=None if mode == "stream" else mode)
         self.cross_weights = None if w is None else w.detach()
         return out
 

@@ -25,7 +25,7 @@ some texts swap the roles of z_t and 1 - z_t, and put r_t before W_hn.)
 ``update_bias`` sets the update gate's total bias b_xz + b_hz: a positive value
 starts the unit out copying h_{t-1} forward, which long-lag memory tasks need.
 The equations live in ``seqlab.ops.recurrent``; ``GRU`` takes the ``mode=`` of
-every stack (``"loop"``, ``"step"``, ``"fused"``).
+every stack (``"loop"``, ``"stream"``, ``"fused"``).
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class GRU(StackedCells):
 
     Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None,
     mode=None) -> (outputs (B, T, H), h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode``
-    (``"loop"``, ``"step"``, ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one
+    (``"loop"``, ``"stream"``, ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one
     time step through all layers. ``update_bias`` is passed to every ``GRUCell``.
     """
 

@@ -28,7 +28,7 @@ initialisation (sigma(3) = 0.95: the cell starts out remembering).
 
 The equations live in ``seqlab.ops.recurrent``; ``LSTM`` shares ``StackedCells``
 with the RNN and the GRU (its state is the pair (h, c)) and takes the same
-``mode=`` (``"loop"``, ``"step"``, ``"fused"``).
+``mode=`` (``"loop"``, ``"stream"``, ``"fused"``).
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ class LSTM(StackedCells):
 
     Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), (h_0, c_0) each
     (L, B, H) or None, mode=None) -> (outputs (B, T, H), (h_n, c_n) each (L, B, H))``; ``outputs`` are
-    the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"step"``, ``"fused"``) picks the form of
+    the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"stream"``, ``"fused"``) picks the form of
     ``seqlab.ops.recurrent``. ``step`` does one time step through all layers. ``forget_bias`` is passed
     to every ``LSTMCell``.
     """

@@ -181,3 +181,67 @@ def uniform_bits(V: int) -> float:
     """Bits per symbol of the uniform guess over ``V`` symbols: ``log2 V`` (chapter 1)."""
     validate.positive_int("V", V)
     return math.log2(V)
+
+
+class _SparseCounts:
+    """``N(c, x)``, ``N(c)`` and ``T(c)`` for every context of one length, kept sparse (chapter 10).
+
+    The same counts as ``_Counts`` without its dense ``(contexts, V)`` table, which for a 5-gram
+    of 10 million characters would take gigabytes: only the (context, symbol) pairs that occur
+    are kept, as sorted base-``V`` codes ``c V + x``.
+    """
+
+    def __init__(self, ids: torch.Tensor, n_ctx: int, V: int):
+        ctx = context_codes(ids[:-1], n_ctx, V)
+        pair = ctx * V + ids[n_ctx:]
+        self.pairs, self.pair_count = torch.unique(pair, return_counts=True)
+        self.contexts, self.total = torch.unique(ctx, return_counts=True)
+        _, self.distinct = torch.unique_consecutive(self.pairs // V, return_counts=True)  # T(c), same order as contexts
+        self.V = V
+
+    @staticmethod
+    def _look(keys: torch.Tensor, values: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        pos = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
+        return torch.where(keys[pos] == query, values[pos], torch.zeros((), dtype=values.dtype)).double()
+
+    def of(self, ctx: torch.Tensor, x: torch.Tensor):
+        """``N(c, x)``, ``N(c)`` and ``T(c)`` for each pair (zeros for an unseen context)."""
+        return (self._look(self.pairs, self.pair_count, ctx * self.V + x), self._look(self.contexts, self.total, ctx),
+                self._look(self.contexts, self.distinct, ctx))
+
+
+def window_losses(train_ids: torch.Tensor, windows: torch.Tensor, V: int, max_order: int = 5) -> torch.Tensor:
+    """Witten-Bell n-gram losses (nats) of every prediction in ``windows``, for orders 1 .. ``max_order`` (chapter 10).
+
+    ``windows`` ``(n, T + 1)`` are scored as a neural model scores them: position ``t`` predicts
+    ``windows[:, t + 1]`` from ``windows[:, :t + 1]`` only, so near a window's start an order-``k``
+    model backs off to the context that exists (order ``min(k, t + 2)``). The counts come from
+    ``train_ids`` (1-D) and are kept sparse. Returns ``(max_order, n, T)``; row ``k - 1`` is the
+    order-``k`` model, with the same numbers as ``NGramLM(k, V).fit(train_ids).log_prob`` wherever
+    the window holds a full context (tested).
+    """
+    validate.token_ids("train_ids", train_ids, V, ndim=1, min_length=max_order)
+    validate.token_ids("windows", windows, V, ndim=2)
+    validate.positive_int("max_order", max_order)
+    if V ** max_order >= 2**62:
+        raise ValueError(f"max_order {max_order} with V {V} overflows the int64 code")
+    n, T = windows.shape[0], windows.shape[1] - 1
+    if T < 1:
+        raise ValueError(f"windows must hold at least 2 symbols each, got shape {tuple(windows.shape)}")
+    x = windows[:, 1:]  # (n, T) targets
+    t = torch.arange(T)
+    p = torch.full((n, T), 1.0 / V, dtype=torch.float64)
+    out = torch.empty(max_order, n, T, dtype=torch.float64)
+    ctx = torch.zeros(n, T, dtype=torch.long)
+    for j in range(max_order):  # j symbols of context: the order-(j + 1) model
+        if j > 0:  # extend each context by one older symbol: c_j = x_{t-j+1..t}
+            shift = windows[:, :-1].roll(j - 1, dims=1)  # windows[:, t - j + 1]
+            ctx = ctx + shift * V ** (j - 1)
+        counts = _SparseCounts(train_ids, j, V)
+        N, total, distinct = counts.of(ctx.reshape(-1), x.reshape(-1))
+        N, total, distinct = N.view(n, T), total.view(n, T), distinct.view(n, T)
+        lam = total / (total + distinct).clamp(min=1)
+        nxt = lam * N / total.clamp(min=1) + (1 - lam) * p
+        p = torch.where((t >= j - 1)[None, :], nxt, p)  # positions without j symbols of context keep order j
+        out[j] = -p.log()
+    return out.float()

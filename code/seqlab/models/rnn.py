@@ -21,7 +21,7 @@ weights have the shapes and the two biases of ``nn.RNN``, so
 
 The equations live in ``seqlab.ops.recurrent`` (one function per form); the
 modules here hold the parameters and choose a form with ``mode=``:
-``"loop"`` (the readable reference, the default), ``"step"`` (one time step at a
+``"loop"`` (the readable reference, the default), ``"stream"`` (one time step at a
 time through every layer) or ``"fused"`` (PyTorch's kernel on the same weights).
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import recurrent as ops
+from .mixer import Mixer, Spec
 
 
 # ---------------------------------------------------------------- checks shared by rnn, lstm, gru
@@ -141,19 +142,34 @@ def _check_mode(mode, family: str) -> str:
     return mode
 
 
-class StackedCells(nn.Module):
+class StackedCells(Mixer):
     """A stack of recurrent cells (chapters 2 and 4), batch first: the common body of ``RNN``, ``LSTM`` and ``GRU``.
 
     Subclasses set ``family`` (``"rnn"``, ``"lstm"``, ``"gru"``) and fill ``self.cells``. Layer
     l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), state=None, mode=None) ->
     (outputs (B, T, H), state)``: ``outputs`` are the top layer's h_1..h_T and ``state`` every layer's
     last state, h (L, B, H) or, for the LSTM, (h, c) each (L, B, H). ``mode`` (default ``self.mode``)
-    names the form of ``seqlab.ops.recurrent`` that computes it: ``"loop"``, ``"step"`` or ``"fused"``.
-    ``step`` does one time step through all layers.
+    names the form of ``seqlab.ops.recurrent`` that computes it: ``"loop"``, ``"stream"`` or ``"fused"``.
+    ``step`` does one time step through all layers. A ``Mixer``: ``form`` is ``mode``, a form of
+    ``ops.FAMILIES[family]``.
     """
 
     family = "rnn"
     state_names = ("h",)
+
+    @property
+    def form(self) -> str:
+        return self.mode
+
+    @form.setter
+    def form(self, value: str) -> None:
+        if value not in self.forms:
+            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
+        self.mode = value
+
+    def state_spec(self, B: int, dtype: torch.dtype):
+        spec = Spec((self.num_layers, B, self.hidden_size), dtype)
+        return spec if len(self.state_names) == 1 else (spec,) * len(self.state_names)
 
     def _build(self, mode: str, make_cell) -> None:
         """Set ``mode`` and the cells, drawing the initial weights in ``nn.RNN``'s order (tested)."""
@@ -234,7 +250,7 @@ class RNN(StackedCells):
 
     Layer l computes ``h_t^l = phi(W_xh^l h_t^{l-1} + b_xh^l + W_hh^l h_{t-1}^l + b_hh^l)`` with
     ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None, mode=None) -> (outputs (B, T, H),
-    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"step"``,
+    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"stream"``,
     ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one time step through all layers.
     """
 
@@ -262,3 +278,81 @@ class RNN(StackedCells):
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
                 f"num_layers={self.num_layers}, nonlinearity={self.nonlinearity!r}, mode={self.mode!r}")
+
+
+# ---------------------------------------------------------------- reading both ways
+class Bidirectional(nn.Module):
+    """One recurrent layer run both ways over the sequence (chapter 2; chapter 5's encoder uses it).
+
+    A forward layer reads x_1..x_T, a backward layer (its own weights) reads x_T..x_1, and each position
+    gets both states side by side:
+
+        ->h_t = f(x_t, ->h_{t-1}),    <-h_t = f'(x_t, <-h_{t+1}),    h_t = [->h_t ; <-h_t]
+
+    so h_t summarises the whole input, before and after t: right for an encoder or a tagger that sees
+    the whole input, wrong for a language model (it would read the character it must predict).
+    ``forward(x (B, T, D), state=None) -> (outputs (B, T, 2H), state)``: ``state`` is h (2, B, H) -- the
+    forward layer's last state h_T, then the backward layer's h_1 -- or, for an LSTM, (h, c) each
+    (2, B, H), as ``nn.RNN/nn.GRU/nn.LSTM(bidirectional=True, num_layers=1)`` return them. Both
+    layers are one-layer ``RNN``, ``GRU`` or ``LSTM`` stacks of the same kind and sizes.
+    """
+
+    def __init__(self, forward_layer: StackedCells, backward_layer: StackedCells):
+        super().__init__()
+        for name, layer in (("forward_layer", forward_layer), ("backward_layer", backward_layer)):
+            if not isinstance(layer, StackedCells):
+                raise TypeError(f"{name} must be a seqlab RNN, GRU or LSTM, got {type(layer).__name__}")
+            if layer.num_layers != 1:
+                raise ValueError(f"{name} must have one layer (stack Bidirectional layers for more), got num_layers={layer.num_layers}")
+        if type(forward_layer) is not type(backward_layer) or (forward_layer.input_size, forward_layer.hidden_size) != (
+                backward_layer.input_size, backward_layer.hidden_size):
+            raise ValueError("the two directions must be the same kind of layer with the same sizes, got "
+                             f"{type(forward_layer).__name__}({forward_layer.input_size}, {forward_layer.hidden_size}) and "
+                             f"{type(backward_layer).__name__}({backward_layer.input_size}, {backward_layer.hidden_size})")
+        self.forward_layer, self.backward_layer = forward_layer, backward_layer
+        self.input_size, self.hidden_size = forward_layer.input_size, forward_layer.hidden_size
+
+    def _split(self, state, x):
+        if state is None:
+            return None, None
+        if isinstance(state, (tuple, list)):                          # the LSTM's (h, c)
+            parts = [self._split(s, x) for s in state]
+            return tuple(p[0] for p in parts), tuple(p[1] for p in parts)
+        if not isinstance(state, torch.Tensor) or state.dim() != 3 or state.shape[0] != 2:
+            got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+            raise ValueError(f"state must have shape (2, B, hidden_size): the two directions' states, got {got}")
+        return state[:1], state[1:]
+
+    def forward(self, x: torch.Tensor, state=None):
+        _check_input("x", x, 3, self.input_size, self)
+        s_f, s_b = self._split(state, x)
+        out_f, s_f = self.forward_layer(x, s_f)                       # (B, T, H): ->h_1..->h_T
+        out_b, s_b = self.backward_layer(x.flip(1), s_b)              # (B, T, H): <-h_T..<-h_1
+        outputs = torch.cat([out_f, out_b.flip(1)], dim=-1)           # (B, T, 2H): [->h_t ; <-h_t]
+        if isinstance(s_f, tuple):
+            return outputs, tuple(torch.cat([a, b], dim=0) for a, b in zip(s_f, s_b))
+        return outputs, torch.cat([s_f, s_b], dim=0)                  # (2, B, H)
+
+    @classmethod
+    def from_torch(cls, module: nn.Module) -> "Bidirectional":
+        """A copy of a one-layer ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM`` with ``bidirectional=True``:
+        ``weight_ih_l0`` goes to the forward layer, ``weight_ih_l0_reverse`` to the backward one."""
+        from .gru import GRU
+        from .lstm import LSTM
+
+        ours = {nn.RNN: RNN, nn.GRU: GRU, nn.LSTM: LSTM}.get(type(module))
+        if ours is None:
+            raise TypeError(f"Bidirectional.from_torch expects a torch.nn.RNN, GRU or LSTM, got {type(module).__name__}")
+        if not module.bidirectional or module.num_layers != 1 or not module.bias or module.dropout or getattr(module, "proj_size", 0):
+            raise ValueError("Bidirectional.from_torch takes one layer with bidirectional=True, biases, no dropout and no "
+                             f"projection; got bidirectional={module.bidirectional}, num_layers={module.num_layers}, "
+                             f"bias={module.bias}, dropout={module.dropout}")
+        if not module.batch_first:
+            raise ValueError("Bidirectional.from_torch takes a batch_first=True module (seqlab's layers are batch first)")
+        kwargs = {"nonlinearity": module.nonlinearity} if ours is RNN else {}
+        layers = []
+        for suffix in ("", "_reverse"):
+            layer = ours(module.input_size, module.hidden_size, 1, **kwargs).to(module.weight_ih_l0)
+            layer.cells[0]._load(*(getattr(module, f"{w}_l0{suffix}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+            layers.append(layer)
+        return cls(*layers)

@@ -142,5 +142,52 @@ class Seq2Seq(nn.Module):
             weights.append(a)
         return torch.cat(ids, dim=1), (None if self.attn is None else torch.cat(weights, dim=1))
 
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, max_len: int, bos: int, eos: int, beam: int = 3,
+                    src_lengths: torch.Tensor | None = None):
+        """Decode with a beam of ``beam`` hypotheses per source (chapter 5): the most probable outputs it finds.
+
+        Every step extends each kept hypothesis y_1..y_i by every token and keeps the ``beam`` with the
+        highest total log-probability sum_i log p(y_i | y_<i, x); a hypothesis that wrote ``eos`` is
+        finished and keeps its score (it is extended by ``eos`` only). No length penalty. ``beam=1`` is
+        greedy decoding up to the first ``eos``. Returns ``(ids (B, max_len), log_prob (B,))`` for the
+        best hypothesis of each source, positions after its ``eos`` filled with ``eos``.
+        """
+        validate.positive_int("max_len", max_len)
+        validate.positive_int("beam", beam)
+        for name, tok in (("bos", bos), ("eos", eos)):
+            if isinstance(tok, bool) or not isinstance(tok, int) or not 0 <= tok < self.tgt_vocab:
+                raise ValueError(f"{name} must be an int in [0, {self.tgt_vocab}), got {tok!r}")
+        h, s, mask = self.encode(src, src_lengths)
+        B, k, V = src.shape[0], beam, self.tgt_vocab
+        h = h.repeat_interleave(k, dim=0)                                   # (B k, S, d_hidden)
+        s = s.repeat_interleave(k, dim=1)                                   # (1, B k, d_hidden)
+        mask = None if mask is None else mask.repeat_interleave(k, dim=0)   # (B k, S)
+        scores = torch.full((B, k), float("-inf"), device=src.device)
+        scores[:, 0] = 0.0                                                  # one live hypothesis at the start
+        done = torch.zeros(B, k, dtype=torch.bool, device=src.device)
+        ids = torch.empty(B, k, 0, dtype=torch.long, device=src.device)
+        y = torch.full((B * k, 1), bos, dtype=torch.long, device=src.device)
+        absorb = torch.full((V,), float("-inf"), device=src.device)
+        absorb[eos] = 0.0                                                   # a finished hypothesis only writes eos, for free
+        for _ in range(max_len):
+            logits, _, s = self._decode(y, s, h, mask)                      # (B k, 1, V)
+            logp = torch.log_softmax(logits[:, 0].float(), dim=-1).view(B, k, V)
+            logp = torch.where(done[..., None], absorb, logp)
+            total = (scores[..., None] + logp).view(B, k * V)               # every extension of every hypothesis
+            scores, best = total.topk(k, dim=-1)                            # (B, k), sorted
+            parent, token = best // V, best % V
+            ids = torch.cat([ids.gather(1, parent[..., None].expand(-1, -1, ids.shape[-1])), token[..., None]], dim=-1)
+            done = done.gather(1, parent) | (token == eos)
+            rows = (parent + torch.arange(B, device=src.device)[:, None] * k).view(-1)
+            s = s[:, rows]                                                  # each kept hypothesis's decoder state
+            y = token.view(B * k, 1)
+            if bool(done.all()):
+                break
+        out = ids[:, 0]                                                     # (B, steps run): the best hypothesis
+        if out.shape[1] < max_len:
+            out = torch.cat([out, out.new_full((B, max_len - out.shape[1]), eos)], dim=1)
+        return out, scores[:, 0]
+
     def extra_repr(self) -> str:
         return f"attention={self.attention!r}, bidirectional={self.bidirectional}"

@@ -11,8 +11,8 @@ Glossary (code name -> book notation):
     D              the skip y_t += D u_t
     out            y = W_out (SSM(u) ⊙ SiLU(z)): Mamba's block (Gu & Dao, 2023) with either SSM inside
     state          what the layer carries: (the last d_conv − 1 inputs of the convolution, the SSM's h)
-    mode           the form of ``seqlab.ops.ssm`` that runs the SSM: S4D "loop"/"conv"/"step";
-                   selective "loop"/"parallel"/"chunked"/"logspace"/"step"
+    form           the form of ``seqlab.ops.ssm`` that runs the SSM: one of ``ops.FAMILIES["s4d"].forms``
+                   or ``ops.FAMILIES["selective_scan"].forms``
 
 The two layers differ only in where A, B, C, Δ come from, so a comparison between them isolates
 *selectivity*. The arithmetic of both SSMs lives in ``seqlab.ops.ssm`` and is tested there.
@@ -28,8 +28,9 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import ssm as ops
+from .mixer import CausalConv1d, Mixer, Spec
 
-MODES = {False: ("loop", "conv", "step"), True: ("loop", "parallel", "chunked", "logspace", "step")}
+FAMILY = {False: ops.S4D, True: ops.SELECTIVE_SCAN}  # selective -> the ops family that runs the SSM
 
 
 @dataclass
@@ -41,7 +42,7 @@ class SSMConfig:
     expand: int = 2
     d_conv: int = 4
     selective: bool = True
-    mode: str | None = None  # None: "chunked" for the selective layer, "conv" for S4D
+    form: str | None = None  # None: "chunked" for the selective layer, "conv" for S4D
     chunk: int = 8
     dt_min: float = 1e-3
     dt_max: float = 0.1
@@ -51,11 +52,12 @@ class SSMConfig:
             validate.positive_int(name, getattr(self, name))
         if not isinstance(self.selective, bool):
             raise TypeError(f"selective must be a bool, got {type(self.selective).__name__}")
-        if self.mode is None:
-            self.mode = "chunked" if self.selective else "conv"
-        if self.mode not in MODES[self.selective]:
+        if self.form is None:
+            self.form = "chunked" if self.selective else "conv"
+        forms = tuple(FAMILY[self.selective].forms)
+        if self.form not in forms:
             kind = "selective" if self.selective else "time-invariant (S4D)"
-            raise ValueError(f"mode for a {kind} layer must be one of {MODES[self.selective]}, got {self.mode!r}")
+            raise ValueError(f"form for a {kind} layer must be one of {forms}, got {self.form!r}")
         if not 0 < self.dt_min <= self.dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got {self.dt_min} and {self.dt_max}")
 
@@ -73,11 +75,12 @@ class SSMConfig:
         return h + self.d_inner * (self.d_conv - 1)
 
 
-class SSMLayer(nn.Module):
+class SSMLayer(Mixer):
     """A Mamba-style block around a time-invariant (S4D) or selective SSM (chapter 13).
 
     ``forward(x (B, T, d_model), state=None) -> (y (B, T, d_model), state)``. ``state`` is
-    ``(conv_buffer (B, d_conv − 1, E), h)``, so a long sequence can be fed in pieces.
+    ``(conv_buffer (B, d_conv − 1, E), h)``, so a long sequence can be fed in pieces. A ``Mixer``:
+    ``form`` is ``config.form``, a form of ``ops.FAMILIES[family]``.
     """
 
     def __init__(self, config: SSMConfig):
@@ -85,9 +88,10 @@ class SSMLayer(nn.Module):
         if not isinstance(config, SSMConfig):
             raise TypeError(f"config must be an SSMConfig, got {type(config).__name__}")
         self.config = c = config
+        self.family = FAMILY[c.selective].name
         E, N = c.d_inner, c.d_state
         self.in_proj = nn.Linear(c.d_model, 2 * E, bias=False)
-        self.conv = nn.Conv1d(E, E, c.d_conv, groups=E)  # causal: we pad on the left ourselves
+        self.conv = CausalConv1d(E, c.d_conv)
         self.out_proj = nn.Linear(E, c.d_model, bias=False)
         self.D = nn.Parameter(torch.ones(E))
         log_dt = math.log(c.dt_min) + torch.rand(E) * (math.log(c.dt_max) - math.log(c.dt_min))
@@ -105,30 +109,35 @@ class SSMLayer(nn.Module):
             self.B = nn.Parameter(torch.stack([torch.ones(E, N), torch.zeros(E, N)], -1))  # S4D: B = 1
             self.C = nn.Parameter(torch.randn(E, N, 2) * math.sqrt(0.5))  # complex normal, variance 1
 
-    def _conv(self, u, buffer):  # (B, T, E), (B, k-1, E) -> (B, T, E), new buffer
-        k = self.config.d_conv
-        if buffer is None:
-            buffer = u.new_zeros(u.shape[0], k - 1, u.shape[2])
-        padded = torch.cat([buffer, u], dim=1)  # (B, k-1+T, E)
-        out = self.conv(padded.transpose(1, 2)).transpose(1, 2)  # (B, T, E)
-        return out, padded[:, padded.shape[1] - (k - 1):]
+    @property
+    def form(self) -> str:
+        return self.config.form
+
+    @form.setter
+    def form(self, value: str) -> None:
+        if value not in self.forms:
+            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
+        self.config.form = value
+
+    def state_spec(self, B: int, dtype: torch.dtype):
+        c = self.config
+        h = (B, c.d_inner, c.d_state) if c.selective else (B, c.d_inner, c.d_state, 2)  # S4D: complex as (re, im)
+        return (self.conv.buffer_spec(B, dtype), Spec(h, dtype))
 
     def forward(self, x: torch.Tensor, state=None):
         c = self.config
         validate.tensor("x", x, ndim=3, dtype="float", last_dim=c.d_model)
-        if state is not None and not (isinstance(state, tuple) and len(state) == 2):
-            raise TypeError(f"state must be (conv_buffer, h) as returned by a previous call, got {type(state).__name__}")
-        buffer, h = state if state is not None else (None, None)
+        buffer, h = self.check_state(state, x.shape[0], x.dtype) or (None, None)
         u, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, E) each
-        u, buffer = self._conv(u, buffer)
+        u, buffer = self.conv(u, buffer)
         u = F.silu(u)
         if c.selective:
             dt_low, B_t, C_t = self.x_proj(u).split([c.dt_rank, c.d_state, c.d_state], dim=-1)
             delta = F.softplus(self.dt_proj(dt_low))  # (B, T, E)
             A = -torch.exp(self.A_log)  # (E, N)
-            y, h = ops.SELECTIVE_SCAN.forms[c.mode](u, delta, A, B_t, C_t, self.D, state=h, chunk=c.chunk)
+            y, h = ops.SELECTIVE_SCAN.forms[c.form](u, delta, A, B_t, C_t, self.D, state=h, chunk=c.chunk)
         else:
-            y, h = ops.S4D.forms[c.mode](u, self.log_dt, self.log_A_real, self.A_imag, self.B, self.C, self.D,
+            y, h = ops.S4D.forms[c.form](u, self.log_dt, self.log_A_real, self.A_imag, self.B, self.C, self.D,
                                          state=h)
         y = y * F.silu(z)  # (B, T, E)
         return self.out_proj(y), (buffer, h)
@@ -136,4 +145,4 @@ class SSMLayer(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return (f"d_model={c.d_model}, d_state={c.d_state}, expand={c.expand}, selective={c.selective}, "
-                f"mode={c.mode!r}")
+                f"form={c.form!r}")

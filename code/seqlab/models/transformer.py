@@ -36,6 +36,7 @@ from torch import nn
 from .. import _validate as validate
 from ..ops import attention as attention_ops
 from .attention import MultiHeadAttention, _check_mode
+from .mixer import Mixer, Spec
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 from .sampling import check_temperature, sample_next
 
@@ -96,58 +97,165 @@ class KVCache:
 
 
 # ---------------------------------------------------------------- the parts of a block
-class SelfAttention(MultiHeadAttention):
-    """Multi-head self-attention (chapter 6) with RoPE or ALiBi (chapter 8) and a key/value cache (chapter 9).
+class SelfAttention(MultiHeadAttention, Mixer):
+    """Multi-head self-attention (chapter 6) with RoPE or ALiBi (chapter 8), a key/value cache (chapter 9)
+    and an optional sliding window (chapter 14): the one self-attention layer of the package, a ``Mixer``.
 
-    ``forward(x (B, T, d), mask=None, causal=False, cache=None, mode=None) -> (out (B, T, d), weights)``.
-    With a ``LayerCache`` the T new tokens sit at positions ``offset .. offset+T-1`` after the cached
-    ones, attend to every cached key and (``causal``) to new keys up to their own position: the cache
-    is the state of the form of ``seqlab.ops.attention`` that ``mode`` names (``"parallel"``,
-    ``"loop"``, ``"step"``, ``"fused"``). ``mask`` (bool, True = may attend, (T, T)) is for use without
-    a cache.
+    ``forward(x (B, T, d), state=None, *, mask=None, causal=None, cache=None, mode=None) -> (out (B, T, d), state)``.
+    ``causal`` defaults to the constructor's. Without a window the state is the key/value cache
+    ``(K, V)``, each (B, H, T_past, d_head), as ``seqlab.ops.attention`` returns it: the T new tokens
+    sit at positions ``T_past .. T_past+T-1``, attend to every cached key and (``causal``) to new keys
+    up to their own position. A ``LayerCache`` (``cache=``, chapter 9's ``GPT``) holds the same
+    tensors. With ``window`` = W, query t sees the keys at t − W + 1 .. t,
+
+        y_t = Σ_{s = max(0, t−W+1)}^{t} softmax_s(q_t·k_s/√d_head) v_s,
+
+    full attention with a *band* mask, and the state is a ring buffer of W slots ``(K, V, t)``, each
+    (B, H, W, d_head), position p in slot p mod W: a constant size however long the context. ``step``
+    writes k_t, v_t into slot t mod W and attends over the filled slots. ``mode`` (``form``) names
+    the form of ``seqlab.ops.attention``; the weights of the last call (None for the fused and stream
+    forms) are kept in ``last_weights``. ``mask`` (bool, True = may attend, (T, T)) is for use
+    without a state.
     """
 
+    family = "softmax_attention"
+
     def __init__(self, d_model: int, n_heads: int, rope: bool = False, alibi: bool = False, bias: bool = True,
-                 mode: str = "parallel"):
+                 mode: str = "parallel", *, window: int | None = None, causal: bool = False):
         super().__init__(d_model, n_heads, bias=bias, mode=mode)
         if rope and alibi:
             raise ValueError("choose one relative scheme: rope=True or alibi=True, not both")
         if rope and self.d_head % 2:
             raise ValueError(f"RoPE rotates pairs, so d_head = d_model / n_heads must be even, got {self.d_head}")
-        self.rope, self.alibi = bool(rope), bool(alibi)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
-                cache: LayerCache | None = None, mode: str | None = None):
-        form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
-        validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
-        if x.dtype != self.W_q.weight.dtype:
-            raise TypeError(f"x must have the parameters' dtype {self.W_q.weight.dtype}, got dtype {x.dtype}")
-        if cache is not None and not isinstance(cache, LayerCache):
-            raise TypeError(f"cache must be a LayerCache (one layer of a KVCache), got {type(cache).__name__}")
-        if cache is not None and mask is not None:
-            raise ValueError("mask is not supported together with a cache; use causal=True")
         if not isinstance(causal, bool):
             raise TypeError(f"causal must be a bool, got {type(causal).__name__} {causal!r}")
-        B, T, H = x.shape[0], x.shape[1], self.n_heads
-        offset = 0 if cache is None else cache.length
+        if window is not None:
+            validate.positive_int("window", window)
+            if not causal or alibi:
+                raise ValueError(f"a sliding window is causal attention without ALiBi, got causal={causal}, alibi={alibi}")
+        self.rope, self.alibi, self.window, self.causal = bool(rope), bool(alibi), window, causal
+        self.form = mode  # a window rules out the stream form
+        self.last_weights: torch.Tensor | None = None
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        forms = tuple(attention_ops.FORMS)
+        return forms if self.window is None else tuple(f for f in forms if f != "stream")
+
+    @property
+    def form(self) -> str:
+        return self.mode
+
+    @form.setter
+    def form(self, value: str) -> None:
+        if value not in self.forms:
+            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
+        self.mode = value
+
+    def state_spec(self, B: int, dtype: torch.dtype):
+        kv = Spec((B, self.n_heads, self.window, self.d_head), dtype)  # window None: the cache grows (any T)
+        return (kv, kv) if self.window is None else (kv, kv, int)
+
+    def _check_x(self, x, ndim):
+        validate.tensor("x" if ndim == 3 else "x_t", x, ndim=ndim, dtype="float", last_dim=self.d_model)
+        if x.dtype != self.W_q.weight.dtype:
+            raise TypeError(f"x must have the parameters' dtype {self.W_q.weight.dtype}, got dtype {x.dtype}")
+
+    def _qkv(self, x, offset):
         q, k, v = self._split(self.W_q(x)), self._split(self.W_k(x)), self._split(self.W_v(x))  # (B, H, T, d_head)
         if self.rope:  # rotate queries and keys by their absolute positions
             q, k = apply_rope(q, offset), apply_rope(k, offset)
+        return q, k, v
+
+    def _out(self, out, weights):
+        self.last_weights = None if weights is None else weights.detach()
+        B, _, T, _ = out.shape
+        return self.W_o(out.transpose(1, 2).reshape(B, T, self.d_model))  # (B, T, d): heads concatenated
+
+    def forward(self, x: torch.Tensor, state=None, *, mask: torch.Tensor | None = None, causal: bool | None = None,
+                cache: LayerCache | None = None, mode: str | None = None):
+        form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
+        self._check_x(x, 3)
+        causal = self.causal if causal is None else causal
+        if cache is not None and not isinstance(cache, LayerCache):
+            raise TypeError(f"cache must be a LayerCache (one layer of a KVCache), got {type(cache).__name__}")
+        if cache is not None and state is not None:
+            raise ValueError("pass the keys and values as state or as cache, not both")
+        if (cache is not None or state is not None) and mask is not None:
+            raise ValueError("mask is not supported together with a state or cache; use causal=True")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal must be a bool, got {type(causal).__name__} {causal!r}")
+        self.check_state(state, x.shape[0], x.dtype)
+        if self.window is not None:
+            return self._forward_window(x, state, form)
+        B, T, H = x.shape[0], x.shape[1], self.n_heads
+        if cache is not None and cache.length:
+            state = (cache.k, cache.v)  # (B, H, offset, d_head) each
+        offset = 0 if state is None else state[0].shape[2]
+        q, k, v = self._qkv(x, offset)
         if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (T, T)):
             got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"mask must be a bool tensor of shape (T, T) = {(T, T)}, got {got}")
         bias = None
         if self.alibi:  # -s_h (m - n): (H, T, T_k) -> (B, H, T, T_k)
             bias = alibi_bias(T, offset + T, H, offset, x.dtype, x.device)[None].expand(B, H, T, offset + T)
-        state = None if cache is None or cache.length == 0 else (cache.k, cache.v)  # (B, H, offset, d_head) each
         out, state, weights = form(q, k, v, state, causal=causal, mask=mask, bias=bias, need_weights=True)
         if cache is not None:
             cache.k, cache.v = state  # (B, H, offset + T, d_head): the keys and values of every token so far
-        out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d): heads concatenated
-        return self.W_o(out), weights
+        return self._out(out, weights), state
+
+    # ------------------------------------------------ the sliding window (chapter 14)
+    def band_mask(self, T_q: int, T_k: int, offset: int, device=None) -> torch.Tensor:
+        """(T_q, T_k) bool: query at position offset + i may see key j (at position offset + T_q − T_k + j)."""
+        q_pos = offset + torch.arange(T_q, device=device)[:, None]
+        k_pos = offset + T_q - T_k + torch.arange(T_k, device=device)[None, :]
+        allowed = k_pos <= q_pos
+        if self.window is not None:
+            allowed &= q_pos - k_pos < self.window
+        return allowed
+
+    def _ring_positions(self, t: int, device=None) -> torch.Tensor:
+        """The positions still in the ring after t tokens, oldest first (at most W)."""
+        return torch.arange(max(0, t - self.window), t, device=device)
+
+    def _forward_window(self, x, state, form):
+        B, T, _ = x.shape
+        W = self.window
+        t0 = 0 if state is None else state[2]
+        q, k, v = self._qkv(x, t0)
+        if state is not None:
+            slots = self._ring_positions(t0, x.device) % W
+            k = torch.cat([state[0][:, :, slots], k], dim=2)  # (B, H, n_past + T, dh), oldest first
+            v = torch.cat([state[1][:, :, slots], v], dim=2)
+        allowed = self.band_mask(T, k.shape[2], t0, x.device)
+        out, _, weights = form(q, k, v, None, causal=False, mask=allowed, need_weights=True)  # (B, H, T, dh)
+        t = t0 + T
+        keep = min(W, k.shape[2])  # write the last W keys into their ring slots
+        slots = self._ring_positions(t, x.device)[-keep:] % W
+        K = k.new_zeros(B, self.n_heads, W, self.d_head).index_copy(2, slots, k[:, :, -keep:])
+        V = v.new_zeros(B, self.n_heads, W, self.d_head).index_copy(2, slots, v[:, :, -keep:])
+        return self._out(out, weights), (K, V, t)
+
+    def step(self, x_t: torch.Tensor, state=None):
+        """One token ``x_t`` (B, d) -> (y_t (B, d), state); with a window, the ring-buffer streaming form."""
+        self._check_x(x_t, 2)
+        if self.window is None:
+            return Mixer.step(self, x_t, state)
+        self.check_state(state, x_t.shape[0], x_t.dtype)
+        B, W = x_t.shape[0], self.window
+        t = 0 if state is None else state[2]
+        q, k, v = self._qkv(x_t[:, None], t)  # (B, H, 1, dh)
+        K = k.new_zeros(B, self.n_heads, W, self.d_head) if state is None else state[0]
+        V = v.new_zeros(B, self.n_heads, W, self.d_head) if state is None else state[1]
+        slot = torch.tensor([t % W], device=x_t.device)
+        K, V = K.index_copy(2, slot, k), V.index_copy(2, slot, v)  # overwrite position t − W
+        allowed = (torch.arange(W, device=x_t.device) < min(t + 1, W))[None, :]  # (1, W): the filled slots
+        out, _, weights = attention_ops.FORMS[self.mode](q, K, V, None, causal=False, mask=allowed, need_weights=True)
+        return self._out(out, weights)[:, 0], (K, V, t + 1)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", rope=True" if self.rope else "") + (", alibi=True" if self.alibi else "")
+        return (super().extra_repr() + (", rope=True" if self.rope else "") + (", alibi=True" if self.alibi else "")
+                + (f", window={self.window}" if self.window is not None else "") + (", causal=True" if self.causal else ""))
 
 
 class FeedForward(nn.Module):
@@ -186,7 +294,7 @@ class TransformerBlock(nn.Module):
         x = LN_2(x + FFN(x))
 
     ``forward(x (B, T, d), mask=None, causal=False, cache=None, mode=None) -> (B, T, d)``; ``mode``
-    names the attention's form (``"parallel"`` by default, ``"fused"``, ``"loop"``, ``"step"``). The
+    names the attention's form (``"parallel"`` by default, ``"fused"``, ``"loop"``, ``"stream"``). The
     attention weights of the last call are kept in ``last_weights`` (None for the fused and step forms).
     """
 
@@ -204,8 +312,8 @@ class TransformerBlock(nn.Module):
         self.last_weights: torch.Tensor | None = None
 
     def _attend(self, x, mask, causal, cache, mode):
-        out, weights = self.attn(x, mask=mask, causal=causal, cache=cache, mode=mode)
-        self.last_weights = None if weights is None else weights.detach()
+        out, _ = self.attn(x, mask=mask, causal=causal, cache=cache, mode=mode)
+        self.last_weights = self.attn.last_weights
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
@@ -313,7 +421,7 @@ class GPT(nn.Module):
     Token embedding (+ absolute positions) -> L causal ``TransformerBlock`` s -> (a final
     LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, mode=None) -> logits (B, T, V)``;
     ``mode`` names the attention's form for this call (default each block's, ``GPT(config, mode=...)``:
-    ``"parallel"``, or ``"fused"`` for PyTorch's kernel, ``"loop"``, ``"step"``);
+    ``"parallel"``, or ``"fused"`` for PyTorch's kernel, ``"loop"``, ``"stream"``);
     with a ``KVCache`` (``new_cache()``) the tokens ``x`` continue the cached ones. Weights start as
     in GPT-2, normal with std ``config.init_std`` = 0.02 and biases zero, or (``init_std=None``) with
     PyTorch's defaults: uniform in +-1/sqrt(fan_in) for linear maps, N(0, 1) embeddings.

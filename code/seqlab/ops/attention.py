@@ -25,7 +25,7 @@ as a third value, or None where the form has none (the fused kernel):
 
     loop      the reference: one query at a time, over the keys it may see
     parallel  every query at once: masked Q K^T / sqrt(d) softmax, the equation of ``scaled_dot_product_attention``
-    step      one new token at a time with ``attention_step`` (causal only): what generation runs
+    stream    one new token at a time with ``attention_step`` (causal only): what generation runs
     fused     PyTorch's ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels where they apply)
 
 Masks are strict: a mask or a bias has exactly the shape (T, T_k) or the full
@@ -246,7 +246,7 @@ def attention_parallel(q, k, v, state=None, *, causal: bool = True, mask=None, b
     return (y, (K, V), weights) if need_weights else (y, (K, V))
 
 
-def attention_step(q_t, k_t, v_t, state=None, *, scale=None, bias_t=None):
+def attention_step(q_t, k_t, v_t, *, state=None, scale=None, bias_t=None):
     """One new token (chapter 9): ``q_t, k_t (B, H, d_k)``, ``v_t (B, H, d_v)`` and the cache ``(K_past, V_past)``.
 
     Appends k_t, v_t to the cache and attends from q_t to every key in it:
@@ -263,7 +263,7 @@ def attention_step(q_t, k_t, v_t, state=None, *, scale=None, bias_t=None):
     return (a[:, :, None] @ V)[:, :, 0], (K, V)  # (B, H, d_v)
 
 
-def attention_steps(q, k, v, state=None, *, causal: bool = True, mask=None, bias=None, scale=None,
+def attention_stream(q, k, v, state=None, *, causal: bool = True, mask=None, bias=None, scale=None,
                     need_weights: bool = False):
     """Softmax attention token by token with ``attention_step`` (chapter 9): what cached generation computes.
 
@@ -281,7 +281,7 @@ def attention_steps(q, k, v, state=None, *, causal: bool = True, mask=None, bias
     ys = []
     for t in range(q.shape[2]):
         bias_t = _row(bias, t, T_past + t + 1)
-        y_t, state = attention_step(q[:, :, t], k[:, :, t], v[:, :, t], state, scale=scale, bias_t=bias_t)
+        y_t, state = attention_step(q[:, :, t], k[:, :, t], v[:, :, t], state=state, scale=scale, bias_t=bias_t)
         ys.append(y_t)
     y = torch.stack(ys, dim=2)  # (B, H, T, d_v)
     return (y, state, None) if need_weights else (y, state)
@@ -307,7 +307,7 @@ def attention_fused(q, k, v, state=None, *, causal: bool = True, mask=None, bias
 
 
 #: ``FORMS[mode]``: the function a module's ``mode=`` names.
-FORMS = {"loop": attention_loop, "parallel": attention_parallel, "step": attention_steps, "fused": attention_fused}
+FORMS = {"loop": attention_loop, "parallel": attention_parallel, "stream": attention_stream, "fused": attention_fused}
 
 
 # ---------------------------------------------------------------- registration with the equivalence harness

@@ -32,7 +32,7 @@ The forms, all with the signature ``form(q, k, v, [log_alpha,] state=None, **opt
     loop      the recurrence above, one Python step per time step (the reference)
     parallel  the masked T × T matrix of scores, like softmax attention without the softmax (O(T²))
     chunked   parallel inside chunks of ``chunk`` steps, recurrent across them (any T, any initial state)
-    step      the streaming form: ``*_step`` applied to one token at a time
+    stream    the streaming form: ``*_step`` applied to one token at a time
 
 ``chunk`` is read only by the chunked form; every form accepts it so that all share one signature.
 """
@@ -122,7 +122,7 @@ def _read(num, den, normalize):
 
 
 # ------------------------------------------------------------------------------------------ linear attention
-def linear_attention_step(q_t, k_t, v_t, state, *, feature_map: str = "elu1", normalize: bool = True):
+def linear_attention_step(q_t, k_t, v_t, *, state, feature_map: str = "elu1", normalize: bool = True):
     """One step of linear attention (chapter 12): S_t = S_{t-1} + φ(k_t)ᵀ v_t, z_t = z_{t-1} + φ(k_t).
 
     ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``state = (S, z)``; returns ``(y_t, (S_t, z_t))`` with
@@ -215,7 +215,7 @@ def linear_attention_stream(q, k, v, state=None, *, feature_map: str = "elu1", n
     state = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
     ys = []
     for t in range(T):
-        y_t, state = linear_attention_step(q[:, t], k[:, t], v[:, t], state, feature_map=feature_map,
+        y_t, state = linear_attention_step(q[:, t], k[:, t], v[:, t], state=state, feature_map=feature_map,
                                            normalize=normalize)
         ys.append(y_t)
     return torch.stack(ys, dim=1), state
@@ -243,7 +243,7 @@ def _gated_setup(q, k, v, log_alpha, state, feature_map):
     return _phi(q, feature_map), _phi(k, feature_map), log_alpha.expand(B, T, d_k), S
 
 
-def gated_linear_attention_step(q_t, k_t, v_t, log_alpha_t, state, *, feature_map: str = "identity"):
+def gated_linear_attention_step(q_t, k_t, v_t, log_alpha_t, *, state, feature_map: str = "identity"):
     """One step of gated linear attention (chapter 12): S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t, y_t = φ(q_t) S_t.
 
     ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``log_alpha_t`` (B, 1) or (B, d_k), ``state`` S (B, d_k, d_v).
@@ -361,7 +361,7 @@ def gated_linear_attention_stream(q, k, v, log_alpha, state=None, *, feature_map
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     ys = []
     for t in range(q.shape[1]):
-        y_t, S = gated_linear_attention_step(q[:, t], k[:, t], v[:, t], la[:, t], S, feature_map=feature_map)
+        y_t, S = gated_linear_attention_step(q[:, t], k[:, t], v[:, t], la[:, t], state=S, feature_map=feature_map)
         ys.append(y_t)
     return torch.stack(ys, dim=1), S
 
@@ -406,13 +406,144 @@ def _make_gated(case: Case, g: torch.Generator) -> Problem:
 LINEAR_ATTENTION = register_family(Family(
     name="linear_attention", chapter=12,
     forms={"loop": linear_attention_loop, "parallel": linear_attention_parallel,
-           "chunked": linear_attention_chunked, "step": linear_attention_stream},
+           "chunked": linear_attention_chunked, "stream": linear_attention_stream},
     make=_make_linear_attention,
 ))
 
 GATED_LINEAR_ATTENTION = register_family(Family(
     name="gated_linear_attention", chapter=12,
     forms={"loop": gated_linear_attention_loop, "parallel": gated_linear_attention_parallel,
-           "chunked": gated_linear_attention_chunked, "step": gated_linear_attention_stream},
+           "chunked": gated_linear_attention_chunked, "stream": gated_linear_attention_stream},
     make=_make_gated,
+))
+
+
+# ------------------------------------------------------------------------------- the delta rule (DeltaNet)
+# S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1})   (Widrow & Hoff's rule as a fast-weight memory: Schlag et al., 2021;
+#     = (I − β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ   DeltaNet, Yang et al., 2024), y_t = q_tᵀ S_t,
+# with S of shape (d_k, d_v) (the layout of linear attention's S above), β_t ∈ (0, 1) the writing strength. Plain
+# linear attention *adds* k_t v_tᵀ, so a key read back returns its value plus the cross-talk of every other pair
+# (chapter 12's √((n−1)/d)); the delta rule first reads what the memory already holds for k_t and writes only the
+# difference, so with orthonormal keys and β = 1 every one of up to d_k pairs reads back exactly.
+def _check_beta(beta, q):
+    validate.tensor("beta", beta, ndim=2, dtype="float")
+    if tuple(beta.shape) != tuple(q.shape[:2]):
+        raise ValueError(f"beta must be (B, T) = {tuple(q.shape[:2])} (one writing strength per step), "
+                         f"got {tuple(beta.shape)}")
+    if beta.dtype != q.dtype:
+        raise TypeError(f"beta must have q's dtype {q.dtype}, got {beta.dtype}")
+
+
+def _delta_setup(q, k, v, beta, state):
+    _check_qkv(q, k, v)
+    _check_beta(beta, q)
+    B, T, d_k = q.shape
+    return _initial_state(state, B, d_k, v.shape[-1], q, gated=True)
+
+
+def delta_rule_step(q_t, k_t, v_t, beta_t, *, state):
+    """One step of the delta rule (chapter 12): S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), y_t = q_tᵀ S_t.
+
+    ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``beta_t`` (B,), ``state`` S (B, d_k, d_v); returns ``(y_t, S_t)``.
+    """
+    old = torch.einsum("bk,bkv->bv", k_t, state)  # what the memory returns for k_t now
+    S = state + (beta_t[:, None, None] * k_t.unsqueeze(-1)) * (v_t - old).unsqueeze(-2)  # (B, d_k, d_v)
+    return torch.einsum("bk,bkv->bv", q_t, S), S
+
+
+def delta_rule_loop(q, k, v, beta, state=None, *, chunk=None):
+    """The recurrent form of the delta rule, one step at a time (the reference; chapter 12).
+
+    S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), y_t = q_tᵀ S_t; ``beta`` (B, T).
+    """
+    S = _delta_setup(q, k, v, beta, state)
+    ys = []
+    for t in range(q.shape[1]):
+        old = (k[:, t, :, None] * S).sum(1)  # (B, d_v): k_tᵀ S_{t-1}
+        S = S + beta[:, t, None, None] * k[:, t, :, None] * (v[:, t] - old)[:, None, :]  # (B, d_k, d_v)
+        ys.append((q[:, t, :, None] * S).sum(1))  # (B, d_v)
+    return torch.stack(ys, dim=1), S
+
+
+def _delta_chunks(Q, K, V, beta, S):
+    """The delta rule over chunks (…, n, L, ·) with the UT transform (Yang et al., 2024), S carried across chunks.
+
+    Inside a chunk the written increments u_t = β_t (v_t − k_tᵀ S_{t-1}) satisfy, with S the state entering it,
+
+        u_t + β_t Σ_{s<t} (k_t·k_s) u_s = β_t (v_t − k_tᵀ S),   i.e.  (I + A) U = diag(β)(V − K S),
+
+    A = strictly-lower(diag(β) K Kᵀ). (I + A) is unit lower-triangular, so one triangular solve per chunk
+    gives W = (I + A)⁻¹ diag(β) K and U₀ = (I + A)⁻¹ diag(β) V — both independent of S, so they are formed
+    for all chunks at once. Then chunk after chunk: U = U₀ − W S, y = Q S + (M ⊙ Q Kᵀ) U, S ← S + Kᵀ U.
+    """
+    L = K.shape[-2]
+    strict = torch.ones(L, L, dtype=torch.bool, device=K.device).tril(-1)
+    A = (beta.unsqueeze(-1) * (K @ K.transpose(-1, -2))).masked_fill(~strict, 0.0)  # (…, n, L, L)
+    eye = torch.eye(L, dtype=K.dtype, device=K.device)
+    rhs = beta.unsqueeze(-1) * torch.cat([K, V], dim=-1)  # (…, n, L, d_k + d_v)
+    WU = torch.linalg.solve_triangular(eye + A, rhs, upper=False, unitriangular=True)
+    W, U0 = WU[..., :K.shape[-1]], WU[..., K.shape[-1]:]
+    causal = torch.ones(L, L, dtype=torch.bool, device=K.device).tril()
+    scores = (Q @ K.transpose(-1, -2)).masked_fill(~causal, 0.0)  # (…, n, L, L)
+    ys = []
+    for c in range(K.shape[-3]):  # across chunks
+        U = U0[..., c, :, :] - W[..., c, :, :] @ S  # (…, L, d_v)
+        ys.append(Q[..., c, :, :] @ S + scores[..., c, :, :] @ U)
+        S = S + K[..., c, :, :].transpose(-1, -2) @ U
+    return torch.stack(ys, dim=-3), S
+
+
+def delta_rule_parallel(q, k, v, beta, state=None, *, chunk=None):
+    """The parallel form: the whole sequence as one chunk of the UT transform, O(T²) (chapter 12).
+
+    (I + A) U = diag(β)(V − K S_0) with A = strictly-lower(diag(β) K Kᵀ); y = Q S_0 + (M ⊙ Q Kᵀ) U,
+    S_T = S_0 + Kᵀ U (see ``_delta_chunks``).
+    """
+    S = _delta_setup(q, k, v, beta, state)
+    y, S = _delta_chunks(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), beta.unsqueeze(1), S)
+    return y.squeeze(1), S
+
+
+def delta_rule_chunked(q, k, v, beta, state=None, *, chunk: int = 64):
+    """The chunked form (UT transform inside chunks of ``chunk`` steps, the state carried across; chapter 12).
+
+    The last chunk is padded with β = 0, k = 0: steps that write nothing, so any T works.
+    """
+    S = _delta_setup(q, k, v, beta, state)
+    chunk = validate.positive_int("chunk", chunk)
+    B, T, d_k = q.shape
+    n = -(-T // chunk)
+    pad = (0, 0, 0, n * chunk - T)
+    Q, K = (F.pad(t, pad).reshape(B, n, chunk, d_k) for t in (q, k))
+    V = F.pad(v, pad).reshape(B, n, chunk, -1)
+    b = F.pad(beta, (0, n * chunk - T)).reshape(B, n, chunk)
+    y, S = _delta_chunks(Q, K, V, b, S)
+    return y.reshape(B, n * chunk, -1)[:, :T], S
+
+
+def delta_rule_stream(q, k, v, beta, state=None, *, chunk=None):
+    """The streaming form: ``delta_rule_step`` on one token after another (chapter 12)."""
+    S = _delta_setup(q, k, v, beta, state)
+    ys = []
+    for t in range(q.shape[1]):
+        y_t, S = delta_rule_step(q[:, t], k[:, t], v[:, t], beta[:, t], state=S)
+        ys.append(y_t)
+    return torch.stack(ys, dim=1), S
+
+
+def _make_delta(case: Case, g: torch.Generator) -> Problem:
+    kw = dict(generator=g, dtype=case.dtype)
+    d_k, d_v = case.D, case.H
+    q, v = torch.randn(case.B, case.T, d_k, **kw), torch.randn(case.B, case.T, d_v, **kw)
+    k = F.normalize(torch.randn(case.B, case.T, d_k, **kw), dim=-1)  # unit keys, as DeltaNet's layer makes them
+    beta = torch.sigmoid(torch.randn(case.B, case.T, **kw))  # β ∈ (0, 1): I − β k kᵀ is a contraction
+    state = torch.randn(case.B, d_k, d_v, **kw) if case.with_state else None
+    return Problem(inputs=dict(q=q, k=k, v=v, beta=beta), params={}, state=state, options=dict(chunk=case.chunk))
+
+
+DELTA_RULE = register_family(Family(
+    name="delta_rule", chapter=12,
+    forms={"loop": delta_rule_loop, "parallel": delta_rule_parallel, "chunked": delta_rule_chunked,
+           "stream": delta_rule_stream},
+    make=_make_delta,
 ))

@@ -30,7 +30,7 @@ where ``W_x, W_h, b_x, b_h`` are tuples with one tensor per layer and ``y`` is t
 top layer's h_1..h_T:
 
     loop   the reference: layer by layer, one Python step per t, the cell equations above
-    step   time step by time step, each through every layer with ``rnn_step``/``lstm_step``/``gru_step``:
+    stream time step by time step, each through every layer with ``rnn_step``/``lstm_step``/``gru_step``:
            what a language model runs when it streams one token at a time
     fused  PyTorch's kernel (``torch._VF.rnn_tanh``/``rnn_relu``/``lstm``/``gru``, what ``nn.RNN``,
            ``nn.LSTM`` and ``nn.GRU`` call) on the same weights: the same numbers, much faster
@@ -164,7 +164,7 @@ def _step(family: str, x_t, W_x, W_h, b_x, b_h, state=None, **options):
     return x_t, _spell(family, tuple(torch.stack(p) for p in zip(*new)))  # (B, H), (L, B, H) each
 
 
-def _steps(family: str, x, W_x, W_h, b_x, b_h, state=None, **options):
+def _stream(family: str, x, W_x, W_h, b_x, b_h, state=None, **options):
     _check(family, x, W_x, W_h, b_x, b_h, state, options)
     ys = []
     for t in range(x.shape[1]):
@@ -193,39 +193,39 @@ def _forms(family: str, chapter: int, name: str) -> tuple[Callable, ...]:
     def loop(x, W_x, W_h, b_x, b_h, state=None, **options):
         return _loop(family, x, W_x, W_h, b_x, b_h, state, **options)
 
-    def steps(x, W_x, W_h, b_x, b_h, state=None, **options):
-        return _steps(family, x, W_x, W_h, b_x, b_h, state, **options)
+    def stream(x, W_x, W_h, b_x, b_h, state=None, **options):
+        return _stream(family, x, W_x, W_h, b_x, b_h, state, **options)
 
     def fused(x, W_x, W_h, b_x, b_h, state=None, **options):
         return _fused(family, x, W_x, W_h, b_x, b_h, state, **options)
 
-    def step(x_t, W_x, W_h, b_x, b_h, state=None, **options):
+    def step(x_t, W_x, W_h, b_x, b_h, *, state=None, **options):
         return _step(family, x_t, W_x, W_h, b_x, b_h, state, **options)
 
     sig = f"(x (B, T, D), W_x, W_h, b_x, b_h, state=None{opt}) -> (y (B, T, H), {state})"
     loop.__doc__ = (f"{name}, the reference (chapter {chapter}): layer by layer, one Python step per t. "
                     f"``{family}_loop{sig}``; ``state=None`` starts from zeros.")
-    steps.__doc__ = (f"{name}, one time step at a time through every layer with ``{family}_step`` "
-                     f"(chapter {chapter}). ``{family}_steps{sig}``.")
+    stream.__doc__ = (f"{name}, the streaming form: ``{family}_step`` once per token, through every layer "
+                      f"(chapter {chapter}). ``{family}_stream{sig}``.")
     fused.__doc__ = (f"{name} by PyTorch's fused kernel on the same weights, what ``nn.{name.split()[0]}`` "
                      f"runs (chapter {chapter}). ``{family}_fused{sig}``.")
     step.__doc__ = (f"One time step of a {name} through every layer (chapter {chapter}): "
-                    f"``{family}_step(x_t (B, D), W_x, W_h, b_x, b_h, state=None{opt}) -> (y_t (B, H), {state})``; "
+                    f"``{family}_step(x_t (B, D), W_x, W_h, b_x, b_h, *, state=None{opt}) -> (y_t (B, H), {state})``; "
                     f"``y_t`` is the top layer's new h_t. O(1) work and memory per step: how a trained model streams.")
-    for f, suffix in ((loop, "loop"), (steps, "steps"), (fused, "fused"), (step, "step")):
+    for f, suffix in ((loop, "loop"), (stream, "stream"), (fused, "fused"), (step, "step")):
         f.__name__ = f.__qualname__ = f"{family}_{suffix}"
-    return loop, steps, fused, step
+    return loop, stream, fused, step
 
 
-rnn_loop, rnn_steps, rnn_fused, rnn_step = _forms("rnn", 2, "RNN (Elman) stack")
-lstm_loop, lstm_steps, lstm_fused, lstm_step = _forms("lstm", 4, "LSTM stack")
-gru_loop, gru_steps, gru_fused, gru_step = _forms("gru", 4, "GRU stack")
+rnn_loop, rnn_stream, rnn_fused, rnn_step = _forms("rnn", 2, "RNN (Elman) stack")
+lstm_loop, lstm_stream, lstm_fused, lstm_step = _forms("lstm", 4, "LSTM stack")
+gru_loop, gru_stream, gru_fused, gru_step = _forms("gru", 4, "GRU stack")
 
 #: ``FORMS[family][mode]``: the function a module's ``mode=`` names.
 FORMS = {
-    "rnn": {"loop": rnn_loop, "step": rnn_steps, "fused": rnn_fused},
-    "lstm": {"loop": lstm_loop, "step": lstm_steps, "fused": lstm_fused},
-    "gru": {"loop": gru_loop, "step": gru_steps, "fused": gru_fused},
+    "rnn": {"loop": rnn_loop, "stream": rnn_stream, "fused": rnn_fused},
+    "lstm": {"loop": lstm_loop, "stream": lstm_stream, "fused": lstm_fused},
+    "gru": {"loop": gru_loop, "stream": gru_stream, "fused": gru_fused},
 }
 #: ``STEPS[family]``: one time step through every layer.
 STEPS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}

@@ -4,7 +4,7 @@ A family module registers itself at import::
 
     FAMILY = register_family(Family(
         name="lstm", chapter=4,
-        forms={"loop": lstm_loop, "step": lstm_step_form, "fused": lstm_fused},
+        forms={"loop": lstm_loop, "stream": lstm_stream, "fused": lstm_fused},
         make=make_lstm_problem,
     ))
 

@@ -28,7 +28,7 @@ The forms, all ``form(x, W_a, b_a, W_x, b_x, Lambda, state=None, chunk=None) -> 
               h_t = Re exp(a*_t + logcumsumexp_s(log b_s − a*_s)), no Python loop over time
               (``seqlab.ops.ssm.linear_scan_logspace``, chapter 13)
     chunked   the two-level scan of chapter 13, ``chunk`` steps inside chunks, then across them
-    step      ``rglru_step`` on one token after another (streaming)
+    stream    ``rglru_step`` on one token after another (streaming)
 """
 from __future__ import annotations
 
@@ -88,13 +88,13 @@ def rglru_coefficients(x, W_a, b_a, W_x, b_x, Lambda):
     return log_a, b
 
 
-def rglru_step(x_t, h, W_a, b_a, W_x, b_x, Lambda):
+def rglru_step(x_t, W_a, b_a, W_x, b_x, Lambda, *, state):
     """One RG-LRU step (chapter 14): h_t = a_t ⊙ h_{t-1} + √(1 − a_t²) ⊙ i_t ⊙ x_t; returns (y_t, h_t) = (h_t, h_t).
 
-    ``x_t`` and ``h`` are (B, D).
+    ``x_t`` and ``state`` h_{t-1} are (B, D).
     """
     log_a, b = rglru_coefficients(x_t, W_a, b_a, W_x, b_x, Lambda)
-    h = torch.exp(log_a) * h + b  # (B, D)
+    h = torch.exp(log_a) * state + b  # (B, D)
     return h, h
 
 
@@ -137,7 +137,7 @@ def rglru_stream(x, W_a, b_a, W_x, b_x, Lambda, state=None, chunk=None):
     h = _state(state, x)
     ys = []
     for t in range(x.shape[1]):
-        y_t, h = rglru_step(x[:, t], h, W_a, b_a, W_x, b_x, Lambda)
+        y_t, h = rglru_step(x[:, t], W_a, b_a, W_x, b_x, Lambda, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 
@@ -155,6 +155,6 @@ def _make(case: Case, g: torch.Generator) -> Problem:
 
 RGLRU = register_family(Family(
     name="rglru", chapter=14,
-    forms={"loop": rglru_loop, "scan": rglru_scan, "chunked": rglru_chunked, "step": rglru_stream},
+    forms={"loop": rglru_loop, "scan": rglru_scan, "chunked": rglru_chunked, "stream": rglru_stream},
     make=_make,
 ))

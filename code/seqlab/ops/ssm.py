@@ -43,7 +43,7 @@ h_t = a_t h_{t-1} + b_t, which an associative scan evaluates in parallel. The fo
     logspace  Heinsen's (2023) scan in log space: with a*_t = Σ_{s≤t} log a_s,
               h_t = exp(a*_t + logcumsumexp_s(log b_s − a*_s)), with the initial state as b_0 at a*_0 = 0;
               it is one cumsum and one logcumsumexp, no Python loop over time
-    step      ``selective_scan_step`` on one token after another
+    stream    ``selective_scan_step`` on one token after another
 
 The log-space scan needs log b_s, and b_s = Δ_s B_s u_s (and h_0) takes both signs. We take the
 *complex* logarithm: log b = log|b| + iπ·[b < 0], so exp of the sum gives back the sign, and the real
@@ -136,12 +136,12 @@ def _s4d_state(state, u, N):
     return _complex(state)
 
 
-def s4d_step(u_t, h, A_bar, B_bar, C, D):
+def s4d_step(u_t, A_bar, B_bar, C, D, *, state):
     """One step of the discrete S4D system: h_t = Ā h_{t-1} + B̄ u_t, y_t = 2 Re(C h_t) + D u_t (chapter 13).
 
-    ``u_t`` (B, D), ``h`` complex (B, D, N), ``A_bar, B_bar`` complex (D, N), ``C`` (D, N, 2), ``D`` (D,).
+    ``u_t`` (B, D), ``A_bar, B_bar`` complex (D, N), ``C`` (D, N, 2), ``D`` (D,), ``state`` h complex (B, D, N).
     """
-    h = A_bar * h + B_bar * u_t[..., None]  # (B, D, N)
+    h = A_bar * state + B_bar * u_t[..., None]  # (B, D, N)
     y_t = 2.0 * (_complex(C) * h).sum(-1).real + D * u_t  # (B, D)
     return y_t, h
 
@@ -195,7 +195,7 @@ def s4d_stream(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
     A_bar, B_bar = s4d_discretize(log_dt, log_A_real, A_imag, B)
     ys = []
     for t in range(u.shape[1]):
-        y_t, h = s4d_step(u[:, t], h, A_bar, B_bar, C, D)
+        y_t, h = s4d_step(u[:, t], A_bar, B_bar, C, D, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), torch.view_as_real(h)
 
@@ -230,12 +230,12 @@ def _scan_coefficients(u, delta, A, B):
     return log_a, b
 
 
-def selective_scan_step(u_t, delta_t, A, B_t, C_t, D, h):
+def selective_scan_step(u_t, delta_t, A, B_t, C_t, D, *, state):
     """One step (chapter 13): h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t u_t, y_t = C_t · h_t + D u_t.
 
-    ``u_t, delta_t`` (B, D), ``A`` (D, N), ``B_t, C_t`` (B, N), ``D`` (D,), ``h`` (B, D, N).
+    ``u_t, delta_t`` (B, D), ``A`` (D, N), ``B_t, C_t`` (B, N), ``D`` (D,), ``state`` h (B, D, N).
     """
-    h = torch.exp(delta_t[..., None] * A) * h + (delta_t * u_t)[..., None] * B_t[:, None, :]  # (B, D, N)
+    h = torch.exp(delta_t[..., None] * A) * state + (delta_t * u_t)[..., None] * B_t[:, None, :]  # (B, D, N)
     y_t = torch.einsum("bdn,bn->bd", h, C_t) + D * u_t  # (B, D)
     return y_t, h
 
@@ -258,7 +258,7 @@ def selective_scan_stream(u, delta, A, B, C, D, state=None, chunk=None):
     h = _scan_state(state, u, N)
     ys = []
     for t in range(u.shape[1]):
-        y_t, h = selective_scan_step(u[:, t], delta[:, t], A, B[:, t], C[:, t], D, h)
+        y_t, h = selective_scan_step(u[:, t], delta[:, t], A, B[:, t], C[:, t], D, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 
@@ -489,12 +489,12 @@ def _make_scan(case: Case, g: torch.Generator) -> Problem:
 
 
 S4D = register_family(Family(
-    name="s4d", chapter=13, forms={"loop": s4d_loop, "conv": s4d_conv, "step": s4d_stream}, make=_make_s4d,
+    name="s4d", chapter=13, forms={"loop": s4d_loop, "conv": s4d_conv, "stream": s4d_stream}, make=_make_s4d,
 ))
 
 SELECTIVE_SCAN = register_family(Family(
     name="selective_scan", chapter=13,
     forms={"loop": selective_scan_loop, "parallel": selective_scan_parallel, "chunked": selective_scan_chunked,
-           "logspace": selective_scan_logspace, "step": selective_scan_stream},
+           "logspace": selective_scan_logspace, "stream": selective_scan_stream},
     make=_make_scan,
 ))

@@ -1,0 +1,296 @@
+"""A small long-range benchmark for every family: ListOps, Pathfinder and long-lag recall, trained (chapter 15).
+
+Glossary, code name -> book notation:
+
+    task           "listops" (nested MAX/MIN/MED/SM, ``seqlab.data.longrange.ListOps``), "pathfinder"
+                   (are two dots joined? an S × S image read pixel by pixel, T = S²), "lag" (chapter 4's
+                   delayed recall: output the first of T = lag + 1 tokens at the last step)
+    arch           one of ``compare.ARCHS`` (RNN, LSTM, Transformer, linear attention, SSM, hybrid), at
+                   the width whose parameter count is nearest ``params``; the LSTM with chapter 4's
+                   forget-gate bias (``FORGET_BIAS``), not PyTorch's default of 0
+    vision arms    on the Pathfinder images only: "Transformer (patches)", the same Transformer reading
+                   2 × 2 patches as tokens (T = S²/4, ViT's recipe), and "LSTM (rows)", an LSTM that reads
+                   one row of S one-hot pixels per step (T = S)
+    accuracy       on a test set; ``val_accuracy`` on a separate validation set picks the learning rate
+    baseline       the best input-blind guess: the most frequent class (ListOps), 1/2 (Pathfinder),
+                   1/vocab (recall)
+
+Every (task, arch) is trained at each learning rate of ``lrs`` and each seed, AdamW with weight decay
+0.1, clipping 1.0, until the validation accuracy reaches 0.99 or ``steps`` run out. ``longrange``
+(``python -m seqlab.experiments longrange``) runs the grid, resumable: each finished run goes to
+``results/runs/longrange-SCALE.jsonl`` as it completes, and a rerun skips it (``runlog``). Under
+``torchrun --nproc_per_node 2`` the runs are spread over two processes.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+
+import torch
+from torch import nn
+
+from .. import _validate as validate
+from .. import compare
+from ..config import seed_everything
+from ..data.longrange import ListOps, Pathfinder, patch_tokens, row_vectors
+from ..data.tasks import DelayedRecall
+from ..measure import count_parameters
+from ..models.charlm import RecurrentLM
+from ..train import accuracy, train
+from . import register
+from .recall import bracketed, best_lr
+from .runlog import log_path, map_logged, per_run
+
+GRID_KEYS = ("archs", "vision", "lrs")
+
+TASKS = ("listops", "pathfinder", "lag")
+VISION = ("Transformer (patches)", "LSTM (rows)")
+FORGET_BIAS = 3.0  # chapter 4: a forget gate open at the start lets the LSTM's gradient reach far back
+WEIGHT_DECAY = 0.1
+TARGET = 0.99
+PATCH = 2
+
+SETTINGS = {
+    "tiny": dict(tasks={"listops": dict(length=16, max_depth=2, max_args=3), "pathfinder": dict(size=6, curve_length=4),
+                        "lag": dict(lag=8, vocab=4)},
+                 archs=list(compare.ARCHS), vision=list(VISION), params=3000, lrs=[1e-3, 1e-2], steps=2,
+                 eval_every=1, batch=4, eval_batch=16),
+    "quick": dict(tasks={"listops": dict(length=128, max_depth=4, max_args=5),
+                         "pathfinder": dict(size=16, curve_length=14), "lag": dict(lag=64, vocab=8)},
+                  archs=list(compare.ARCHS), vision=list(VISION), params=20_000, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=600,
+                  eval_every=100, batch=32, eval_batch=512),
+    "full": dict(tasks={"listops": dict(length=512, max_depth=6, max_args=6),
+                        "pathfinder": dict(size=32, curve_length=40), "lag": dict(lag=256, vocab=8)},
+                 archs=list(compare.ARCHS), vision=list(VISION), params=200_000, lrs=[3e-4, 1e-3, 3e-3, 1e-2],
+                 steps=5000, eval_every=250, batch=64, eval_batch=2048),
+}
+
+
+# runs logged on 2026-12-05 when the fingerprint covered the whole settings dict, with lrs [1e-3, 3e-3, 1e-2]
+LEGACY = {"quick": ("6582a2a5c4dd",)}
+
+
+def make_task(name: str, **kw):
+    """The task ``name`` (one of ``TASKS``) with options ``kw`` (chapter 15)."""
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {name!r}")
+    return {"listops": ListOps, "pathfinder": Pathfinder, "lag": DelayedRecall}[name](**kw)
+
+
+class RowLSTM(nn.Module):
+    """An LSTM that reads an image one row per step: (B, S, 3S) one-hot rows -> (B, S, n_classes) (chapter 15).
+
+    Two layers of ``nn.LSTM`` with the forget-gate bias set to ``forget_bias`` (chapter 4), a linear head.
+    """
+
+    def __init__(self, in_features: int, d: int, n_classes: int, forget_bias: float = FORGET_BIAS):
+        super().__init__()
+        validate.positive_int("in_features", in_features)
+        validate.positive_int("d", d)
+        validate.positive_int("n_classes", n_classes, minimum=2)
+        self.lstm = nn.LSTM(in_features, d, num_layers=2, batch_first=True)
+        with torch.no_grad():
+            for name, b in self.lstm.named_parameters():
+                if name.startswith("bias_ih"):
+                    b[d:2 * d] = forget_bias  # PyTorch's gate order i, f, g, o
+        self.head = nn.Linear(d, n_classes)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        validate.tensor("rows", rows, ndim=3, dtype="float", last_dim=self.lstm.input_size)
+        return self.head(self.lstm(rows)[0])
+
+
+def make_model(arch: str, vocab: int, d: int, *, task=None) -> nn.Module:
+    """A classifier of family ``arch`` and width d reading tokens of ``vocab`` (chapter 15).
+
+    The six ``compare.ARCHS`` come from ``compare.make_model`` except the LSTM, built with chapter 4's
+    forget-gate bias; the vision arms need the ``Pathfinder`` task.
+    """
+    validate.positive_int("d", d)
+    if arch == "LSTM":
+        model = RecurrentLM(vocab, d, d, cell="lstm", n_layers=2, forget_bias=FORGET_BIAS)
+        model.arch = "LSTM"
+        return compare.set_form(model, "fast")
+    if arch in compare.ARCHS:
+        return compare.make_model(arch, vocab, d)
+    if arch not in VISION:
+        raise ValueError(f"arch must be one of {compare.ARCHS + VISION}, got {arch!r}")
+    if not isinstance(task, Pathfinder):
+        raise ValueError(f"the vision arm {arch!r} reads Pathfinder images, got task {type(task).__name__}")
+    if arch == "LSTM (rows)":
+        return RowLSTM(3 * task.size, d, task.n_classes)
+    return compare.make_model("Transformer", 3 ** (PATCH * PATCH), d)
+
+
+def inputs_for(arch: str, task, x: torch.Tensor) -> torch.Tensor:
+    """What ``arch`` reads of a batch of token sequences ``x``: the tokens, patch tokens or one-hot rows."""
+    if arch == "Transformer (patches)":
+        return patch_tokens(x, task.size, PATCH)
+    if arch == "LSTM (rows)":
+        return row_vectors(x, task.size)
+    return x
+
+
+def _vocab(arch: str, task) -> int:
+    return 3 ** (PATCH * PATCH) if arch == "Transformer (patches)" else task.input_vocab
+
+
+@functools.lru_cache(maxsize=None)
+def width_for(arch: str, task, params: int) -> int:
+    """The even width whose parameter count is nearest ``params`` (chapter 15); widths a family cannot take
+    (attention's heads need d/4 even for RoPE) are skipped."""
+    validate.positive_int("params", params)
+    best = None
+    for d in range(8, 257, 2):
+        try:
+            n = count_parameters(make_model(arch, _vocab(arch, task), d, task=task))
+        except ValueError:
+            continue
+        if best is None or abs(n - params) < abs(best[1] - params):
+            best = (d, n)
+        if n > 2 * params:  # counts grow with d: no wider model can be nearer
+            break
+    return best[0]
+
+
+def baseline(task, n: int = 4096, seed: int = 0) -> float:
+    """The best input-blind accuracy (chapter 15): 1/2 for Pathfinder's balanced labels, 1/vocab for recall,
+    and for ListOps the frequency of the most common answer in ``n`` samples."""
+    if isinstance(task, Pathfinder):
+        return 0.5
+    if isinstance(task, DelayedRecall):
+        return task.chance
+    _, y = task.sample(n, generator=seed)
+    labels = y[:, -1].tolist()
+    return Counter(labels).most_common(1)[0][1] / len(labels)
+
+
+def _last_step_accuracy(logits, y):
+    return accuracy(logits[:, -1], y[:, -1])
+
+
+def train_one(task_name: str, arch: str, lr: float, *, task_options: dict, params: int, steps: int, batch: int,
+              eval_batch: int, eval_every: int | None = None, seed: int = 0, device=None,
+              progress: bool = False) -> dict:
+    """Train one classifier on one task; validation accuracy (picks the lr), test accuracy (reported); chapter 15."""
+    device = torch.device(device or "cpu")
+    task = make_task(task_name, **task_options)
+    d = width_for(arch, task, params)
+    test = [t.to(device) for t in task.sample(eval_batch, generator=seed_everything(10_000 + seed))]
+    val = [t.to(device) for t in task.sample(eval_batch, generator=seed_everything(20_000 + seed))]
+    test[0], val[0] = inputs_for(arch, task, test[0]), inputs_for(arch, task, val[0])
+    gen = seed_everything(seed)
+    model = make_model(arch, _vocab(arch, task), d, task=task).to(device)
+    rows = arch == "LSTM (rows)"
+
+    def batch_fn():
+        x, y = task.sample(batch, generator=gen)
+        x = inputs_for(arch, task, x)
+        if rows or arch == "Transformer (patches)":
+            y = y[:, -x.shape[1]:]  # the label stays at the last (now shorter) step
+        return x.to(device), y.to(device)
+
+    def evaluate(m, data):
+        x, y = data
+        return _last_step_accuracy(compare_logits(m, x), y)
+
+    h = train(model, batch_fn, steps=steps, lr=lr, weight_decay=WEIGHT_DECAY, clip=1.0, progress=progress,
+              desc=f"{task_name} {arch} lr={lr:g}", eval_fn=lambda m: {"val_accuracy": evaluate(m, val)},
+              eval_every=eval_every, stop_when=lambda hist: hist.eval["val_accuracy"][-1] >= TARGET)
+    model.eval()
+    with torch.no_grad():
+        acc = evaluate(model, test)
+    curve = h.eval.get("val_accuracy", [float("nan")])
+    return {"task": task_name, "arch": arch, "width": d, "params": count_parameters(model), "lr": lr, "seed": seed,
+            "length": int(test[0].shape[1]), "accuracy": acc, "val_accuracy": curve[-1],
+            "curve": {"step": list(h.eval_step), "val_accuracy": [round(v, 4) for v in curve]},
+            "steps": h.steps, "diverged": h.diverged, "baseline": baseline(task),
+            "seconds": round(h.seconds, 3)}
+
+
+def compare_logits(model, x):
+    """Logits of ``model`` on ``x``: token models return (B, T, V) or a tuple starting with them."""
+    out = model(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def grid(s: dict, seeds) -> list[tuple]:
+    """(task, arch, lr, seed) of every run, seed by seed, so a stopped sweep has whole grids of its first seeds."""
+    out = []
+    for sd in seeds:
+        for t in s["tasks"]:
+            arms = list(s["archs"]) + (list(s["vision"]) if t == "pathfinder" else [])
+            out += [(t, a, lr, sd) for a in arms for lr in s["lrs"]]
+    return out
+
+
+def table(runs: list[dict]) -> list[dict]:
+    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline."""
+    rows = []
+    for t in dict.fromkeys(r["task"] for r in runs):
+        rs = [dict(r, width=r["arch"], n_pairs=t) for r in runs if r["task"] == t]  # best_lr's cell: (arch, ·, ·)
+        brackets = bracketed(rs)
+        for arch in dict.fromkeys(r["arch"] for r in rs):
+            best = [r for r in best_lr([r for r in rs if r["arch"] == arch])]
+            accs = [r["accuracy"] for r in best]
+            rows.append({"task": t, "arch": arch, "lr": best[0]["lr"], "seeds": len(best), "mean": sum(accs) / len(accs),
+                         "min": min(accs), "max": max(accs), "params": best[0]["params"], "length": best[0]["length"],
+                         "baseline": best[0]["baseline"], "bracketed": brackets[(arch, arch, t)],
+                         "steps": max(r["steps"] for r in best)})
+    return rows
+
+
+@register("longrange", "chapter 15: ListOps, Pathfinder (pixels, patches, rows) and long-lag recall for all six "
+                       "families, trained", chapter=15)
+def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
+    """The long-range benchmark of chapter 15 at ``scale``; resumable (``runlog``)."""
+    s = SETTINGS[scale]
+    start = time.perf_counter()
+    common = dict(params=s["params"], steps=s["steps"], batch=s["batch"], eval_batch=s["eval_batch"],
+                  eval_every=s["eval_every"], device=device)
+
+    def one(c):
+        t, arch, lr, seed = c
+        return train_one(t, arch, lr, task_options=s["tasks"][t], seed=seed, progress=progress, **common)
+
+    runs = map_logged(one, grid(s, list(seeds)), path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS),
+                      progress=progress, desc="long-range runs", also_accept=LEGACY.get(scale, ()))
+    rows = table(runs)
+    lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
+             f"{'baseline':>8s} bracketed"]
+    for r in rows:
+        lines.append(f"{r['task']:10s} {r['arch']:22s} {r['length']:4d} {r['params']:6d} {r['lr']:7g} {r['mean']:9.3f} "
+                     f"[{r['min']:.3f}, {r['max']:.3f}] {r['baseline']:8.3f} {'yes' if r['bracketed'] else 'NO'}")
+    return {"settings": s, "runs": runs, "table": rows, "summary_lines": lines,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def estimate(scale: str = "quick", probe_steps: int = 5, processes: int = 2, out=None) -> list[str]:
+    """CPU seconds per step of every (task, arch) from ``probe_steps`` timed steps, and the sweep's cost (chapter 15).
+
+    Process CPU time, which a machine shared with other work inflates far less than wall time. An
+    upper bound for the sweep: runs that reach the target stop early. ``out``: also print each line there.
+    """
+    s = SETTINGS[scale]
+    lines, total = [], 0.0
+    for t, opts in s["tasks"].items():
+        arms = list(s["archs"]) + (list(s["vision"]) if t == "pathfinder" else [])
+        for arch in arms:
+            width_for(arch, make_task(t, **opts), s["params"])  # the width search is not part of a step
+            start = time.process_time()
+            r = train_one(t, arch, 1e-3, task_options=opts, params=s["params"], steps=probe_steps, batch=s["batch"],
+                          eval_batch=s["batch"], eval_every=None, seed=0)
+            per_step = (time.process_time() - start) / r["steps"]
+            runs = len(s["lrs"]) * 3
+            cost = per_step * s["steps"] * runs
+            total += cost
+            lines.append(f"{t:10s} {arch:22s} T={r['length']:4d} params={r['params']:6d} {per_step * 1e3:7.1f} ms/step"
+                         f" (CPU) -> {runs} runs x {s['steps']} steps: {cost / 60:6.1f} CPU-min")
+            if out is not None:
+                print(lines[-1], file=out, flush=True)
+    lines.append(f"in all: {total / 3600:.2f} CPU-hours for 3 seeds, about {total / 3600 / processes:.2f} h of wall "
+                 f"time on {processes} quiet cores")
+    if out is not None:
+        print(lines[-1], file=out, flush=True)
+    return lines

@@ -1,0 +1,112 @@
+"""Resumable sweeps: each finished run appended to a log as it completes, a rerun skips the runs already there (chapter 12).
+
+A recorded sweep of many training runs may be stopped (a session ends, a machine is
+lent for an hour) long before it is done. ``map_logged`` runs ``fn`` over the configurations
+like ``distributed.map_runs`` (spread over ``torchrun``'s processes), but first reads the
+sweep's log — one JSON line per finished run — and runs only the configurations not in it;
+each run's result is appended (and flushed) the moment it finishes, by whichever process ran
+it. Rerunning the same command therefore picks up where the last one stopped, and the
+results file it writes at the end holds every run, old and new, in the order of the grid.
+
+A logged run is reused when its configuration is in the grid and its fingerprint matches: the
+fingerprint covers the settings *of one run* (the task, the steps, the batch — not the lists that
+span the grid), so extending a grid (another learning rate, another seed) reruns only the new points.
+
+The log is ``results/runs/NAME-SCALE.jsonl`` (``SEQLAB_RUNLOG_DIR`` moves it; set to an empty
+string it turns logging off). At the ``tiny`` scale (the tests' smoke runs) nothing is logged
+unless ``SEQLAB_RUNLOG_DIR`` is set. A line records the run's configuration and a fingerprint
+of the sweep's settings, so a log written under other settings is never mistaken for this one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .distributed import map_runs
+
+
+def fingerprint(settings: dict) -> str:
+    """A short hash of a sweep's settings (JSON with sorted keys), stored with every logged run (chapter 12)."""
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def log_path(name: str, scale: str) -> Path | None:
+    """Where the sweep ``name`` at ``scale`` logs its runs, or None when it does not log (chapter 12)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    folder = os.environ.get("SEQLAB_RUNLOG_DIR")
+    if folder is None:
+        if scale == "tiny":
+            return None
+        from . import results_dir
+
+        folder = str(results_dir() / "runs")
+    if folder == "":
+        return None
+    return Path(folder) / f"{name}-{scale}.jsonl"
+
+
+def read(path: Path | None, fp: str) -> dict[str, dict]:
+    """The finished runs in ``path`` with fingerprint ``fp``, by key; a torn last line (a killed run) is skipped."""
+    done: dict[str, dict] = {}
+    if path is None or not path.exists():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short when a process was killed mid-write
+        if isinstance(entry, dict) and entry.get("fingerprint") == fp and "key" in entry and "result" in entry:
+            done[entry["key"]] = entry["result"]
+    return done
+
+
+def _key(config) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def per_run(settings: dict, grid_keys) -> dict:
+    """``settings`` without the keys that only list the grid's points (chapter 12): what one run depends on."""
+    return {k: v for k, v in settings.items() if k not in set(grid_keys)}
+
+
+def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: dict, progress: bool = False,
+               desc: str = "runs", also_accept: Sequence[str] = ()) -> list:
+    """``[fn(c) for c in configs]``, skipping the configurations already in the log at ``path`` (chapter 12).
+
+    ``configs`` must be JSON-serialisable (tuples of numbers and strings); ``fn`` returns a
+    JSON-serialisable dict; ``settings`` are those one run depends on (``per_run``). Lines with a
+    fingerprint in ``also_accept`` are reused too (logs written before a change of what is
+    fingerprinted, under the same per-run settings). With ``path`` None this is ``distributed.map_runs``.
+    """
+    configs = list(configs)
+    if path is None:
+        return map_runs(fn, configs, progress=progress, desc=desc)
+    fp = fingerprint(settings)
+    done = {}
+    for accepted in (*also_accept, fp):
+        done.update(read(path, accepted))
+    todo = [c for c in configs if _key(c) not in done]
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def run_and_log(config):
+        result = fn(config)
+        line = json.dumps({"fingerprint": fp, "key": _key(config), "result": result}) + "\n"
+        with open(path, "a", encoding="utf-8") as f:  # one write per line: appends from two processes do not interleave
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        return result
+
+    if progress and todo != configs:
+        import sys
+
+        print(f"{desc}: {len(configs) - len(todo)} of {len(configs)} runs already in {path}; running the other "
+              f"{len(todo)}", file=sys.stderr)
+    new = dict(zip((_key(c) for c in todo), map_runs(run_and_log, todo, progress=progress, desc=desc)))
+    return [done[_key(c)] if _key(c) in done else new[_key(c)] for c in configs]

@@ -1,0 +1,114 @@
+"""Chapter 15's long-range benchmark: ListOps and Pathfinder labels checked independently, arguments, the grid."""
+import pytest
+import torch
+
+from seqlab.data import longrange as lr
+from seqlab.data.tasks import IGNORE
+from seqlab.experiments import longrange as exp
+
+
+def test_listops_labels_equal_a_stack_evaluation_and_the_answer_is_at_the_last_step():
+    task = lr.ListOps(length=64, max_depth=3, max_args=4)
+    x, y = task.sample(128, generator=0)
+    assert x.shape == y.shape == (128, 64)
+    assert (y[:, :-1] == IGNORE).all() and ((0 <= y[:, -1]) & (y[:, -1] < 10)).all()
+    for b in range(128):
+        tokens = [t for t in x[b].tolist() if t != lr.PAD]
+        assert x[b, -1] == lr.CLOSE  # left-padded: the expression ends at the last step
+        assert lr.evaluate_tokens(tokens) == y[b, -1]
+    assert len(set(y[:, -1].tolist())) >= 8  # many answers occur
+    assert lr.listops_value("MED", [5, 1, 9, 3]) == 5 and lr.listops_value("SM", [7, 8]) == 5
+    x2, _ = task.sample(128, generator=0)
+    assert torch.equal(x, x2)  # seeded
+
+
+def test_pathfinder_labels_agree_with_a_flood_fill_and_are_balanced():
+    task = lr.Pathfinder(size=12, curve_length=10)
+    x, y = task.sample(200, generator=1)
+    assert x.shape == (200, 144) and set(x.unique().tolist()) <= {0, 1, 2}
+    for b in range(200):
+        img = x[b].reshape(12, 12)
+        assert (img == lr.DOT).sum() == 2
+        assert (img != lr.BACKGROUND).sum() == 20  # two curves of 10 pixels in both classes
+        assert lr.connected(img) == bool(y[b, -1])
+    assert 0.35 < y[:, -1].float().mean() < 0.65
+
+
+def test_patches_and_rows_keep_every_pixel():
+    task = lr.Pathfinder(size=8, curve_length=6)
+    x, _ = task.sample(4, generator=2)
+    p = lr.patch_tokens(x, 8, 2)
+    assert p.shape == (4, 16) and int(p.max()) < 81
+    img = x.reshape(4, 8, 8)
+    first = img[:, :2, :2].reshape(4, 4)  # the top-left patch, raster order inside it
+    assert torch.equal(p[:, 0], (first * torch.tensor([1, 3, 9, 27])).sum(-1))
+    rows = lr.row_vectors(x, 8)
+    assert rows.shape == (4, 8, 24) and torch.equal(rows.reshape(4, 8, 8, 3).argmax(-1), img)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: lr.ListOps(length=3), ValueError, "length must be >= 4"),
+    (lambda: lr.ListOps(max_args=1), ValueError, "max_args must be >= 2"),
+    (lambda: lr.ListOps(leaf_prob=1.5), ValueError, "leaf_prob must be in"),
+    (lambda: lr.ListOps(max_depth=2.0), TypeError, "max_depth must be an int"),
+    (lambda: lr.Pathfinder(size=4), ValueError, "size must be >= 6"),
+    (lambda: lr.Pathfinder(size=8, curve_length=20), ValueError, "curve_length must be at most"),
+    (lambda: lr.patch_tokens(torch.zeros(2, 64, dtype=torch.long), 8, 3), ValueError, "must divide"),
+    (lambda: lr.patch_tokens(torch.zeros(2, 60, dtype=torch.long), 8, 2), ValueError, r"x must be \(B, size²\)"),
+    (lambda: lr.row_vectors(torch.zeros(2, 64), 8), TypeError, "x"),
+    (lambda: lr.connected(torch.zeros(4, 4, dtype=torch.long)), ValueError, "exactly two dots"),
+    (lambda: lr.listops_value("AVG", [1]), ValueError, "op must be one of"),
+    (lambda: exp.make_task("mnist"), ValueError, "task must be one of"),
+    (lambda: exp.make_model("CNN", 8, 16), ValueError, "arch must be one of"),
+    (lambda: exp.make_model("LSTM (rows)", 8, 16, task=lr.ListOps()), ValueError, "reads Pathfinder images"),
+])
+def test_bad_arguments_fail_clearly(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_models_are_matched_in_parameters_and_the_lstm_has_chapter_4s_forget_bias():
+    task = lr.Pathfinder(size=8, curve_length=6)
+    counts = {}
+    for arch in exp.compare.ARCHS + exp.VISION:
+        d = exp.width_for(arch, task, 20_000)
+        m = exp.make_model(arch, exp._vocab(arch, task), d, task=task)
+        counts[arch] = sum(p.numel() for p in m.parameters())
+        x, _ = task.sample(2, generator=0)
+        out = exp.compare_logits(m, exp.inputs_for(arch, task, x))
+        assert out.shape[:2] == exp.inputs_for(arch, task, x).shape[:2]
+    assert max(counts.values()) < 1.5 * min(counts.values()), counts
+    lstm = exp.make_model("LSTM", 8, 16)
+    b = dict(lstm.named_parameters())
+    forget = [v[16:32] for k, v in b.items() if k.endswith("b_x")]  # b_xf: gate order i, f, g, o
+    assert forget and all(torch.allclose(f, torch.full_like(f, exp.FORGET_BIAS)) for f in forget), list(b)
+
+
+def test_grid_is_seed_major_and_the_vision_arms_run_on_pathfinder_only():
+    s = exp.SETTINGS["quick"]
+    g = exp.grid(s, [0, 1, 2])
+    per_seed = len(g) // 3
+    assert {c[3] for c in g[:per_seed]} == {0} and len(g) == 3 * per_seed
+    assert {c[0] for c in g if c[1] in exp.VISION} == {"pathfinder"}
+    assert len(s["lrs"]) >= 3
+
+
+def test_chapter_15_tables_are_html_and_read_the_recorded_files():
+    from seqlab.experiments import architectures as A
+    html = A.html_table(["a", "b<"], [[1, "x&y"]])
+    assert html.startswith("<table>") and "<th>b&lt;</th>" in html and "<td>x&amp;y</td>" in html
+    with pytest.raises(ValueError, match="every row must have 2 cells"):
+        A.html_table(["a", "b"], [[1]])
+    assert A.recorded_rows(None, None) == (["measurement", *A.ARCHS], [])
+    table = [dict(task="lag", arch=a, mean=0.5, min=0.4, max=0.6, baseline=0.125, length=65) for a in A.ARCHS]
+    rec = {"results": {"table": table}}
+    recall_rec = {"results": {"table_width": [dict(arch=a, width=w, mean=0.9, min=0.8, max=1.0)
+                                              for a in ("softmax", "linear", "delta") for w in (16, 32)]}}
+    header, rows = A.recorded_rows(rec, recall_rec)
+    assert len(rows) == 2 and all(len(r) == len(header) for r in rows)
+    assert rows[0][0].startswith("lag (T = 65") and rows[0][1] == "0.50 [0.40, 0.60]"
+    assert rows[1][0] == "MQAR recall, d = 16 (chapter 12)" and rows[1][3] == "0.90 [0.80, 1.00]"
+    lstm = A.make_model("LSTM", 10, 16)
+    b_x = dict(lstm.named_parameters())["recurrent.cells.0.b_x"]
+    assert torch.allclose(b_x[16:32], torch.full((16,), A.FORGET_BIAS))
+    assert "use" not in A.table_rows(*[{a: 1.0 for a in A.ARCHS}] * 7)

@@ -1,0 +1,183 @@
+"""Chapter 12's recall experiment: the grid through the command, lr chosen on validation, bracketing, resumable logs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqlab import experiments
+from seqlab.experiments import recall, runlog
+
+CODE = Path(__file__).resolve().parents[1]
+
+
+def command(*args, env=None):
+    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "seqlab.experiments", *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_recall_writes_both_axes_and_keeps_the_lr_best_on_validation(tmp_path):
+    out_file = tmp_path / "recall.json"
+    logs = tmp_path / "runs"
+    out = command("recall", "--scale", "tiny", "--seeds", "0", "1", "2", "--out", str(out_file),
+                  env={"SEQLAB_RUNLOG_DIR": str(logs)})
+    assert out.returncode == 0, out.stderr
+    record = experiments.load(out_file, "recall")
+    res, s = record["results"], record["results"]["settings"]
+    assert len(s["lrs"]) >= 4
+    n_width = len(s["archs"]) * len(s["widths"]) * len(s["lrs"]) * 3
+    n_pairs = len(s["pairs_archs"]) * len(s["pairs"]) * len(s["lrs"]) * 3
+    assert len(res["runs"]) == n_width + n_pairs
+    assert sum(r["axis"] == "pairs" for r in res["runs"]) == n_pairs
+    for r in res["runs"]:
+        assert {"arch", "width", "n_pairs", "lr", "seed", "state_bytes", "accuracy", "val_accuracy", "curve",
+                "d_phi", "chance"} <= set(r)
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["state_bytes"] > 0
+        if r["arch"] == "softmax":  # a KV cache: 2 T d per layer, plus the conv buffer
+            assert r["state_bytes"] == 4 * s["layers"] * (2 * r["length"] * r["width"] + 2 * r["width"])
+    # the pairs axis keeps the width (so the state) fixed
+    assert {r["width"] for r in res["runs"] if r["axis"] == "pairs"} == {s["pairs_width"]}
+    # one lr per cell, chosen by mean VALIDATION recall, with all three seeds
+    for axis in ("width", "pairs"):
+        rs = [r for r in res["runs"] if r["axis"] == axis]
+        for row in res[f"table_{axis}"]:
+            cell = [r for r in rs if (r["arch"], r["width"], r["n_pairs"]) == (row["arch"], row["width"], row["n_pairs"])]
+            mean = lambda lr: sum(r["val_accuracy"] for r in cell if r["lr"] == lr) / 3
+            assert row["seeds"] == 3 and all(mean(row["lr"]) >= mean(lr) for lr in s["lrs"])
+            assert row["min"] <= row["mean"] <= row["max"]
+    # every run was logged as it finished
+    lines = (logs / "recall-tiny.jsonl").read_text().splitlines()
+    assert len(lines) == n_width + n_pairs
+    assert "bracketed" in out.stdout
+
+
+def test_best_lr_uses_validation_not_test_and_the_mean_over_seeds():
+    runs = [dict(arch="linear", width=8, n_pairs=4, lr=lr, seed=sd, accuracy=acc, val_accuracy=val)
+            for lr, sd, acc, val in [(1e-3, 0, 0.9, 0.9), (1e-3, 1, 0.9, 0.1), (1e-2, 0, 0.1, 0.6), (1e-2, 1, 0.1, 0.6)]]
+    assert {r["lr"] for r in recall.best_lr(runs)} == {1e-2}  # test recall would pick 1e-3
+    with pytest.raises(ValueError, match="arch must be one of"):
+        recall.make_model("rnn", 8, vocab=16)
+
+
+@pytest.mark.parametrize("means, expected", [
+    ([0.1, 0.5, 0.9, 0.4], True),     # optimum inside the grid
+    ([0.9, 0.5, 0.3, 0.1], False),    # best at the lowest lr, clearly: extend the grid down
+    ([0.2, 0.5, 0.7, 0.95], False),   # best at the highest
+    ([1.0, 0.995, 0.99, 0.5], True),  # flat top reaching the edge: an inner lr is within tol
+])
+def test_bracketed_flags_an_optimum_at_the_grid_edge(means, expected):
+    runs = [dict(arch="delta", width=8, n_pairs=4, lr=lr, seed=0, accuracy=m, val_accuracy=m)
+            for lr, m in zip([1e-3, 3e-3, 1e-2, 3e-2], means)]
+    assert recall.bracketed(runs) == {("delta", 8, 4): expected}
+
+
+def test_crosstalk_law_and_state_of_the_delta_rule():
+    assert recall.crosstalk_law(1, 16) == 0.0 and recall.crosstalk_law(17, 16) == pytest.approx(1.0)
+    lin, delta = (recall.make_model(a, 32, vocab=16) for a in ("linear", "delta"))
+    assert delta.state_bytes(48) < lin.state_bytes(48)  # the same S, no normaliser z
+    assert recall.d_phi("taylor", 32, 4) == 1 + 8 + 64 and recall.d_phi("delta", 32, 4) == 8
+    x = torch.randint(0, 16, (2, 12))
+    assert delta(x).shape == (2, 12, 16)
+
+
+def test_runlog_skips_finished_runs_and_survives_a_torn_line(tmp_path):
+    path = tmp_path / "x.jsonl"
+    calls = []
+
+    def fn(c):
+        calls.append(c)
+        return {"c": c, "sq": c * c}
+
+    settings = {"a": 1}
+    assert [r["sq"] for r in runlog.map_logged(fn, [1, 2, 3], path=path, settings=settings)] == [1, 4, 9]
+    with open(path, "a") as f:
+        f.write('{"fingerprint": "trunc')  # a process killed mid-write
+    calls.clear()
+    assert [r["sq"] for r in runlog.map_logged(fn, [3, 4, 1], path=path, settings=settings)] == [9, 16, 1]
+    assert calls == [4]  # only the new configuration ran
+    calls.clear()
+    runlog.map_logged(fn, [1], path=path, settings={"a": 2})  # other settings: nothing reused
+    assert calls == [1]
+    assert runlog.log_path("recall", "tiny") is None or os.environ.get("SEQLAB_RUNLOG_DIR")
+    with pytest.raises(TypeError, match="settings must be a dict"):
+        runlog.fingerprint([1])
+
+
+def test_the_delta_rule_reads_back_orthonormal_pairs_exactly_where_linear_attention_does_not():
+    from seqlab.ops import linear_attention as la
+    g = torch.Generator().manual_seed(0)
+    d, n = 8, 8
+    K = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].T[:n]  # orthonormal rows
+    Kr = torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=-1)  # random unit
+    V = torch.randn(1, n, 3, generator=g, dtype=torch.float64)
+    for keys, exact in ((K, True), (Kr, False)):
+        _, S = la.delta_rule_loop(keys[None], keys[None], V, torch.ones(1, n, dtype=torch.float64))
+        _, S_lin = la.linear_attention_loop(keys[None], keys[None], V, feature_map="identity", normalize=False)
+        err_delta = ((keys @ S[0]) - V[0]).norm() / V[0].norm()
+        err_lin = ((keys @ S_lin[0]) - V[0]).norm() / V[0].norm()
+        if exact:
+            assert err_delta < 1e-12 and err_lin < 1e-12  # orthonormal: no cross-talk for either
+        else:
+            assert err_delta < err_lin / 2  # random keys: the delta rule removes much of the cross-talk
+    with pytest.raises(ValueError, match="beta must be"):
+        la.delta_rule_loop(K[None], K[None], V, torch.ones(1, n - 1, dtype=torch.float64))
+    from seqlab.models.linear_attention import LinearAttentionConfig
+    with pytest.raises(ValueError, match="delta rule"):
+        LinearAttentionConfig(d_model=8, n_heads=2, gate="scalar", delta=True)
+    with pytest.raises(TypeError, match="delta must be a bool"):
+        LinearAttentionConfig(d_model=8, n_heads=2, delta=1)
+
+
+def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tasks():
+    from seqlab.data.tasks import CopyTask, SelectiveCopy
+    from seqlab.experiments import ssm as E
+    task = SelectiveCopy(n_data=2, length=10, vocab=4)
+    torch.manual_seed(0)
+    model = E.MixerLM(E.MixerLMConfig(task.input_vocab, mixer="selective", d_model=8, n_layers=2, mlp=False,
+                                      options=dict(d_state=2)))
+    probe = E.selectivity_probe(model, task, seed=0, n=8, trace=True)
+    assert len(probe) == 2 and all(p["delta_data"] > 0 and p["delta_noise"] > 0 for p in probe)
+    t = probe[0]["trace"]
+    assert len(t["delta"]) == len(t["norm"]) == len(t["data"]) == 10 and sum(t["data"]) == 2
+    # the probe's own rerun of h_t ends where the layer's scan ends
+    layer = model.mixers[0].layer
+    from seqlab.config import seed_offset
+    x, _ = task.sample(8, generator=30_000 + seed_offset())
+    store = {}
+    hook = layer.x_proj.register_forward_hook(lambda m, i, o: store.update(u=i[0]))
+    with torch.no_grad():
+        emb = model.norms1[0](model.embed(x[:, :10]))
+        _, (_, h_scan) = layer(emb)
+    hook.remove()
+    assert torch.allclose(torch.tensor(t["norm"][-1]), h_scan[0].norm(), rtol=1e-4)
+    with pytest.raises(TypeError, match="SelectiveCopy"):
+        E.selectivity_probe(model, CopyTask(length=3, vocab=4), seed=0)
+
+
+def test_a_grid_extended_by_a_learning_rate_reruns_only_the_new_points(tmp_path):
+    path = tmp_path / "x.jsonl"
+    calls = []
+
+    def fn(c):
+        calls.append(c)
+        return {"c": c}
+
+    settings = {"steps": 5, "lrs": [1, 2]}
+    runlog.map_logged(fn, [("a", 1), ("a", 2)], path=path, settings=runlog.per_run(settings, ["lrs"]))
+    calls.clear()
+    settings["lrs"].append(3)
+    runlog.map_logged(fn, [("a", 1), ("a", 2), ("a", 3)], path=path, settings=runlog.per_run(settings, ["lrs"]))
+    assert calls == [("a", 3)]
+    # lines written under another fingerprint are reused only when accepted explicitly
+    legacy = tmp_path / "legacy.jsonl"
+    runlog.map_logged(fn, [("b", 1)], path=legacy, settings={"old": True})
+    calls.clear()
+    runlog.map_logged(fn, [("b", 1)], path=legacy, settings={"new": True}, also_accept=[runlog.fingerprint({"old": True})])
+    assert calls == []
+    from seqlab.experiments import longrange, recall as rec
+    assert runlog.fingerprint(rec.SETTINGS["quick"]) in rec.LEGACY["quick"]   # the runs logged before the change
+    assert runlog.fingerprint(dict(longrange.SETTINGS["quick"], lrs=[1e-3, 3e-3, 1e-2])) in longrange.LEGACY["quick"]

@@ -1,0 +1,176 @@
+"""The scaling study's recipe (chapter 10): schedule, betas, bracketed lr grid, windows, paired bootstrap, resuming."""
+import math
+
+import pytest
+import torch
+
+from seqlab.experiments import scaling
+from seqlab.train import train
+
+
+def test_train_takes_betas_and_a_schedule():
+    model = torch.nn.Linear(3, 2)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    lr_at = scaling.cosine_schedule(1e-2, steps=10, warmup=2, final=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1.0, betas=(0.9, 0.99))
+    h = train(model, lambda: (x, y), steps=10, lr_at=lr_at, optimizer=opt, progress=False)
+    assert h.lr == pytest.approx([lr_at(t) for t in range(10)])
+    h = train(torch.nn.Linear(3, 2), lambda: (x, y), steps=2, betas=(0.8, 0.95), progress=False)
+    with pytest.raises(ValueError, match="betas"):
+        train(model, lambda: (x, y), steps=1, betas=(0.9, 1.5))
+    with pytest.raises(TypeError, match="lr_at"):
+        train(model, lambda: (x, y), steps=1, lr_at=0.1)
+
+
+def test_betas_reach_adamw(monkeypatch):
+    seen = {}
+    real = torch.optim.AdamW
+
+    def spy(params, **kw):
+        seen.update(kw)
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    train(torch.nn.Linear(3, 2), lambda: (torch.randn(4, 3), torch.randint(0, 2, (4,))), steps=1, betas=(0.9, 0.99),
+          progress=False)
+    assert seen["betas"] == (0.9, 0.99)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor():
+    f = scaling.cosine_schedule(1.0, steps=101, warmup=10, final=0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(100) == pytest.approx(0.1) and f(55) == pytest.approx(0.55)
+    assert all(f(t) >= f(t + 1) for t in range(10, 100))
+    with pytest.raises(ValueError, match="warmup"):
+        scaling.cosine_schedule(1.0, steps=5, warmup=5)
+
+
+def test_lr_choice_must_bracket():
+    c = scaling.choose_lr([1e-3, 2e-3, 4e-3, 8e-3], [2.0, 1.8, 1.7, 1.9])
+    assert c["lr"] == 4e-3 and c["bracketed"] and c["edge"] is None
+    with pytest.raises(ValueError, match=r"does not bracket.*largest value; widen the grid upwards"):
+        scaling.choose_lr([1e-3, 2e-3, 4e-3, 8e-3], [2.0, 1.9, 1.8, 1.7], where=" of the lstm of width 24")
+    c = scaling.choose_lr([1e-3, 2e-3, 4e-3], [1.5, math.inf, math.inf], require_bracket=False)
+    assert c["edge"] == "low" and not c["bracketed"]
+    assert scaling.widen([1e-3, 2e-3], "low") == pytest.approx([5e-4, 1e-3, 2e-3])
+    assert scaling.widen([1e-3, 2e-3], "high") == pytest.approx([1e-3, 2e-3, 4e-3])
+    with pytest.raises(ValueError, match="every run diverged"):
+        scaling.choose_lr([1e-3, 2e-3], [math.inf, math.nan])
+
+
+def test_windows_are_spread_across_the_split():
+    ids = torch.arange(10_000)
+    w = scaling.spread_windows(ids, 20, 31)
+    assert w.shape == (20, 32) and torch.equal(w[:, 1:] - w[:, :-1], torch.ones(20, 31, dtype=torch.long))
+    starts = w[:, 0]
+    assert starts[0] < 500 and starts[-1] > 9_000 and (starts[1:] - starts[:-1] >= 32).all()  # no overlap
+    assert torch.equal(w, scaling.spread_windows(ids, 20, 31))
+    with pytest.raises(ValueError, match="need at least"):
+        scaling.spread_windows(ids, 400, 31)
+
+
+def test_paired_bootstrap_cancels_shared_content():
+    g = torch.Generator().manual_seed(0)
+    content = 2.0 * torch.randn(200, generator=g)  # the windows' difficulty, shared by both models
+    a = (content + 1.0 + 0.01 * torch.randn(200, generator=g)).tolist()
+    b = (content + 1.1 + 0.01 * torch.randn(200, generator=g)).tolist()
+    paired = scaling.paired_bootstrap(lambda m: m["b"] - m["a"], {"a": a, "b": b}, n_boot=300)
+    assert paired["lo"] < 0.1 < paired["hi"] and paired["hi"] - paired["lo"] < 0.01
+    alone = scaling.paired_bootstrap(lambda m: m["a"], {"a": a}, n_boot=300)
+    assert alone["hi"] - alone["lo"] > 0.3  # one model's mean carries the content noise
+
+
+def test_isoflop_plan_is_centred_on_the_predicted_optimum():
+    s = scaling.SETTINGS["cpu"]
+    plan = scaling.isoflop_plan(s, vocab=98)
+    for C in s["iso_budgets"]:
+        rows = [p for p in plan if p["budget"] == C]
+        N = [scaling.count_parameters(scaling.make_model(p["family"], p["width"], 98, s["context"], s["layers"]))
+             ["non_embedding"] for p in rows]
+        n_opt = math.sqrt(C / 120)
+        assert min(N) < n_opt / 2 and max(N) > 2 * n_opt and len(rows) >= 4
+        assert all(p["steps"] >= 20 for p in rows)
+
+
+def test_cpu_scale_design():
+    s = scaling.SETTINGS["cpu"]
+    for f in scaling.FAMILIES:
+        N = [scaling.count_parameters(scaling.make_model(f, w, 98, s["context"], s["layers"]))["non_embedding"]
+             for w in s["widths"][f]]
+        assert len(N) >= 5 and N[0] < 15_000 and N[-1] > 850_000
+        assert len(s["lrs"][f]) >= 4
+    tokens = s["steps"] * s["batch"] * s["context"]
+    assert tokens > 2e6 and tokens < 4 * 10_000_000 and s["context"] >= 256
+
+
+def test_a_sweep_resumes_from_its_saved_runs(tmp_path, monkeypatch):
+    first = scaling.scaling("tiny", seeds=[0, 1], runs_dir=tmp_path)
+    saved = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert len([n for n in saved if n.startswith(("lr-", "seed-", "iso-"))]) == 12 + 6 + len(first["isoflop"])
+
+    def no_training(*a, **k):
+        raise AssertionError("a saved run was trained again")
+
+    monkeypatch.setattr(scaling, "train_one", no_training)
+    again = scaling.scaling("tiny", seeds=[0, 1], runs_dir=tmp_path)
+    assert again["best"] == first["best"] and again["isoflop"] == first["isoflop"]
+    for f in scaling.FAMILIES:
+        assert [b["width"] for b in first["best"][f]] == scaling.SETTINGS["tiny"]["widths"][f]
+        assert all(len(b["val_losses"]) == 2 for b in first["best"][f])
+    assert {c["family"] for c in first["checkpoints"]} == set(scaling.FAMILIES)
+    # a saved run made with other settings is an error, not silently reused
+    other = scaling.Runs(tmp_path, "another-hash")
+    with pytest.raises(ValueError, match="other settings"):
+        other.get(next(p.stem for p in tmp_path.glob("lr-*.json")))
+
+
+def test_findings_state_what_a_record_shows_and_pin_it(tmp_path):
+    res = scaling.scaling("tiny", seeds=[0, 1], runs_dir=tmp_path)
+    items = {f["name"]: f for f in scaling.findings(res)}
+    assert {"design", "lr bracketed", "n-gram levels", "exponents", "crossing", "IsoFLOP"} <= set(items)
+    assert not items["design"]["holds"]          # tiny: 3 sizes, 2 seeds: not a study the page may stand on
+    assert not items["lr bracketed"]["holds"]    # a 2-value grid brackets nothing
+    assert items["n-gram levels"]["holds"] and "unigram" in items["n-gram levels"]["text"]
+    assert items["exponents"]["holds"] and "alpha" in items["exponents"]["text"]
+
+
+def test_repeat_probe_and_checkpoints(tmp_path):
+    res = scaling.scaling("tiny", seeds=[0], runs_dir=tmp_path / "runs")
+    entry = res["checkpoints"][0]
+    model = scaling.load_checkpoint(entry, tmp_path, vocab=res["corpus"]["vocab_size"])
+    ids = torch.randint(0, res["corpus"]["vocab_size"], (5000,), generator=torch.Generator().manual_seed(0))
+    p = scaling.repeat_probe(model, ids, 6, span=10, context=32)
+    assert len(p["first"]) == len(p["repeat"]) == 6 and all(v > 0 for v in p["first"] + p["repeat"])
+    with pytest.raises(ValueError, match="do not fit"):
+        scaling.repeat_probe(model, ids, 6, span=20, context=32)
+    (tmp_path / entry["file"]).write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="sha256"):
+        scaling.load_checkpoint(entry, tmp_path, vocab=res["corpus"]["vocab_size"])
+
+
+def test_repeat_probe_sees_a_copy():
+    """A model that copies from its context (here: one that predicts the character 100 positions back) gains on the
+    repeat and not on the first occurrence; the probe's indices line the two occurrences up."""
+    V, span, ctx = 7, 10, 32
+
+    class Lookback(torch.nn.Module):
+        def forward(self, x):
+            B, T = x.shape
+            logits = torch.zeros(B, T, V)
+            for t in range(T):  # predict x[t + 1] as x[t + 1 - span], when that exists
+                if t + 1 - span >= 0:
+                    logits[torch.arange(B), t, x[:, t + 1 - span]] = 10.0
+            return logits
+
+    ids = torch.randint(0, V, (3000,), generator=torch.Generator().manual_seed(1))
+    p = scaling.repeat_probe(Lookback(), ids, 8, span=span, context=ctx)
+    assert max(p["repeat"]) < 0.01 and min(p["first"]) > 1.0
+
+
+def test_the_cpu_scale_belongs_to_the_scaling_study():
+    from seqlab import experiments
+    assert "cpu" in experiments.get("scaling").scales and "cpu" not in experiments.get("recall").scales
+    with pytest.raises(ValueError, match="runs at the scales"):
+        experiments.run("recall", scale="cpu")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        scaling.scaling("huge")
