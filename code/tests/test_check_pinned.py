@@ -108,7 +108,7 @@ PINS = {
     "zoh_discretize": _zoh,
     "mingru_step": lambda x_t, h, W_z, b_z, W_h, b_h: minrnn.mingru_step(x_t, W_z, b_z, W_h, b_h, state=h)[1],
     "log_space_scan": minrnn.scan_logspace_real,
-    "rglru_step": lambda x_t, h, *w: rglru.rglru_step(x_t, h, *w)[1],
+    "rglru_step": lambda x_t, h, *w: rglru.rglru_step(x_t, *w, state=h)[1],
     "kv_cache_bytes": _kv_cache_bytes,
     "rnn_forward": lambda x, h0, W_xh, b_xh, W_hh, b_hh: (lambda y, s: (y, s[0]))(
         *ops.FAMILIES["rnn"].forms["loop"](x, (W_xh,), (W_hh,), (b_xh,), (b_hh,), state=h0[None])),
