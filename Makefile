@@ -150,3 +150,11 @@ results-cpu: setup
 
 clean:
 	rm -rf _build
+
+# One-line bugs (operator swaps, constants, sign flips) in ops/, models/, interpret.py, experiments/ and
+# train.py, and whether the tests that import the mutated module catch each (off CI: tens of minutes).
+MUTANTS ?= 40
+mutation: setup
+	nice -n 15 $(PY) code/benchmarks/mutation.py --named
+	nice -n 15 $(PY) code/benchmarks/mutation.py --n $(MUTANTS) --out results/mutation.md
+.PHONY: mutation

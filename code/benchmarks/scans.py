@@ -6,12 +6,13 @@ Forms are timed interleaved (``seqlab.measure.time_calls``: one call of each for
 turn), so a busy machine slows all of them alike; the table shows the min and the median over
 rounds and the loop's median divided by the form's (the speed-up; below 1 the form is *slower*
 than the loop on this machine). Sizes: batch 4, width 64 (linear attention: d_k = d_v = 64; SSMs:
-D = 64 channels, N = 16 states; RG-LRU: D = 64); chunks of 64 (linear attention), 8 (gated: each
-chunk holds chunk (chunk + 1)/2 × d_k decays, and 8 was the fastest of 4, 8, 16, 32 here) and √n
-(selective scan, RG-LRU). The selective scan's ``parallel`` form is left out: O(n² D N) memory. Goal
-(issue "experiments at scale"): the fastest form of each family at least 10 times its loop at n = 1024;
-the table says where it is not. The ratios are comparative: on a machine shared with other jobs
-the absolute times move from run to run, the interleaved ratios much less.
+D = 64 channels, N = 16 states; SSD: 8 heads of width 8, N = 16; RG-LRU, minGRU, minLSTM: D = H = 64);
+chunks of 64 (linear attention), 32 (gated linear attention, whose chunks are one matrix product each
+when their decay allows, and SSD) and √n (selective scan, RG-LRU, minGRU, minLSTM). The selective
+scan's and SSD's ``parallel`` forms are left out: O(n² D N) and O(n² H) memory. Goal (issue 23): the
+fastest form of each family at least 10 times its loop at n = 1024; the table says where it is not.
+The ratios are comparative: on a machine shared with other jobs the absolute times move from run to
+run, the interleaved ratios much less; the header records the load average.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 from seqlab import measure
 from seqlab.ops import linear_attention as la
-from seqlab.ops import rglru, ssm
+from seqlab.ops import minrnn, rglru, ssd, ssm
 
 SPEEDUP_GOAL = 10.0
 
@@ -38,11 +39,17 @@ def problems(n: int, g: torch.Generator):
     return {
         "linear_attention": (la.LINEAR_ATTENTION, dict(qkv, chunk=64)),
         "gated_linear_attention": (la.GATED_LINEAR_ATTENTION,
-                                   dict(qkv, log_alpha=F.logsigmoid(r(B, n, d) + 3), chunk=8)),
+                                   dict(qkv, log_alpha=F.logsigmoid(r(B, n, d) + 3), chunk=32)),
         "s4d": (ssm.S4D, dict(u=r(B, n, d), log_dt=torch.full((d,), -3.0), log_A_real=log_A_real, A_imag=A_imag,
                               B=r(d, N, 2), C=r(d, N, 2), D=r(d))),
         "selective_scan": (ssm.SELECTIVE_SCAN, dict(u=r(B, n, d), delta=F.softplus(r(B, n, d) - 2), A=-torch.rand(d, N),
                                                     B=r(B, n, N), C=r(B, n, N), D=r(d), chunk=int(n ** 0.5))),
+        "ssd": (ssd.SSD, dict(x=r(B, 8, n, d // 8), dt=F.softplus(r(B, 8, n) - 2), B=r(B, n, N), C=r(B, n, N),
+                              A=-torch.rand(8), D=r(8), chunk=32)),
+        "mingru": (minrnn.MINGRU, dict(x=r(B, n, d), W_z=r(d, d) / d ** 0.5, b_z=r(d), W_h=r(d, d) / d ** 0.5,
+                                       b_h=r(d), chunk=int(n ** 0.5))),
+        "minlstm": (minrnn.MINLSTM, dict(x=r(B, n, d), W_f=r(d, d) / d ** 0.5, b_f=r(d), W_i=r(d, d) / d ** 0.5,
+                                         b_i=r(d), W_h=r(d, d) / d ** 0.5, b_h=r(d), chunk=int(n ** 0.5))),
         "rglru": (rglru.RGLRU, dict(x=r(B, n, d), W_a=r(d, d) / d ** 0.5, b_a=torch.zeros(d), W_x=r(d, d) / d ** 0.5,
                                     b_x=torch.zeros(d), Lambda=rglru.rglru_lambda_init(d, generator=g),
                                     chunk=int(n ** 0.5))),
@@ -79,8 +86,8 @@ def main():
         g = torch.Generator().manual_seed(n)
         for name, (family, kw) in problems(n, g).items():
             forms = {f: fn for f, fn in family.forms.items() if f != "stream"}  # the stream form is the loop by another name
-            if name == "selective_scan":
-                forms.pop("parallel")  # O(n²·D·N) memory: 1 GB at n = 256, 17 GB at n = 1024
+            if name in ("selective_scan", "ssd"):
+                forms.pop("parallel")  # O(n²·D·N) memory: 1 GB at n = 256, 17 GB at n = 1024 (SSD: O(n² H))
             t = measure.time_calls({f: (lambda fn=fn: call(fn, kw)) for f, fn in forms.items()}, repeats=args.rounds)
             for f, tf in t.items():
                 speedup = t["loop"].median / tf.median

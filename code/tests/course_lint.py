@@ -95,7 +95,7 @@ def exercise_labels(nb: dict) -> list[str]:
 # (":label:", ":class:") are not.
 
 NUMBERS_CHECKED = (
-    "01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10", "11", "12", "13", "14", "15",
+    "01", "02", "03", "04", "05", "06", "07", "07b", "08", "09", "10", "11", "12", "13", "13b", "14", "15",
 )
 
 #: A decimal that follows one of these words is a setting or a reference, not a measurement.

@@ -58,6 +58,8 @@ MISTAKES = {
                             "swapped"),
     "cached_attention_step": (" / q_t.shape[-1] ** 0.5", "", "not scaled"),
     "linear_scan": ("Bs[:, 0] + A[:, 0] * h_0", "Bs[:, 0]", "h_0 is ignored"),
+    "mingru_step": ("return (1 - z) * h + z * h_tilde", "return z * h + (1 - z) * h_tilde", "weighs the candidate"),
+    "log_space_scan": ("torch.exp(a_star) * h0[:, None] + ", "", "initial state"),
     "forward_flops": (" + 4 * n_layers * n_ctx * d", "", "n_ctx term is missing"),
     "fit_power_law": ("-slope.item()", "slope.item()", "wrong sign"),
     "prefix_matching_score": ("t - D + 1]", "t - D]", "earlier occurrence itself"),

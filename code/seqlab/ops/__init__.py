@@ -42,6 +42,8 @@ from . import attention, recurrent  # noqa: E402  (importing a family module reg
 from . import linear_attention  # noqa: E402,F401  (registers linear_attention, gated_linear_attention, delta_rule)
 from . import ssm  # noqa: E402,F401  (registers s4d, selective_scan)
 from . import rglru  # noqa: E402,F401  (registers rglru, chapter 14)
+from . import minrnn  # noqa: E402,F401  (registers mingru, minlstm, chapter 13)
+from . import ssd  # noqa: E402,F401  (registers ssd, Mamba-2's form, chapter 13)
 
 __all__ = ["FAMILIES", "GRID", "Case", "Family", "Problem", "register_family", "run_form", "attention", "recurrent",
-           "linear_attention", "ssm", "rglru"]
+           "linear_attention", "ssm", "rglru", "minrnn", "ssd"]

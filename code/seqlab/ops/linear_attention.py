@@ -282,6 +282,30 @@ def _decayed_scores(fq, fk, b):
     return scores.index_copy(-1, t * L + s, pairs).unflatten(-1, (L, L))  # (…, L, L)
 
 
+# the largest |log decay| inside one chunk for which e^{±(b − b_mid)} stays far from overflow and underflow
+_FACTOR_LIMIT = {torch.float32: 30.0, torch.float64: 300.0, torch.bfloat16: 30.0, torch.float16: 5.0}
+
+
+def _decayed_scores_factored(fq, fk, b):
+    """The same scores as ``_decayed_scores``, as one matrix product per chunk (chapter 12).
+
+    e^{b_t − b_s} = e^{b_t − r} e^{r − b_s} with r = b at the chunk's middle step, so the scores are
+    tril((φ(Q) ⊙ e^{b − r}) (φ(K) ⊙ e^{r − b})ᵀ): a batched matmul instead of L(L+1)/2 × d_k decays.
+    Exact in real arithmetic; in floating point only while |b − r| is small enough that neither factor
+    overflows or underflows, which the caller checks (``_factored_ok``). The entries above the diagonal
+    (s > t) are finite and dropped by ``tril``.
+    """
+    L = fq.shape[-2]
+    r = b[..., L // 2:L // 2 + 1, :]  # (…, 1, d_k)
+    return ((fq * torch.exp(b - r)) @ (fk * torch.exp(r - b)).transpose(-1, -2)).tril()  # (…, L, L)
+
+
+def _factored_ok(b: torch.Tensor) -> bool:
+    """Whether every chunk's cumulative log decay ``b`` (…, L, d_k) spans less than the dtype's safe range."""
+    span = (b[..., 0, :] - b[..., -1, :]).abs().max() if b.numel() else b.new_zeros(())
+    return bool(span <= _FACTOR_LIMIT.get(b.dtype, 5.0))
+
+
 def gated_linear_attention_parallel(q, k, v, log_alpha, state=None, *, feature_map: str = "identity", chunk=None):
     """The parallel form: decayed causal scores, O(T² d_k) memory (chapter 12).
 
@@ -307,7 +331,9 @@ def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_ma
 
     The decayed scores D and each chunk's increment (φ(K) ⊙ e^{b_L − b})ᵀ V do not depend on S, so they
     are computed for all chunks at once; only the two-term update of S runs chunk after chunk (T/L
-    steps). Every exponent is ≤ 0; D needs L(L+1)/2 × d_k decays per chunk, so small chunks are cheapest.
+    steps). D is one matrix product per chunk when the chunk's decays allow (``_decayed_scores_factored``);
+    when a chunk decays by more than the dtype can factor (say e^{−30} in float32) it falls back to the
+    L(L+1)/2 × d_k pairwise decays of ``_decayed_scores``, every exponent ≤ 0.
     """
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     chunk = validate.positive_int("chunk", chunk)
@@ -318,7 +344,8 @@ def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_ma
     V = F.pad(v, pad).reshape(B, n, chunk, -1)  # (B, n, L, d_v)
     b = b.cumsum(2)  # log decay from the chunk's start
     b_L = b[:, :, -1:]  # (B, n, 1, d_k): the whole chunk's
-    y = _decayed_scores(Q, K, b) @ V  # (B, n, L, d_v): inside each chunk
+    scores = _decayed_scores_factored(Q, K, b) if _factored_ok(b.detach()) else _decayed_scores(Q, K, b)
+    y = scores @ V  # (B, n, L, d_v): inside each chunk
     increments = (K * torch.exp(b_L - b)).transpose(-1, -2) @ V  # (B, n, d_k, d_v)
     decays = torch.exp(b_L).transpose(-1, -2)  # (B, n, d_k, 1)
     starts = []

@@ -1,0 +1,190 @@
+"""A small mutation run: one-line bugs in the package, and whether the tests catch them (issue 23, §7; off CI).
+
+    python code/benchmarks/mutation.py [--n 40] [--seed 0] [--timeout 240] [--out results/mutation.md]
+    python code/benchmarks/mutation.py --named     # the issue's eleven named survivors, each must die
+
+Every candidate mutant changes one token of one line of code (never a docstring or a comment) in
+``ops/``, ``models/``, ``interpret.py``, ``experiments/`` or ``train.py``: an operator swapped
+(+ −, * /, < <=, > >=, == !=), a number changed (n → n + 1, a decimal doubled), a sign flipped
+(a unary minus dropped), ``True`` ↔ ``False``. ``--n`` of them are drawn at random (``--seed``).
+Each is applied to a copy of ``code/`` in a temporary directory and the tests that import the
+mutated module run against that copy (``-x``, ``--timeout`` seconds, under ``nice -n 15``); a
+mutant is *killed* when they fail; one whose tests run past the time limit is left undecided (out of
+the rate, counted apart: on a loaded machine a slow suite is not a caught bug). The kill rate, and every survivor with its line,
+are printed (and written to ``--out``). A survivor is a missing test or an equivalent mutant (a
+change that cannot alter behaviour): read each one.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tokenize
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE = ROOT / "code"
+TARGETS = ["seqlab/ops", "seqlab/models", "seqlab/interpret.py", "seqlab/experiments", "seqlab/train.py"]
+SWAPS = {"+": "-", "-": "+", "*": "/", "/": "*", "<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
+ALWAYS = ["tests/test_definitions.py"]
+# the survivors of the issue's first mutation run (file, line as it is, line mutated, what): --named re-runs them
+NAMED = [
+    ("seqlab/ops/linear_attention.py", "/ math.sqrt(2.0)  # (…, d²)", "/ 2.0  # (…, d²)", "Taylor map's 1/sqrt2"),
+    ("seqlab/models/encoder_decoder.py", "table(ids) * math.sqrt(self.config.d_model)", "table(ids)", "sqrt(d_model) embedding scale"),
+    ("seqlab/experiments/scaling.py", "pick = [w[rng.randrange(len(w))] for _ in w]", "pick = [w[rng.randrange(len(w))] for _ in window_losses]", "bootstrap draws as many windows as sizes"),
+    ("seqlab/interpret.py", "lam = torch.linalg.eigvals(ov.double())", "lam = torch.linalg.eigvals(((ov + ov.transpose(-1, -2)) / 2).double())", "copying score on (OV+OVT)/2"),
+    ("seqlab/interpret.py", "z[..., head * d_head:(head + 1) * d_head] = 0.0", "z[..., 0:d_head] = 0.0", "ablate_head right for head 0 only"),
+    ("seqlab/data/bpe.py", "                pairs[pair] += n\n", "                pairs[pair] += 1\n", "BPE pairs not weighted by frequency"),
+    ("seqlab/train.py", "lr=lr, weight_decay=weight_decay)", "lr=lr)", "train(weight_decay=...) ignored"),
+    ("seqlab/models/ssm.py", "A = -torch.exp(self.A_log)", "A = torch.exp(self.A_log)", "selective A = +exp(A_log)"),
+    ("seqlab/models/ssm.py", "self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))", "self.dt_proj.bias.copy_(dt)", "dt bias not inverse-softplus"),
+    ("seqlab/models/mixer_lm.py", "(self.k - 1, 0))", "(0, self.k - 1))", "short conv padded on the right"),
+    ("seqlab/experiments/scaling.py", '6.0 * count_parameters(model)["non_embedding"]', '6.0 * count_parameters(model)["total"]', "6N from the total count"),
+]
+
+
+def candidates(path: Path) -> list[tuple[int, int, int, str, str]]:
+    """Every one-token mutation of ``path``: (line, start col, end col, old, new)."""
+    out = []
+    src = path.read_text()
+    tokens = list(tokenize.generate_tokens(io.StringIO(src).readline))
+    for i, tok in enumerate(tokens):
+        (row, c0), (_, c1) = tok.start, tok.end
+        prev = tokens[i - 1] if i else None
+        if tok.type == tokenize.OP and tok.string in SWAPS:
+            if tok.string in ("*", "**") and prev is not None and prev.string in ("(", ",", "[", "="):
+                continue  # *args, **kwargs
+            if tok.string == "-" and prev is not None and (prev.type == tokenize.OP and prev.string not in (")", "]")):
+                out.append((row, c0, c1, "-", ""))  # a unary minus: drop it (a sign flip)
+                continue
+            out.append((row, c0, c1, tok.string, SWAPS[tok.string]))
+        elif tok.type == tokenize.NUMBER and not tok.string.startswith("0x"):
+            try:
+                value = int(tok.string)
+                out.append((row, c0, c1, tok.string, str(value + 1)))
+            except ValueError:
+                try:
+                    out.append((row, c0, c1, tok.string, repr(float(tok.string) * 2)))
+                except ValueError:
+                    pass
+        elif tok.type == tokenize.NAME and tok.string in ("True", "False"):
+            out.append((row, c0, c1, tok.string, "False" if tok.string == "True" else "True"))
+    return out
+
+
+def tests_for(rel: str) -> list[str]:
+    """The test files that import the mutated module or one of its public names, plus the definitions battery.
+
+    A test "imports" the module when an import line of it names the module (``ssd``, ``from seqlab.ops import
+    minrnn, ssd``) or one of the module's top-level public functions and classes (``from seqlab.models
+    import GPT``). Mutants of ``ops/`` also run the equivalence harness, which reaches every family.
+    """
+    stem = Path(rel).stem
+    src = (CODE / rel).read_text()
+    names = {stem} | set(re.findall(r"^(?:def|class) ([A-Za-z]\w*)", src, flags=re.M))
+    names -= {"__init__"}
+    found = []
+    for t in sorted((CODE / "tests").glob("test_*.py")):
+        imports = " ".join(line for line in t.read_text().splitlines() if re.match(r"\s*(from|import) ", line))
+        if any(re.search(r"\b" + re.escape(n) + r"\b", imports) for n in names):
+            found.append(f"tests/{t.name}")
+    extra = ["tests/test_equivalence.py"] if rel.startswith("seqlab/ops") else []
+    return sorted(set(found + extra + ALWAYS) - {"tests/test_course.py", "tests/test_site.py"})
+
+
+def run_named() -> None:
+    """Apply each of ``NAMED`` to a copy of ``code/`` and run ``tests/test_definitions.py`` on it."""
+    tmp = Path(tempfile.mkdtemp(prefix="seqlab-mutation-"))
+    shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = dict(os.environ, PYTHONPATH=str(tmp / "code"), MPLBACKEND="Agg")
+    killed = 0
+    try:
+        for rel, old, new, what in NAMED:
+            f = tmp / "code" / rel
+            original = f.read_text()
+            if original.count(old) != 1:
+                raise SystemExit(f"{rel}: the line {old!r} is no longer there once; update NAMED")
+            f.write_text(original.replace(old, new))
+            try:
+                rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-q", "-x", "-p",
+                                     "no:cacheprovider", "tests/test_definitions.py"], cwd=tmp / "code", env=env,
+                                    capture_output=True).returncode
+            finally:
+                f.write_text(original)
+            killed += rc != 0
+            print(f"{'killed  ' if rc else 'SURVIVED'} {what}", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{killed} of {len(NAMED)} named mutants killed by tests/test_definitions.py")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=int, default=240)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--named", action="store_true", help="only the issue's named survivors, against test_definitions.py")
+    args = ap.parse_args()
+    if args.named:
+        return run_named()
+    files = []
+    for target in TARGETS:
+        p = CODE / target
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    pool = [(f, *c) for f in files for c in candidates(f)]
+    rng = random.Random(args.seed)
+    sample = rng.sample(pool, min(args.n, len(pool)))
+    print(f"{len(pool)} candidate mutants in {len(files)} files; running {len(sample)} (seed {args.seed})", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="seqlab-mutation-"))
+    shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = dict(os.environ, PYTHONPATH=str(tmp / "code"), SEQLAB_PROGRESS="0", MPLBACKEND="Agg")
+    killed, timeouts, rows = 0, 0, []
+    try:
+        for i, (path, row, c0, c1, old, new) in enumerate(sample, 1):
+            rel = str(path.relative_to(CODE))
+            target = tmp / "code" / rel
+            original = path.read_text()
+            lines = original.splitlines(keepends=True)
+            line = lines[row - 1]
+            lines[row - 1] = line[:c0] + new + line[c1:]
+            target.write_text("".join(lines))
+            tests = tests_for(rel)
+            t0 = time.time()
+            try:
+                rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                     "no:cacheprovider", *tests], cwd=tmp / "code", env=env, capture_output=True,
+                                    timeout=args.timeout).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+            finally:
+                target.write_text(original)
+            dead = rc not in (0, "timeout")
+            killed += dead
+            timeouts += rc == "timeout"
+            what = f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}"
+            rows.append((dead, what, rc))
+            verdict = "timeout " if rc == "timeout" else "killed  " if dead else "SURVIVED"
+            print(f"[{i}/{len(sample)}] {verdict} ({time.time() - t0:.0f} s, rc {rc}) {what}",
+                  flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    decided = len(rows) - timeouts
+    rate = killed / max(decided, 1)
+    summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %); {timeouts} more ran past the "
+               f"time limit of {args.timeout} s and are left undecided; seed {args.seed}.")
+    print(summary)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(summary + "\n\nSurvivors:\n\n" + "\n".join(f"- {w}" for d, w, _ in rows if not d) + "\n")
+
+
+if __name__ == "__main__":
+    main()
