@@ -74,9 +74,9 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, de
     for _ in range(warmup):
         fn()
     times = []
-    deadline = time.perf_counter() + max_seconds
+    deadline = time.monotonic() + max_seconds
     for _ in range(repeats):
-        if times and time.perf_counter() > deadline:
+        if times and time.monotonic() > deadline:
             break
         _sync(device)
         t0 = time.perf_counter()
@@ -108,9 +108,9 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max
         for fn in fns.values():
             fn()
     times: dict = {key: [] for key in fns}
-    deadline = time.perf_counter() + max_seconds
+    deadline = time.monotonic() + max_seconds
     for r in range(repeats):
-        if r and time.perf_counter() > deadline:
+        if r and time.monotonic() > deadline:
             break
         for key, fn in fns.items():
             _sync(device)

@@ -203,7 +203,7 @@ def test_mean_and_resample_ablation_write_what_they_are_given(head):
 def _layer_two(m, x, **patch):
     """Layer 2's attention weights and value vectors on x, with or without an ablate_path."""
     got = {}
-    hooks = [m.blocks[1].attn.register_forward_hook(lambda mod, inp, out: got.update(A=out[1])),
+    hooks = [m.blocks[1].attn.register_forward_hook(lambda mod, inp, out: got.update(A=mod.last_weights)),
              m.blocks[1].attn.W_v.register_forward_hook(lambda mod, inp, out: got.update(v=out)),
              m.blocks[1].attn.W_o.register_forward_pre_hook(lambda mod, inp: got.update(z=inp[0]))]
     try:
