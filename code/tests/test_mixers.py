@@ -18,6 +18,7 @@ from seqlab.models import (GRU, LSTM, RNN, HybridConfig, HybridLM, LinearAttenti
                            MixerLM, MixerLMConfig, RecurrentBlock, RecurrentLM, SelfAttention, SSMConfig, SSMLayer,
                            attention_block)
 from seqlab.models.mixer import CausalConv1d
+from seqlab.models.minrnn import MinRNN
 
 D = 8  # the layers' width in the battery
 
@@ -27,6 +28,8 @@ def _la(**kw):
 
 
 #: name -> a function of the width d that builds the layer (input and output width d)
+NO_LAYER_YET = {"ssd"}
+
 LAYERS = {
     "RNN": lambda d: RNN(d, d, num_layers=2),
     "RNN, ReLU": lambda d: RNN(d, d, num_layers=2, nonlinearity="relu"),
@@ -45,6 +48,8 @@ LAYERS = {
     "selective scan": lambda d: SSMLayer(SSMConfig(d_model=d, d_state=3, chunk=3)),
     "RG-LRU block": lambda d: RecurrentBlock(HybridConfig(vocab_size=4, d_model=d, n_heads=2, chunk=3)),
     "local attention block": lambda d: attention_block(HybridConfig(vocab_size=4, d_model=d, n_heads=2), 3),
+    "minGRU": lambda d: MinRNN(d, "mingru", chunk=3),
+    "minLSTM": lambda d: MinRNN(d, "minlstm", chunk=3),
 }
 DECAYING = {"gated_linear_attention", "s4d", "selective_scan", "rglru"}  # linear recurrences with a forget factor
 
@@ -68,7 +73,8 @@ def _close(a, b):
 
 
 def test_every_registered_family_has_a_layer_in_the_battery():
-    covered = {_layer(name).family for name in LAYERS} | {"rnn_relu"}  # the rnn family's nonlinearity="relu"
+    # the rnn family's nonlinearity="relu"; Mamba-2's SSD is an ops form (section 13b) with no layer yet
+    covered = {_layer(name).family for name in LAYERS} | {"rnn_relu"} | NO_LAYER_YET
     assert set(ops.FAMILIES) <= covered, f"families without a layer in LAYERS: {set(ops.FAMILIES) - covered}"
 
 

@@ -78,10 +78,11 @@ def test_bracketed_flags_an_optimum_at_the_grid_edge(means, expected):
 def test_crosstalk_law_and_state_of_the_delta_rule():
     assert recall.crosstalk_law(1, 16) == 0.0 and recall.crosstalk_law(17, 16) == pytest.approx(1.0)
     lin, delta = (recall.make_model(a, 32, vocab=16) for a in ("linear", "delta"))
-    assert delta.state_bytes(48) < lin.state_bytes(48)  # the same S, no normaliser z
+    x48 = torch.randint(0, 16, (1, 48))
+    assert delta.state_bytes(delta(x48)[1]) < lin.state_bytes(lin(x48)[1])  # the same S, no normaliser z
     assert recall.d_phi("taylor", 32, 4) == 1 + 8 + 64 and recall.d_phi("delta", 32, 4) == 8
     x = torch.randint(0, 16, (2, 12))
-    assert delta(x).shape == (2, 12, 16)
+    assert delta(x)[0].shape == (2, 12, 16)
 
 
 def test_runlog_skips_finished_runs_and_survives_a_torn_line(tmp_path):
@@ -144,14 +145,15 @@ def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tas
     t = probe[0]["trace"]
     assert len(t["delta"]) == len(t["norm"]) == len(t["data"]) == 10 and sum(t["data"]) == 2
     # the probe's own rerun of h_t ends where the layer's scan ends
-    layer = model.mixers[0].layer
+    layer = model.mixers[0]                     # the selective SSMLayer itself (a Mixer)
     from seqlab.config import seed_offset
     x, _ = task.sample(8, generator=30_000 + seed_offset())
     store = {}
     hook = layer.x_proj.register_forward_hook(lambda m, i, o: store.update(u=i[0]))
     with torch.no_grad():
         emb = model.norms1[0](model.embed(x[:, :10]))
-        _, (_, h_scan) = layer(emb)
+        _, state = layer(emb)
+        h_scan = state[-1] if isinstance(state, tuple) else state
     hook.remove()
     assert torch.allclose(torch.tensor(t["norm"][-1]), h_scan[0].norm(), rtol=1e-4)
     with pytest.raises(TypeError, match="SelectiveCopy"):

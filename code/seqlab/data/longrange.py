@@ -58,7 +58,7 @@ def listops_value(op: str, args: list[int]) -> int:
 
 
 def evaluate_tokens(tokens: list[int]) -> int:
-    """Evaluate a ListOps token list (no padding) with an explicit stack: an independent check of the labels."""
+    """Evaluate a ListOps token list (no padding) with an explicit stack: an independent check of the labels (chapter 15)."""
     stack: list = []
     for t in tokens:
         if t == PAD:
@@ -82,7 +82,7 @@ def evaluate_tokens(tokens: list[int]) -> int:
 
 @dataclass(frozen=True)
 class ListOps(TokenTask):
-    """Nested MAX/MIN/MED/SM expressions over digits, left-padded to ``length``; the answer at the last step.
+    """Nested MAX/MIN/MED/SM expressions over digits, left-padded to ``length``; the answer at the last step (chapter 15).
 
     ``max_depth`` bounds the nesting (the root is depth 1), ``max_args`` the arguments of one operator
     (at least 2); an expression longer than ``length`` is drawn again. ``leaf_prob`` is the chance that
@@ -216,7 +216,7 @@ class Pathfinder(TokenTask):
 
 
 def connected(image: torch.Tensor) -> bool:
-    """Whether the two dots of an (S, S) image lie in one 4-connected component of non-background pixels.
+    """Whether the two dots of an (S, S) image lie in one 4-connected component of non-background pixels (chapter 15).
 
     A flood fill, independent of how ``Pathfinder`` drew the image: the test of its labels.
     """

@@ -124,7 +124,7 @@ def make_model(arch: str, vocab: int, d: int, *, task=None) -> nn.Module:
 
 
 def inputs_for(arch: str, task, x: torch.Tensor) -> torch.Tensor:
-    """What ``arch`` reads of a batch of token sequences ``x``: the tokens, patch tokens or one-hot rows."""
+    """What ``arch`` reads of a batch of token sequences ``x``: the tokens, patch tokens or one-hot rows (chapter 15)."""
     if arch == "Transformer (patches)":
         return patch_tokens(x, task.size, PATCH)
     if arch == "LSTM (rows)":
@@ -210,13 +210,13 @@ def train_one(task_name: str, arch: str, lr: float, *, task_options: dict, param
 
 
 def compare_logits(model, x):
-    """Logits of ``model`` on ``x``: token models return (B, T, V) or a tuple starting with them."""
+    """Logits of ``model`` on ``x``: token models return (B, T, V) or a tuple starting with them (chapter 15)."""
     out = model(x)
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def grid(s: dict, seeds) -> list[tuple]:
-    """(task, arch, lr, seed) of every run, seed by seed, so a stopped sweep has whole grids of its first seeds."""
+    """(task, arch, lr, seed) of every run, seed by seed, so a stopped sweep has whole grids of its first seeds (chapter 15)."""
     out = []
     for sd in seeds:
         for t in s["tasks"]:
@@ -226,7 +226,7 @@ def grid(s: dict, seeds) -> list[tuple]:
 
 
 def table(runs: list[dict]) -> list[dict]:
-    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline."""
+    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline (chapter 15)."""
     rows = []
     for t in dict.fromkeys(r["task"] for r in runs):
         rs = [dict(r, width=r["arch"], n_pairs=t) for r in runs if r["task"] == t]  # best_lr's cell: (arch, ·, ·)

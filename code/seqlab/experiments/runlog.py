@@ -52,7 +52,7 @@ def log_path(name: str, scale: str) -> Path | None:
 
 
 def read(path: Path | None, fp: str) -> dict[str, dict]:
-    """The finished runs in ``path`` with fingerprint ``fp``, by key; a torn last line (a killed run) is skipped."""
+    """The finished runs in ``path`` with fingerprint ``fp``, by key; a torn last line (a killed run) is skipped (chapter 12)."""
     done: dict[str, dict] = {}
     if path is None or not path.exists():
         return done

@@ -537,7 +537,7 @@ def width_for(family: str, target: float, vocab: int, context: int, layers: int)
 
 
 def isoflop_plan(s: dict, vocab: int) -> list[dict]:
-    """Per family and budget C: widths at ``iso_factors`` x N_opt, with N_opt = sqrt(C / 120) (Chinchilla's
+    """Chapter 10: per family and budget C, widths at ``iso_factors`` x N_opt, with N_opt = sqrt(C / 120) (Chinchilla's
     20 tokens per parameter), and the steps that spend C (counted FLOPs) at the sweep's batch and context."""
     plan = []
     for family in s["iso_families"]:
@@ -908,7 +908,7 @@ def _interval(b: dict, digits: int = 3) -> str:
 
 
 def verdict(b: dict, above: str, below: str, neither: str) -> tuple[str, bool]:
-    """The word an interval licenses: ``above`` when it lies above 0, ``below`` when below, else ``neither``;
+    """Chapter 10: the word an interval licenses, ``above`` when it lies above 0, ``below`` when below, else ``neither``;
     and whether that word holds (it always does, by construction: the assert beside it pins it)."""
     if b["lo"] is not None and b["lo"] > 0:
         return above, b["lo"] > 0

@@ -24,11 +24,12 @@ from torch import nn
 from .. import _validate as validate
 from .. import ops
 from ..ops import minrnn as F_min
+from .mixer import Mixer, Spec
 
 NAMES = {"mingru": ("W_z", "b_z", "W_h", "b_h"), "minlstm": F_min._LSTM_NAMES}
 
 
-class MinRNN(nn.Module):
+class MinRNN(Mixer):
     """A minGRU or minLSTM layer of width d (chapter 13): h_t = a_t ⊙ h_{t-1} + b_t, gates from x_t only.
 
     ``forward(x (B, T, d), state=None) -> (y (B, T, d), h_T (B, d))``; ``chunk`` is the chunked form's.
@@ -61,7 +62,13 @@ class MinRNN(nn.Module):
             raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
         self._form = value
 
+    def state_spec(self, B: int, dtype: torch.dtype):
+        """The state a batch of B carries: h_T, (B, d)."""
+        return Spec((B, self.d), dtype)
+
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        validate.tensor("x", x, ndim=3, dtype="float")
+        self.check_state(state, x.shape[0], x.dtype)
         fn = ops.FAMILIES[self.family].forms[self.form]
         return fn(x, *(getattr(self, n) for n in NAMES[self.cell]), state=state, chunk=self.chunk)
 
