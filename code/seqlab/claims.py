@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 from .pages import glue
 
-__all__ = ["Claim", "ClaimError", "claim", "claims", "evidence_box", "reset", "check_rule"]
+__all__ = ["Claim", "ClaimError", "EvidenceBox", "claim", "claims", "evidence_box", "reset", "check_rule"]
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
