@@ -48,20 +48,6 @@ class MinRNN(Mixer):
             self.register_parameter(name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
         self.form = form
 
-    @property
-    def forms(self) -> tuple[str, ...]:
-        return tuple(ops.FAMILIES[self.family].forms)
-
-    @property
-    def form(self) -> str:
-        return self._form
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self._form = value
-
     def state_spec(self, B: int, dtype: torch.dtype):
         """The state a batch of B carries: h_T, (B, d)."""
         return Spec((B, self.d), dtype)
