@@ -15,39 +15,35 @@ from seqlab.experiments import scaling
 CODE = Path(__file__).resolve().parents[1]
 
 
-def command(*args, **kw):
-    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "seqlab.experiments", *args], capture_output=True, text=True,
-                          env=env, timeout=600, **kw)
-
-
-def test_help_lists_every_experiment():
-    out = command("--help")
-    assert out.returncode == 0
+def test_help_lists_every_experiment(capsys):
+    from seqlab.experiments.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
     for name, e in experiments.REGISTRY.items():
-        assert name in out.stdout and e.summary[:30] in out.stdout
+        assert name in out and e.summary[:30] in out
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "NAME"),                                              # no experiment
-    (("nonsense",), "invalid choice"),
-    (("scaling", "--scale", "huge"), "invalid choice"),
-    (("scaling", "--seeds", "one"), "invalid int"),
-])
-def test_bad_arguments_fail_clearly(args, message):
-    out = command(*args)
-    assert out.returncode != 0 and message in out.stderr
+@pytest.fixture(scope="module")
+def scaling_tiny(tmp_path_factory):
+    """`python -m seqlab.experiments scaling --scale tiny --seeds 3`, run once in this process for the tests
+    below: (the results file's path, what it printed, its argv)."""
+    import contextlib
+    import io
+    from seqlab.experiments.__main__ import main
+    out_file = tmp_path_factory.mktemp("scaling") / "sub" / "scaling.json"
+    argv = ["scaling", "--scale", "tiny", "--seeds", "3", "--out", str(out_file), "--no-progress"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    return out_file, printed.getvalue(), argv
 
 
-def test_the_command_writes_a_complete_results_file(tmp_path):
-    out_file = tmp_path / "sub" / "scaling.json"
-    out = command("scaling", "--scale", "tiny", "--seeds", "3", "--out", str(out_file))
-    assert out.returncode == 0, out.stderr
+def test_the_command_writes_a_complete_results_file(scaling_tiny):
+    out_file, stdout, argv = scaling_tiny
+    assert_complete(experiments.load(out_file, "scaling"), argv, stdout, seeds=[3])
     record = json.loads(out_file.read_text())
-    for key in experiments.REQUIRED:
-        assert key in record, key
-    assert record["scale"] == "tiny" and record["seeds"] == [3] and record["experiment"] == "scaling"
-    assert record["command"] == f"python -m seqlab.experiments scaling --scale tiny --seeds 3 --out {out_file}"
     res = record["results"]
     widths, lrs = res["settings"]["widths"], res["settings"]["lrs"]
     assert len(res["runs"]) == sum(len(widths[f]) for f in scaling.FAMILIES)  # the chosen lr of every size, one seed
@@ -61,7 +57,7 @@ def test_the_command_writes_a_complete_results_file(tmp_path):
     assert res["isoflop"] and all(r["budget"] in res["settings"]["iso_budgets"] for r in res["isoflop"])
     assert not res["checkpoints"]  # only a sweep with a runs directory (the cpu scale) keeps state dicts
     assert experiments.load(out_file, "scaling")["results"]["settings"] == res["settings"]
-    assert "alpha" in out.stdout and str(out_file) in out.stdout
+    assert "alpha" in stdout and str(out_file) in stdout
 
 
 def test_load_rejects_what_is_not_a_results_file(tmp_path):
@@ -126,8 +122,8 @@ def test_bootstrap_interval_contains_the_exponent_and_narrows_with_less_noise():
     def windows(noise):
         return [(2.0 * n ** -0.25 + 0.5 + noise * torch.randn(64, generator=g)).tolist() for n in N]
 
-    wide = scaling.bootstrap_exponent(N, windows(0.05), n_boot=100)
-    narrow = scaling.bootstrap_exponent(N, windows(0.005), n_boot=100)
+    wide = scaling.bootstrap_exponent(N, windows(0.05), n_boot=40)
+    narrow = scaling.bootstrap_exponent(N, windows(0.005), n_boot=40)
     assert wide["lo"] <= wide["alpha"] <= wide["hi"]
     assert narrow["hi"] - narrow["lo"] < wide["hi"] - wide["lo"]
 
@@ -137,19 +133,17 @@ def test_position_buckets():
     assert scaling.position_buckets(100) == [(0, 8), (8, 32), (32, 64), (64, 100)]
 
 
-def test_torchrun_spreads_a_sweep_over_two_processes(tmp_path):
+def test_torchrun_spreads_a_sweep_over_two_processes(tmp_path, scaling_tiny):
     """Two gloo processes under PyTorch's launcher give the same results file as one process."""
     env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", "SEQLAB_THREADS": "1"}
-    args = ["scaling", "--scale", "tiny", "--seeds", "1"]
+    one_file, _, argv = scaling_tiny
+    args = argv[:5]                                     # scaling --scale tiny --seeds 3
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "two.json")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "one.json")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert one.returncode == 0, one.stderr
-    r1, r2 = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
-    assert r1["processes"] == 1 and r2["processes"] == 2
+    r1, r2 = (json.loads(f.read_text()) for f in (one_file, tmp_path / "two.json"))
+    assert r1["processes"] == 1 and r2["processes"] == 2 and r1["command"].startswith("python -m seqlab.experiments")
     assert r2["command"].startswith("torchrun --standalone --nproc_per_node=2 -m seqlab.experiments scaling")
     key = lambda r: (r["family"], r["width"], r["lr"], r["seed"])
     assert [key(r) for r in r2["results"]["runs"]] == [key(r) for r in r1["results"]["runs"]]  # the original order
@@ -189,27 +183,35 @@ def test_recall_state_grows_with_width_for_linear_attention_and_with_length_for_
 ROOT = CODE.parent
 
 
-@pytest.mark.parametrize("name", sorted(experiments.REGISTRY))
+def assert_complete(record, argv, printed, seeds):
+    """What every results file holds, whichever experiment wrote it, and what its command printed."""
+    for key in experiments.REQUIRED:
+        assert key in record, key
+    name = argv[0]
+    assert record["experiment"] == name and record["command"] == "python -m seqlab.experiments " + " ".join(argv)
+    assert record["scale"] == "tiny" and record["seeds"] == seeds and record["processes"] == 1
+    assert record["device"] and record["torch"] == torch.__version__ and record["python"]
+    import datetime
+    assert datetime.datetime.fromisoformat(record["date"]).tzinfo is not None         # a UTC timestamp
+    lines = record["results"]["summary_lines"]
+    assert len(lines) >= 2 and all(isinstance(line, str) for line in lines)
+    assert all(line in printed for line in lines) and argv[argv.index("--out") + 1] in printed  # the summary is shown
+    assert record["results"]["settings"]                                                      # the settings are recorded
+
+
+# scaling's own test above runs it through the command (the slowest tiny run, so not twice)
+@pytest.mark.parametrize("name", sorted(set(experiments.REGISTRY) - {"scaling"}))
 def test_every_experiment_runs_at_tiny_scale_and_writes_a_complete_results_file(name, tmp_path, capsys):
     from seqlab.experiments.__main__ import main
     out_file = tmp_path / f"{name}.json"
     argv = [name, "--scale", "tiny", "--seeds", "0", "1", "--out", str(out_file), "--no-progress"]
     assert main(argv) == 0
     record = experiments.load(out_file, name)
-    assert record["command"] == "python -m seqlab.experiments " + " ".join(argv)
-    assert record["scale"] == "tiny" and record["seeds"] == [0, 1] and record["processes"] == 1
-    assert record["device"] and record["torch"] == torch.__version__ and record["python"]
-    import datetime
-    assert datetime.datetime.fromisoformat(record["date"]).tzinfo is not None         # a UTC timestamp
+    assert_complete(record, argv, capsys.readouterr().out, seeds=[0, 1])
     res = record["results"]
-    lines = res["summary_lines"]
-    assert len(lines) >= 2 and all(isinstance(line, str) for line in lines)
-    printed = capsys.readouterr().out
-    assert all(line in printed for line in lines) and str(out_file) in printed     # the summary table is shown
     runs = res.get("runs")
     if runs and isinstance(runs[0], dict) and "seed" in runs[0]:                   # every seed asked for was run
         assert {r["seed"] for r in runs} == {0, 1}
-    assert res["settings"]                                                          # the settings are recorded
 
 
 def test_every_chapter_with_an_experiment_calls_its_module():
@@ -226,6 +228,9 @@ def test_every_chapter_with_an_experiment_calls_its_module():
 
 
 @pytest.mark.parametrize("args, message", [
+    ((), "NAME"),                                              # no experiment
+    (("scaling", "--scale", "huge"), "invalid choice"),
+    (("scaling", "--seeds", "one"), "invalid int"),
     (("gating", "--seeds"), "expected at least one argument"),
     (("gating", "--seeds", "0", "x"), "invalid int value"),
     (("gating", "--seeds", "1", "1"), "must not repeat"),
@@ -265,21 +270,6 @@ def test_makefile_runs_every_experiment_at_full_scale():
             listed |= set(line.split(":=", 1)[1].split())
     assert listed == set(experiments.REGISTRY)
     assert "results-gpu:" in text and "results-cpu:" in text
-
-
-def test_torchrun_spreads_a_chapter_sweep_too(tmp_path):
-    """A chapter's sweep (chapter 4's lags x cells x seeds) under two gloo processes: the same runs, in order."""
-    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", "SEQLAB_THREADS": "1"}
-    args = ["gating", "--scale", "tiny", "--seeds", "0", "1"]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "seqlab.experiments", *args, "--out", str(tmp_path / "two.json")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
-    from seqlab.experiments.__main__ import main
-    assert main([*args, "--out", str(tmp_path / "one.json"), "--no-progress"]) == 0
-    r1, r2 = (experiments.load(tmp_path / f, "gating") for f in ("one.json", "two.json"))
-    assert r2["processes"] == 2 and r2["command"].startswith("torchrun --standalone --nproc_per_node=2")
-    assert len(r2["results"]["runs"]) == 3 * 2 and r2["results"]["runs"] == r1["results"]["runs"]
 
 
 def test_architectures_measures_each_row_for_every_family():

@@ -1,9 +1,5 @@
 """Chapter 12's recall experiment: the grid through the command, lr chosen on validation, bracketing, resumable logs."""
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,21 +7,13 @@ import torch
 from seqlab import experiments
 from seqlab.experiments import recall, runlog
 
-CODE = Path(__file__).resolve().parents[1]
-
-
-def command(*args, env=None):
-    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_PROGRESS": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "seqlab.experiments", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
-
-
-def test_recall_writes_both_axes_and_keeps_the_lr_best_on_validation(tmp_path):
+def test_recall_writes_both_axes_and_keeps_the_lr_best_on_validation(tmp_path, monkeypatch, capsys):
+    from seqlab.experiments.__main__ import main
     out_file = tmp_path / "recall.json"
     logs = tmp_path / "runs"
-    out = command("recall", "--scale", "tiny", "--seeds", "0", "1", "2", "--out", str(out_file),
-                  env={"SEQLAB_RUNLOG_DIR": str(logs)})
-    assert out.returncode == 0, out.stderr
+    monkeypatch.setenv("SEQLAB_RUNLOG_DIR", str(logs))
+    assert main(["recall", "--scale", "tiny", "--seeds", "0", "1", "2", "--out", str(out_file), "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
     record = experiments.load(out_file, "recall")
     res, s = record["results"], record["results"]["settings"]
     assert len(s["lrs"]) >= 4
@@ -52,7 +40,7 @@ def test_recall_writes_both_axes_and_keeps_the_lr_best_on_validation(tmp_path):
     # every run was logged as it finished
     lines = (logs / "recall-tiny.jsonl").read_text().splitlines()
     assert len(lines) == n_width + n_pairs
-    assert "bracketed" in out.stdout
+    assert "bracketed" in stdout
 
 
 def test_best_lr_uses_validation_not_test_and_the_mean_over_seeds():

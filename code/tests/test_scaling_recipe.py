@@ -103,8 +103,16 @@ def test_cpu_scale_design():
     assert tokens > 2e6 and tokens < 4 * 10_000_000 and s["context"] >= 256
 
 
-def test_a_sweep_resumes_from_its_saved_runs(tmp_path, monkeypatch):
-    first = scaling.scaling("tiny", seeds=[0, 1], runs_dir=tmp_path)
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """One tiny study (two seeds), shared by the tests that read a finished sweep: (results, its folder)."""
+    root = tmp_path_factory.mktemp("tiny-study")
+    return scaling.scaling("tiny", seeds=[0, 1], runs_dir=root / "runs"), root
+
+
+def test_a_sweep_resumes_from_its_saved_runs(tiny_study, monkeypatch):
+    first, root = tiny_study
+    tmp_path = root / "runs"
     saved = sorted(p.name for p in tmp_path.glob("*.json"))
     assert len([n for n in saved if n.startswith(("lr-", "seed-", "iso-"))]) == 12 + 6 + len(first["isoflop"])
 
@@ -124,8 +132,8 @@ def test_a_sweep_resumes_from_its_saved_runs(tmp_path, monkeypatch):
         other.get(next(p.stem for p in tmp_path.glob("lr-*.json")))
 
 
-def test_findings_state_what_a_record_shows_and_pin_it(tmp_path):
-    res = scaling.scaling("tiny", seeds=[0, 1], runs_dir=tmp_path)
+def test_findings_state_what_a_record_shows_and_pin_it(tiny_study):
+    res, _ = tiny_study
     items = {f["name"]: f for f in scaling.findings(res)}
     assert {"design", "lr bracketed", "n-gram levels", "exponents", "crossing", "IsoFLOP"} <= set(items)
     assert not items["design"]["holds"]          # tiny: 3 sizes, 2 seeds: not a study the page may stand on
@@ -134,15 +142,16 @@ def test_findings_state_what_a_record_shows_and_pin_it(tmp_path):
     assert items["exponents"]["holds"] and "alpha" in items["exponents"]["text"]
 
 
-def test_repeat_probe_and_checkpoints(tmp_path):
-    res = scaling.scaling("tiny", seeds=[0], runs_dir=tmp_path / "runs")
+def test_repeat_probe_and_checkpoints(tiny_study, tmp_path):
+    res, root = tiny_study
     entry = res["checkpoints"][0]
-    model = scaling.load_checkpoint(entry, tmp_path, vocab=res["corpus"]["vocab_size"])
+    model = scaling.load_checkpoint(entry, root, vocab=res["corpus"]["vocab_size"])
     ids = torch.randint(0, res["corpus"]["vocab_size"], (5000,), generator=torch.Generator().manual_seed(0))
     p = scaling.repeat_probe(model, ids, 6, span=10, context=32)
     assert len(p["first"]) == len(p["repeat"]) == 6 and all(v > 0 for v in p["first"] + p["repeat"])
     with pytest.raises(ValueError, match="do not fit"):
         scaling.repeat_probe(model, ids, 6, span=20, context=32)
+    (tmp_path / entry["file"]).parent.mkdir(parents=True, exist_ok=True)   # a tampered copy, not the shared study
     (tmp_path / entry["file"]).write_bytes(b"tampered")
     with pytest.raises(ValueError, match="sha256"):
         scaling.load_checkpoint(entry, tmp_path, vocab=res["corpus"]["vocab_size"])
