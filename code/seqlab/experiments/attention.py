@@ -25,7 +25,7 @@ from torch import nn
 from ..config import seed_everything
 from ..seeding import batches as batch_stream
 from ..data.corpus import CharCorpus
-from ..data.tasks import ReverseTask
+from ..data.tasks import IGNORE, ReverseTask
 from ..measure import count_parameters, fit_slope, time_calls
 from ..models.attention import MultiHeadAttention
 from ..models.charlm import RecurrentLM
@@ -66,8 +66,23 @@ def evaluate_reversal(model: Seq2Seq, L: int, *, vocab: int, n: int, device=None
     src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=1000 + L))
     ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)      # (B, L+1), (B, L+1, L) or None
     acc = (ids[:, :L] == tgt_out[:, :L]).float().mean().item()
-    aligned = None if weights is None else (weights[:, :L].argmax(-1) == t.alignment(lengths)[:, :L].to(device)).float().mean().item()
+    aligned = None if weights is None else aligned_share(weights[:, :L], t.alignment(lengths)[:, :L].to(device))
     return acc, aligned
+
+
+def aligned_share(weights: torch.Tensor, alignment: torch.Tensor) -> float:
+    """The share of real target steps whose largest attention weight is on the right source position (chapter 5).
+
+    ``weights`` (B, T, S) holds a_bij, ``alignment`` (B, T) the right position j*_bi (``ReverseTask.alignment``:
+    L - 1 - i), ``IGNORE`` on padded steps, which count neither way: Σ_{b, i real} [argmax_j a_bij = j*_bi] over the
+    number of real steps, every sequence's steps pooled.
+    """
+    if weights.dim() != 3 or tuple(weights.shape[:2]) != tuple(alignment.shape):
+        raise ValueError(f"weights must be (B, T, S) and alignment (B, T), got shapes {tuple(weights.shape)} and "
+                         f"{tuple(alignment.shape)}")
+    real = alignment != IGNORE  # (B, T)
+    hits = (weights.argmax(-1) == alignment) & real
+    return hits.sum().item() / real.sum().item()  # exact counts, one division
 
 
 REVERSAL_SETTINGS = {
