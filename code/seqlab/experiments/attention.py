@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import seed_everything
-from ..seeding import batches as batch_stream
+from ..seeding import batches as batch_stream, held_out
 from ..data.corpus import CharCorpus
 from ..data.tasks import IGNORE, ReverseTask
 from ..measure import count_parameters, fit_slope, time_calls
@@ -61,9 +61,13 @@ def teacher_forced_loss(model: nn.Module, batch) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_reversal(model: Seq2Seq, L: int, *, vocab: int, n: int, device=None) -> tuple[float, float | None]:
     """Greedy-decode ``n`` new sources of length ``L``; returns (accuracy per output symbol, share of steps whose
-    largest attention weight is on the right source position, or None without attention) (chapter 5)."""
+    largest attention weight is on the right source position, or None without attention) (chapter 5).
+
+    The sources come from the held-out stream ``seqlab.seeding.held_out(L)``: one set per length, the same for
+    every model and seed.
+    """
     t = ReverseTask(L, L, vocab=vocab)
-    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=1000 + L))
+    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(L)))
     ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)      # (B, L+1), (B, L+1, L) or None
     acc = (ids[:, :L] == tgt_out[:, :L]).float().mean().item()
     aligned = None if weights is None else aligned_share(weights[:, :L], t.alignment(lengths)[:, :L].to(device))
