@@ -204,3 +204,35 @@ def test_ngram_generate_needs_exactly_order_minus_one_symbols():
     with pytest.raises(ValueError, match="at least order-1 = 2"):
         model.generate(torch.tensor([1]), 3, temperature=0.0)
     assert model.generate(torch.tensor([1, 2]), 3, temperature=0.0).shape == (5,)
+
+
+# ------------------------------------------------------------------------------------- the cosine schedule
+def test_cosine_schedule_reaches_its_floor_at_the_last_step_of_a_short_run_and_stays_there():
+    """u = (t − warmup) / (steps − warmup − 1) reaches 1 at t = steps − 1 for every run length (here the
+    shortest with a decay, two steps after warm-up), and min(1, u) keeps the floor ``final · lr`` after it."""
+    f = scaling.cosine_schedule(2.0, steps=5, warmup=3, final=0.25)
+    assert f(3) == pytest.approx(2.0) and f(4) == pytest.approx(0.5)
+    assert [f(t) for t in (5, 6, 8)] == pytest.approx([0.5] * 3)
+
+
+# ------------------------------------------------------------------------------------- the minGRU language model
+def test_min_rnn_lm_is_pre_norm_residual_blocks_by_hand():
+    """h ← h + mixer(LN₁ h); h ← h + MLP(LN₂ h) per layer, then head(LN h) (the docstring's Pre-Norm blocks)."""
+    torch.manual_seed(9)
+    model = MinRNNLM(11, 8, n_layers=2, form="loop").double()
+    x = torch.randint(0, 11, (2, 6))
+    h = model.embed(x)
+    for i in range(2):
+        h = h + model.mixers[i](model.norms1[i](h))[0]
+        h = h + model.mlps[i](model.norms2[i](h))
+    torch.testing.assert_close(model(x)[0], model.head(model.norm(h)))
+
+
+# ------------------------------------------------------------------------------------- the selective layer's gate
+@pytest.mark.parametrize("heads", [None, 2])
+def test_selective_layer_maps_zero_input_to_zero(heads):
+    """y = W_out (SSM(u) ⊙ SiLU(z)) with z = W_z x and no biases (Mamba): SiLU(0) = 0, so x = 0 gives y = 0."""
+    torch.manual_seed(10)
+    layer = SSMLayer(SSMConfig(d_model=8, d_state=4, selective=True, heads=heads))
+    y = layer(torch.zeros(2, 5, 8))[0]
+    assert torch.equal(y, torch.zeros_like(y))
