@@ -1,12 +1,12 @@
 """A small mutation run: one-line bugs in the package, and whether the tests catch them (issue 23, §7; off CI).
 
-    python code/benchmarks/mutation.py [--n 40] [--seed 0] [--timeout 240] [--out results/mutation.md]
+    python code/benchmarks/mutation.py [--n 40] [--seed 0] [--timeout 240] [--jobs 1] [--out results/mutation.md]
     python code/benchmarks/mutation.py --named     # the issue's eleven named survivors, each must die
 
 Every candidate mutant changes one token of one line of code (never a docstring or a comment) in
 ``ops/``, ``models/``, ``interpret.py``, ``experiments/`` or ``train.py``: an operator swapped
 (+ −, * /, < <=, > >=, == !=), a number changed (n → n + 1, a decimal doubled), a sign flipped
-(a unary minus dropped), ``True`` ↔ ``False``. ``--n`` of them are drawn at random (``--seed``).
+(a unary minus dropped), ``True`` ↔ ``False`` (a zero decimal becomes 1.0). ``--n`` of them are drawn at random (``--seed``).
 Each is applied to a copy of ``code/`` in a temporary directory and the tests that import the
 mutated module run against that copy (``-x``, ``--timeout`` seconds, under ``nice -n 15``); a
 mutant is *killed* when they fail; one whose tests run past the time limit is left undecided (out of
@@ -19,14 +19,17 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import queue
 import random
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tokenize
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +74,8 @@ def candidates(path: Path) -> list[tuple[int, int, int, str, str]]:
                 out.append((row, c0, c1, tok.string, str(value + 1)))
             except ValueError:
                 try:
-                    out.append((row, c0, c1, tok.string, repr(float(tok.string) * 2)))
+                    value = float(tok.string)  # a decimal doubled; a zero (doubling it changes nothing) made 1.0
+                    out.append((row, c0, c1, tok.string, repr(value * 2) if value else "1.0"))
                 except ValueError:
                     pass
         elif tok.type == tokenize.NAME and tok.string in ("True", "False"):
@@ -131,6 +135,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--jobs", type=int, default=1, help="mutants tested at once, each in its own copy of code/")
     ap.add_argument("--named", action="store_true", help="only the issue's named survivors, against test_definitions.py")
     args = ap.parse_args()
     if args.named:
@@ -143,39 +148,52 @@ def main():
     rng = random.Random(args.seed)
     sample = rng.sample(pool, min(args.n, len(pool)))
     print(f"{len(pool)} candidate mutants in {len(files)} files; running {len(sample)} (seed {args.seed})", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="seqlab-mutation-"))
-    shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    env = dict(os.environ, PYTHONPATH=str(tmp / "code"), SEQLAB_PROGRESS="0", MPLBACKEND="Agg")
-    killed, timeouts, rows = 0, 0, []
-    try:
-        for i, (path, row, c0, c1, old, new) in enumerate(sample, 1):
-            rel = str(path.relative_to(CODE))
-            target = tmp / "code" / rel
-            original = path.read_text()
-            lines = original.splitlines(keepends=True)
-            line = lines[row - 1]
-            lines[row - 1] = line[:c0] + new + line[c1:]
-            target.write_text("".join(lines))
-            tests = tests_for(rel)
-            t0 = time.time()
-            try:
-                rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                                     "no:cacheprovider", *tests], cwd=tmp / "code", env=env, capture_output=True,
-                                    timeout=args.timeout).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
-            finally:
-                target.write_text(original)
-            dead = rc not in (0, "timeout")
+    copies = queue.Queue()  # one copy of code/ per worker: a mutant is written into the copy that tests it
+    tmps = [Path(tempfile.mkdtemp(prefix="seqlab-mutation-")) for _ in range(args.jobs)]
+    for tmp in tmps:
+        shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        copies.put(tmp / "code")
+    lock = threading.Lock()
+    killed, timeouts, rows, done = 0, 0, [None] * len(sample), [0]
+
+    def one(i: int, path: Path, row: int, c0: int, c1: int, old: str, new: str):
+        nonlocal killed, timeouts
+        rel = str(path.relative_to(CODE))
+        code = copies.get()
+        target = code / rel
+        original = path.read_text()
+        lines = original.splitlines(keepends=True)
+        line = lines[row - 1]
+        lines[row - 1] = line[:c0] + new + line[c1:]
+        target.write_text("".join(lines))
+        env = dict(os.environ, PYTHONPATH=str(code), SEQLAB_PROGRESS="0", MPLBACKEND="Agg")
+        t0 = time.time()
+        try:
+            rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                 "no:cacheprovider", *tests_for(rel)], cwd=code, env=env, capture_output=True,
+                                timeout=args.timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        finally:
+            target.write_text(original)
+            copies.put(code)
+        dead = rc not in (0, "timeout")
+        what = f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}"
+        verdict = "timeout " if rc == "timeout" else "killed  " if dead else "SURVIVED"
+        with lock:
             killed += dead
             timeouts += rc == "timeout"
-            what = f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}"
-            rows.append((dead, what, rc))
-            verdict = "timeout " if rc == "timeout" else "killed  " if dead else "SURVIVED"
-            print(f"[{i}/{len(sample)}] {verdict} ({time.time() - t0:.0f} s, rc {rc}) {what}",
-                  flush=True)
+            rows[i] = (dead, what, rc)
+            done[0] += 1
+            print(f"[{done[0]}/{len(sample)}] {verdict} ({time.time() - t0:.0f} s, rc {rc}) {what}", flush=True)
+
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool_:
+            for f in [pool_.submit(one, i, *m) for i, m in enumerate(sample)]:
+                f.result()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)
     decided = len(rows) - timeouts
     rate = killed / max(decided, 1)
     summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %); {timeouts} more ran past the "
@@ -183,7 +201,7 @@ def main():
     print(summary)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(summary + "\n\nSurvivors:\n\n" + "\n".join(f"- {w}" for d, w, _ in rows if not d) + "\n")
+        args.out.write_text(summary + "\n\nSurvivors:\n\n" + "\n".join(f"- {w}" + (" (timeout)" if rc == "timeout" else "") for d, w, rc in rows if not d) + "\n")
 
 
 if __name__ == "__main__":
