@@ -134,6 +134,17 @@ def test_weight_decay_shrinks_weights_by_the_adamw_factor():
         torch.testing.assert_close(p.detach(), p0 * (1 - lr * wd) ** steps)
 
 
+def test_train_decays_no_weight_by_default():
+    """weight_decay defaults to 0: with zero gradients the default AdamW step leaves every parameter as it was."""
+    torch.manual_seed(4)
+    model = torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    batch = lambda: (torch.randn(5, 3), torch.zeros(5, 2))  # noqa: E731
+    train(model, batch, steps=3, lr=0.1, loss_fn=lambda out, y: (out * 0).sum(), progress=False)
+    for p0, p in zip(before, model.parameters()):
+        assert torch.equal(p.detach(), p0)
+
+
 # ------------------------------------------------------------------------------------- the selective layer
 def test_selective_layer_state_decays_at_initialisation():
     """A = −exp(A_log) < 0: on a long random input the layer's output stays the size it starts at, never grows."""
@@ -236,3 +247,17 @@ def test_selective_layer_maps_zero_input_to_zero(heads):
     layer = SSMLayer(SSMConfig(d_model=8, d_state=4, selective=True, heads=heads))
     y = layer(torch.zeros(2, 5, 8))[0]
     assert torch.equal(y, torch.zeros_like(y))
+
+
+# ------------------------------------------------------------------------------------- chapter 1's n-gram table
+def test_ngram_table_lists_every_order_from_one():
+    """The record's ``orders`` are 1..max_order, one bits-per-character value each, and ``best_order`` is the
+    order of the lowest validation bits of Witten–Bell."""
+    from seqlab.experiments import sequences
+    r = sequences.ngrams("tiny")
+    orders = list(range(1, sequences.SETTINGS["tiny"]["max_order"] + 1))
+    assert r["orders"] == orders
+    assert all(len(b) == len(orders) for splits in r["bits"].values() for b in splits.values())
+    val = r["bits"]["witten-bell"]["val"]
+    assert r["best_order"] == orders[val.index(min(val))]
+    assert r["summary_lines"][0].split()[2:] == [f"n={n}" for n in orders]
