@@ -261,3 +261,21 @@ def test_ngram_table_lists_every_order_from_one():
     val = r["bits"]["witten-bell"]["val"]
     assert r["best_order"] == orders[val.index(min(val))]
     assert r["summary_lines"][0].split()[2:] == [f"n={n}" for n in orders]
+
+
+# ------------------------------------------------------------------------------------- chapter 15's step cost
+def test_step_cost_counts_every_state_and_times_the_last(monkeypatch):
+    """``step_work[a]`` is the FLOP of one step from each state in turn; ``latency[a]`` is timed from the last."""
+    from seqlab.experiments import architectures
+    seen = []
+
+    def step(model, token, n):  # a step that returns its state's size, as the work counted (no FLOP counter)
+        seen.append(n)
+        return n
+
+    monkeypatch.setattr(architectures.compare, "set_form", lambda model, form: None)
+    monkeypatch.setattr(architectures.compare, "step", step)
+    monkeypatch.setattr(architectures, "count_flops", lambda fn: fn())
+    work, latency = architectures.step_cost({"m": None}, {"m": [(0, 3), (0, 5), (0, 8)]}, rounds=2)
+    assert work == {"m": [3, 5, 8]} and set(latency) == {"m"}
+    assert seen[:3] == [3, 5, 8] and len(seen) > 3 and set(seen[3:]) == {8}
