@@ -103,10 +103,24 @@ def tests_for(rel: str) -> list[str]:
     return sorted(set(found + extra + ALWAYS) - {"tests/test_course.py", "tests/test_site.py"})
 
 
-def run_named() -> None:
-    """Apply each of ``NAMED`` to a copy of ``code/`` and run ``tests/test_definitions.py`` on it."""
+def copy_checkout() -> Path:
+    """A temporary copy of the checkout the tests see: ``code/``, and ``chapters/`` and ``results/`` beside it.
+
+    Without ``chapters/`` the copy is no source checkout: ``results_dir()`` then points elsewhere and
+    ``test_experiments.py`` fails on every mutant (a false kill), and tests that read a chapter or a
+    committed results file cannot.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="seqlab-mutation-"))
     shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for d in ("chapters", "results"):
+        if (ROOT / d).is_dir():
+            shutil.copytree(ROOT / d, tmp / d, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
+    return tmp
+
+
+def run_named() -> None:
+    """Apply each of ``NAMED`` to a copy of ``code/`` and run ``tests/test_definitions.py`` on it."""
+    tmp = copy_checkout()
     env = dict(os.environ, PYTHONPATH=str(tmp / "code"), MPLBACKEND="Agg")
     killed = 0
     try:
@@ -149,9 +163,8 @@ def main():
     sample = rng.sample(pool, min(args.n, len(pool)))
     print(f"{len(pool)} candidate mutants in {len(files)} files; running {len(sample)} (seed {args.seed})", flush=True)
     copies = queue.Queue()  # one copy of code/ per worker: a mutant is written into the copy that tests it
-    tmps = [Path(tempfile.mkdtemp(prefix="seqlab-mutation-")) for _ in range(args.jobs)]
+    tmps = [copy_checkout() for _ in range(args.jobs)]
     for tmp in tmps:
-        shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         copies.put(tmp / "code")
     lock = threading.Lock()
     killed, timeouts, rows, done = 0, 0, [None] * len(sample), [0]
