@@ -279,3 +279,20 @@ def test_step_cost_counts_every_state_and_times_the_last(monkeypatch):
     work, latency = architectures.step_cost({"m": None}, {"m": [(0, 3), (0, 5), (0, 8)]}, rounds=2)
     assert work == {"m": [3, 5, 8]} and set(latency) == {"m"}
     assert seen[:3] == [3, 5, 8] and len(seen) > 3 and set(seen[3:]) == {8}
+
+
+# ------------------------------------------------------------------------------------- committed run logs
+def test_committed_run_logs_were_made_with_the_settings_in_the_code():
+    """Each chapter's logged sweep finds its committed runs: the log holds lines under the fingerprint of the
+    settings the code passes (or of an accepted earlier form). A changed setting would rerun the whole sweep
+    when the page is built, or, unlogged, leave results that no longer match the code."""
+    from seqlab.experiments import hybrid, longrange, recall, runlog
+    from seqlab.experiments import ssm as ssm_exp
+    sweeps = {"copying": (ssm_exp.SETTINGS["quick"], ()), "hybrid_recall": (hybrid.SETTINGS["quick"], ()),
+              "recall": (runlog.per_run(recall.SETTINGS["quick"], recall.GRID_KEYS), recall.LEGACY["quick"]),
+              "longrange": (runlog.per_run(longrange.SETTINGS["quick"], longrange.GRID_KEYS),
+                            longrange.LEGACY["quick"])}
+    for name, (settings, legacy) in sweeps.items():
+        path = runlog.log_path(name, "quick")
+        assert path is not None and path.exists(), name
+        assert runlog.read(path, runlog.fingerprint(settings)) or any(runlog.read(path, fp) for fp in legacy), name
