@@ -296,3 +296,15 @@ def test_committed_run_logs_were_made_with_the_settings_in_the_code():
         path = runlog.log_path(name, "quick")
         assert path is not None and path.exists(), name
         assert runlog.read(path, runlog.fingerprint(settings)) or any(runlog.read(path, fp) for fp in legacy), name
+
+
+# ------------------------------------------------------------------------------------- chapter 5's training recipe
+def test_fit_seq2seq_trains_with_the_recipe_its_docstring_states(monkeypatch):
+    """Teacher forcing, AdamW with weight decay 0.01, the gradient norm clipped at 1, the given steps and lr."""
+    from seqlab.experiments import attention as att
+    seen = {}
+    monkeypatch.setattr(att, "train", lambda model, batches, **kw: seen.update(kw))
+    model = torch.nn.Linear(1, 1)
+    assert att.fit_seq2seq(model, None, steps=7, batch=3, lr=0.02) is model and not model.training
+    assert (seen["weight_decay"], seen["clip"], seen["steps"], seen["lr"]) == (0.01, 1.0, 7, 0.02)
+    assert seen["step_loss"] is att.teacher_forced_loss
