@@ -308,3 +308,15 @@ def test_fit_seq2seq_trains_with_the_recipe_its_docstring_states(monkeypatch):
     assert att.fit_seq2seq(model, None, steps=7, batch=3, lr=0.02) is model and not model.training
     assert (seen["weight_decay"], seen["clip"], seen["steps"], seen["lr"]) == (0.01, 1.0, 7, 0.02)
     assert seen["step_loss"] is att.teacher_forced_loss
+
+
+# ------------------------------------------------------------------------------------- the scaling study's design
+def test_scaling_lr_grids_are_geometric_and_pairs_are_swept_widths():
+    """Every scale's learning-rate grid, per family, rises by one constant factor (evenly spaced in log lr, as a
+    bracket of the optimum needs); the pair compared at matched size is a width the sweep trains."""
+    for scale, s in scaling.SETTINGS.items():
+        for f in scaling.FAMILIES:
+            lrs = s["lrs"][f]
+            ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+            assert ratios and min(ratios) > 1 and max(ratios) == pytest.approx(min(ratios)), (scale, f, lrs)
+            assert s["widths"][f] == sorted(set(s["widths"][f])) and s["pair"][f] in s["widths"][f], (scale, f)
