@@ -320,3 +320,12 @@ def test_scaling_lr_grids_are_geometric_and_pairs_are_swept_widths():
             ratios = [b / a for a, b in zip(lrs, lrs[1:])]
             assert ratios and min(ratios) > 1 and max(ratios) == pytest.approx(min(ratios)), (scale, f, lrs)
             assert s["widths"][f] == sorted(set(s["widths"][f])) and s["pair"][f] in s["widths"][f], (scale, f)
+
+
+# ------------------------------------------------------------------------------------- MixerLM's mixers
+def test_mixer_lm_gates_exactly_its_gated_linear_mixer():
+    """'gated_linear' is linear attention with a per-channel forget gate; 'linear' is the ungated, normalised form."""
+    from seqlab.models.mixer_lm import MixerLMConfig, make_mixer
+    gate = {m: make_mixer(MixerLMConfig(vocab_size=5, mixer=m, d_model=8, n_heads=2)).mixer.config.gate
+            for m in ("linear", "gated_linear")}
+    assert gate == {"linear": None, "gated_linear": "channel"}
