@@ -104,17 +104,16 @@ def tests_for(rel: str) -> list[str]:
 
 
 def copy_checkout() -> Path:
-    """A temporary copy of the checkout the tests see: ``code/``, and ``chapters/`` and ``results/`` beside it.
+    """A temporary copy of the checkout the tests see: everything but ``.git``, virtual environments and builds.
 
-    Without ``chapters/`` the copy is no source checkout: ``results_dir()`` then points elsewhere and
-    ``test_experiments.py`` fails on every mutant (a false kill), and tests that read a chapter or a
-    committed results file cannot.
+    The tests read more than ``code/``: ``results_dir()`` needs ``chapters/`` beside ``code/`` (else
+    ``test_experiments.py`` fails on every mutant, a false kill), and tests read the ``Makefile``,
+    ``book/``, committed ``results/`` and the exercises.
     """
     tmp = Path(tempfile.mkdtemp(prefix="seqlab-mutation-"))
-    shutil.copytree(CODE, tmp / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for d in ("chapters", "results"):
-        if (ROOT / d).is_dir():
-            shutil.copytree(ROOT / d, tmp / d, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
+    skip = shutil.ignore_patterns(".git", ".venv", "venv", "_build", "__pycache__", "*.egg-info", ".ipynb_checkpoints",
+                                  ".pytest_cache")
+    shutil.copytree(ROOT, tmp, ignore=skip, dirs_exist_ok=True)
     return tmp
 
 
