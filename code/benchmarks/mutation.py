@@ -84,7 +84,8 @@ def candidates(path: Path) -> list[tuple[int, int, int, str, str]]:
 
 
 def tests_for(rel: str) -> list[str]:
-    """The test files that import the mutated module or one of its public names, plus the definitions battery.
+    """The test files that import the mutated module or one of its public names, plus the definitions battery
+    (first) and the chapters' checks (last).
 
     A test "imports" the module when an import line of it names the module (``ssd``, ``from seqlab.ops import
     minrnn, ssd``) or one of the module's top-level public functions and classes (``from seqlab.models
@@ -100,7 +101,10 @@ def tests_for(rel: str) -> list[str]:
         if any(re.search(r"\b" + re.escape(n) + r"\b", imports) for n in names):
             found.append(f"tests/{t.name}")
     extra = ["tests/test_equivalence.py"] if rel.startswith("seqlab/ops") else []
-    return sorted(set(found + extra + ALWAYS) - {"tests/test_course.py", "tests/test_site.py"})
+    chosen = set(found + extra) - {"tests/test_course.py", "tests/test_site.py"} - set(ALWAYS)
+    # pytest runs them in this order and stops at the first failure: the quick definitions first, the
+    # chapters' checks (which train models) last, so that a killed mutant is found early
+    return ALWAYS + sorted(chosen, key=lambda t: (Path(t).name.startswith("test_check"), t))
 
 
 def copy_checkout() -> Path:
