@@ -329,3 +329,28 @@ def test_mixer_lm_gates_exactly_its_gated_linear_mixer():
     gate = {m: make_mixer(MixerLMConfig(vocab_size=5, mixer=m, d_model=8, n_heads=2)).mixer.config.gate
             for m in ("linear", "gated_linear")}
     assert gate == {"linear": None, "gated_linear": "channel"}
+
+
+# ------------------------------------------------------------------------------------- found by seed 12 (seen)
+def test_paired_bootstrap_interval_is_the_documented_order_statistics():
+    """lo, hi = the ⌊0.025 (n − 1)⌋-th and ⌈0.975 (n − 1)⌉-th of the n sorted replicate statistics
+    (n = 40: the smallest and the largest, as 0.025 · 39 < 1 and 0.975 · 39 > 38)."""
+    seen = []
+
+    def stat(means):
+        seen.append(means["a"])
+        return means["a"]
+
+    g = torch.Generator().manual_seed(3)
+    r = scaling.paired_bootstrap(stat, {"a": torch.randn(30, generator=g).tolist()}, n_boot=40)
+    reps = sorted(seen[1:])  # the first call is on all windows
+    assert r["n"] == len(reps) == 40 and r["value"] == seen[0]
+    assert (r["lo"], r["hi"]) == (reps[0], reps[39])
+
+
+def test_min_rnn_refuses_a_misshapen_weight_by_its_name():
+    """A 3-D W_z is refused with a ValueError that names W_z (the first weight), not another argument."""
+    from seqlab.ops import minrnn
+    x = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match="^W_z must be 2-dimensional"):
+        minrnn.mingru_loop(x, torch.randn(5, 4, 1), torch.randn(5), torch.randn(5, 4), torch.randn(5))
