@@ -997,7 +997,7 @@ def exponent_cells(res: dict, digits: int = 3) -> dict:
     bootstrap): "larger" when its interval lies above 0, "smaller" below, "not distinguishable" otherwise.
 
     Returns ``{"lstm": {"alpha", "lo", "hi", "cell"}, "transformer": {...}, "difference": {"value", "lo",
-    "hi"}, "verdict": str, "sentence": str}``, each ``cell`` a short text for a table ("α 0.123 [0.081, 0.150]").
+    "hi"}, "verdict": str, "relation": str, "sentence": str}`` (``relation``: "larger than the LSTM's", ...), each ``cell`` a short text for a table ("α 0.123 [0.081, 0.150]").
     Raises ValueError when ``res`` lacks the fits (not a scaling study's results).
     """
     if not isinstance(res, dict):
@@ -1016,7 +1016,7 @@ def exponent_cells(res: dict, digits: int = 3) -> dict:
     word, _ = verdict(d, "larger", "smaller", "not distinguishable")
     out["difference"] = {k: d[k] for k in ("value", "lo", "hi")}
     out["verdict"] = word
-    than = "" if word == "not distinguishable" else " than"
-    out["sentence"] = (f"the Transformer's exponent is {word}{' from' if not than else than} the LSTM's "
+    out["relation"] = f"{word} {'from' if word == 'not distinguishable' else 'than'} the LSTM's"
+    out["sentence"] = (f"the Transformer's exponent is {out['relation']} "
                        f"(difference {num(d['value'])} [{num(d['lo'])}, {num(d['hi'])}])")
     return out
