@@ -34,6 +34,7 @@ from torch import nn
 
 import seqlab
 from seqlab import measure
+from seqlab.config import configure_threads
 from seqlab.models import GRU, LSTM, RNN, MultiHeadAttention, TransformerBlock
 
 FUSED_GOAL = 1.5
@@ -132,6 +133,7 @@ def main(argv=None) -> int:
         p.error(f"--width must be divisible by --heads, got {a.width} and {a.heads}")
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but torch.cuda.is_available() is False")
+    configure_threads()  # the package's thread policy (SEQLAB_THREADS, default 1), recorded in the result
     result = run(a.device, a.rounds, dict(B=a.batch, T=a.length, d=a.width, heads=a.heads))
     for path, text in ((a.json, json.dumps(result, indent=1) + "\n"), (a.markdown, markdown(result))):
         if path is not None:

@@ -22,7 +22,8 @@ from .config import (configure_threads, current_scale, get_device, progress_enab
 
 __version__ = "0.1.0"
 
-configure_threads()  # one intra-op thread unless SEQLAB_THREADS says otherwise (see configure_threads)
+# No global side effect at import: the thread policy (``configure_threads``) is applied by the chapters'
+# set-up call ``scale`` and by the commands (``python -m seqlab.experiments``), not here.
 
 __all__ = [
     "bptt", "check", "compare", "data", "experiments", "interpret", "measure", "models", "plot", "probes", "train", "widgets",

@@ -88,6 +88,25 @@ def token_ids(name: str, x, vocab_size: int, *, ndim: int | Sequence[int], min_l
     return x
 
 
+def initial_state(state, shape: Sequence[int], like: torch.Tensor, *, dims: str, name: str = "state", what: str = "",
+                  like_name: str = "x") -> torch.Tensor:
+    """An ops form's initial state: zeros of ``shape`` (``like``'s dtype and device) when ``state`` is None, else
+    ``state`` checked to be a float tensor of exactly ``shape`` with ``like``'s dtype.
+
+    ``dims`` names the axes (``"(B, D, N)"``) and ``what`` the state (``"h"``) in the message. The one check of
+    a carried state behind every recurrent family of ``seqlab.ops`` (chapters 12–14).
+    """
+    shape = tuple(shape)
+    if state is None:
+        return like.new_zeros(shape)
+    tensor(name, state, ndim=len(shape), dtype="float")
+    if tuple(state.shape) != shape:
+        raise ValueError(f"{name} must be {what + ' of shape ' if what else ''}{dims} = {shape}, got {tuple(state.shape)}")
+    if state.dtype != like.dtype:
+        raise TypeError(f"{name} must have {like_name}'s dtype {like.dtype}, got {state.dtype}")
+    return state
+
+
 def parameters(specs, like: torch.Tensor, like_name: str) -> None:
     """Each ``(name, tensor, shape)`` of ``specs`` is a float tensor of exactly ``shape`` with ``like``'s dtype.
 

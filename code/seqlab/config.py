@@ -59,6 +59,10 @@ def scale(quick: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
     Both dictionaries must have the same keys, so that a chapter never uses a
     setting that exists at one scale only. The result is a namespace
     (``cfg.steps``) that also records which scale was chosen (``cfg.scale``).
+
+    It is every chapter's set-up call, so it also applies the thread policy
+    (``configure_threads``: one intra-op thread unless ``SEQLAB_THREADS`` says
+    otherwise); ``import seqlab`` changes no global setting.
     """
     if not isinstance(quick, dict) or not isinstance(full, dict):
         raise TypeError(f"quick and full must be dicts, got {type(quick).__name__} and {type(full).__name__}")
@@ -70,6 +74,7 @@ def scale(quick: dict[str, Any], full: dict[str, Any]) -> SimpleNamespace:
     if "scale" in quick:
         raise ValueError("'scale' is reserved: it records which scale was chosen")
     name = current_scale()
+    configure_threads()
     return SimpleNamespace(scale=name, **(quick if name == "quick" else full))
 
 
@@ -137,7 +142,8 @@ def configure_threads(threads: int | str | None = None) -> int:
     thread is as fast as two on a 2-core machine and, beside a busy process,
     several times faster, because PyTorch's OpenMP threads spin at every
     barrier when they cannot all run (``code/benchmarks/threads.py`` measures
-    both). ``import seqlab`` calls this once.
+    both). The chapters' set-up call ``scale`` and the command
+    ``python -m seqlab.experiments`` call it; ``import seqlab`` does not.
     """
     if threads is None:
         threads = os.environ.get("SEQLAB_THREADS", "").strip() or DEFAULT_THREADS

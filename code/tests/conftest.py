@@ -7,6 +7,10 @@ import torch
 matplotlib.use("Agg")
 os.environ.setdefault("SEQLAB_PROGRESS", "0")
 
+from seqlab.config import configure_threads  # noqa: E402  (after the backend is chosen)
+
+configure_threads()  # the test session's set-up: the chapters' thread policy (import seqlab sets none)
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

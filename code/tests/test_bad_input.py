@@ -133,3 +133,30 @@ def test_causal_mask_with_keys_before_the_queries_matches_a_loop():
         want = torch.tensor([[j <= i + offset for j in range(T_k)] for i in range(T)])
         assert torch.equal(m, want), (T, T_k, offset)
     assert torch.equal(causal_mask(4), torch.ones(4, 4, dtype=torch.bool).tril())
+
+
+# ---------------------------------------------------------------- a carried state: one check for every ops family
+def test_initial_state_is_zeros_or_checked_naming_what_was_expected():
+    from seqlab import _validate as validate
+    like = torch.zeros(2, 3, dtype=torch.float64)
+    assert torch.equal(validate.initial_state(None, (2, 4), like, dims="(B, H)"), torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"state must be h of shape \(B, H\) = \(2, 4\), got \(2, 5\)"):
+        validate.initial_state(torch.zeros(2, 5, dtype=torch.float64), (2, 4), like, dims="(B, H)", what="h")
+    with pytest.raises(TypeError, match="state must have x's dtype torch.float64, got torch.float32"):
+        validate.initial_state(torch.zeros(2, 4), (2, 4), like, dims="(B, H)")
+
+
+@pytest.mark.parametrize("family", ["ssd", "selective_scan", "s4d", "rglru", "mingru", "gated_linear_attention",
+                                    "linear_attention", "delta_rule"])
+def test_every_recurrent_family_refuses_a_state_of_another_shape_or_dtype(family):
+    from seqlab import ops
+    from seqlab.ops.registry import Case, run_form
+    fam = ops.FAMILIES[family]
+    problem = fam.make(Case(B=2, T=5, D=3, H=4, with_state=True), torch.Generator().manual_seed(0))
+    states = problem.state if isinstance(problem.state, tuple) else (problem.state,)
+    for form in fam.forms:
+        for i in range(len(states)):
+            for bad, err in ((states[i][:1], ValueError), (states[i].float(), TypeError)):
+                problem.state = (*states[:i], bad, *states[i + 1:]) if len(states) > 1 else bad
+                with pytest.raises(err, match="state"):
+                    run_form(fam, form, problem)

@@ -8,6 +8,7 @@ fails when a checker is added without a pin here.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,17 @@ import torch
 import torch.nn.functional as F
 
 from seqlab import check, interpret
-from seqlab.data import SpanPositions
+from seqlab.data import ReverseTask, SpanPositions
 from seqlab.experiments import scaling
-from seqlab.models import GPT, GPTConfig, apply_rope, scaled_dot_product_attention
+from seqlab.experiments.attention import aligned_share
+from seqlab.models import GPT, GPTConfig, MultiHeadAttention, apply_rope, scaled_dot_product_attention
 from seqlab.models import additive_attention as library_additive_attention
 from seqlab.models.ngram import _Counts
 from seqlab.ops import linear_attention as la
 from seqlab import ops
 from seqlab.measure import fit_power_law
 from seqlab.models.positional import SinusoidalPositions
+from seqlab.models.transformer import SelfAttention
 from seqlab.ops import minrnn, recurrent, rglru, ssm
 from seqlab.train import bits
 
@@ -91,6 +94,61 @@ def _kv_cache_bytes(T, n_layers, d_model, bytes_per_number=4):
     return sizes[0] * T
 
 
+def _clip_grad_norm(grads, max_norm):
+    """``torch.nn.utils.clip_grad_norm_``, the clipping ``seqlab.train`` applies, on parameters holding ``grads``."""
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return [p.grad for p in params]
+
+
+def _alignment_accuracy(a, lengths):
+    """Chapter 5's measure (``aligned_share``) with the reversal task's own alignment L - 1 - i."""
+    T = a.shape[1]
+    return aligned_share(a, ReverseTask(int(lengths.min()), T).alignment(lengths)[:, :T])
+
+
+def _multi_head_attention(x, W_q, W_k, W_v, W_o, n_heads):
+    """The library's ``MultiHeadAttention`` (no biases) run on the checker's weights, so gradients reach them."""
+    d = x.shape[-1]
+    mha = MultiHeadAttention(d, n_heads, bias=False).to(x.dtype)
+    weights = {"W_q.weight": W_q, "W_k.weight": W_k, "W_v.weight": W_v, "W_o.weight": W_o}
+    return torch.func.functional_call(mha, weights, (x, x, x))[0]
+
+
+def _sliding_window_attention(q, k, v, window, form="parallel"):
+    """``SelfAttention``'s band mask for a window (chapter 14) with an ops form of softmax attention."""
+    (*lead, T, d), d_v = q.shape, v.shape[-1]
+    layer = SelfAttention(8, 1, causal=True, window=window)
+    as_heads = lambda t: t.reshape(-1, 1, T, t.shape[-1])  # (..., T, ·) -> (B, H = 1, T, ·): the layer's layout
+    y = ops.attention.FORMS[form](as_heads(q), as_heads(k), as_heads(v), None, causal=False,
+                                  mask=layer.band_mask(T, T, 0))[0]
+    return y.reshape(*lead, T, d_v)
+
+
+def _pareto_by_sweep(quality, cost):
+    """The Pareto front by a sweep in order of cost: a second algorithm, as the package computes no front of its own.
+
+    Models of equal cost form a group, visited cheapest first. A model is beaten iff a strictly cheaper model has
+    quality >= its own, or a model of the same cost has a strictly higher quality: the sweep carries the best
+    quality among the strictly cheaper models, and each group's best.
+    """
+    order = sorted(range(len(quality)), key=lambda m: (cost[m].item(), -quality[m].item()))
+    keep = torch.zeros(len(quality), dtype=torch.bool)
+    best_cheaper, i = -math.inf, 0
+    while i < len(order):  # one group of equal cost at a time
+        j = i
+        while j < len(order) and cost[order[j]] == cost[order[i]]:
+            j += 1
+        group = order[i:j]
+        top = max(quality[m].item() for m in group)
+        for m in group:  # beaten by a cheaper model at least as good, or a same-cost model strictly better
+            keep[m] = not (best_cheaper >= quality[m].item() or top > quality[m].item())
+        best_cheaper, i = max(best_cheaper, top), j
+    return keep
+
+
 PINS = {
     "bigram_counts": _bigram_counts,
     "bits_per_char": _bits_per_char,
@@ -121,12 +179,13 @@ PINS = {
     "icl_score": interpret.icl_score,
     "linear_attention_parallel": lambda q, k, v: la.linear_attention_parallel(q, k, v)[0],
     "s4d_kernel": lambda A_bar, B_bar, C, T: ssm._power_sum(C * B_bar, *ssm.s4d_powers(torch.log(A_bar), T)[:2], T),
+    "clip_grad_norm": _clip_grad_norm,
+    "alignment_accuracy": _alignment_accuracy,
+    "multi_head_attention": _multi_head_attention,
+    "sliding_window_attention": _sliding_window_attention,
+    "pareto_front": _pareto_by_sweep,
 }
 
-# checkers that arrived with issue 24's exercises and have no pin yet (the list only shrinks): each needs an
-# adapter around the library function it teaches, or a note of where the library's form is taken apart
-NOT_YET_PINNED = ("clip_grad_norm", "alignment_accuracy", "multi_head_attention", "sliding_window_attention",
-                  "pareto_front")
 
 CHECKERS = [name for name in check.__all__ if name not in ("Result", "Case", "compare", "Summary", "summary", "checkers")]
 
@@ -136,7 +195,7 @@ PINNED_ELSEWHERE = {"pre_norm_block": ("test_check_ch7.py", "test_seqlab_block_s
 
 
 def test_every_checker_is_pinned():
-    assert sorted([*PINS, *PINNED_ELSEWHERE, *NOT_YET_PINNED]) == sorted(CHECKERS)
+    assert sorted([*PINS, *PINNED_ELSEWHERE]) == sorted(CHECKERS)
     here = Path(__file__).parent
     for name, (file, test) in PINNED_ELSEWHERE.items():
         assert f"def {test}(" in (here / file).read_text(), (name, file, test)
@@ -146,3 +205,23 @@ def test_every_checker_is_pinned():
 def test_checker_reference_equals_the_library(name):
     result = getattr(check, name)(PINS[name])
     assert result, f"check.{name} rejects the library's own form: {result}"
+
+
+@pytest.mark.parametrize("form", [f for f in ops.attention.FORMS if f != "stream"])
+def test_sliding_window_checker_equals_every_windowed_form(form):
+    result = check.sliding_window_attention(lambda q, k, v, W: _sliding_window_attention(q, k, v, W, form))
+    assert result, result
+
+
+def test_pareto_sweep_is_not_the_checker_reference_in_disguise():
+    """The sweep is a second algorithm: on random ties it agrees with the pairwise definition, and it is not vacuous."""
+    g = torch.Generator().manual_seed(0)
+    sizes = []
+    for _ in range(200):
+        M = int(torch.randint(1, 8, (), generator=g))
+        q, c = torch.randint(0, 4, (M,), generator=g).double(), torch.randint(0, 4, (M,), generator=g).double()
+        want = torch.tensor([not any((q[o] >= q[m]) & (c[o] <= c[m]) & ((q[o] > q[m]) | (c[o] < c[m]))
+                                     for o in range(M)) for m in range(M)])
+        assert torch.equal(_pareto_by_sweep(q, c), want), (q, c)
+        sizes.append(int(want.sum()) < M)
+    assert any(sizes)  # some model was beaten

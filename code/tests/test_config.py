@@ -1,5 +1,7 @@
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -98,6 +100,49 @@ def test_threads(monkeypatch):
         for bad, err in (("0", ValueError), ("many", ValueError), (0, ValueError), (1.5, TypeError)):
             with pytest.raises(err, match="positive"):
                 seqlab.configure_threads(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_import_seqlab_leaves_the_thread_count_alone():
+    """No global side effect at import: a thread count set before ``import seqlab`` survives it."""
+    code = ("import torch; torch.set_num_threads(3); import seqlab, seqlab.experiments; "
+            "print(torch.get_num_threads())")
+    env = {**os.environ, "SEQLAB_THREADS": "1"}  # the policy would say 1: import must not apply it
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3"]
+
+
+def test_the_set_up_call_applies_seqlab_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setenv("SEQLAB_THREADS", "2")
+        scale(quick=dict(steps=1), full=dict(steps=2))
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("SEQLAB_THREADS")
+        scale(quick=dict(steps=1), full=dict(steps=2))
+        assert torch.get_num_threads() == seqlab.config.DEFAULT_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_command_applies_seqlab_threads(monkeypatch, capsys):
+    from seqlab.experiments import __main__ as command
+
+    def refuse(*args, **kwargs):
+        raise ValueError("stopped after the set-up")
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setenv("SEQLAB_THREADS", "2")
+        monkeypatch.setattr(command, "run", refuse)
+        assert command.main(["gating", "--scale", "tiny"]) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv("SEQLAB_THREADS", "none")
+        with pytest.raises(SystemExit):
+            command.main(["gating", "--scale", "tiny"])
+        assert "SEQLAB_THREADS" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seqlab.models import (LinearAttention, LinearAttentionConfig, MixerLM, MixerLMConfig, SSMConfig, SSMLayer)
 from seqlab.ops import linear_attention as la_ops
@@ -181,3 +182,26 @@ def test_mixer_lm_config_errors():
         MixerLMConfig(vocab_size=4, mixer="rnn")
     with pytest.raises(ValueError, match="no options"):
         MixerLMConfig(vocab_size=4, options=dict(d_state=2))
+
+
+def test_ssd_layer_checks_its_heads_and_runs_mamba2s_recurrence_in_every_head():
+    with pytest.raises(ValueError, match="needs a selective layer"):
+        SSMConfig(selective=False, heads=2)
+    with pytest.raises(ValueError, match="heads must divide d_inner = expand · d_model = 8, got heads=3"):
+        SSMConfig(d_model=4, heads=3)
+    with pytest.raises(ValueError, match="form for an SSD layer must be one of"):
+        SSMConfig(heads=2, form="conv")
+    torch.manual_seed(0)
+    H, N, P, T = 2, 3, 4, 5
+    layer = SSMLayer(SSMConfig(d_model=4, d_state=N, heads=H, chunk=2)).double()
+    assert layer.family == "ssd" and (-torch.exp(layer.A_log) <= -1).all() and (-torch.exp(layer.A_log) >= -16).all()
+    u = torch.randn(1, T, H * P, dtype=torch.float64)
+    y, h = layer._ssd(u, None)
+    dt_raw, B_t, C_t = layer.x_proj(u).split([H, N, N], -1)
+    for head in range(H):  # by hand, head by head: h_t = exp(Δ_t A) h_{t-1} + B_tᵀ (Δ_t u_t), y_t = C_t h_t + D u_t
+        cols, hh = slice(head * P, (head + 1) * P), torch.zeros(N, P, dtype=torch.float64)
+        for t in range(T):
+            delta = F.softplus(dt_raw[0, t, head] + layer.dt_bias[head])
+            hh = torch.exp(-delta * torch.exp(layer.A_log[head])) * hh + torch.outer(B_t[0, t], delta * u[0, t, cols])
+            torch.testing.assert_close(y[0, t, cols], C_t[0, t] @ hh + layer.D[head] * u[0, t, cols])
+        torch.testing.assert_close(h[0, head], hh)

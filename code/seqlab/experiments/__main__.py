@@ -12,7 +12,7 @@ import sys
 import time
 
 from . import REGISTRY, SCALES, run, write, results_dir
-from ..config import progress_enabled
+from ..config import configure_threads, progress_enabled
 from .distributed import rank, teardown, world_size
 
 
@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"--seeds must not repeat a seed, got {args.seeds}")
+    try:
+        configure_threads()  # the command's thread policy: one intra-op thread unless SEQLAB_THREADS says otherwise
+    except (TypeError, ValueError) as err:
+        p.error(str(err))
     start = time.perf_counter()
     try:
         record = run(args.name, scale=args.scale, seeds=args.seeds, device=args.device, progress=args.progress)

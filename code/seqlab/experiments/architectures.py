@@ -28,6 +28,7 @@ import torch
 from .. import compare
 from ..compare import ARCHS
 from ..config import seed_everything
+from ..seeding import batches as batch_stream, held_out
 from ..data import CharCorpus
 from ..measure import count_flops, count_parameters, fit_slope, graph_depth, time_calls
 from ..train import logits_of, sequence_loss, train
@@ -103,21 +104,27 @@ def flop_exponent(models: dict, lengths, device=None) -> tuple[dict, dict]:
 
 
 def train_lm(arch: str, target: int, corpus, x_val, y_val, *, widths, batch: int, context: int, steps: int,
-             lr: float, seed: int = 3, device=None, progress: bool | None = None) -> float:
-    """Validation loss (nats) of ``arch`` at about ``target`` parameters after ``steps`` on ``corpus`` (chapter 15)."""
+             lr: float, seed: int = 0, device=None, progress: bool | None = None) -> float:
+    """Validation loss (nats) of ``arch`` at about ``target`` parameters after ``steps`` on ``corpus`` (chapter 15).
+
+    Weights from ``seed_everything(seed)``, batches from the stream ``seqlab.seeding.batches(seed)``.
+    """
     seed_everything(seed)
     model = make_model(arch, corpus.vocab_size,
                        compare.width_for_parameters(arch, corpus.vocab_size, target, widths)).to(device)
-    batches = seed_everything(seed + 1)
+    batches = batch_stream(seed)
     train(model, lambda: tuple(t.to(device) for t in corpus.batch("train", batch, context, batches)),
           steps=steps, lr=lr, clip=1.0, desc=arch, progress=progress)
     with torch.no_grad():
         return sequence_loss(logits_of(model(x_val)), y_val).item()
 
 
-def size_gain(corpus, s: dict, *, seed: int = 3, device=None, progress: bool | None = None) -> tuple[dict, dict]:
-    """``(text_loss, gain)``: each family at ``small_params`` and ``params``, trained alike; gain = small - large (chapter 15)."""
-    x_val, y_val = (t.to(device) for t in corpus.batch("val", 64, s["context"], seed_everything(2000)))
+def size_gain(corpus, s: dict, *, seed: int = 0, device=None, progress: bool | None = None) -> tuple[dict, dict]:
+    """``(text_loss, gain)``: each family at ``small_params`` and ``params``, trained alike; gain = small - large (chapter 15).
+
+    Validation windows from the held-out stream ``seqlab.seeding.held_out(seed)``; each model as ``train_lm``.
+    """
+    x_val, y_val = (t.to(device) for t in corpus.batch("val", 64, s["context"], held_out(seed)))
     kw = dict(widths=s["widths"], batch=s["batch"], context=s["context"], steps=s["sweep_steps"], lr=s["lr"],
               seed=seed, device=device, progress=progress)
     text_loss = {a: {size: train_lm(a, target, corpus, x_val, y_val, **kw)
@@ -259,7 +266,7 @@ SETTINGS = {
 
 
 def measure_all(s: dict, seed: int, device=None, progress: bool | None = None) -> dict:
-    """Every row of chapter 15's table and its use-case numbers for one ``seed`` (models from ``seed``, training from ``seed + 3``)."""
+    """Every row of chapter 15's table and its use-case numbers for one ``seed`` (every stream from ``seed``)."""
     g = seed_everything(seed)
     corpus = CharCorpus()
     V = corpus.vocab_size
@@ -268,7 +275,7 @@ def measure_all(s: dict, seed: int, device=None, progress: bool | None = None) -
     par_depth = {a: depth_per_token(m, "parallel", s["depth_lengths"], device) for a, m in models.items()}
     reach, fade = gradient_fade(models, torch.randint(0, V, (4, s["reach_T"]), generator=g).to(device))
     _, cost_slope = flop_exponent(models, s["cost_lengths"], device)
-    text_loss, gain = size_gain(corpus, s, seed=seed + 3, device=device, progress=progress)
+    text_loss, gain = size_gain(corpus, s, seed=seed, device=device, progress=progress)
     state_at, states, grows = generation_state(models, V, s["contexts"], s["piece"], g, device)
     step_work, latency = step_cost(models, states, s["rounds"], device)
     reach_far = {a: r[-1].item() for a, r in reach.items()}

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import seed_everything
-from ..seeding import batches as batch_stream
+from ..seeding import batches as batch_stream, held_out
 from ..data.corpus import CharCorpus
-from ..data.tasks import ReverseTask
+from ..data.tasks import IGNORE, ReverseTask
 from ..measure import count_parameters, fit_slope, time_calls
 from ..models.attention import MultiHeadAttention
 from ..models.charlm import RecurrentLM
@@ -61,13 +61,32 @@ def teacher_forced_loss(model: nn.Module, batch) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_reversal(model: Seq2Seq, L: int, *, vocab: int, n: int, device=None) -> tuple[float, float | None]:
     """Greedy-decode ``n`` new sources of length ``L``; returns (accuracy per output symbol, share of steps whose
-    largest attention weight is on the right source position, or None without attention) (chapter 5)."""
+    largest attention weight is on the right source position, or None without attention) (chapter 5).
+
+    The sources come from the held-out stream ``seqlab.seeding.held_out(L)``: one set per length, the same for
+    every model and seed.
+    """
     t = ReverseTask(L, L, vocab=vocab)
-    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=1000 + L))
+    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(L)))
     ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)      # (B, L+1), (B, L+1, L) or None
     acc = (ids[:, :L] == tgt_out[:, :L]).float().mean().item()
-    aligned = None if weights is None else (weights[:, :L].argmax(-1) == t.alignment(lengths)[:, :L].to(device)).float().mean().item()
+    aligned = None if weights is None else aligned_share(weights[:, :L], t.alignment(lengths)[:, :L].to(device))
     return acc, aligned
+
+
+def aligned_share(weights: torch.Tensor, alignment: torch.Tensor) -> float:
+    """The share of real target steps whose largest attention weight is on the right source position (chapter 5).
+
+    ``weights`` (B, T, S) holds a_bij, ``alignment`` (B, T) the right position j*_bi (``ReverseTask.alignment``:
+    L - 1 - i), ``IGNORE`` on padded steps, which count neither way: Σ_{b, i real} [argmax_j a_bij = j*_bi] over the
+    number of real steps, every sequence's steps pooled.
+    """
+    if weights.dim() != 3 or tuple(weights.shape[:2]) != tuple(alignment.shape):
+        raise ValueError(f"weights must be (B, T, S) and alignment (B, T), got shapes {tuple(weights.shape)} and "
+                         f"{tuple(alignment.shape)}")
+    real = alignment != IGNORE  # (B, T)
+    hits = (weights.argmax(-1) == alignment) & real
+    return hits.sum().item() / real.sum().item()  # exact counts, one division
 
 
 REVERSAL_SETTINGS = {

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..config import seed_everything
+from ..seeding import held_out
 from ..data.tasks import ReverseTask
 from ..models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from ..models.seq2seq import Seq2Seq
@@ -130,12 +131,12 @@ def evaluate(model: nn.Module, L: int, vocab: int, n: int, device=None) -> dict:
     """Accuracy per output symbol on ``n`` fresh sources of exactly ``L`` symbols, greedy decoding (chapter 7).
 
     Also the fraction of steps whose attention peaks on the right source position (``aligned``) or
-    within one of it (``near``) and, for the Transformer, the decoder layer it was read from. The sources depend only on L (the
-    same for every model and seed).
+    within one of it (``near``) and, for the Transformer, the decoder layer it was read from. The sources come from the
+    held-out stream ``seqlab.seeding.held_out(L)``: they depend only on L (the same for every model and seed).
     """
     device = torch.device(device or "cpu")
     t = ReverseTask(L, L, vocab=vocab)
-    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=1000 + L))
+    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(L)))
     ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)  # (B, L + 1); weights per model
     out = {"accuracy": (ids[:, :L] == tgt_out[:, :L]).float().mean().item()}
     alignment = t.alignment(lengths)[:, :L]  # (B, L): L - 1 - i

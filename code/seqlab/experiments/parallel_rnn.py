@@ -21,7 +21,7 @@ import statistics
 
 import torch
 
-from ..config import seed_everything
+from ..seeding import batches as batch_stream, held_out, init
 from ..data import CharCorpus
 from ..measure import count_parameters, graph_depth, time_calls
 from ..models.charlm import RecurrentLM
@@ -102,9 +102,10 @@ def depth_per_token(model, lengths, vocab: int) -> float:
     return (depths[1] - depths[0]) / (T2 - T1)
 
 
-def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, seed: int) -> float:
-    """Mean validation loss (nats per character) over ``n_batches`` fixed batches of 16 windows (chapter 13, section 13b)."""
-    g = torch.Generator().manual_seed(seed)
+def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, generator: torch.Generator) -> float:
+    """Mean validation loss (nats per character) over ``n_batches`` batches of 16 windows drawn with ``generator``
+    (chapter 13, section 13b)."""
+    g = generator
     model.eval()
     with torch.no_grad():
         losses = [sequence_loss(logits_of(model(x)), y).item()
@@ -114,20 +115,23 @@ def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, seed: int)
 
 
 def run_one(s: dict, seed: int = 0, corpus: CharCorpus | None = None, progress: bool = False) -> dict:
-    """Train each arch for ``s['steps']`` steps at ``s['context']`` on the same batches; loss, time, sizes (chapter 13, section 13b)."""
+    """Train each arch for ``s['steps']`` steps at ``s['context']`` on the same batches; loss, time, sizes (chapter 13, section 13b).
+
+    Seeds are ``seqlab.seeding``'s named streams: every arch's weights from ``init(seed)``, its batches from
+    ``batches(seed)`` (the same for every arch), its validation batches from ``held_out(seed)``.
+    """
     corpus = corpus or CharCorpus()
     V = corpus.vocab_size
     widths = matched_widths(V, s["params"], s["n_layers"])
     out = {"width": widths, "params": {}, "val_loss": {}, "seconds": {}, "loss": {}}
-    for i, arch in enumerate(ARCHS):
-        g = seed_everything(1000 * seed + i)
+    for arch in ARCHS:
+        init(seed)
         model = build(arch, V, widths[arch], s["n_layers"])
         out["params"][arch] = count_parameters(model)
-        batches = torch.Generator().manual_seed(seed)  # the same batches for every arch
+        batches = batch_stream(seed)  # the same batches for every arch
         hist = train(model, lambda: corpus.batch("train", s["batch"], s["context"], generator=batches),
                      steps=s["steps"], lr=s["lr"], clip=1.0, progress=progress, desc=arch)
-        out["val_loss"][arch] = evaluate(model, corpus, s["context"], s["n_eval"], seed=10_000 + seed)
+        out["val_loss"][arch] = evaluate(model, corpus, s["context"], s["n_eval"], generator=held_out(seed))
         out["seconds"][arch] = hist.seconds
         out["loss"][arch] = hist.loss
-        del g
     return out

@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import _validate as validate
 from ..config import seed_everything
+from ..seeding import held_out
 from ..data.corpus import CharCorpus
 from ..data.tasks import AddingProblem, DelayedRecall
 from ..models.charlm import RecurrentLM
@@ -192,7 +193,7 @@ def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, 
     task = DelayedRecall(lag=lag, vocab=8)
     gen = seed_everything(seed)
     model = RecurrentLM(task.input_vocab, 16, width, mode="fused", **spec).to(device)
-    x_eval, y_eval = (t.to(device) for t in task.sample(1024, generator=10_000 + seed))
+    x_eval, y_eval = (t.to(device) for t in task.sample(1024, generator=held_out(seed)))
     history = train(
         model, lambda: task.sample(64, gen), steps=steps, lr=3e-3, clip=1.0, eval_every=50,
         eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},

@@ -99,22 +99,17 @@ def _check_options(feature_map: str, normalize: bool):
 
 def _initial_state(state, B, d_phi, d_v, like, gated: bool):
     """(S, z) for linear attention, S for the gated family; zeros when ``state`` is None, else checked."""
-    if state is None:
-        S = like.new_zeros(B, d_phi, d_v)
-        return S if gated else (S, like.new_zeros(B, d_phi))
-    S = state if gated else (state[0] if isinstance(state, (tuple, list)) and len(state) == 2 else None)
-    if S is None:
-        raise TypeError(f"state must be a pair (S, z) of shapes (B, d_φ, d_v), (B, d_φ), got {type(state).__name__}")
-    validate.tensor("state S", S, ndim=3, dtype="float")
-    if tuple(S.shape) != (B, d_phi, d_v):
-        raise ValueError(f"state S must have shape (B, d_φ, d_v) = {(B, d_phi, d_v)}, got {tuple(S.shape)}")
+    def check_S(S):
+        return validate.initial_state(S, (B, d_phi, d_v), like, dims="(B, d_φ, d_v)", name="state S", like_name="q")
+
     if gated:
-        return S
-    z = state[1]
-    validate.tensor("state z", z, ndim=2, dtype="float")
-    if tuple(z.shape) != (B, d_phi):
-        raise ValueError(f"state z must have shape (B, d_φ) = {(B, d_phi)}, got {tuple(z.shape)}")
-    return S, z
+        return check_S(state)
+    if state is None:
+        return check_S(None), like.new_zeros(B, d_phi)
+    if not (isinstance(state, (tuple, list)) and len(state) == 2):
+        raise TypeError(f"state must be a pair (S, z) of shapes (B, d_φ, d_v), (B, d_φ), got {type(state).__name__}")
+    return check_S(state[0]), validate.initial_state(state[1], (B, d_phi), like, dims="(B, d_φ)", name="state z",
+                                                     like_name="q")
 
 
 def _read(num, den, normalize):

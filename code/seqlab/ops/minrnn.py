@@ -73,15 +73,7 @@ def _check(x, weights):
 
 
 def _state(state, x, H):
-    Bsz = x.shape[0]
-    if state is None:
-        return x.new_zeros(Bsz, H)
-    validate.tensor("state", state, ndim=2, dtype="float")
-    if tuple(state.shape) != (Bsz, H):
-        raise ValueError(f"state must be h of shape (B, H) = {(Bsz, H)}, got {tuple(state.shape)}")
-    if state.dtype != x.dtype:
-        raise TypeError(f"state must have x's dtype {x.dtype}, got {state.dtype}")
-    return state
+    return validate.initial_state(state, (x.shape[0], H), x, dims="(B, H)", what="h")
 
 
 # ------------------------------------------------------------------------------------------------ minGRU

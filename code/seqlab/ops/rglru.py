@@ -66,14 +66,7 @@ def _check(x, W_a, b_a, W_x, b_x, Lambda):
 
 def _state(state, x):
     Bsz, _, D = x.shape
-    if state is None:
-        return x.new_zeros(Bsz, D)
-    validate.tensor("state", state, ndim=2, dtype="float")
-    if tuple(state.shape) != (Bsz, D):
-        raise ValueError(f"state must be h of shape (B, D) = {(Bsz, D)}, got {tuple(state.shape)}")
-    if state.dtype != x.dtype:
-        raise TypeError(f"state must have x's dtype {x.dtype}, got {state.dtype}")
-    return state
+    return validate.initial_state(state, (Bsz, D), x, dims="(B, D)", what="h")
 
 
 def rglru_coefficients(x, W_a, b_a, W_x, b_x, Lambda):

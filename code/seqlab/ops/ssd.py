@@ -54,14 +54,7 @@ def _check(x, dt, B, C, A, D):
 
 def _state(state, x, N):
     Bsz, H, _, P = x.shape
-    if state is None:
-        return x.new_zeros(Bsz, H, N, P)
-    validate.tensor("state", state, ndim=4, dtype="float")
-    if tuple(state.shape) != (Bsz, H, N, P):
-        raise ValueError(f"state must be h of shape (B, H, N, P) = {(Bsz, H, N, P)}, got {tuple(state.shape)}")
-    if state.dtype != x.dtype:
-        raise TypeError(f"state must have x's dtype {x.dtype}, got {state.dtype}")
-    return state
+    return validate.initial_state(state, (Bsz, H, N, P), x, dims="(B, H, N, P)", what="h")
 
 
 def ssd_step(x_t, dt_t, B_t, C_t, A, D, *, state):

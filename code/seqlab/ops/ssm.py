@@ -130,10 +130,8 @@ def _s4d_state(state, u, N):
     if state is None:
         return torch.zeros(B_, Dm, N, dtype=torch.complex128 if u.dtype == torch.float64 else torch.complex64,
                            device=u.device)
-    validate.tensor("state", state, ndim=4, dtype="float")
-    if tuple(state.shape) != (B_, Dm, N, 2):
-        raise ValueError(f"state must be (B, D, N, 2) = {(B_, Dm, N, 2)} (real, imaginary), got {tuple(state.shape)}")
-    return _complex(state)
+    return _complex(validate.initial_state(state, (B_, Dm, N, 2), u, dims="(B, D, N, 2)", what="h (real, imaginary)",
+                                           like_name="u"))
 
 
 def s4d_step(u_t, A_bar, B_bar, C, D, *, state):
@@ -215,12 +213,7 @@ def _check_scan(u, delta, A, B, C, D):
 
 def _scan_state(state, u, N):
     Bsz, _, Dm = u.shape
-    if state is None:
-        return u.new_zeros(Bsz, Dm, N)
-    validate.tensor("state", state, ndim=3, dtype="float")
-    if tuple(state.shape) != (Bsz, Dm, N):
-        raise ValueError(f"state must be (B, D, N) = {(Bsz, Dm, N)}, got {tuple(state.shape)}")
-    return state
+    return validate.initial_state(state, (Bsz, Dm, N), u, dims="(B, D, N)", what="h", like_name="u")
 
 
 def _scan_coefficients(u, delta, A, B):
