@@ -183,3 +183,45 @@ def test_the_cpu_scale_belongs_to_the_scaling_study():
         experiments.run("recall", scale="cpu")
     with pytest.raises(ValueError, match="scale must be one of"):
         scaling.scaling("huge")
+
+
+def test_exponent_cells_give_each_fit_and_the_verdict_its_interval_licenses(tiny_study):
+    res, _ = tiny_study
+    cells = scaling.exponent_cells(res)
+    for f in scaling.FAMILIES:
+        p = res["fits"][f]["non_embedding"]["plain"]
+        assert (cells[f]["alpha"], cells[f]["lo"], cells[f]["hi"]) == (p["alpha"], p["lo"], p["hi"])
+        assert cells[f]["cell"] == f"α {p['alpha']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]"
+    d = res["alpha_difference"]
+    expected = "larger" if d["lo"] > 0 else "smaller" if d["hi"] < 0 else "not distinguishable"
+    assert cells["verdict"] == expected and expected in cells["sentence"]
+    # the word follows the interval: moved above or below zero, the verdict changes with it
+    for shift, word in ((1.0, "larger"), (-1.0, "smaller")):
+        moved = {**res, "alpha_difference": {k: d[k] + shift for k in ("value", "lo", "hi")}}
+        out = scaling.exponent_cells(moved)
+        assert out["verdict"] == word and out["relation"] == f"{word} than the LSTM's" and out["relation"] in out["sentence"]
+    straddles = {**res, "alpha_difference": {"value": 0.0, "lo": -0.1, "hi": 0.1}}
+    assert "not distinguishable from the LSTM's" in scaling.exponent_cells(straddles)["sentence"]
+    with pytest.raises(ValueError, match="not a scaling study"):
+        scaling.exponent_cells({"fits": {}})
+    with pytest.raises(TypeError, match="results"):
+        scaling.exponent_cells(None)
+
+
+def test_chapter_15s_scalability_row_reads_the_study_for_two_families_only(tiny_study):
+    from seqlab.experiments import architectures as A
+
+    res, _ = tiny_study
+    gain = {a: 0.1 * i for i, a in enumerate(A.ARCHS)}
+    cells = A.scale_cells(gain, scaling.exponent_cells(res), steps=40)
+    ex = scaling.exponent_cells(res)
+    assert cells["LSTM"] == ex["lstm"]["cell"]
+    assert cells["Transformer"].startswith(ex["transformer"]["cell"]) and ex["relation"] in cells["Transformer"]
+    for a in A.ARCHS:
+        if a not in ("LSTM", "Transformer"):
+            assert "not in chapter 10's study" in cells[a] and f"{gain[a]:+.2f} nats after 40 steps" in cells[a]
+            assert "not a scaling verdict" in cells[a]
+    absent = A.scale_cells(gain, None)
+    assert all("absent" in absent[a] for a in ("LSTM", "Transformer"))
+    rows = A.table_rows(*[{a: 1.0 for a in A.ARCHS}] * 5, gain, {a: 1.0 for a in A.ARCHS}, exponents=ex, steps=40)
+    assert rows["scale"] == cells

@@ -168,14 +168,47 @@ def step_cost(models: dict, states: dict, rounds: int, device=None) -> tuple[dic
     return step_work, latency
 
 
-def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows) -> dict[str, dict[str, str]]:
-    """The comparison table, row -> arch -> cell: each measured number beside the verdict its row's rule gives (chapter 15)."""
+#: The families of chapter 10's scaling study, by their names here.
+SCALING_FAMILIES = {"LSTM": "lstm", "Transformer": "transformer"}
+
+
+def scale_cells(gain: dict, exponents: dict | None = None, steps: int | None = None) -> dict[str, str]:
+    """The scalability row of chapter 15: chapter 10's recorded exponents where the study has the family (chapter 15).
+
+    ``exponents`` is ``scaling.exponent_cells(record["results"])`` of ``results/scaling-cpu.json``, or None when
+    that file is absent. The LSTM's and the Transformer's cells give the fitted exponent alpha with its interval
+    (the Transformer's also the verdict on the difference); the other families were not in the study, and every
+    cell keeps this page's short-run gain (``gain``, nats from the smaller to the larger model after ``steps``
+    steps), labelled as a short-run gain, not a scaling verdict.
+    """
+    short = lambda a: f"short run: {gain[a]:+.2f} nats" + (f" after {steps} steps" if steps else "")
+    out = {}
+    for a in ARCHS:
+        family = SCALING_FAMILIES.get(a)
+        if family is None:
+            out[a] = f"not in chapter 10's study ({short(a)}, not a scaling verdict)"
+        elif exponents is None:
+            out[a] = f"no recorded study here (results/scaling-cpu.json absent; {short(a)})"
+        else:
+            cell = exponents[family]["cell"]
+            if a == "Transformer":
+                cell += f", {exponents['relation']}"
+            out[a] = cell
+    return out
+
+
+def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows, exponents=None,
+               steps=None) -> dict[str, dict[str, str]]:
+    """The comparison table, row -> arch -> cell: each measured number beside the verdict its row's rule gives (chapter 15).
+
+    The scalability row is ``scale_cells(gain, exponents, steps)``: chapter 10's recorded exponents, not a verdict of this page's short run.
+    """
     return {
         "sequential": {a: f"{compare.verdict(seq_depth[a], 1, 'yes', 'no')} ({seq_depth[a]:.1f} ops/token)" for a in ARCHS},
         "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token)" for a in ARCHS},
         "long": {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS},
         "cost": {a: f"{compare.verdict(cost_slope[a], 1.25, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})" for a in ARCHS},
-        "scale": {a: f"{compare.verdict(gain[a], 0.05, 'gains', 'no clear gain')} ({gain[a]:+.2f} nats)" for a in ARCHS},
+        "scale": scale_cells(gain, exponents, steps),
         "memory": {a: f"{compare.verdict(grows[a], 1, 'grows', 'fixed')} (+{grows[a]:.0f} B/token)" for a in ARCHS},
     }
 

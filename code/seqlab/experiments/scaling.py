@@ -986,3 +986,37 @@ def findings(res: dict) -> list[dict]:
                         + ", ".join(f"{o['budget']:.0e} FLOPs → {o['best_N']:,} (predicted {o['n_opt_predicted']:,.0f})"
                                     for o in res["isoflop_optima"]) + "."})
     return out
+
+
+def exponent_cells(res: dict, digits: int = 3) -> dict:
+    """Chapter 15's scalability row for the two families of a recorded study (chapter 10's fits).
+
+    ``res`` is the ``results`` of a ``scaling`` record. For each family of ``FAMILIES`` the fitted exponent
+    alpha of L = a N^(-alpha) over non-embedding parameters (the "plain" fit) with its bootstrap interval;
+    and the verdict on the difference alpha_Transformer - alpha_LSTM (``res["alpha_difference"]``, a paired
+    bootstrap): "larger" when its interval lies above 0, "smaller" below, "not distinguishable" otherwise.
+
+    Returns ``{"lstm": {"alpha", "lo", "hi", "cell"}, "transformer": {...}, "difference": {"value", "lo",
+    "hi"}, "verdict": str, "relation": str, "sentence": str}`` (``relation``: "larger than the LSTM's", ...), each ``cell`` a short text for a table ("α 0.123 [0.081, 0.150]").
+    Raises ValueError when ``res`` lacks the fits (not a scaling study's results).
+    """
+    if not isinstance(res, dict):
+        raise TypeError(f"res must be the 'results' dict of a scaling record, got {type(res).__name__}")
+    missing = [k for k in ("fits", "alpha_difference") if k not in res]
+    if missing or any(f not in res["fits"] for f in FAMILIES):
+        raise ValueError(f"res is not a scaling study's results: it lacks {missing or 'a family of ' + str(FAMILIES)} "
+                         f"(expected keys 'fits' with {FAMILIES} and 'alpha_difference')")
+    num = lambda v: "?" if v is None else f"{v:.{digits}f}"
+    out = {}
+    for f in FAMILIES:
+        p = res["fits"][f]["non_embedding"]["plain"]
+        interval = "no interval" if p["lo"] is None or p["hi"] is None else f"[{num(p['lo'])}, {num(p['hi'])}]"
+        out[f] = {"alpha": p["alpha"], "lo": p["lo"], "hi": p["hi"], "cell": f"α {num(p['alpha'])} {interval}"}
+    d = res["alpha_difference"]
+    word, _ = verdict(d, "larger", "smaller", "not distinguishable")
+    out["difference"] = {k: d[k] for k in ("value", "lo", "hi")}
+    out["verdict"] = word
+    out["relation"] = f"{word} {'from' if word == 'not distinguishable' else 'than'} the LSTM's"
+    out["sentence"] = (f"the Transformer's exponent is {out['relation']} "
+                       f"(difference {num(d['value'])} [{num(d['lo'])}, {num(d['hi'])}])")
+    return out
