@@ -354,3 +354,12 @@ def test_min_rnn_refuses_a_misshapen_weight_by_its_name():
     x = torch.randn(2, 3, 4)
     with pytest.raises(ValueError, match="^W_z must be 2-dimensional"):
         minrnn.mingru_loop(x, torch.randn(5, 4, 1), torch.randn(5), torch.randn(5, 4), torch.randn(5))
+
+
+def test_attention_refuses_an_infinite_scale():
+    """scale must be positive and finite: ∞ is refused like 0 (its scores would be ±∞, its weights NaN)."""
+    from seqlab.ops.attention import scaled_dot_product_attention
+    q = torch.randn(1, 1, 2, 4)
+    for bad in (math.inf, 0.0):
+        with pytest.raises(ValueError, match="scale must be a positive finite number"):
+            scaled_dot_product_attention(q, q, q, scale=bad)
