@@ -117,15 +117,7 @@ class LinearAttention(Mixer):
         B, T, _ = t.shape
         return t.reshape(B, T, self.config.n_heads, -1).transpose(1, 2).reshape(B * self.config.n_heads, T, -1)
 
-    @property
-    def form(self) -> str:
-        return self.config.form
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self.config.form = value
+    form_attr = "config.form"  # where the form lives (Mixer.form checks and stores it there)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         c = self.config

@@ -107,15 +107,26 @@ class Mixer(nn.Module):
         """The forms this layer can run: its family's registered forms."""
         return tuple(ops.FAMILIES[self.family].forms)
 
+    form_attr: str = "_form"  # where a subclass keeps its form: an attribute, or "config.form"
+
+    def _form_home(self):
+        *path, name = self.form_attr.split(".")
+        home = self
+        for part in path:
+            home = getattr(home, part)
+        return home, name
+
     @property
     def form(self) -> str:
-        return self._form
+        home, name = self._form_home()
+        return getattr(home, name)
 
     @form.setter
     def form(self, value: str) -> None:
         if value not in self.forms:
             raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self._form = value
+        home, name = self._form_home()
+        setattr(home, name, value)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         raise NotImplementedError

@@ -157,15 +157,7 @@ class StackedCells(Mixer):
     family = "rnn"
     state_names = ("h",)
 
-    @property
-    def form(self) -> str:
-        return self.mode
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self.mode = value
+    form_attr = "mode"  # where the form lives (Mixer.form checks and stores it there)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         spec = Spec((self.num_layers, B, self.hidden_size), dtype)

@@ -137,15 +137,7 @@ class SSMLayer(Mixer):
             self.B = nn.Parameter(torch.stack([torch.ones(E, N), torch.zeros(E, N)], -1))  # S4D: B = 1
             self.C = nn.Parameter(torch.randn(E, N, 2) * math.sqrt(0.5))  # complex normal, variance 1
 
-    @property
-    def form(self) -> str:
-        return self.config.form
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self.config.form = value
+    form_attr = "config.form"  # where the form lives (Mixer.form checks and stores it there)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         c = self.config

@@ -142,15 +142,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
         forms = tuple(attention_ops.FORMS)
         return forms if self.window is None else tuple(f for f in forms if f != "stream")
 
-    @property
-    def form(self) -> str:
-        return self.mode
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self.mode = value
+    form_attr = "mode"  # where the form lives (Mixer.form checks and stores it there)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         kv = Spec((B, self.n_heads, self.window, self.d_head), dtype)  # window None: the cache grows (any T)
