@@ -84,13 +84,11 @@ def test_models_are_matched_in_parameters_and_the_lstm_has_chapter_4s_forget_bia
     assert forget and all(torch.allclose(f, torch.full_like(f, exp.FORGET_BIAS)) for f in forget), list(b)
 
 
-def test_grid_is_seed_major_and_the_vision_arms_run_on_pathfinder_only():
+def test_the_vision_arms_run_on_pathfinder_only_and_the_lr_grid_has_four_values():
     s = exp.SETTINGS["quick"]
-    g = exp.grid(s, [0, 1, 2])
-    per_seed = len(g) // 3
-    assert {c[3] for c in g[:per_seed]} == {0} and len(g) == 3 * per_seed
-    assert {c[0] for c in g if c[1] in exp.VISION} == {"pathfinder"}
-    assert len(s["lrs"]) >= 3
+    c = exp.cells(s)
+    assert {t for t, a in c if a in exp.VISION} == {"pathfinder"}
+    assert {a for t, a in c if t == "listops"} == set(s["archs"]) and len(s["lrs"]) >= 4
 
 
 def test_chapter_15_tables_are_html_and_read_the_recorded_files():

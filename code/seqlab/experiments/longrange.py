@@ -40,7 +40,7 @@ from ..models.charlm import RecurrentLM
 from ..train import accuracy, train
 from . import register
 from .recall import bracketed, best_lr
-from .runlog import log_path, map_logged, per_run
+from .runlog import log_path, map_tuned, per_run
 
 GRID_KEYS = ("archs", "vision", "lrs")
 
@@ -215,24 +215,22 @@ def compare_logits(model, x):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def grid(s: dict, seeds) -> list[tuple]:
-    """(task, arch, lr, seed) of every run, seed by seed, so a stopped sweep has whole grids of its first seeds (chapter 15)."""
-    out = []
-    for sd in seeds:
-        for t in s["tasks"]:
-            arms = list(s["archs"]) + (list(s["vision"]) if t == "pathfinder" else [])
-            out += [(t, a, lr, sd) for a in arms for lr in s["lrs"]]
-    return out
+def cells(s: dict) -> list[tuple]:
+    """(task, arch) of every cell, each trained at every lr of ``s["lrs"]`` (chapter 15)."""
+    return [(t, a) for t in s["tasks"] for a in list(s["archs"]) + (list(s["vision"]) if t == "pathfinder" else [])]
 
 
-def table(runs: list[dict]) -> list[dict]:
-    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline (chapter 15)."""
+def table(runs: list[dict], tune_seed: int | None = None) -> list[dict]:
+    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline (chapter 15).
+
+    ``tune_seed``: the seed that ran the whole lr grid and chooses the lr (``recall.best_lr``).
+    """
     rows = []
     for t in dict.fromkeys(r["task"] for r in runs):
         rs = [dict(r, width=r["arch"], n_pairs=t) for r in runs if r["task"] == t]  # best_lr's cell: (arch, ·, ·)
-        brackets = bracketed(rs)
+        brackets = bracketed(rs, tune_seed=tune_seed)
         for arch in dict.fromkeys(r["arch"] for r in rs):
-            best = [r for r in best_lr([r for r in rs if r["arch"] == arch])]
+            best = best_lr([r for r in rs if r["arch"] == arch], tune_seed=tune_seed)
             accs = [r["accuracy"] for r in best]
             rows.append({"task": t, "arch": arch, "lr": best[0]["lr"], "seeds": len(best), "mean": sum(accs) / len(accs),
                          "min": min(accs), "max": max(accs), "params": best[0]["params"], "length": best[0]["length"],
@@ -254,9 +252,11 @@ def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
         t, arch, lr, seed = c
         return train_one(t, arch, lr, task_options=s["tasks"][t], seed=seed, progress=progress, **common)
 
-    runs = map_logged(one, grid(s, list(seeds)), path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS),
-                      progress=progress, desc="long-range runs", also_accept=LEGACY.get(scale, ()))
-    rows = table(runs)
+    seeds = list(seeds)
+    _, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"],
+                        path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                        desc="long-range runs", also_accept=LEGACY.get(scale, ()))
+    rows = table(runs, tune_seed=seeds[0])
     lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
              f"{'baseline':>8s} bracketed"]
     for r in rows:

@@ -110,3 +110,27 @@ def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: 
               f"{len(todo)}", file=sys.stderr)
     new = dict(zip((_key(c) for c in todo), map_runs(run_and_log, todo, progress=progress, desc=desc)))
     return [done[_key(c)] if _key(c) in done else new[_key(c)] for c in configs]
+
+
+def map_tuned(fn: Callable, cells: Sequence[tuple], lrs: Sequence[float], seeds: Sequence[int], *,
+              score: Callable[[dict], float], **log) -> tuple[list[tuple], list]:
+    """Tune on the first seed, replicate on the others: the configurations run and their results (chapters 12, 15).
+
+    Every ``cell`` (a tuple) runs at every learning rate of ``lrs`` with ``seeds[0]``, as configuration
+    ``(*cell, lr, seed)``; then each other seed runs the cell once, at the learning rate whose
+    first-seed run has the highest ``score`` (a validation metric; ties go to the lr listed first).
+    A grid of k learning rates costs k + (seeds − 1) runs per cell instead of k · seeds. ``log`` is
+    passed to ``map_logged`` (path, settings, progress, desc, also_accept), so both phases resume.
+    """
+    seeds = list(seeds)
+    if not seeds or not lrs:
+        raise ValueError(f"map_tuned needs at least one seed and one learning rate, got seeds={seeds}, lrs={list(lrs)}")
+    first = [(*cell, lr, seeds[0]) for cell in cells for lr in lrs]
+    runs = map_logged(fn, first, **log)
+    best: dict[tuple, tuple[float, float]] = {}
+    for c, r in zip(first, runs):
+        cell, s = tuple(c[:-2]), score(r)
+        if cell not in best or s > best[cell][1]:
+            best[cell] = (c[-2], s)
+    rest = [(*cell, best[tuple(cell)][0], sd) for sd in seeds[1:] for cell in cells]
+    return first + rest, runs + (map_logged(fn, rest, **log) if rest else [])
