@@ -17,7 +17,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # (code/tests/conftest.py), and matplotlib needs no display either way.
 unexport MPLBACKEND
 
-.PHONY: book bench exercises lab test test-exercises test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
+.PHONY: book bench exercises lab screenshots test test-exercises test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
 
 setup: $(STAMP)
 
@@ -86,6 +86,11 @@ test-book: setup test-notebooks vendor
 # screenshots in _build/screenshots (skipped, saying why, without a Chromium).
 test-site: setup test-book
 	$(PY) -m pytest code/site_tests -q -rs -p no:cacheprovider
+
+# The browser test again on the site make book or make test built, saving every page's whole
+# length as well (_build/screenshots/*.full.png), for reading the site as a reviewer would.
+screenshots: setup
+	SEQLAB_FULL_SCREENSHOTS=1 $(PY) -m pytest code/site_tests/test_browser.py -q -rs -p no:cacheprovider
 
 # seqlab's modules against PyTorch's built-ins, and each fast scan against its loop, side by side in one run;
 # the tables go to results/ and the book's benchmark page shows them (with the machine they ran on).

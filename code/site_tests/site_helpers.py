@@ -11,6 +11,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("SEQLAB_SITE", ROOT / "_build" / "html"))
 SCREENSHOTS = Path(os.environ.get("SEQLAB_SCREENSHOTS", ROOT / "_build" / "screenshots"))
+# the whole length of every page as *.full.png too (make screenshots): about half the browser test's time
+FULL_SCREENSHOTS = os.environ.get("SEQLAB_FULL_SCREENSHOTS", "0") not in ("", "0")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -4,8 +4,8 @@ For each page: no console error and no failed request, no request leaving
 localhost, every image loaded, math rendered by MathJax (no raw TeX left in
 the text), exercise solutions that open on a click, widgets drawn by the
 vendored widget manager. The search page finds a term from the chapters.
-Screenshots of every page (the first screen, and the full page as
-``*.full.png``) go to ``_build/screenshots/``.
+Screenshots of every page's first screen go to ``_build/screenshots/``; with
+``SEQLAB_FULL_SCREENSHOTS=1`` (``make screenshots``) also the whole page, as ``*.full.png``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from site_helpers import SCREENSHOTS, SITE, chapter_pages, site_pages, vendored, widget_pages
+from site_helpers import FULL_SCREENSHOTS, SCREENSHOTS, SITE, chapter_pages, site_pages, vendored, widget_pages
 
 # TeX that MathJax should have replaced: \( \) \[ \] $$ ... $$ and $...$ left in the visible text
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|(?<![\w$\\])\$[^\s$][^$\n]{0,200}?(?<![\s\\])\$(?![\w$])")
@@ -112,8 +112,8 @@ def test_page_in_the_browser(site, site_server, browser_context, page):
             body.wait_for(state="hidden", timeout=5_000)
 
         tab.wait_for_load_state("networkidle")
-        # the whole page (Chromium leaves the sticky sidebars out of a full-page capture of a long page)
-        tab.screenshot(path=SCREENSHOTS / screenshot_name(page).replace(".png", ".full.png"), full_page=True)
+        if FULL_SCREENSHOTS:  # the whole page (Chromium leaves the sticky sidebars out of a full-page capture)
+            tab.screenshot(path=SCREENSHOTS / screenshot_name(page).replace(".png", ".full.png"), full_page=True)
         if page in widget_pages() and not vendored():
             problems = [p for p in problems if "_static/widgets/" not in p]  # reported by test_widget_manager_is_vendored
         assert not problems, f"{page}: the browser reported:\n" + "\n".join(problems)
