@@ -78,7 +78,7 @@ SETTINGS = {
                 lrs={"lstm": [2e-3, 4e-3, 8e-3, 1.6e-2], "transformer": [1e-3, 2e-3, 4e-3, 8e-3]}, steps=800, batch=16,
                 context=256, layers=2, tune_windows=128, eval_windows=512, curve_every=50, curve_windows=32, max_order=5,
                 bracket=True, max_widen=4, iso_families=["transformer"], iso_budgets=[3e11, 1e12, 3e12],
-                iso_factors=[0.25, 0.5, 1.0, 2.0, 4.0], pair={"lstm": 160, "transformer": 128}, n_boot=1000,
+                iso_factors=[0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0], pair={"lstm": 160, "transformer": 128}, n_boot=1000,
                 **_RECIPE),
     "full": dict(corpus="stdlib", widths={"lstm": [64, 128, 256, 384, 512, 768], "transformer": [64, 128, 192, 256, 384, 512]},
                  lrs={"lstm": [1e-3, 2e-3, 4e-3, 8e-3], "transformer": [5e-4, 1e-3, 2e-3, 4e-3]}, steps=4000, batch=32,
