@@ -110,3 +110,18 @@ def test_chapter_15_tables_are_html_and_read_the_recorded_files():
     b_x = dict(lstm.named_parameters())["recurrent.cells.0.b_x"]
     assert torch.allclose(b_x[16:32], torch.full((16,), A.FORGET_BIAS))
     assert "use" not in A.table_rows(*[{a: 1.0 for a in A.ARCHS}] * 7)
+
+
+def test_chapter_15s_count_baselines_score_the_windows_size_gain_scores():
+    import math
+
+    from seqlab import data
+    from seqlab.experiments import architectures as A
+    from seqlab.models.ngram import NGramLM
+    from seqlab.seeding import held_out
+    corpus, s = data.CharCorpus(), {"context": 32}
+    nats = A.size_gain_baselines(corpus, s, seed=3, max_order=3)
+    assert list(nats) == [1, 2, 3] and nats[1] > nats[2] > nats[3] > 0
+    _, y = corpus.batch("val", 64, 32, held_out(3))      # the unigram needs no context: every target, scored alone
+    uni = NGramLM(1, corpus.vocab_size, smoothing="witten-bell").fit(corpus.train)
+    assert nats[1] == pytest.approx(-uni.log_prob(y.flatten().cpu(), 0).mean().item() * math.log(2), rel=1e-5)

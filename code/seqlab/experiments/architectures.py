@@ -132,6 +132,16 @@ def size_gain(corpus, s: dict, *, seed: int = 0, device=None, progress: bool | N
     return text_loss, {a: l["small"] - l["large"] for a, l in text_loss.items()}
 
 
+def size_gain_baselines(corpus, s: dict, *, seed: int = 0, max_order: int = 5) -> dict[int, float]:
+    """Witten–Bell n-gram losses (nats) on the validation windows ``size_gain`` scores, orders 1 .. ``max_order``
+    (chapter 15; ``ngram.window_losses``, counts from the training split): the count tables a model is placed against."""
+    from ..models.ngram import window_losses
+    x_val, y_val = corpus.batch("val", 64, s["context"], held_out(seed))
+    windows = torch.cat([x_val[:, :1], y_val], dim=1).cpu()  # (64, context + 1): the inputs and the last target
+    losses = window_losses(corpus.train, windows, corpus.vocab_size, max_order)
+    return {k + 1: losses[k].mean().item() for k in range(max_order)}
+
+
 def generation_state(models: dict, vocab: int, contexts, piece: int, generator: torch.Generator,
                      device=None) -> tuple[dict, dict, dict]:
     """``(state_at, states, grows)`` after random prompts of each length in ``contexts``, fed ``piece`` tokens at a time (chapter 15).
