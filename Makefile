@@ -23,7 +23,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt code/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
 	touch $@
 
 # jupyter-cache hashes only notebook cells, so a change to code/seqlab (or to
