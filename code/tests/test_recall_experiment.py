@@ -17,10 +17,12 @@ def test_recall_writes_both_axes_and_keeps_the_lr_best_on_validation(tmp_path, m
     record = experiments.load(out_file, "recall")
     res, s = record["results"], record["results"]["settings"]
     assert len(s["lrs"]) >= 4
-    # the first seed runs every lr, the other two the lr it chose
-    n_width = len(s["archs"]) * len(s["widths"]) * (len(s["lrs"]) + 2)
-    n_pairs = len(s["pairs_archs"]) * len(s["pairs"]) * (len(s["lrs"]) + 2)
-    assert len(res["runs"]) == n_width + n_pairs
+    # the first seed runs every lr (and one more past an edge where the optimum sits there), the other two the lr it chose
+    cells = recall.cells(s)
+    first = [r for r in res["runs"] if r["seed"] == 0]
+    assert len(cells) * len(s["lrs"]) <= len(first) <= len(cells) * (len(s["lrs"]) + s["max_widen"])
+    assert len(res["runs"]) == len(first) + 2 * len(cells)
+    n_pairs = sum(c[0] == "pairs" for c in cells) * 2 + sum(r["axis"] == "pairs" for r in first)
     assert sum(r["axis"] == "pairs" for r in res["runs"]) == n_pairs
     for r in res["runs"]:
         assert {"arch", "width", "n_pairs", "lr", "seed", "state_bytes", "accuracy", "val_accuracy", "curve",
@@ -29,20 +31,20 @@ def test_recall_writes_both_axes_and_keeps_the_lr_best_on_validation(tmp_path, m
         if r["arch"] == "softmax":  # a KV cache: 2 T d per layer, plus the conv buffer
             assert r["state_bytes"] == 4 * s["layers"] * (2 * r["length"] * r["width"] + 2 * r["width"])
     # the pairs axis keeps the width (so the state) fixed
-    assert {r["width"] for r in res["runs"] if r["axis"] == "pairs"} == {s["pairs_width"]}
+    assert {r["width"] for r in res["runs"] if r["axis"] == "pairs"} == set(s["pairs_widths"])
     # one lr per cell, chosen by seed 0's VALIDATION recall, and every seed reported at it
     for axis in ("width", "pairs"):
         rs = [r for r in res["runs"] if r["axis"] == axis]
         for row in res[f"table_{axis}"]:
             cell = [r for r in rs if (r["arch"], r["width"], r["n_pairs"]) == (row["arch"], row["width"], row["n_pairs"])]
             val = {r["lr"]: r["val_accuracy"] for r in cell if r["seed"] == 0}
-            assert sorted(val) == sorted(s["lrs"]) and all(val[row["lr"]] >= v for v in val.values())
+            assert set(s["lrs"]) <= set(val) and all(val[row["lr"]] >= v for v in val.values())
             assert {r["seed"] for r in cell if r["lr"] == row["lr"]} == {0, 1, 2}
             assert {r["lr"] for r in cell if r["seed"] != 0} == {row["lr"]}
             assert row["seeds"] == 3 and row["min"] <= row["mean"] <= row["max"]
     # every run was logged as it finished
     lines = (logs / "recall-tiny.jsonl").read_text().splitlines()
-    assert len(lines) == n_width + n_pairs
+    assert len(lines) == len(res["runs"])
     assert "bracketed" in stdout
 
 
@@ -95,6 +97,19 @@ def test_map_tuned_replicates_each_cell_at_the_lr_its_first_seed_chose_and_resum
     assert calls == []
     with pytest.raises(ValueError, match="at least one seed"):
         runlog.map_tuned(fn, [("a",)], [1], [], score=lambda r: 0.0, **log)
+
+
+def test_map_tuned_extends_the_grid_past_an_edge_optimum_once():
+    calls = []
+
+    def fn(c):
+        calls.append(c)
+        return {"val": -abs(c[1] - 0.5)}                          # best at lr 0.5, below the grid
+
+    configs, runs = runlog.map_tuned(fn, [("a",)], [1, 2, 4], [0, 1], score=lambda r: r["val"], max_widen=2,
+                                     path=None, settings={})
+    assert [c[1] for c in configs if c[2] == 0] == [1, 2, 4, 0.5, 0.25]   # widened twice, then bracketed
+    assert configs[-1] == ("a", 0.5, 1)
 
 
 def test_crosstalk_law_and_state_of_the_delta_rule():
@@ -203,5 +218,9 @@ def test_a_grid_extended_by_a_learning_rate_reruns_only_the_new_points(tmp_path)
     runlog.map_logged(fn, [("b", 1)], path=legacy, settings={"new": True}, also_accept=[runlog.fingerprint({"old": True})])
     assert calls == []
     from seqlab.experiments import longrange, recall as rec
-    assert runlog.fingerprint(rec.SETTINGS["quick"]) in rec.LEGACY["quick"]   # the runs logged before the change
+    # the runs logged before each change: the whole settings, then the per-run ones with a single pairs width
+    before = {k: v for k, v in rec.SETTINGS["quick"].items() if k not in ("pairs_widths", "max_widen")} | {"pairs_width": 32}
+    assert runlog.fingerprint(before) in rec.LEGACY["quick"]
+    old_grid = ("archs", "widths", "lrs", "pairs_archs", "pairs")
+    assert runlog.fingerprint(runlog.per_run(before, old_grid)) in rec.LEGACY["quick"]
     assert runlog.fingerprint(dict(longrange.SETTINGS["quick"], lrs=[1e-3, 3e-3, 1e-2])) in longrange.LEGACY["quick"]

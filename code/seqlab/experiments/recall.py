@@ -25,10 +25,16 @@ AdamW with weight decay 0.1, and training until the validation recall reaches 0.
 Every cell is trained at each of ≥ 4 learning rates with the first seed; the learning rate with the
 best *validation* recall is kept, the other seeds (≥ 3 in all) are trained at it, and the mean, min
 and max *test* recall over the seeds are reported; ``bracketed`` says whether the grid brackets that
-optimum (``runlog.map_tuned``: 4 + 2 runs per cell instead of 4 × 3). Two axes:
+optimum (``runlog.map_tuned``: 4 + 2 runs per cell instead of 4 × 3; a cell whose best rate lies at
+an end of the grid, clearly, gets one more rate past that end, ``max_widen``). Two axes:
 
     width   n_pairs fixed, width swept: state size and parameters grow together
-    pairs   width fixed (state fixed), n_pairs swept: the load n / d_φ grows at a constant state
+    pairs   at each width of ``pairs_widths`` (state fixed), n_pairs swept: the load n / d_φ grows
+            at a constant state. The task has vocab / 2 distinct keys; a trained model chooses its
+            keys, and once the heads' key dimensions (heads · d_φ) reach that number it can give
+            every key its own direction, where the √((n − 1)/d) law assumes random keys. So the
+            quick scale sweeps the pairs at a width below that (16: 16 key dimensions for 32 keys)
+            and at it (32).
 
 ``recall`` (``python -m seqlab.experiments recall``) runs both and is resumable: each finished run is
 appended to ``results/runs/recall-SCALE.jsonl`` (``seqlab.experiments.runlog``) and a rerun skips it.
@@ -49,7 +55,7 @@ from ..train import accuracy, train
 from . import register
 from .runlog import fingerprint, log_path, map_tuned, per_run
 
-GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs")
+GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "max_widen")
 
 ARCHS = ("softmax", "linear", "delta", "taylor", "gated")
 WEIGHT_DECAY = 0.1  # Zoology's AdamW setting
@@ -59,20 +65,22 @@ SETTINGS = {
     # the task (vocab, length, pairs), the models (widths, heads, layers), the lrs swept, training; then the pairs axis
     "tiny": dict(archs=["softmax", "linear", "delta"], vocab=16, length=12, n_pairs=4, widths=[8, 16], heads=2,
                  layers=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=3, eval_every=2, batch=8, eval_batch=32,
-                 pairs_archs=["linear", "delta"], pairs_width=8, pairs=[2, 4], pairs_length=12),
+                 pairs_archs=["linear", "delta"], pairs_widths=[8], pairs=[2, 4], pairs_length=12, max_widen=1),
     "quick": dict(archs=["softmax", "linear", "delta"], vocab=64, length=48, n_pairs=16,
                   widths=[16, 32, 64], heads=4, layers=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=2000, eval_every=100,
                   batch=32, eval_batch=256,
-                  pairs_archs=["softmax", "linear", "delta"], pairs_width=32, pairs=[4, 8, 16, 24], pairs_length=64),
+                  pairs_archs=["softmax", "linear", "delta"], pairs_widths=[16, 32], pairs=[4, 8, 16, 24], pairs_length=64,
+                  max_widen=1),
     "full": dict(archs=list(ARCHS), vocab=256, length=128, n_pairs=32, widths=[32, 64, 128, 256], heads=4, layers=2,
                  lrs=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], steps=12_500, eval_every=250, batch=64, eval_batch=1024,
-                 pairs_archs=["softmax", "linear", "delta", "gated"], pairs_width=128, pairs=[8, 16, 32, 48, 64],
-                 pairs_length=160),
+                 pairs_archs=["softmax", "linear", "delta", "gated"], pairs_widths=[64, 128], pairs=[8, 16, 32, 48, 64],
+                 pairs_length=160, max_widen=1),
 }
 
 
 # runs logged on 2026-12-05 when the fingerprint covered the whole settings dict (same per-run settings)
-LEGACY = {"quick": ("b0b2f327df50",)}
+LEGACY = {"quick": ("b0b2f327df50",   # and until the pairs axis gained its second width (pairs_width was 32):
+                    "0deac1f8071b")}
 
 
 def make_model(arch: str, width: int, vocab: int, heads: int = 4, layers: int = 2) -> MixerLM:
@@ -207,7 +215,8 @@ def summarise(best: list[dict]) -> list[dict]:
 def cells(s: dict) -> list[tuple]:
     """The cells of both axes as (axis, arch, width, n_pairs, length), each trained at every lr of ``s["lrs"]`` (chapter 12)."""
     return ([("width", a, w, s["n_pairs"], s["length"]) for a in s["archs"] for w in s["widths"]]
-            + [("pairs", a, s["pairs_width"], n, s["pairs_length"]) for a in s["pairs_archs"] for n in s["pairs"]])
+            + [("pairs", a, w, n, s["pairs_length"]) for w in s["pairs_widths"] for a in s["pairs_archs"]
+               for n in s["pairs"]])
 
 
 @register("recall", "chapter 12: MQAR recall against state (width axis) and load n/d (pairs axis), lr swept", chapter=12)
@@ -223,7 +232,7 @@ def recall(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = 
         return train_one(arch, width, lr, n_pairs=n_pairs, length=length, seed=seed, progress=progress, **common)
 
     seeds = list(seeds)
-    configs, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"],
+    configs, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"], max_widen=s["max_widen"],
                               path=log_path("recall", scale), settings=per_run(s, GRID_KEYS), progress=progress,
                               desc="MQAR runs", also_accept=LEGACY.get(scale, ()))
     for c, r in zip(configs, runs):

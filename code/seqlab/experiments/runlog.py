@@ -113,24 +113,41 @@ def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: 
 
 
 def map_tuned(fn: Callable, cells: Sequence[tuple], lrs: Sequence[float], seeds: Sequence[int], *,
-              score: Callable[[dict], float], **log) -> tuple[list[tuple], list]:
+              score: Callable[[dict], float], max_widen: int = 0, tol: float = 0.02, **log) -> tuple[list[tuple], list]:
     """Tune on the first seed, replicate on the others: the configurations run and their results (chapters 12, 15).
 
     Every ``cell`` (a tuple) runs at every learning rate of ``lrs`` with ``seeds[0]``, as configuration
-    ``(*cell, lr, seed)``; then each other seed runs the cell once, at the learning rate whose
-    first-seed run has the highest ``score`` (a validation metric; ties go to the lr listed first).
+    ``(*cell, lr, seed)``. Where a cell's best ``score`` (a validation metric) lies at an end of the
+    grid and no inner learning rate comes within ``tol`` of it, the grid is extended past that end by
+    the grid's own step (up to ``max_widen`` more rates for that cell). Then each other seed runs the
+    cell once, at the learning rate whose first-seed run scored highest (ties: the smaller lr).
     A grid of k learning rates costs k + (seeds − 1) runs per cell instead of k · seeds. ``log`` is
-    passed to ``map_logged`` (path, settings, progress, desc, also_accept), so both phases resume.
+    passed to ``map_logged`` (path, settings, progress, desc, also_accept), so every phase resumes.
     """
-    seeds = list(seeds)
+    seeds, lrs = list(seeds), sorted(lrs)
     if not seeds or not lrs:
         raise ValueError(f"map_tuned needs at least one seed and one learning rate, got seeds={seeds}, lrs={list(lrs)}")
     first = [(*cell, lr, seeds[0]) for cell in cells for lr in lrs]
     runs = map_logged(fn, first, **log)
-    best: dict[tuple, tuple[float, float]] = {}
+    for _ in range(max_widen if len(lrs) >= 2 else 0):
+        scores: dict[tuple, dict[float, float]] = {}
+        for c, r in zip(first, runs):
+            scores.setdefault(tuple(c[:-2]), {})[c[-2]] = score(r)
+        more = []
+        for cell, by_lr in scores.items():
+            g = sorted(by_lr)
+            best = max(g, key=lambda lr: by_lr[lr])
+            inner = [by_lr[lr] for lr in g[1:-1]]
+            if best in (g[0], g[-1]) and not (inner and max(inner) >= by_lr[best] - tol):
+                lr = g[0] * g[0] / g[1] if best == g[0] else g[-1] * g[-1] / g[-2]
+                more.append((*cell, float(f"{lr:.3g}"), seeds[0]))
+        if not more:
+            break
+        first, runs = first + more, runs + map_logged(fn, more, **log)
+    best_lr: dict[tuple, tuple[float, float]] = {}
     for c, r in zip(first, runs):
         cell, s = tuple(c[:-2]), score(r)
-        if cell not in best or s > best[cell][1]:
-            best[cell] = (c[-2], s)
-    rest = [(*cell, best[tuple(cell)][0], sd) for sd in seeds[1:] for cell in cells]
+        if cell not in best_lr or s > best_lr[cell][1] or (s == best_lr[cell][1] and c[-2] < best_lr[cell][0]):
+            best_lr[cell] = (c[-2], s)
+    rest = [(*cell, best_lr[tuple(cell)][0], sd) for sd in seeds[1:] for cell in cells]
     return first + rest, runs + (map_logged(fn, rest, **log) if rest else [])
