@@ -82,7 +82,7 @@ def attention_patterns(model: GPT, x: torch.Tensor, return_logits: bool = False)
 
     handles = [block.attn.register_forward_hook(keep(i)) for i, block in enumerate(model.blocks)]
     try:
-        out = model(x)
+        logits, _ = model(x)  # (B, T, V); a GPT returns (logits, cache)
     finally:
         for h in handles:
             h.remove()
@@ -90,7 +90,7 @@ def attention_patterns(model: GPT, x: torch.Tensor, return_logits: bool = False)
         raise RuntimeError("the attention layers returned no weights: attention_patterns needs the default, "
                            "hand-written attention path (not PyTorch's fused kernel)")
     if return_logits:
-        return found, (out[0] if isinstance(out, (tuple, list)) else out)
+        return found, logits
     return found
 
 

@@ -101,17 +101,17 @@ def test_ablate_head_zeroes_exactly_that_head_for_every_index(layer):
     torch.manual_seed(3)
     model = GPT(GPTConfig(vocab_size=11, d_model=24, n_heads=3, n_layers=2, max_len=16)).double().eval()
     x = torch.randint(0, 11, (2, 9))
-    base = model(x)
+    base = model(x)[0]
     d_head = 24 // 3
     for head in range(3):
         edited = copy.deepcopy(model)
         with torch.no_grad():
             edited.blocks[layer].attn.W_o.weight[:, head * d_head:(head + 1) * d_head] = 0.0
         with interpret.ablate_head(model, layer, head):
-            got = model(x)
-        torch.testing.assert_close(got, edited(x))
+            got = model(x)[0]
+        torch.testing.assert_close(got, edited(x)[0])
         assert not torch.allclose(got, base)
-    torch.testing.assert_close(model(x), base)  # the hook is gone
+    torch.testing.assert_close(model(x)[0], base)  # the hook is gone
 
 
 # ------------------------------------------------------------------------------------------- data

@@ -130,7 +130,7 @@ def test_attention_only_has_no_feed_forward():
     x = torch.randint(0, 10, (3, 12))
     for block in m.blocks:
         assert torch.equal(block.ffn(torch.randn(2, 5, 16)), torch.zeros(2, 5, 16))
-    assert m(x).shape == (3, 12, 10)
+    assert m(x)[0].shape == (3, 12, 10)
     with pytest.raises(ValueError, match="Pre-Norm"):
         interpret.attention_only(GPTConfig(vocab_size=10, d_model=16, n_heads=2, norm_first=False))
 
@@ -148,17 +148,17 @@ def test_attention_patterns_are_causal_distributions():
 def test_ablate_head_removes_exactly_that_head(layer, head):
     m = _model(heads=4)                                                      # d_head = 4
     x = torch.randint(0, 10, (2, 12), generator=torch.Generator().manual_seed(head))
-    base = m(x).detach()
+    base = m(x)[0].detach()
     with interpret.ablate_head(m, layer, head):
-        ablated = m(x).detach()
-    assert torch.equal(m(x).detach(), base)                                # the hook is gone afterwards
+        ablated = m(x)[0].detach()
+    assert torch.equal(m(x)[0].detach(), base)                                # the hook is gone afterwards
     assert not torch.allclose(ablated, base)
     # by hand: zero that head's value rows (weights and bias), so it writes nothing
     rows = slice(4 * head, 4 * head + 4)
     with torch.no_grad():
         m.blocks[layer].attn.W_v.weight[rows] = 0.0
         m.blocks[layer].attn.W_v.bias[rows] = 0.0
-    assert torch.allclose(m(x), ablated, atol=1e-6)
+    assert torch.allclose(m(x)[0], ablated, atol=1e-6)
 
 
 def test_ablate_head_validates():
@@ -178,23 +178,23 @@ def test_mean_and_resample_ablation_write_what_they_are_given(head):
     x = torch.randint(0, 10, (5, 12), generator=torch.Generator().manual_seed(1))
     z = interpret.head_outputs(m, x, 1)                                      # (B, T, H, d_head)
     assert z.shape == (5, 12, 4, 4)
-    base = m(x).detach()
+    base = m(x)[0].detach()
     with interpret.ablate_head(m, 1, head, replacement=z[:, :, head]):      # its own output: nothing changes
-        assert torch.allclose(m(x), base, atol=1e-6)
+        assert torch.allclose(m(x)[0], base, atol=1e-6)
     with interpret.ablate_head(m, 1, head, replacement=torch.zeros(4)):     # zeros: the zero ablation
-        zero = m(x).detach()
+        zero = m(x)[0].detach()
     with interpret.ablate_head(m, 1, head):
-        assert torch.allclose(m(x), zero, atol=1e-6)
+        assert torch.allclose(m(x)[0], zero, atol=1e-6)
     mean = z[:, :, head].mean(0)                                             # (T, d_head): mean ablation
     with interpret.ablate_head(m, 1, head, replacement=mean):
         assert torch.allclose(interpret.head_outputs(m, x, 1)[:, :, head], mean.expand(5, 12, 4))  # what W_O reads
-        out = m(x).detach()
+        out = m(x)[0].detach()
     W_o = m.blocks[1].attn.W_o.weight[:, 4 * head:4 * head + 4]              # (d, d_head)
     delta = (mean - z[:, :, head]) @ W_o.T                                   # (B, T, d): the change of its write
     with torch.no_grad():                                                    # by hand: the final stream moved by delta
         stream = []
         h = m.norm.register_forward_pre_hook(lambda mod, inp: stream.append(inp[0]))
-        m(x)
+        m(x)[0]
         h.remove()
         by_hand = m.head(m.norm(stream[0] + delta))
     assert torch.allclose(out, by_hand, atol=1e-5)
@@ -209,9 +209,9 @@ def _layer_two(m, x, **patch):
     try:
         if patch:
             with interpret.ablate_path(m, **patch):
-                logits = m(x)
+                logits = m(x)[0]
         else:
-            logits = m(x)
+            logits = m(x)[0]
     finally:
         for h in hooks:
             h.remove()
@@ -232,7 +232,7 @@ def test_ablate_path_reaches_only_the_named_projections(head):
     got = {}
     h = m.blocks[1].attn.W_o.register_forward_pre_hook(lambda mod, inp: got.update(z=inp[0]))
     with interpret.ablate_head(m, 0, head):
-        m(x)
+        m(x)[0]
     h.remove()
     assert torch.allclose(z_all, got["z"], atol=1e-6)
     # keys by hand: LN_1 of the stream without the head's write, through W_K
@@ -241,14 +241,14 @@ def test_ablate_path_reaches_only_the_named_projections(head):
     with torch.no_grad():
         b1_in = []
         hk = b1.register_forward_pre_hook(lambda mod, inp: b1_in.append(inp[0]))
-        m(x)
+        m(x)[0]
         hk.remove()
         stream = b1_in[0] - zero_z @ b0.attn.W_o.weight[:, 4 * head:4 * head + 4].T
         k_hand = b1.attn.W_k(b1.norm1(stream))
         got_k = []
         hk = b1.attn.W_k.register_forward_hook(lambda mod, inp, out: got_k.append(out))
         with interpret.ablate_path(m, (0, head), 1, "k"):
-            m(x)
+            m(x)[0]
         hk.remove()
     assert torch.allclose(got_k[0], k_hand, atol=1e-6)
 
@@ -261,13 +261,13 @@ def test_ablate_path_of_several_heads_adds_their_changes():
     got = []
     hk = m.blocks[1].attn.W_k.register_forward_hook(lambda mod, inp, out: got.append(out))
     with interpret.ablate_path(m, [(0, 1), (0, 3)], 1, "k", replacement=means):
-        m(x)
+        m(x)[0]
     hk.remove()
     W_o = m.blocks[0].attn.W_o.weight
     stream = []
     hb = m.blocks[1].register_forward_pre_hook(lambda mod, inp: stream.append(inp[0]))
     with torch.no_grad():
-        m(x)
+        m(x)[0]
         hb.remove()
         for h, mean in zip((1, 3), means):
             stream[0] = stream[0] + (mean - z[:, :, h]) @ W_o[:, 4 * h:4 * h + 4].T
@@ -338,5 +338,5 @@ def test_head_scores_from_one_forward_pass_agree_with_the_separate_scores():
     assert out["icl"] == pytest.approx(interpret.icl_score(loss, early, late))
     assert out["exact"] == interpret.exact_match(m, x, y, late)
     A, logits = interpret.attention_patterns(m, x, return_logits=True)
-    assert torch.equal(logits, m(x)) and all(torch.equal(a, b) for a, b in zip(A, interpret.attention_patterns(m, x)))
+    assert torch.equal(logits, m(x)[0]) and all(torch.equal(a, b) for a, b in zip(A, interpret.attention_patterns(m, x)))
     assert out["prefix 2.1"] == pytest.approx(interpret.prefix_matching_score(A[1], pos)[1].item())

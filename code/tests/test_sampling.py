@@ -98,7 +98,7 @@ def test_gpt_generate_draws_from_softmax_of_its_logits_over_temperature(T):
     spread_bias(model.head)
     prompt = torch.tensor([3, 1, 4])
     with torch.no_grad():
-        z = model(prompt[None])[0, -1]  # (V,)
+        z = model(prompt[None])[0][0, -1]  # (V,): the logits of (logits, cache)
     for seed in SEEDS:
         out = model.generate(prompt, 1, temperature=T, generator=torch.Generator().manual_seed(seed))
         assert out[:3].tolist() == prompt.tolist()

@@ -157,9 +157,14 @@ def test_gpt_initialisation_follows_init_std(std):
 def test_cache_in_chunks_equals_one_pass(positions, norm_first):
     model = small_gpt(positions, norm_first)
     x = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(1))
-    full = model(x)
+    full, none = model(x)
+    assert none is None                                       # no cache asked for, none returned
     cache = model.new_cache()
-    parts = [model(x[:, a:b], cache=cache) for a, b in ((0, 4), (4, 5), (5, 9))]  # a prompt, one token, a chunk
+    parts = []
+    for a, b in ((0, 4), (4, 5), (5, 9)):                     # a prompt, one token, a chunk
+        logits, returned = model(x[:, a:b], cache=cache)
+        assert returned is cache                              # (logits, state): the cache, now longer
+        parts.append(logits)
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-10, rtol=1e-9)
     assert cache.length == 9
     assert cache.nbytes() == 2 * 2 * 2 * 2 * 9 * 8 * 8  # K and V, L=2, B=2, H=2, T=9, d_head=8, float64
@@ -184,10 +189,10 @@ def test_generate_with_cache_equals_without(positions):
 def test_every_mode_equals_parallel_with_and_without_cache(positions, mode):
     model = small_gpt(positions)
     x = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(model(x, mode=mode), model(x), atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(model(x, mode=mode)[0], model(x)[0], atol=1e-10, rtol=1e-9)
     cache = model.new_cache()
-    parts = [model(x[:, a:b], cache=cache, mode=mode) for a, b in ((0, 3), (3, 4), (4, 8))]
-    torch.testing.assert_close(torch.cat(parts, dim=1), model(x), atol=1e-10, rtol=1e-9)
+    parts = [model(x[:, a:b], cache=cache, mode=mode)[0] for a, b in ((0, 3), (3, 4), (4, 8))]
+    torch.testing.assert_close(torch.cat(parts, dim=1), model(x)[0], atol=1e-10, rtol=1e-9)
 
 
 def test_unknown_mode_names_the_choices():
@@ -206,8 +211,8 @@ def test_model_is_causal(positions):
     x = torch.randint(0, 11, (1, 10), generator=torch.Generator().manual_seed(4))
     y = x.clone()
     y[0, 6:] = (y[0, 6:] + 1) % 11  # change the future from position 6 on
-    torch.testing.assert_close(model(x)[:, :6], model(y)[:, :6])
-    assert not torch.allclose(model(x)[:, 6:], model(y)[:, 6:])
+    torch.testing.assert_close(model(x)[0][:, :6], model(y)[0][:, :6])
+    assert not torch.allclose(model(x)[0][:, 6:], model(y)[0][:, 6:])
 
 
 def test_without_positions_a_bidirectional_block_is_order_blind_and_positions_break_that():
@@ -227,7 +232,7 @@ def test_gpt_trains_one_step_and_counts_its_parameters():
     per_block = 4 * (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * 2 * d
     assert sum(p.numel() for p in model.parameters()) == V * d + 5 * d + per_block + 2 * d + (d * V + V)
     x = torch.randint(0, 7, (4, 5))
-    loss = nn.functional.cross_entropy(model(x).reshape(-1, 7), x.reshape(-1))
+    loss = nn.functional.cross_entropy(model(x)[0].reshape(-1, 7), x.reshape(-1))
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
@@ -236,11 +241,11 @@ def test_encoder_without_positions_cannot_tell_order_but_with_positions_can():
     torch.manual_seed(0)
     enc = GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=2, positions="none", causal=False)).double()
     ab, ba = torch.tensor([[1, 2, 3, 4]]), torch.tensor([[2, 1, 3, 4]])  # the last token is the same query
-    torch.testing.assert_close(enc(ab)[:, -1], enc(ba)[:, -1])
+    torch.testing.assert_close(enc(ab)[0][:, -1], enc(ba)[0][:, -1])
     enc_pos = GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=2, positions="learned", causal=False)).double()
-    assert not torch.allclose(enc_pos(ab)[:, -1], enc_pos(ba)[:, -1])
+    assert not torch.allclose(enc_pos(ab)[0][:, -1], enc_pos(ba)[0][:, -1])
     causal = GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=2, positions="none")).double()
-    assert not torch.allclose(causal(ab)[:, -1], causal(ba)[:, -1])  # the causal mask itself leaks order
+    assert not torch.allclose(causal(ab)[0][:, -1], causal(ba)[0][:, -1])  # the causal mask itself leaks order
     with pytest.raises(ValueError, match="needs a causal model"):
         enc.generate(torch.tensor([1]), 3)
     with pytest.raises(ValueError, match="needs a causal model"):
@@ -254,7 +259,7 @@ def test_kv_cache_crop():
     model(x[:, :6], cache=cache)
     cache.crop(4)
     assert cache.length == 4
-    torch.testing.assert_close(model(x[:, 4:], cache=cache), model(x)[:, 4:], atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(model(x[:, 4:], cache=cache)[0], model(x)[0][:, 4:], atol=1e-10, rtol=1e-9)
     cache.crop(0)
     assert cache.length == 0 and cache.nbytes() == 0
     with pytest.raises(ValueError, match="cannot crop"):

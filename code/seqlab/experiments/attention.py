@@ -281,7 +281,7 @@ def train_position_lm(model: GPT, corpus: CharCorpus, *, batch: int, T_train: in
 def loss_by_position(model: GPT, val: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy (nats) at each position of the windows ``val`` (N, T + 1): (T,) (chapter 8)."""
     with torch.no_grad():
-        losses = [F.cross_entropy(model(w[:, :-1], mode="fused").transpose(1, 2), w[:, 1:], reduction="none")
+        losses = [F.cross_entropy(model(w[:, :-1], mode="fused")[0].transpose(1, 2), w[:, 1:], reduction="none")
                   for w in val.split(64)]                                   # (n, T) each
     return torch.cat(losses).mean(0).cpu()                                # (T,)
 

@@ -411,7 +411,9 @@ class GPT(nn.Module):
     """A decoder-only Transformer language model (chapter 7): ``p(x_{t+1} | x_1..x_t) = softmax(W_head h_t^L)``.
 
     Token embedding (+ absolute positions) -> L causal ``TransformerBlock`` s -> (a final
-    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, mode=None) -> logits (B, T, V)``;
+    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, mode=None) -> (logits (B, T, V), cache)``,
+    the ``(logits, state)`` of every language model of the package (``SeqLM``, ``RecurrentLM``): the state
+    is the ``KVCache`` passed in, now holding ``x`` 's keys and values too, or None without one;
     ``mode`` names the attention's form for this call (default each block's, ``GPT(config, mode=...)``:
     ``"parallel"``, or ``"fused"`` for PyTorch's kernel, ``"loop"``, ``"stream"``);
     with a ``KVCache`` (``new_cache()``) the tokens ``x`` continue the cached ones. Weights start as
@@ -446,7 +448,8 @@ class GPT(nn.Module):
         """An empty key/value cache for ``forward(x, cache=...)`` and ``generate``."""
         return KVCache(self.config.n_layers)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, mode: str | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                mode: str | None = None) -> tuple[torch.Tensor, KVCache | None]:
         validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
@@ -459,7 +462,7 @@ class GPT(nn.Module):
             h = self.positions(h, offset)  # (B, T, d): x_t + p_t
         for i, block in enumerate(self.blocks):
             h = block(h, causal=self.config.causal, cache=None if cache is None else cache.layers[i], mode=mode)  # (B, T, d)
-        return self.head(self.norm(h))  # (B, T, V)
+        return self.head(self.norm(h)), cache  # (B, T, V), the cache (None without one)
 
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
@@ -483,12 +486,12 @@ class GPT(nn.Module):
         device = self.head.weight.device
         ids = prompt_ids.to(device)[None]  # (1, T)
         cache = self.new_cache() if use_cache else None
-        logits = self(ids, cache=cache, mode=mode)[0, -1]  # (V,)
+        logits = self(ids, cache=cache, mode=mode)[0][0, -1]  # (V,)
         for i in range(length):
             nxt = sample_next(logits, temperature, generator).view(1, 1)  # softmax(logits / T), or argmax at T = 0
             ids = torch.cat([ids, nxt], dim=1)  # (1, T + i + 1)
             if i < length - 1:
-                logits = (self(nxt, cache=cache, mode=mode) if use_cache else self(ids, mode=mode))[0, -1]  # (V,)
+                logits = (self(nxt, cache=cache, mode=mode) if use_cache else self(ids, mode=mode))[0][0, -1]  # (V,)
         return ids[0].cpu()
 
     def extra_repr(self) -> str:
