@@ -53,7 +53,7 @@ from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .runlog import fingerprint, log_path, map_tuned, per_run
+from .runlog import edge_optimum, fingerprint, log_path, map_tuned, per_run
 
 GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "max_widen")
 
@@ -186,14 +186,8 @@ def bracketed(runs: list[dict], key: str = "val_accuracy", tol: float = 0.02,
     for r in runs:
         if tune_seed is None or r["seed"] == tune_seed:
             groups.setdefault(_cell(r), {}).setdefault(r["lr"], []).append(r.get(key, r["accuracy"]))
-    out = {}
-    for cell, by_lr in groups.items():
-        lrs = sorted(by_lr)
-        mean = [sum(by_lr[lr]) / len(by_lr[lr]) for lr in lrs]
-        i = max(range(len(lrs)), key=lambda j: mean[j])
-        inner = mean[1:-1]
-        out[cell] = len(lrs) >= 3 and (0 < i < len(lrs) - 1 or (bool(inner) and max(inner) >= mean[i] - tol))
-    return out
+    return {cell: len(by_lr) >= 3 and edge_optimum({lr: sum(v) / len(v) for lr, v in by_lr.items()}, tol) is None
+            for cell, by_lr in groups.items()}
 
 
 def summarise(best: list[dict]) -> list[dict]:

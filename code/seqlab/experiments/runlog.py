@@ -112,6 +112,17 @@ def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: 
     return [done[_key(c)] if _key(c) in done else new[_key(c)] for c in configs]
 
 
+def edge_optimum(by_lr: dict[float, float], tol: float = 0.02) -> str | None:
+    """``"low"`` or ``"high"`` when the best score of ``{lr: score}`` sits at that end of the grid and no inner
+    learning rate comes within ``tol`` of it (the grid should be extended there); else None (chapter 12)."""
+    g = sorted(by_lr)
+    i = max(range(len(g)), key=lambda j: by_lr[g[j]])  # ties: the smaller lr
+    inner = [by_lr[lr] for lr in g[1:-1]]
+    if 0 < i < len(g) - 1 or (inner and max(inner) >= by_lr[g[i]] - tol):
+        return None
+    return "low" if i == 0 else "high"
+
+
 def map_tuned(fn: Callable, cells: Sequence[tuple], lrs: Sequence[float], seeds: Sequence[int], *,
               score: Callable[[dict], float], max_widen: int = 0, tol: float = 0.02, **log) -> tuple[list[tuple], list]:
     """Tune on the first seed, replicate on the others: the configurations run and their results (chapters 12, 15).
@@ -135,11 +146,9 @@ def map_tuned(fn: Callable, cells: Sequence[tuple], lrs: Sequence[float], seeds:
             scores.setdefault(tuple(c[:-2]), {})[c[-2]] = score(r)
         more = []
         for cell, by_lr in scores.items():
-            g = sorted(by_lr)
-            best = max(g, key=lambda lr: by_lr[lr])
-            inner = [by_lr[lr] for lr in g[1:-1]]
-            if best in (g[0], g[-1]) and not (inner and max(inner) >= by_lr[best] - tol):
-                lr = g[0] * g[0] / g[1] if best == g[0] else g[-1] * g[-1] / g[-2]
+            g, edge = sorted(by_lr), edge_optimum(by_lr, tol)
+            if edge is not None:
+                lr = g[0] * g[0] / g[1] if edge == "low" else g[-1] * g[-1] / g[-2]
                 more.append((*cell, float(f"{lr:.3g}"), seeds[0]))
         if not more:
             break
