@@ -125,3 +125,17 @@ def test_chapter_15s_count_baselines_score_the_windows_size_gain_scores():
     _, y = corpus.batch("val", 64, 32, held_out(3))      # the unigram needs no context: every target, scored alone
     uni = NGramLM(1, corpus.vocab_size, smoothing="witten-bell").fit(corpus.train)
     assert nats[1] == pytest.approx(-uni.log_prob(y.flatten().cpu(), 0).mean().item() * math.log(2), rel=1e-5)
+
+
+def test_chance_margin_is_three_binomial_standard_errors_and_covers_an_input_blind_model():
+    assert exp.chance_margin(0.5, 512) == pytest.approx(3 * 0.5 / 512 ** 0.5)
+    assert exp.chance_margin(0.125, 512, z=2) == pytest.approx(2 * (0.125 * 0.875 / 512) ** 0.5)
+    # a constant answer on a balanced task: the share of one class in n draws stays within the margin
+    g = torch.Generator().manual_seed(0)
+    shares = [(torch.rand(512, generator=g) < 0.5).float().mean().item() for _ in range(200)]
+    assert sum(abs(s - 0.5) > exp.chance_margin(0.5, 512) for s in shares) <= 2
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="baseline must be a probability"):
+            exp.chance_margin(bad, 512)
+    with pytest.raises((ValueError, TypeError), match="n"):
+        exp.chance_margin(0.5, 0)

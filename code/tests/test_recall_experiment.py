@@ -112,6 +112,15 @@ def test_map_tuned_extends_the_grid_past_an_edge_optimum_once():
     assert configs[-1] == ("a", 0.5, 1)
 
 
+def test_edge_optimum_counts_a_diverged_run_as_the_worst():
+    nan = float("nan")
+    assert runlog.edge_optimum({1: 0.5, 2: 0.6, 3: 0.55}) is None
+    assert runlog.edge_optimum({1: 0.5, 2: 0.52, 3: 0.6}) == "high"
+    assert runlog.edge_optimum({1: nan, 2: 0.5, 3: 0.9}) == "high"      # NaN first must not win the argmax
+    assert runlog.edge_optimum({1: 0.9, 2: 0.5, 3: nan}) == "low"
+    assert runlog.edge_optimum({1: 0.5, 2: 0.9, 3: nan}) is None
+
+
 def test_crosstalk_law_and_state_of_the_delta_rule():
     assert recall.crosstalk_law(1, 16) == 0.0 and recall.crosstalk_law(17, 16) == pytest.approx(1.0)
     lin, delta = (recall.make_model(a, 32, vocab=16) for a in ("linear", "delta"))
@@ -223,4 +232,8 @@ def test_a_grid_extended_by_a_learning_rate_reruns_only_the_new_points(tmp_path)
     assert runlog.fingerprint(before) in rec.LEGACY["quick"]
     old_grid = ("archs", "widths", "lrs", "pairs_archs", "pairs")
     assert runlog.fingerprint(runlog.per_run(before, old_grid)) in rec.LEGACY["quick"]
-    assert runlog.fingerprint(dict(longrange.SETTINGS["quick"], lrs=[1e-3, 3e-3, 1e-2])) in longrange.LEGACY["quick"]
+    lr_before = {k: v for k, v in longrange.SETTINGS["quick"].items() if k != "max_widen"}   # before widening
+    assert runlog.fingerprint(dict(lr_before, lrs=[1e-3, 3e-3, 1e-2])) in longrange.LEGACY["quick"]
+    # widening is part of the grid, not of a run: the runs logged before it keep their fingerprint
+    assert runlog.fingerprint(runlog.per_run(longrange.SETTINGS["quick"], longrange.GRID_KEYS)) == \
+        runlog.fingerprint(runlog.per_run(lr_before, longrange.GRID_KEYS))

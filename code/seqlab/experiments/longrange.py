@@ -42,7 +42,7 @@ from . import register
 from .recall import bracketed, best_lr
 from .runlog import log_path, map_tuned, per_run
 
-GRID_KEYS = ("archs", "vision", "lrs")
+GRID_KEYS = ("archs", "vision", "lrs", "max_widen")
 
 TASKS = ("listops", "pathfinder", "lag")
 VISION = ("Transformer (patches)", "LSTM (rows)")
@@ -55,15 +55,15 @@ SETTINGS = {
     "tiny": dict(tasks={"listops": dict(length=16, max_depth=2, max_args=3), "pathfinder": dict(size=6, curve_length=4),
                         "lag": dict(lag=8, vocab=4)},
                  archs=list(compare.ARCHS), vision=list(VISION), params=3000, lrs=[1e-3, 1e-2], steps=2,
-                 eval_every=1, batch=4, eval_batch=16),
+                 eval_every=1, batch=4, eval_batch=16, max_widen=1),
     "quick": dict(tasks={"listops": dict(length=128, max_depth=4, max_args=5),
                          "pathfinder": dict(size=16, curve_length=14), "lag": dict(lag=64, vocab=8)},
                   archs=list(compare.ARCHS), vision=list(VISION), params=20_000, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=600,
-                  eval_every=100, batch=32, eval_batch=512),
+                  eval_every=100, batch=32, eval_batch=512, max_widen=1),
     "full": dict(tasks={"listops": dict(length=512, max_depth=6, max_args=6),
                         "pathfinder": dict(size=32, curve_length=40), "lag": dict(lag=256, vocab=8)},
                  archs=list(compare.ARCHS), vision=list(VISION), params=200_000, lrs=[3e-4, 1e-3, 3e-3, 1e-2],
-                 steps=5000, eval_every=250, batch=64, eval_batch=2048),
+                 steps=5000, eval_every=250, batch=64, eval_batch=2048, max_widen=1),
 }
 
 
@@ -166,6 +166,19 @@ def baseline(task, n: int = 4096, seed: int = 0) -> float:
     return Counter(labels).most_common(1)[0][1] / len(labels)
 
 
+def chance_margin(baseline: float, n: int, z: float = 3.0) -> float:
+    """How far above ``baseline`` an accuracy on ``n`` test examples must be to count as learned (chapter 15).
+
+    ``z`` binomial standard errors of a guesser that is right with probability ``baseline``:
+    z·√(b(1 − b)/n). An input-blind model sits within it (on Pathfinder, the constant answer scores the
+    test set's share of one class, a few points from 1/2).
+    """
+    if not 0 < baseline < 1:
+        raise ValueError(f"baseline must be a probability in (0, 1), got {baseline!r}")
+    validate.positive_int("n", n)
+    return z * (baseline * (1 - baseline) / n) ** 0.5
+
+
 def _last_step_accuracy(logits, y):
     return accuracy(logits[:, -1], y[:, -1])
 
@@ -253,7 +266,7 @@ def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
         return train_one(t, arch, lr, task_options=s["tasks"][t], seed=seed, progress=progress, **common)
 
     seeds = list(seeds)
-    _, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"],
+    _, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"], max_widen=s["max_widen"],
                         path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS), progress=progress,
                         desc="long-range runs", also_accept=LEGACY.get(scale, ()))
     rows = table(runs, tune_seed=seeds[0])

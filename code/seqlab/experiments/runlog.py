@@ -114,7 +114,9 @@ def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: 
 
 def edge_optimum(by_lr: dict[float, float], tol: float = 0.02) -> str | None:
     """``"low"`` or ``"high"`` when the best score of ``{lr: score}`` sits at that end of the grid and no inner
-    learning rate comes within ``tol`` of it (the grid should be extended there); else None (chapter 12)."""
+    learning rate comes within ``tol`` of it (the grid should be extended there); else None (chapter 12).
+    A NaN score (a diverged run) counts as the worst."""
+    by_lr = {lr: float("-inf") if v != v else v for lr, v in by_lr.items()}
     g = sorted(by_lr)
     i = max(range(len(g)), key=lambda j: by_lr[g[j]])  # ties: the smaller lr
     inner = [by_lr[lr] for lr in g[1:-1]]
