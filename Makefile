@@ -85,7 +85,8 @@ test-book: setup test-notebooks vendor
 # API page, no CDN; then every page in headless Chromium, offline, with
 # screenshots in _build/screenshots (skipped, saying why, without a Chromium).
 test-site: setup test-book
-	$(PY) -m pytest code/site_tests -q -rs -p no:cacheprovider
+	rm -f _build/screenshots/*.png
+	$(PY) -m pytest code/site_tests -q -rs -p no:cacheprovider -n $(JOBS)
 
 # The browser test again on the site make book or make test built, saving every page's whole
 # length as well (_build/screenshots/*.full.png), for reading the site as a reviewer would.

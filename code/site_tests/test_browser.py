@@ -42,11 +42,14 @@ IMAGES_JS = """async () => {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fresh_screenshots():
-    """Screenshots of this run only, in _build/screenshots."""
+def fresh_screenshots(worker_id):
+    """Screenshots of this run only, in _build/screenshots. Under pytest-xdist each worker runs this
+    fixture, so only a run without workers clears old screenshots here (make test-site clears them
+    before it starts the workers)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("*.png"):
-        old.unlink()
+    if worker_id == "master":
+        for old in SCREENSHOTS.glob("*.png"):
+            old.unlink()
 
 
 def screenshot_name(page: str) -> str:
