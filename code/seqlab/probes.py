@@ -89,3 +89,60 @@ def decay_rate(norms: torch.Tensor, skip: int = 1) -> float:
     d = torch.arange(skip, skip + len(y), dtype=torch.float64)
     slope = ((d - d.mean()) * (y - y.mean())).sum() / ((d - d.mean()) ** 2).sum()
     return math.exp(slope.item())
+
+
+def lstm_gates(cell: torch.nn.Module, x: torch.Tensor, state=None) -> dict[str, torch.Tensor]:
+    """Every gate and state of one LSTM layer along a sequence, each ``(B, T, H)`` (chapter 4).
+
+    With the weights stacked ``[i, f, g, o]`` as in ``seqlab.models.LSTMCell`` (and PyTorch):
+
+        i_t = σ(W_xi x_t + b_xi + W_hi h_{t-1} + b_hi)   (f_t, o_t alike),
+        g_t = tanh(W_xg x_t + b_xg + W_hg h_{t-1} + b_hg),
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t,   h_t = o_t ⊙ tanh(c_t).
+
+    Returns ``{"i", "f", "g", "o", "c", "h"}`` and ``"write"`` = i_t ⊙ g_t, what step t adds to the
+    cell state. ``cell`` has ``W_x`` (4H, D), ``W_h`` (4H, H), ``b_x``, ``b_h`` (4H,); ``x`` is
+    ``(B, T, D)``; ``state`` an optional ``(h, c)``, each ``(B, H)`` (zeros by default). No gradient.
+    """
+    validate.tensor("x", x, ndim=3, dtype="float")
+    for name in ("W_x", "W_h", "b_x", "b_h"):
+        if not hasattr(cell, name):
+            raise TypeError(f"cell must be an LSTM cell with W_x, W_h, b_x and b_h (seqlab.models.LSTMCell), "
+                            f"got {type(cell).__name__} without {name}")
+    H = cell.W_h.shape[1]
+    if x.shape[-1] != cell.W_x.shape[1]:
+        raise ValueError(f"x must have {cell.W_x.shape[1]} features (the cell's input size), got {x.shape[-1]}")
+    B, T, _ = x.shape
+    h, c = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+    out = {k: [] for k in ("i", "f", "g", "o", "c", "h", "write")}
+    with torch.no_grad():
+        for t in range(T):
+            z = x[:, t] @ cell.W_x.T + cell.b_x + h @ cell.W_h.T + cell.b_h  # (B, 4H)
+            i, f, g, o = z.chunk(4, dim=-1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            for k, v in zip(out, (i, f, g, o, c, h, i * g)):
+                out[k].append(v)
+    return {k: torch.stack(v, dim=1) for k, v in out.items()}
+
+
+def explained_share(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """η² per column: the share of each column's variance that ``labels`` explain (chapter 4).
+
+    η² = 1 − Σ_k (n_k / N) Var(v | label k) / Var(v): 1 when the label fixes the value, about
+    (number of labels − 1) / N for a value that ignores it. ``values`` ``(N, H)`` float, ``labels``
+    ``(N,)`` integers. A constant column has no variance to explain and gives NaN.
+    """
+    validate.tensor("values", values, ndim=2, dtype="float")
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got {getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.shape != values.shape[:1]:
+        raise ValueError(f"labels must have shape ({values.shape[0]},), one per row of values, got {tuple(labels.shape)}")
+    N = values.shape[0]
+    total = values.var(dim=0, unbiased=False)  # (H,)
+    within = torch.zeros_like(total)
+    for k in labels.unique():
+        rows = values[labels == k]
+        within += rows.shape[0] / N * rows.var(dim=0, unbiased=False)
+    return 1 - within / total

@@ -184,11 +184,11 @@ SPECS = {
 
 
 def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, device=None,
-                    progress: bool | None = None) -> tuple[float, int]:
+                    progress: bool | None = None, return_model: bool = False) -> tuple:
     """Train a fresh model on delayed recall at ``lag``; return its accuracy on 1,024 new sequences and the steps taken (chapter 4).
 
     ``spec`` holds the ``RecurrentLM`` options of the cell (``SPECS``); training stops early once
-    the held-out accuracy passes 0.98.
+    the held-out accuracy passes 0.98. ``return_model``: also return the trained model, third.
     """
     task = DelayedRecall(lag=lag, vocab=8)
     gen = seed_everything(seed)
@@ -199,7 +199,7 @@ def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, 
         eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
         stop_when=lambda h: h.eval["acc"][-1] > 0.98, progress=progress, desc=f"{spec['cell']} lag {lag}",
     )
-    return history.final("acc"), history.steps
+    return (history.final("acc"), history.steps) + ((model,) if return_model else ())
 
 
 GATING_SETTINGS = {
