@@ -32,18 +32,18 @@ from ..seeding import held_out
 from ..data.tasks import ReverseTask
 from ..models.encoder_decoder import EncoderDecoder, EncoderDecoderConfig
 from ..models.seq2seq import Seq2Seq
-from ..train import sequence_loss, to_device, train
+from ..train import sequence_loss, to_device, train, warmup_lr
 from .attention import teacher_forced_loss
 from . import register
 
 SETTINGS = {
     # chapter 5's task and GRU model at each scale; the Transformer's width, heads and depth
     "tiny": dict(min_len=3, max_len=6, lengths=[3, 6, 8], vocab=5, d_embed=8, d_hidden=16, d_model=8, n_heads=2,
-                 n_layers=1, steps=4, batch=8, lr=3e-3, n_eval=16),
+                 n_layers=1, steps=4, batch=8, lr=3e-3, warmup=0, warmups=[0, 2], n_eval=16),
     "quick": dict(min_len=4, max_len=16, lengths=[4, 8, 12, 16, 20, 24], vocab=10, d_embed=32, d_hidden=32,
-                  d_model=16, n_heads=2, n_layers=2, steps=600, batch=64, lr=3e-3, n_eval=256),
+                  d_model=16, n_heads=2, n_layers=2, steps=600, batch=64, lr=3e-3, warmup=0, warmups=[0, 60], n_eval=256),
     "full": dict(min_len=4, max_len=40, lengths=[5, 10, 20, 30, 40, 50, 60], vocab=10, d_embed=64, d_hidden=128,
-                 d_model=64, n_heads=4, n_layers=3, steps=4000, batch=128, lr=2e-3, n_eval=1024),
+                 d_model=64, n_heads=4, n_layers=3, steps=4000, batch=128, lr=2e-3, warmup=0, warmups=[0, 400], n_eval=1024),
 }
 
 NAMES = ("GRU + attention", "Transformer")
@@ -81,8 +81,10 @@ def make_models(s: dict, seed: int = 0) -> dict[str, nn.Module]:
 def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=None, progress: bool = False) -> dict:
     """Train every model for ``s["steps"]`` steps on the same batches, a step of each in turn (chapter 7).
 
-    Each step of each model is one ``train`` call (AdamW at ``s["lr"]`` with weight decay 0.01, the
-    gradient norm clipped at 1, teacher forcing, as in chapter 5) continuing its own optimizer.
+    Each step of each model is one ``train`` call (AdamW with weight decay 0.01, the gradient norm
+    clipped at 1, teacher forcing, as in chapter 5) continuing its own optimizer. Both share one
+    schedule: the rate rises linearly to ``s["lr"]`` over the first ``s["warmup"]`` steps (the
+    original Transformer's recipe had a warm-up; chapter 7 shows that Post-Norm needs one), then stays.
     Returns per model the training loss of every step and the seconds of every step (forward,
     backward, update).
     """
@@ -96,10 +98,11 @@ def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=
         from tqdm.auto import tqdm
 
         bar = tqdm(total=s["steps"], desc="reversal", leave=False)
-    for _ in range(s["steps"]):
+    for step in range(s["steps"]):
         batch = to_device(task.sample(s["batch"], generator=batches), device)
+        rate = warmup_lr(step, s["lr"], s["warmup"])
         for name, model in models.items():
-            h = train(model, lambda: batch, steps=1, lr=s["lr"], clip=1.0, step_loss=teacher_forced_loss,
+            h = train(model, lambda: batch, steps=1, lr=rate, clip=1.0, step_loss=teacher_forced_loss,
                       optimizer=opts[name], device=device, progress=False)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -170,17 +173,25 @@ def run_seed(s: dict, seed: int = 0, device=None, progress: bool = False, keep_m
 @register("encoder_decoder", "chapter 7: encoder-decoder Transformer vs GRU with attention on reversal, by length",
           chapter=7)
 def encoder_decoder(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 7's comparison at ``scale`` ('tiny' for tests, 'quick', 'full') for every seed: accuracy by length."""
+    """Chapter 7's comparison at ``scale`` ('tiny' for tests, 'quick', 'full') for every seed and every warm-up
+    length of ``warmups`` (0: the page's constant rate): accuracy by length, and the loss over the last 50 steps."""
     s = SETTINGS[scale]
     start = time.perf_counter()
-    runs = [run_seed(s, seed, device, progress) for seed in seeds]
-    for r in runs:  # JSON keys are strings
-        r["by_length"] = {n: {str(L): v for L, v in d.items()} for n, d in r["by_length"].items()}
-    lines = [f"{'model':16s} {'params':>7s} {'ms/step':>8s} " + " ".join(f"L={L:<4d}" for L in s["lengths"])]
-    for name in NAMES:
-        acc = [statistics.mean(r["by_length"][name][str(L)]["accuracy"] for r in runs) for L in s["lengths"]]
-        ms = statistics.mean(r["step_ms"][name] for r in runs)
-        lines.append(f"{name:16s} {runs[0]['params'][name]:7d} {ms:8.1f} " + " ".join(f"{a:6.2f}" for a in acc))
+    runs = []
+    for warmup in s["warmups"]:
+        for seed in seeds:
+            r = run_seed(dict(s, warmup=warmup), seed, device, progress)
+            r["warmup"] = warmup
+            r["loss_last50"] = {n: statistics.mean(v[-50:]) for n, v in r.pop("loss").items()}
+            r["by_length"] = {n: {str(L): v for L, v in d.items()} for n, d in r["by_length"].items()}  # JSON keys
+            runs.append(r)
+    lines = [f"{'model':16s} {'warm-up':>7s} {'params':>7s} {'ms/step':>8s} " + " ".join(f"L={L:<4d}" for L in s["lengths"])]
+    for warmup in s["warmups"]:
+        rs = [r for r in runs if r["warmup"] == warmup]
+        for name in NAMES:
+            acc = [statistics.mean(r["by_length"][name][str(L)]["accuracy"] for r in rs) for L in s["lengths"]]
+            ms = statistics.mean(r["step_ms"][name] for r in rs)
+            lines.append(f"{name:16s} {warmup:7d} {rs[0]['params'][name]:7d} {ms:8.1f} " + " ".join(f"{a:6.2f}" for a in acc))
     lines.append(f"(trained on lengths {s['min_len']}-{s['max_len']}, {s['steps']} steps each, "
                  f"accuracy per symbol, mean over seeds {list(seeds)})")
     return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
