@@ -50,14 +50,14 @@ def _fwd_bwd(fn, *inputs):
 
 
 def recurrent_pairs(B: int, T: int, D: int, H: int, device):
-    """(name, ours, theirs) for the RNN, LSTM and GRU stacks (2 layers), every mode of ours."""
+    """(name, ours, theirs) for the RNN, LSTM and GRU stacks (2 layers), every form of ours."""
     x = torch.randn(B, T, D, device=device, requires_grad=True)  # (B, T, D)
     for ours_cls, torch_cls in ((RNN, nn.RNN), (LSTM, nn.LSTM), (GRU, nn.GRU)):
         theirs = torch_cls(D, H, num_layers=2, batch_first=True).to(device)
-        for mode in ("fused", "loop"):
+        for form in ("fused", "loop"):
             ours = ours_cls.from_torch(theirs)
-            ours.mode = mode
-            yield f"{ours_cls.__name__} (2 layers) mode={mode!r}", mode, _fwd_bwd(ours, x), _fwd_bwd(theirs, x)
+            ours.form = form
+            yield f"{ours_cls.__name__} (2 layers) form={form!r}", form, _fwd_bwd(ours, x), _fwd_bwd(theirs, x)
 
 
 def attention_pairs(B: int, T: int, d: int, heads: int, device):
@@ -65,17 +65,17 @@ def attention_pairs(B: int, T: int, d: int, heads: int, device):
     x = torch.randn(B, T, d, device=device, requires_grad=True)  # (B, T, d)
     mask = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)  # True = may NOT attend (PyTorch's float/bool mask)
     mha = nn.MultiheadAttention(d, heads, batch_first=True).to(device)
-    for mode in ("fused", "parallel"):
+    for form in ("fused", "parallel"):
         ours = MultiHeadAttention.from_torch(mha)
-        ours.mode = mode
-        yield (f"MultiHeadAttention causal mode={mode!r}", mode,
+        ours.form = form
+        yield (f"MultiHeadAttention causal form={form!r}", form,
                _fwd_bwd(lambda x: ours(x, x, x, causal=True), x),
                _fwd_bwd(lambda x: mha(x, x, x, attn_mask=mask, need_weights=False, is_causal=True), x))
     layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True).to(device)
-    for mode in ("fused", "parallel"):
+    for form in ("fused", "parallel"):
         block = TransformerBlock.from_torch(layer)
-        yield (f"TransformerBlock Pre-Norm causal mode={mode!r}", mode,
-               _fwd_bwd(lambda x: block(x, causal=True, mode=mode), x),
+        yield (f"TransformerBlock Pre-Norm causal form={form!r}", form,
+               _fwd_bwd(lambda x: block(x, causal=True, form=form), x),
                _fwd_bwd(lambda x: layer(x, src_mask=mask, is_causal=True), x))
 
 
@@ -85,13 +85,13 @@ def run(device: str, rounds: int, sizes: dict) -> dict:
     rows = []
     pairs = list(recurrent_pairs(sizes["B"], sizes["T"], sizes["d"], sizes["d"], device))
     pairs += list(attention_pairs(sizes["B"], sizes["T"], sizes["d"], sizes["heads"], device))
-    for name, mode, ours, theirs in pairs:
+    for name, form, ours, theirs in pairs:
         t = measure.time_calls({"seqlab": ours, "torch": theirs}, warmup=2, repeats=rounds, device=device)
         ratio_min = t["seqlab"].min / t["torch"].min
-        rows.append(dict(module=name, mode=mode, seqlab_ms=1e3 * t["seqlab"].min, torch_ms=1e3 * t["torch"].min,
+        rows.append(dict(module=name, form=form, seqlab_ms=1e3 * t["seqlab"].min, torch_ms=1e3 * t["torch"].min,
                          ratio_min=ratio_min, ratio_median=t["seqlab"].median / t["torch"].median,
-                         goal=FUSED_GOAL if mode == "fused" else None,
-                         meets_goal=(ratio_min <= FUSED_GOAL) if mode == "fused" else None))
+                         goal=FUSED_GOAL if form == "fused" else None,
+                         meets_goal=(ratio_min <= FUSED_GOAL) if form == "fused" else None))
         print(f"{name:48s} seqlab {rows[-1]['seqlab_ms']:9.2f} ms  torch {rows[-1]['torch_ms']:9.2f} ms  "
               f"ratio {ratio_min:6.2f} (median {rows[-1]['ratio_median']:.2f})", flush=True)
     return dict(benchmark="modules", device=measure.device_name(device), platform=platform.platform(),

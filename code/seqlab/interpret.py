@@ -60,7 +60,7 @@ def attention_only(config: GPTConfig) -> GPT:
     return model
 
 
-def _check_model(model) -> GPT:
+def _check_forml(model) -> GPT:
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a seqlab.models.GPT, got {type(model).__name__}")
     return model
@@ -72,7 +72,7 @@ def attention_patterns(model: GPT, x: torch.Tensor, return_logits: bool = False)
 
     With ``return_logits=True``, also the logits (B, T, V) of the same forward pass: ``(patterns, logits)``.
     """
-    _check_model(model)
+    _check_forml(model)
     found: list[torch.Tensor | None] = [None] * len(model.blocks)
 
     def keep(i):
@@ -149,7 +149,7 @@ def ov_circuits(model: GPT, layer: int) -> torch.Tensor:
     through their gains gamma only (their centring and scaling are left out), so this is the
     direct path of Elhage et al. (2021), not the whole model.
     """
-    _check_model(model)
+    _check_forml(model)
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(model.blocks):
         raise ValueError(f"layer must be an int in [0, {len(model.blocks)}), got {layer!r}")
     block, H = model.blocks[layer], model.config.n_heads
@@ -244,7 +244,7 @@ def head_outputs(model: GPT, x: torch.Tensor, layer: int) -> torch.Tensor:
     stream. Its mean over a batch, ``head_outputs(...)[:, :, h].mean(0)`` (T, d_head), is the
     replacement of a *mean ablation*.
     """
-    _check_model(model)
+    _check_forml(model)
     d_head = _check_layer_head(model, layer, 0)
     found = []
     handle = model.blocks[layer].attn.W_o.register_forward_pre_hook(lambda m, inputs: found.append(inputs[0]))
@@ -267,7 +267,7 @@ def ablate_head(model: GPT, layer: int, head: int, replacement: torch.Tensor | N
     writes that, e.g. the head's mean output over a batch, (T, d_head) (*mean ablation*), or its
     output on other sequences, (B, T, d_head) (*resample ablation*). The hook is removed on leaving.
     """
-    _check_model(model)
+    _check_forml(model)
     d_head = _check_layer_head(model, layer, head)
     replacement = _check_replacement(replacement, d_head)
     cols = slice(head * d_head, (head + 1) * d_head)
@@ -303,7 +303,7 @@ def ablate_path(model: GPT, source, target_layer: int, into: str | tuple[str, ..
     keys through what the source heads wrote. Needs a Pre-Norm model, where each block reads
     ``LN_1`` of the stream.
     """
-    _check_model(model)
+    _check_forml(model)
     if not model.config.norm_first:
         raise ValueError("ablate_path needs a Pre-Norm GPT (norm_first=True), where a block reads LN_1 of the stream")
     sources = [source] if isinstance(source, tuple) else source
@@ -412,7 +412,7 @@ def head_scores(model: GPT, x: torch.Tensor, y: torch.Tensor, positions: SpanPos
     and for head h of layer l (counted from 1, as in the text) ``"prefix l.h"``,
     ``"previous l.h"`` and ``"copying l.h"``. Made to be an ``eval_fn`` of ``seqlab.train.train``.
     """
-    _check_model(model)
+    _check_forml(model)
     validate.tensor("y", y, ndim=2, dtype="long")
     patterns, logits = attention_patterns(model, x, return_logits=True)  # one forward pass for everything
     loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, T)

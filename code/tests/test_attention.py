@@ -224,11 +224,11 @@ def test_mha_fused_mode_equals_parallel_mode(masking, dtype):
     causal = "causal" in masking
     x = torch.randn(B, T, d, generator=g, dtype=dtype)
     results = []
-    for mode in ("parallel", "fused"):
+    for form in ("parallel", "fused"):
         xi = x.clone().requires_grad_()
         ours.zero_grad()
-        out, weights = ours(xi, xi, xi, mask=mask, causal=causal, mode=mode)
-        assert (weights is None) == (mode == "fused")
+        out, weights = ours(xi, xi, xi, mask=mask, causal=causal, form=form)
+        assert (weights is None) == (form == "fused")
         out.square().sum().backward()
         results.append([out.detach(), xi.grad] + [p.grad.clone() for p in ours.parameters()])
     for a, b in zip(*results):
@@ -477,10 +477,10 @@ ERRORS = [
      "parameters' dtype torch.float32"),
     (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.ones(2, 3, dtype=torch.bool)),
      ValueError, r"mask must have shape \(T_q, T_k\) = \(3, 3\) or \(B, T_q, T_k\) = \(2, 3, 3\)"),
-    (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.ones(3, 3), mode="fused"),
+    (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.ones(3, 3), form="fused"),
      TypeError, "mask must be a bool"),
     (lambda: MultiHeadAttention(8, 2)(*[torch.randn(2, 3, 8)] * 3, mask=torch.zeros(3, 3, dtype=torch.bool),
-                                      mode="fused"), ValueError, "no key"),
+                                      form="fused"), ValueError, "no key"),
     (lambda: MultiHeadAttention.from_torch(nn.Linear(2, 2)), TypeError, "expects a torch.nn.MultiheadAttention"),
     (lambda: MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4)), ValueError, "kdim/vdim"),
     (lambda: MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, dropout=0.1, add_bias_kv=True)), ValueError,
@@ -543,7 +543,7 @@ def test_runs_on_device(device):
     mha = MultiHeadAttention(8, 2).to(device)
     x = torch.randn(2, 5, 8, device=device)
     mask = padding_mask(torch.tensor([5, 3], device=device), 5)[:, None, :].expand(2, 5, 5)
-    torch.testing.assert_close(mha(x, x, x, mask=mask)[0], mha(x, x, x, mask=mask, mode="fused")[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mha(x, x, x, mask=mask)[0], mha(x, x, x, mask=mask, form="fused")[0], atol=1e-5, rtol=1e-4)
     task = ReverseTask(min_len=2, max_len=5, vocab=5)
     src, tgt_in, _, lengths = (t.to(device) for t in task.sample(3, generator=0))
     model = Seq2Seq(task.n_tokens, task.n_tokens, 6, 8, attention="additive").to(device)

@@ -175,8 +175,8 @@ def test_cross_attention_equals_multihead_attention_with_a_key_padding_mask():
     assert (w[1, :, :, 1:] == 0).all() and torch.allclose(w.sum(-1), torch.ones(B, H, T, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("mode", ["loop", "fused"])
-def test_cross_attention_forms_agree_with_the_parallel_one(mode):
+@pytest.mark.parametrize("form", ["loop", "fused"])
+def test_cross_attention_forms_agree_with_the_parallel_one(form):
     """Cross-attention is the softmax-attention family with T_q != T_k and no causal mask: every form holds it."""
     torch.manual_seed(0)
     attn = CrossAttention(8, 2).double()
@@ -185,11 +185,11 @@ def test_cross_attention_forms_agree_with_the_parallel_one(mode):
     z = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
     out, w = attn(y, z, mask)
     gy, gz = torch.autograd.grad(out.square().sum(), (y, z))
-    out2, w2 = attn(y, z, mask, mode=mode)
+    out2, w2 = attn(y, z, mask, form=form)
     gy2, gz2 = torch.autograd.grad(out2.square().sum(), (y, z))
     for a, b in ((out, out2), (gy, gy2), (gz, gz2)):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
-    if mode == "loop":
+    if form == "loop":
         torch.testing.assert_close(w, w2, atol=1e-12, rtol=1e-10)
     else:
         assert w2 is None
@@ -279,10 +279,10 @@ def test_errors():
         model.greedy_decode(src, 3, bos=1, use_cache="yes")
     attn = CrossAttention(8, 2)
     y, z = torch.randn(2, 3, 8), torch.randn(2, 5, 8)
-    with pytest.raises(ValueError, match="mode must be 'parallel', 'loop' or 'fused', got 'stream'"):
-        attn(y, z, mode="stream")
-    with pytest.raises(ValueError, match="mode must be one of"):
-        CrossAttention(8, 2, mode="fast")
+    with pytest.raises(ValueError, match="form must be 'parallel', 'loop' or 'fused', got 'stream'"):
+        attn(y, z, form="stream")
+    with pytest.raises(ValueError, match="form must be one of"):
+        CrossAttention(8, 2, form="fast")
     with pytest.raises(ValueError, match=r"shape \(B, S\) = \(2, 5\), got shape \(2, 4\)"):
         attn(y, z, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(TypeError, match="bool tensor"):
@@ -331,8 +331,8 @@ def test_the_experiment_runs_at_the_tiny_scale_with_matched_sizes():
     assert len(record["results"]["summary_lines"]) == 2 + 2 * len(ed.SETTINGS["tiny"]["warmups"])
 
 
-@pytest.mark.parametrize("mode", ["loop", "fused", "stream"])
-def test_every_mode_gives_the_parallel_numbers(mode):
+@pytest.mark.parametrize("form", ["loop", "fused", "stream"])
+def test_every_mode_gives_the_parallel_numbers(form):
     """The encoder reads loop/fused (step is causal only: refused there), the decoder every form."""
     model = small_model()
     src = torch.randint(0, 9, (2, 5), generator=torch.Generator().manual_seed(2))
@@ -341,11 +341,11 @@ def test_every_mode_gives_the_parallel_numbers(mode):
     memory, mask = model.encode(src, lengths)
     y = model._embed(model.tgt_embed, tgt)
     want = model.decode_embedded(y, memory, mask)
-    torch.testing.assert_close(model.decode_embedded(y, memory, mask, mode=mode), want, atol=1e-12, rtol=1e-10)
-    if mode == "stream":
+    torch.testing.assert_close(model.decode_embedded(y, memory, mask, form=form), want, atol=1e-12, rtol=1e-10)
+    if form == "stream":
         with pytest.raises(ValueError, match="step form is causal only"):
-            model.encode(src, lengths, mode=mode)
+            model.encode(src, lengths, form=form)
     else:
-        torch.testing.assert_close(model(src, tgt, lengths, mode=mode)[0], model(src, tgt, lengths)[0], atol=1e-12, rtol=1e-10)
-        ids, _ = model.greedy_decode(src, 4, bos=10, src_lengths=lengths, mode=mode)
+        torch.testing.assert_close(model(src, tgt, lengths, form=form)[0], model(src, tgt, lengths)[0], atol=1e-12, rtol=1e-10)
+        ids, _ = model.greedy_decode(src, 4, bos=10, src_lengths=lengths, form=form)
         assert torch.equal(ids, model.greedy_decode(src, 4, bos=10, src_lengths=lengths)[0])

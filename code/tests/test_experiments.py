@@ -93,7 +93,7 @@ def test_flop_count_matches_pytorchs_counter(family):
     model = scaling.make_model(family, 32, vocab=40, context=T, layers=2)
     x = torch.randint(0, 40, (B, T))
     with FlopCounterMode(display=False) as counter:  # the GPT counted in its written-out form (the fused one is opaque)
-        model(x, mode="parallel") if family == "transformer" else model(x)
+        model(x, form="parallel") if family == "transformer" else model(x)
     forward_per_token = scaling.flops_per_token(model, T)["C"] / 3
     measured = counter.get_total_flops() / (B * T)
     if family == "transformer":                                      # matrix products, incl. Q K^T and A V

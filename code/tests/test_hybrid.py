@@ -57,11 +57,11 @@ def test_rglru_rejects_bad_input():
         rglru.rglru_stream(x[0], *p)
 
 
-@pytest.mark.parametrize("mode", ["fused", "parallel"])
+@pytest.mark.parametrize("form", ["fused", "parallel"])
 @pytest.mark.parametrize("window,T", [(1, 6), (3, 10), (4, 4), (20, 9)])
-def test_sliding_window_equals_full_attention_with_a_band_mask(window, T, mode):
+def test_sliding_window_equals_full_attention_with_a_band_mask(window, T, form):
     layer = _model("A", window=window).mixers[0]
-    layer.form = mode
+    layer.form = form
     x = torch.randn(2, T, 16, dtype=torch.float64)
     y, _ = layer(x)
     # by hand: full attention of chapter 6 with a band mask 0 <= i - j < W
@@ -103,12 +103,12 @@ def test_streaming_and_pieces_equal_the_parallel_form(pattern):
 def test_gradients_flow_the_same_through_the_recurrent_modes():
     x = torch.randint(0, 11, (2, 9))
     grads = {}
-    for mode in ("loop", "scan", "chunked"):
-        m = _model("RA", form=mode)
+    for form in ("loop", "scan", "chunked"):
+        m = _model("RA", form=form)
         m(x)[0].square().sum().backward()
-        grads[mode] = [p.grad.clone() for p in m.parameters()]
-    for mode in ("scan", "chunked"):
-        for a, b in zip(grads[mode], grads["loop"]):
+        grads[form] = [p.grad.clone() for p in m.parameters()]
+    for form in ("scan", "chunked"):
+        for a, b in zip(grads[form], grads["loop"]):
             torch.testing.assert_close(a, b)
 
 

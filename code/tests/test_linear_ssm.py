@@ -27,8 +27,8 @@ def test_linear_attention_modes_agree_and_state_continues(opts):
     x = _x()
     y_ref, s_ref = ref(x)
     assert y_ref.shape == x.shape
-    for mode in ("parallel", "chunked", "stream"):
-        layer = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, form=mode, chunk=4, **opts)).double()
+    for form in ("parallel", "chunked", "stream"):
+        layer = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, form=form, chunk=4, **opts)).double()
         layer.load_state_dict(ref.state_dict())
         y, s = layer(x)
         torch.testing.assert_close(y, y_ref)
@@ -95,13 +95,13 @@ def test_linear_attention_equals_softmax_free_attention_by_hand():
 def test_ssm_layer_modes_agree_and_state_continues(selective, modes):
     torch.manual_seed(0)
     layers = {}
-    for mode in modes:
+    for form in modes:
         torch.manual_seed(0)
-        layers[mode] = SSMLayer(SSMConfig(d_model=6, d_state=3, selective=selective, form=mode, chunk=4)).double()
+        layers[form] = SSMLayer(SSMConfig(d_model=6, d_state=3, selective=selective, form=form, chunk=4)).double()
     x = _x(d=6)
     y_ref, (buf, h) = layers["loop"](x)
     assert y_ref.shape == x.shape and buf.shape == (2, 3, 12)
-    for mode, layer in layers.items():
+    for form, layer in layers.items():
         torch.testing.assert_close(layer(x)[0], y_ref)
     y1, s1 = layers["loop"](x[:, :4])
     y2, _ = layers["loop"](x[:, 4:], state=s1)

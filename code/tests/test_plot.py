@@ -11,7 +11,7 @@ def test_style_and_lines():
     ax = plot.lines({"a": ([1, 2, 3], [3, 2, 1]), "b": ([1, 2, 3], [1, 2, 3])}, xlabel="step", ylabel="loss (nats)", logy=True)
     assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss (nats)"
     assert len(ax.get_lines()) == 2 and ax.get_yscale() == "log"
-    assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)  # opaque: readable in dark mode
+    assert ax.figure.get_facecolor()[:3] == (1.0, 1.0, 1.0)  # opaque: readable in dark form
     plt.close("all")
 
 

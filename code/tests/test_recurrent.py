@@ -68,12 +68,12 @@ def run_and_backward(module, x, state, weights):
     return out, as_tuple(final)
 
 
-def compare_layers(kind, B, T, D, H, L, with_state, dtype, mode="loop"):
+def compare_layers(kind, B, T, D, H, L, with_state, dtype, form="loop"):
     torch.manual_seed(0)
     ours_cls, theirs_fn, *_ = KINDS[kind]
     theirs = theirs_fn(D, H, L).to(dtype)
     ours = ours_cls.from_torch(theirs)
-    ours.mode = mode
+    ours.form = form
     assert all(p.dtype == dtype for p in ours.parameters())
 
     x = torch.randn(B, T, D, dtype=dtype)
@@ -116,18 +116,18 @@ def compare_layers(kind, B, T, D, H, L, with_state, dtype, mode="loop"):
 MODES = ["loop", "stream", "fused"]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("form", MODES)
 @pytest.mark.parametrize("B,T,D,H,L,with_state", SHAPES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_layer_matches_torch_float32(kind, B, T, D, H, L, with_state, mode):
-    compare_layers(kind, B, T, D, H, L, with_state, torch.float32, mode)
+def test_layer_matches_torch_float32(kind, B, T, D, H, L, with_state, form):
+    compare_layers(kind, B, T, D, H, L, with_state, torch.float32, form)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("form", MODES)
 @pytest.mark.parametrize("B,T,D,H,L,with_state", [(2, 6, 3, 5, 2, True), (1, 4, 5, 3, 3, False)])
 @pytest.mark.parametrize("kind", KINDS)
-def test_layer_matches_torch_float64(kind, B, T, D, H, L, with_state, mode):
-    compare_layers(kind, B, T, D, H, L, with_state, torch.float64, mode)
+def test_layer_matches_torch_float64(kind, B, T, D, H, L, with_state, form):
+    compare_layers(kind, B, T, D, H, L, with_state, torch.float64, form)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -321,7 +321,7 @@ def test_fused_and_step_modes_equal_the_loop_model(cell, kwargs):
     initial state and, through the final state, the recurrence itself.
     """
     torch.manual_seed(0)
-    lm = RecurrentLM(11, 5, 7, cell=cell, n_layers=2, mode="fused", **kwargs).double()
+    lm = RecurrentLM(11, 5, 7, cell=cell, n_layers=2, form="fused", **kwargs).double()
     if kwargs:  # the gate bias reached every layer of the fused model too
         value = next(iter(kwargs.values()))
         if cell != "rnn":
@@ -332,10 +332,10 @@ def test_fused_and_step_modes_equal_the_loop_model(cell, kwargs):
     probe = [torch.randn(3, 9, 11, dtype=torch.float64, generator=w)]
     probe += [torch.randn(2, 3, 7, dtype=torch.float64, generator=w) for _ in range(2 if cell == "lstm" else 1)]
 
-    def run(mode):
+    def run(form):
         lm.zero_grad()
         state = tuple(s0.clone().requires_grad_() for _ in range(2)) if cell == "lstm" else s0.clone().requires_grad_()
-        logits, final = lm(x, state, mode=mode)
+        logits, final = lm(x, state, form=form)
         outs = [logits, *as_tuple(final)]
         sum((o * p).sum() for o, p in zip(outs, probe)).backward()
         grads = {n: p.grad.clone() for n, p in lm.named_parameters()}
@@ -343,24 +343,24 @@ def test_fused_and_step_modes_equal_the_loop_model(cell, kwargs):
 
     ref_outs, ref_grads, ref_state_grads = run("loop")
     assert len(ref_grads) == 1 + 4 * 2 + 2 and all(g.abs().sum() > 0 for g in ref_grads.values())
-    for mode in ("fused", "stream"):
-        outs, grads, state_grads = run(mode)
+    for form in ("fused", "stream"):
+        outs, grads, state_grads = run(form)
         for a, b in zip(outs, ref_outs):
             torch.testing.assert_close(a, b, **TOL[torch.float64])
         for n in ref_grads:
-            torch.testing.assert_close(grads[n], ref_grads[n], **TOL[torch.float64], msg=lambda m: f"{mode} {n}: {m}")
+            torch.testing.assert_close(grads[n], ref_grads[n], **TOL[torch.float64], msg=lambda m: f"{form} {n}: {m}")
         for a, b in zip(state_grads, ref_state_grads):
             torch.testing.assert_close(a, b, **TOL[torch.float64])
-    lm.mode = "fused"
+    lm.form = "fused"
     la, _ = lm.step(x[:, 0])
     torch.testing.assert_close(la, lm(x[:, :1])[0][:, 0], **TOL[torch.float64])
-    assert repr(lm).startswith("RecurrentLM(\n  cell=" + repr(cell) + ", mode='fused'")
+    assert repr(lm).startswith("RecurrentLM(\n  cell=" + repr(cell) + ", form='fused'")
 
 
 def test_a_seeded_fused_model_starts_like_pytorchs():
     """RecurrentLM's weights under a seed are those of embedding + nn.LSTM + linear built in that order."""
     torch.manual_seed(5)
-    lm = RecurrentLM(11, 5, 7, cell="lstm", n_layers=2, mode="fused", forget_bias=3.0)
+    lm = RecurrentLM(11, 5, 7, cell="lstm", n_layers=2, form="fused", forget_bias=3.0)
     torch.manual_seed(5)
     embed, lstm, head = nn.Embedding(11, 5), nn.LSTM(5, 7, 2, batch_first=True), nn.Linear(7, 11)
     assert torch.equal(lm.embed.weight, embed.weight) and torch.equal(lm.head.weight, head.weight)
@@ -461,9 +461,9 @@ ERRORS = [
     (lambda: RecurrentLM(10, 4, 6, cell="transformer"), ValueError, "cell must be one of 'rnn', 'lstm', 'gru', got 'transformer'"),
     (lambda: RecurrentLM(10, 4, 6, cell="rnn", forget_bias=3.0), TypeError, "cell='rnn' takes the option(s) ['nonlinearity'], got ['forget_bias']"),
     (lambda: RecurrentLM(10, 4, 6, cell="lstm", update_bias=3.0), TypeError, "cell='lstm' takes the option(s) ['forget_bias'], got ['update_bias']"),
-    (lambda: RecurrentLM(10, 4, 6, mode="torch"), ValueError, "mode must be one of 'loop', 'stream', 'fused', got 'torch'"),
-    (lambda: LSTM(8, 4, mode="fast"), ValueError, "mode must be one of 'loop', 'stream', 'fused', got 'fast'"),
-    (lambda: GRU(8, 4)(x8, mode="parallel"), ValueError, "mode must be one of 'loop', 'stream', 'fused', got 'parallel'"),
+    (lambda: RecurrentLM(10, 4, 6, form="torch"), ValueError, "form must be one of 'loop', 'stream', 'fused', got 'torch'"),
+    (lambda: LSTM(8, 4, form="fast"), ValueError, "form must be one of 'loop', 'stream', 'fused', got 'fast'"),
+    (lambda: GRU(8, 4)(x8, form="parallel"), ValueError, "form must be one of 'loop', 'stream', 'fused', got 'parallel'"),
     (lambda: RecurrentLM(10, 4, 6, n_layers=0), ValueError, "n_layers must be >= 1, got 0"),
     (lambda: lm10(torch.randn(2, 5)), TypeError, "x must be an integer tensor (token ids), got dtype torch.float32"),
     (lambda: lm10(torch.tensor([1, 2])), ValueError, "x must be 2-dimensional, got shape (2,)"),

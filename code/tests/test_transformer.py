@@ -3,7 +3,7 @@
 ``TransformerBlock.from_torch`` copies an ``nn.TransformerEncoderLayer``; outputs and every
 gradient agree for Pre-Norm and Post-Norm, ReLU and GELU, with and without a causal mask,
 over awkward shapes. ``GPT`` with a key/value cache equals ``GPT`` without it (logits
-chunk by chunk, and sampled tokens), for every positional scheme; every attention mode
+chunk by chunk, and sampled tokens), for every positional scheme; every attention form
 (loop, step, fused) equals the parallel one; the model is causal. Every bad input has its error.
 """
 import math
@@ -112,12 +112,12 @@ def rotate_by_hand(z: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("mode", ["parallel", "loop", "fused"])
-def test_rotary_attention_equals_a_by_hand_computation(mode):
+@pytest.mark.parametrize("form", ["parallel", "loop", "fused"])
+def test_rotary_attention_equals_a_by_hand_computation(form):
     """Causal self-attention with RoPE, recomputed from the module's own projections: both q and k rotate."""
     torch.manual_seed(0)
     B, T, d, H = 2, 7, 12, 2
-    attn = SelfAttention(d, H, rope=True, mode=mode).double()
+    attn = SelfAttention(d, H, rope=True, form=form).double()
     x = 2 * torch.randn(B, T, d, dtype=torch.float64)
     dh = d // H
     q, k, v = (proj(x).view(B, T, H, dh) for proj in (attn.W_q, attn.W_k, attn.W_v))  # (B, T, H, dh)
@@ -180,29 +180,29 @@ def test_generate_with_cache_equals_without(positions):
     assert torch.equal(with_cache[:3], prompt) and len(with_cache) == 23
     greedy = [model.generate(prompt, 12, temperature=0, use_cache=u) for u in (True, False)]
     assert torch.equal(*greedy)
-    fused = model.generate(prompt, 20, generator=torch.Generator().manual_seed(3), mode="fused")
+    fused = model.generate(prompt, 20, generator=torch.Generator().manual_seed(3), form="fused")
     assert torch.equal(fused, with_cache)
 
 
-@pytest.mark.parametrize("mode", ["loop", "stream", "fused"])
+@pytest.mark.parametrize("form", ["loop", "stream", "fused"])
 @pytest.mark.parametrize("positions", ENCODINGS)
-def test_every_mode_equals_parallel_with_and_without_cache(positions, mode):
+def test_every_mode_equals_parallel_with_and_without_cache(positions, form):
     model = small_gpt(positions)
     x = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(model(x, mode=mode)[0], model(x)[0], atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(model(x, form=form)[0], model(x)[0], atol=1e-10, rtol=1e-9)
     cache = model.new_cache()
-    parts = [model(x[:, a:b], cache=cache, mode=mode)[0] for a, b in ((0, 3), (3, 4), (4, 8))]
+    parts = [model(x[:, a:b], cache=cache, form=form)[0] for a, b in ((0, 3), (3, 4), (4, 8))]
     torch.testing.assert_close(torch.cat(parts, dim=1), model(x)[0], atol=1e-10, rtol=1e-9)
 
 
 def test_unknown_mode_names_the_choices():
-    with pytest.raises(ValueError, match="mode must be one of 'loop', 'parallel', 'stream', 'fused', got 'fast'"):
-        GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=1), mode="fast")
+    with pytest.raises(ValueError, match="form must be one of 'loop', 'parallel', 'stream', 'fused', got 'fast'"):
+        GPT(GPTConfig(vocab_size=5, d_model=8, n_heads=2, n_layers=1), form="fast")
     model = small_gpt("none")
-    with pytest.raises(ValueError, match="mode must be one of"):
-        model(torch.tensor([[1, 2]]), mode=True)
+    with pytest.raises(ValueError, match="form must be one of"):
+        model(torch.tensor([[1, 2]]), form=True)
     with pytest.raises(ValueError, match="step form is causal only"):
-        TransformerBlock(8, 2)(torch.randn(1, 3, 8), mode="stream")
+        TransformerBlock(8, 2)(torch.randn(1, 3, 8), form="stream")
 
 
 @pytest.mark.parametrize("positions", ENCODINGS)

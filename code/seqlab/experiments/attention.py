@@ -177,7 +177,7 @@ def dilution(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fal
 # ---------------------------------------------------------------- chapter 7: a GPT and an LSTM, same size, same time
 def lstm_matching(n_params: int, vocab: int, d_embed: int) -> int:
     """The hidden size whose LSTM language model (embedding ``d_embed``) has the parameter count closest to ``n_params`` (chapter 7)."""
-    size = lambda h: count_parameters(RecurrentLM(vocab, d_embed, h, cell="lstm", mode="fused"))
+    size = lambda h: count_parameters(RecurrentLM(vocab, d_embed, h, cell="lstm", form="fused"))
     hidden = next(h for h in range(16, 4096) if size(h) >= n_params)            # the count grows with h
     return min((hidden - 1, hidden), key=lambda h: abs(size(h) - n_params))
 
@@ -250,7 +250,7 @@ def race(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) 
                             max_len=s["lm_context"])).to(device)
         hidden = lstm_matching(count_parameters(gpt), V, s["d_model"])
         seed_everything(seed)
-        lstm = RecurrentLM(V, s["d_model"], hidden, cell="lstm", mode="fused").to(device)
+        lstm = RecurrentLM(V, s["d_model"], hidden, cell="lstm", form="fused").to(device)
         results, step_time = equal_time_race({"GPT": gpt, "LSTM": lstm}, corpus, batch=s["batch"],
                                              context=s["lm_context"], lr=s["lr"], seconds=s["lm_seconds"], val=val,
                                              device=device, progress=progress)
@@ -281,7 +281,7 @@ def train_position_lm(model: GPT, corpus: CharCorpus, *, batch: int, T_train: in
 def loss_by_position(model: GPT, val: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy (nats) at each position of the windows ``val`` (N, T + 1): (T,) (chapter 8)."""
     with torch.no_grad():
-        losses = [F.cross_entropy(model(w[:, :-1], mode="fused")[0].transpose(1, 2), w[:, 1:], reduction="none")
+        losses = [F.cross_entropy(model(w[:, :-1], form="fused")[0].transpose(1, 2), w[:, 1:], reduction="none")
                   for w in val.split(64)]                                   # (n, T) each
     return torch.cat(losses).mean(0).cpu()                                # (T,)
 

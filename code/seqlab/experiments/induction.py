@@ -56,7 +56,7 @@ def attention_model(layers: int, d_model: int, *, vocab: int, n_heads: int, T: i
 
 def lstm_model(hidden: int, *, vocab: int, d_embed: int, device=None) -> RecurrentLM:
     """The LSTM control of chapter 11: an LSTM language model (PyTorch's fused kernel) with state size ``hidden``."""
-    return RecurrentLM(vocab, d_embed, hidden, cell="lstm", mode="fused").to(device)
+    return RecurrentLM(vocab, d_embed, hidden, cell="lstm", form="fused").to(device)
 
 
 def matched_hidden(n_params: int, *, vocab: int, d_embed: int) -> int:

@@ -44,11 +44,11 @@ SETTINGS = {
 def build(arch: str, vocab: int, d: int, n_layers: int, form: str | None = None) -> torch.nn.Module:
     """One of ``ARCHS`` at width ``d`` (chapter 13, section 13b); ``form`` picks the minGRU's form (default its chunked scan)."""
     if arch == "LSTM":
-        return RecurrentLM(vocab, d, d, cell="lstm", n_layers=n_layers, mode="fused")
+        return RecurrentLM(vocab, d, d, cell="lstm", n_layers=n_layers, form="fused")
     if arch == "minGRU":
         return MinRNNLM(vocab, d, n_layers, cell="mingru", form=form or "chunked", chunk=16)
     if arch == "Transformer":
-        return GPT(GPTConfig(vocab, d_model=d, n_heads=4, n_layers=n_layers, positions="sinusoidal"), mode="fused")
+        return GPT(GPTConfig(vocab, d_model=d, n_heads=4, n_layers=n_layers, positions="sinusoidal"), form="fused")
     raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 

@@ -87,7 +87,7 @@ def char_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fal
         cell, seed = c
         g = seed_everything(seed)
         model = RecurrentLM(corpus.vocab_size, s["d_embed"], s["d_hidden"], cell=cell, n_layers=s["n_layers"],
-                            mode="fused").to(device)
+                            form="fused").to(device)
         h, start_bits = train_char_lm(model, corpus, steps=s["steps"], batch=s["batch"], context=s["context"],
                                       lr=s["lr"], eval_every=s["eval_every"], generator=g, device=device,
                                       progress=progress, desc=f"{cell} seed {seed}")
@@ -192,7 +192,7 @@ def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, 
     """
     task = DelayedRecall(lag=lag, vocab=8)
     gen = seed_everything(seed)
-    model = RecurrentLM(task.input_vocab, 16, width, mode="fused", **spec).to(device)
+    model = RecurrentLM(task.input_vocab, 16, width, form="fused", **spec).to(device)
     x_eval, y_eval = (t.to(device) for t in task.sample(1024, generator=held_out(seed)))
     history = train(
         model, lambda: task.sample(64, gen), steps=steps, lr=3e-3, clip=1.0, eval_every=50,

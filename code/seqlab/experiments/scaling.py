@@ -95,12 +95,12 @@ def make_model(family: str, width: int, vocab: int, context: int, layers: int = 
     positions, PyTorch's fused attention); chapter 10."""
     validate.positive_int("width", width)
     if family == "lstm":
-        return RecurrentLM(vocab, width, width, cell="lstm", n_layers=layers, mode="fused", forget_bias=FORGET_BIAS)
+        return RecurrentLM(vocab, width, width, cell="lstm", n_layers=layers, form="fused", forget_bias=FORGET_BIAS)
     if family == "transformer":
         heads = max(1, width // 16)
         if width % heads:
             raise ValueError(f"a transformer width must be divisible by its {heads} heads (width // 16), got {width}")
-        return GPT(GPTConfig(vocab_size=vocab, d_model=width, n_heads=heads, n_layers=layers, max_len=context), mode="fused")
+        return GPT(GPTConfig(vocab_size=vocab, d_model=width, n_heads=heads, n_layers=layers, max_len=context), form="fused")
     raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
 
 

@@ -24,7 +24,7 @@ The function itself, and the other forms of softmax attention (a loop over
 queries, one token at a time with a cache, PyTorch's fused kernel) live in
 ``seqlab.ops.attention``. ``MultiHeadAttention`` runs it on H heads of width
 d_model / H side by side and equals ``nn.MultiheadAttention`` (``from_torch``
-copies one; tested); its ``mode=`` names the form: ``"parallel"`` (the equation
+copies one; tested); its ``form=`` names the form: ``"parallel"`` (the equation
 above, the default), ``"loop"``, ``"stream"`` or ``"fused"`` (PyTorch's
 ``F.scaled_dot_product_attention``: the same numbers, tested; no weights).
 
@@ -191,11 +191,11 @@ class DotProductAttention(nn.Module):
 
 
 # ---------------------------------------------------------------- multi-head attention (chapter 6)
-def _check_mode(mode) -> str:
-    """``mode`` names a form of ``seqlab.ops.attention``."""
-    if mode not in attention_ops.FORMS:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, attention_ops.FORMS))}, got {mode!r}")
-    return mode
+def _check_form(form) -> str:
+    """``form`` names a form of ``seqlab.ops.attention``."""
+    if form not in attention_ops.FORMS:
+        raise ValueError(f"form must be one of {', '.join(map(repr, attention_ops.FORMS))}, got {form!r}")
+    return form
 
 
 class MultiHeadAttention(nn.Module):
@@ -205,18 +205,20 @@ class MultiHeadAttention(nn.Module):
     with separate projections ``W_q, W_k, W_v, W_o`` (``nn.Linear(d_model, d_model)``) whose rows
     are split into H heads of width d_head = d_model / H.
 
-    ``forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), mask=None, causal=False, mode=None)
+    ``forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), mask=None, causal=False, form=None)
     -> (out (B, T_q, d), weights (B, H, T_q, T_k))``. ``mask`` is bool, True = may attend, shape
-    (T_q, T_k) or (B, T_q, T_k). ``mode`` (default ``self.mode``, ``"parallel"``) names the form of
+    (T_q, T_k) or (B, T_q, T_k). ``form`` (default ``self.form``, ``"parallel"``) names the form of
     ``seqlab.ops.attention``: ``"parallel"`` or ``"loop"`` (with weights), ``"fused"``
     (``F.scaled_dot_product_attention``) or ``"stream"`` (causal only), which return ``None`` for the
     weights. ``from_torch`` copies an ``nn.MultiheadAttention`` (mind its opposite bool-mask
     convention: there True means *not* allowed).
     """
 
-    def __init__(self, d_model: int, n_heads: int, bias: bool = True, mode: str = "parallel"):
+    forms = tuple(attention_ops.FORMS)  # the forms this layer accepts (a windowed SelfAttention has fewer)
+
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True, form: str = "parallel"):
         super().__init__()
-        self.mode = _check_mode(mode)
+        self._form = _check_form(form)
         self.d_model = validate.positive_int("d_model", d_model)
         self.n_heads = validate.positive_int("n_heads", n_heads)
         if d_model % n_heads:
@@ -228,9 +230,20 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
 
+    @property
+    def form(self) -> str:
+        """The form of ``seqlab.ops.attention`` that ``forward`` uses by default (settable, one of ``forms``)."""
+        return self._form
+
+    @form.setter
+    def form(self, value: str) -> None:
+        if value not in self.forms:
+            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
+        self._form = value
+
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None,
-                causal: bool = False, mode: str | None = None):
-        form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
+                causal: bool = False, form: str | None = None):
+        form_fn = attention_ops.FORMS[_check_form(self.form if form is None else form)]
         d, dtype = self.d_model, self.W_q.weight.dtype
         for name, x in (("query", query), ("key", key), ("value", value)):
             validate.tensor(name, x, ndim=3, dtype="float", last_dim=d)
@@ -246,7 +259,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"mask must have shape (T_q, T_k) = {(T_q, T_k)} or (B, T_q, T_k) = {(B, T_q, T_k)}, "
                              f"got shape {tuple(mask.shape)}")
         q, k, v = self._split(self.W_q(query)), self._split(self.W_k(key)), self._split(self.W_v(value))  # (B, H, T, d_head)
-        out, _, weights = form(q, k, v, causal=causal, mask=mask, need_weights=True)  # (B, H, T_q, d_head)
+        out, _, weights = form_fn(q, k, v, causal=causal, mask=mask, need_weights=True)  # (B, H, T_q, d_head)
         out = out.transpose(1, 2).reshape(B, T_q, d)  # (B, T_q, d): the heads concatenated
         return self.W_o(out), weights  # (B, T_q, d), (B, H, T_q, T_k)
 
@@ -277,4 +290,4 @@ class MultiHeadAttention(nn.Module):
         return new
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, mode={self.mode!r}"
+        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, form={self.form!r}"

@@ -25,7 +25,7 @@ from .. import _validate as validate
 from .._validate import token_ids
 from .gru import GRU
 from .lstm import LSTM
-from .rnn import RNN, _check_mode
+from .rnn import RNN, _check_form
 from .sampling import check_temperature, sample_next
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -37,15 +37,15 @@ class RecurrentLM(nn.Module):
 
     ``cell`` is ``"rnn"``, ``"lstm"`` or ``"gru"``; ``cell_kwargs`` go to that layer
     (``nonlinearity="relu"`` for the RNN, ``forget_bias=3.0`` for the LSTM, ``update_bias=...``
-    for the GRU; another cell's option is an error). ``mode`` names the form that runs the
+    for the GRU; another cell's option is an error). ``form`` names the form that runs the
     recurrence (``seqlab.ops.recurrent``): ``"loop"`` the from-scratch equations, a Python loop
     over time, to read; ``"fused"`` PyTorch's kernel on the same weights (the same numbers,
-    tested, much faster); ``"stream"`` one time step at a time. ``forward(x (B, T), state, mode=None)
+    tested, much faster); ``"stream"`` one time step at a time. ``forward(x (B, T), state, form=None)
     -> (logits (B, T, V), state)``; ``step(x_t (B,), state) -> (logits (B, V), state)``.
     """
 
     def __init__(self, vocab_size: int, d_embed: int, d_hidden: int, cell: str = "rnn", n_layers: int = 1,
-                 mode: str = "loop", **cell_kwargs):
+                 form: str = "loop", **cell_kwargs):
         super().__init__()
         self.vocab_size = validate.positive_int("vocab_size", vocab_size, minimum=2)
         validate.positive_int("d_embed", d_embed)
@@ -59,22 +59,22 @@ class RecurrentLM(nn.Module):
             raise TypeError(f"cell={cell!r} takes the option(s) {list(allowed)}, got {unknown}")
         self.cell = cell
         self.embed = nn.Embedding(vocab_size, d_embed)
-        self.recurrent = LAYERS[cell](d_embed, d_hidden, num_layers=n_layers, mode=mode, **cell_kwargs)
+        self.recurrent = LAYERS[cell](d_embed, d_hidden, num_layers=n_layers, form=form, **cell_kwargs)
         self.head = nn.Linear(d_hidden, vocab_size)
 
     @property
-    def mode(self) -> str:
+    def form(self) -> str:
         """The form of the recurrence: ``"loop"``, ``"stream"`` or ``"fused"`` (settable)."""
-        return self.recurrent.mode
+        return self.recurrent.form
 
-    @mode.setter
-    def mode(self, value: str) -> None:
-        self.recurrent.mode = _check_mode(value, self.cell)
+    @form.setter
+    def form(self, value: str) -> None:
+        self.recurrent.form = _check_form(value, self.cell)
 
-    def forward(self, x: torch.Tensor, state=None, mode: str | None = None):
+    def forward(self, x: torch.Tensor, state=None, form: str | None = None):
         token_ids("x", x, self.vocab_size, ndim=2)
         e = self.embed(x)  # (B, T, d_embed)
-        h, state = self.recurrent(e, state, mode=mode)  # (B, T, d_hidden)
+        h, state = self.recurrent(e, state, form=form)  # (B, T, d_hidden)
         return self.head(h), state  # (B, T, V)
 
     def step(self, x_t: torch.Tensor, state=None):
@@ -108,4 +108,4 @@ class RecurrentLM(nn.Module):
         return torch.cat([prompt_ids.cpu(), torch.tensor(new, dtype=prompt_ids.dtype)])
 
     def extra_repr(self) -> str:
-        return f"cell={self.cell!r}, mode={self.mode!r}"
+        return f"cell={self.cell!r}, form={self.form!r}"

@@ -43,7 +43,7 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import attention as attention_ops
-from .attention import MultiHeadAttention, _check_mode, _check_padding_mask, padding_mask
+from .attention import MultiHeadAttention, _check_form, _check_padding_mask, padding_mask
 from .positional import LearnedPositions, SinusoidalPositions
 from .transformer import ACTIVATIONS, FeedForward, LayerCache, SelfAttention, TransformerBlock, _build_like_torch, _copy_weights
 
@@ -71,22 +71,22 @@ class CrossAttention(MultiHeadAttention):
     ``W_o``. M is -inf at padded source positions (``memory_mask`` (B, S), True = real) for every
     query; there is no causal mask: every target position may read the whole source.
 
-    ``forward(y, memory, memory_mask=None, kv=None, mode=None) -> (out (B, T, d), weights (B, H, T, S))``.
+    ``forward(y, memory, memory_mask=None, kv=None, form=None) -> (out (B, T, d), weights (B, H, T, S))``.
     ``kv`` = ``project_memory(memory)`` reuses the memory's keys and values (greedy decoding
-    computes them once). ``mode`` is ``"parallel"`` (default), ``"loop"`` or ``"fused"`` (weights None);
+    computes them once). ``form`` is ``"parallel"`` (default), ``"loop"`` or ``"fused"`` (weights None);
     the ``"stream"`` form is causal self-attention only and is refused.
     """
 
-    def __init__(self, d_model: int, n_heads: int, bias: bool = True, mode: str = "parallel"):
-        super().__init__(d_model, n_heads, bias=bias, mode=self._cross_mode(mode))
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True, form: str = "parallel"):
+        super().__init__(d_model, n_heads, bias=bias, form=self._cross_form(form))
 
     @staticmethod
-    def _cross_mode(mode) -> str:
-        _check_mode(mode)
-        if mode == "stream":
-            raise ValueError("cross-attention reads a whole memory at once: mode must be 'parallel', 'loop' or "
+    def _cross_form(form) -> str:
+        _check_form(form)
+        if form == "stream":
+            raise ValueError("cross-attention reads a whole memory at once: form must be 'parallel', 'loop' or "
                              "'fused', got 'stream' (the stream form is causal self-attention only)")
-        return mode
+        return form
 
     def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The memory's keys and values ``(K, V)``, each (B, H, S, d_head): computed once per source."""
@@ -98,8 +98,8 @@ class CrossAttention(MultiHeadAttention):
         return self._split(self.W_k(memory)), self._split(self.W_v(memory))  # (B, H, S, d_head) each
 
     def forward(self, y: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
-                kv: tuple[torch.Tensor, torch.Tensor] | None = None, mode: str | None = None):
-        form = attention_ops.FORMS[self._cross_mode(self.mode if mode is None else mode)]
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None, form: str | None = None):
+        form_fn = attention_ops.FORMS[self._cross_form(self.form if form is None else form)]
         validate.tensor("y", y, ndim=3, dtype="float", last_dim=self.d_model)
         if y.dtype != self.W_q.weight.dtype:
             raise TypeError(f"y must have the parameters' dtype {self.W_q.weight.dtype}, got dtype {y.dtype}")
@@ -111,7 +111,7 @@ class CrossAttention(MultiHeadAttention):
         _check_memory_mask(memory_mask, B, S)
         mask = None if memory_mask is None else memory_mask[:, None, None, :].expand(B, H, T, S)  # (B, H, T, S)
         q = self._split(self.W_q(y))  # (B, H, T, d_head)
-        out, _, weights = form(q, k, v, causal=False, mask=mask, need_weights=True)  # (B, H, T, d_head)
+        out, _, weights = form_fn(q, k, v, causal=False, mask=mask, need_weights=True)  # (B, H, T, d_head)
         out = out.transpose(1, 2).reshape(B, T, d)  # (B, T, d): heads concatenated
         return self.W_o(out), weights  # (B, T, d), (B, H, T, S) or None
 
@@ -123,26 +123,26 @@ class EncoderLayer(TransformerBlock):
     Post-Norm by default (``x = LN_1(x + SelfAttn(x))``, ``x = LN_2(x + FFN(x))``) with ReLU, as in
     Vaswani et al. (2017); ``norm_first=True`` gives Pre-Norm. Self-attention is bidirectional:
     every position reads every real source position. ``forward(x (B, S, d), src_mask (B, S) or None,
-    mode=None) -> (B, S, d)``. Equals ``nn.TransformerEncoderLayer`` with ``src_key_padding_mask = ~src_mask``
+    form=None) -> (B, S, d)``. Equals ``nn.TransformerEncoderLayer`` with ``src_key_padding_mask = ~src_mask``
     (``from_torch``, inherited from ``TransformerBlock``; tested).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, norm_first: bool = False,
-                 activation: str = "relu", layer_norm_eps: float = 1e-5, mode: str = "parallel"):
-        super().__init__(d_model, n_heads, d_ff, norm_first, activation, layer_norm_eps=layer_norm_eps, mode=mode)
+                 activation: str = "relu", layer_norm_eps: float = 1e-5, form: str = "parallel"):
+        super().__init__(d_model, n_heads, d_ff, norm_first, activation, layer_norm_eps=layer_norm_eps, form=form)
 
-    def _attend(self, x, mask, causal, cache, mode):
+    def _attend(self, x, mask, causal, cache, form):
         # the encoder's attention is MultiHeadAttention's own forward, which takes a (B, S, S) mask
-        out, weights = MultiHeadAttention.forward(self.attn, x, x, x, mask=mask, mode=mode)
+        out, weights = MultiHeadAttention.forward(self.attn, x, x, x, mask=mask, form=form)
         self.last_weights = None if weights is None else weights.detach()
         return out
 
-    def forward(self, x: torch.Tensor, src_mask: torch.Tensor | None = None, mode: str | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, src_mask: torch.Tensor | None = None, form: str | None = None) -> torch.Tensor:
         validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.attn.d_model)
         B, S = x.shape[:2]
         _check_memory_mask(src_mask, B, S)
         mask = None if src_mask is None else src_mask[:, None, :].expand(B, S, S)  # (B, S, S): real keys only
-        return super().forward(x, mask=mask, mode=mode)
+        return super().forward(x, mask=mask, form=form)
 
 
 class DecoderLayerCache:
@@ -175,43 +175,43 @@ class DecoderLayer(nn.Module):
 
     Pre-Norm (``norm_first=True``): ``y = y + SelfAttn(LN_1(y))``, ``y = y + CrossAttn(LN_2(y), memory)``,
     ``y = y + FFN(LN_3(y))``. ``forward(y (B, T, d), memory (B, S, d), memory_mask (B, S) or None,
-    cache=None, mode=None) -> (B, T, d)``; the self-attention is causal. With a ``DecoderLayerCache``
+    cache=None, form=None) -> (B, T, d)``; the self-attention is causal. With a ``DecoderLayerCache``
     the tokens continue the cached ones and the memory's keys and values are projected only once.
     The weights of the last call are kept: ``self_weights`` (B, H, T, T) and ``cross_weights``
-    (B, H, T, S), None for the fused form. ``mode`` names the form of both attentions (``"parallel"``,
+    (B, H, T, S), None for the fused form. ``form`` names the form of both attentions (``"parallel"``,
     ``"loop"``, ``"fused"``); with ``"stream"``, which is causal only, the self-attention runs token by
     token and the cross-attention stays ``"parallel"``. ``from_torch`` copies an
     ``nn.TransformerDecoderLayer`` (tested).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, norm_first: bool = False,
-                 activation: str = "relu", layer_norm_eps: float = 1e-5, mode: str = "parallel"):
+                 activation: str = "relu", layer_norm_eps: float = 1e-5, form: str = "parallel"):
         super().__init__()
         self.norm_first = _check_bool("norm_first", norm_first)
-        self.self_attn = SelfAttention(d_model, n_heads, mode=mode)
-        self.cross_attn = CrossAttention(d_model, n_heads, mode="parallel" if mode == "stream" else mode)
+        self.self_attn = SelfAttention(d_model, n_heads, form=form)
+        self.cross_attn = CrossAttention(d_model, n_heads, form="parallel" if form == "stream" else form)
         self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=layer_norm_eps) for _ in range(3))
         self.self_weights: torch.Tensor | None = None
         self.cross_weights: torch.Tensor | None = None
 
-    def _self(self, y, cache, mode):
-        out, _ = self.self_attn(y, causal=True, cache=None if cache is None else cache.self_attn, mode=mode)
+    def _self(self, y, cache, form):
+        out, _ = self.self_attn(y, causal=True, cache=None if cache is None else cache.self_attn, form=form)
         self.self_weights = self.self_attn.last_weights
         return out
 
-    def _cross(self, y, memory, memory_mask, cache, mode):
+    def _cross(self, y, memory, memory_mask, cache, form):
         kv = None if cache is None else cache.memory_kv
         if kv is None:
             kv = self.cross_attn.project_memory(memory)  # (B, H, S, d_head) each
             if cache is not None:
                 cache.memory_kv = kv
-        out, w = self.cross_attn(y, memory, memory_mask, kv=kv, mode=None if mode == "stream" else mode)
+        out, w = self.cross_attn(y, memory, memory_mask, kv=kv, form=None if form == "stream" else form)
         self.cross_weights = None if w is None else w.detach()
         return out
 
     def forward(self, y: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None,
-                cache: DecoderLayerCache | None = None, mode: str | None = None) -> torch.Tensor:
+                cache: DecoderLayerCache | None = None, form: str | None = None) -> torch.Tensor:
         d = self.self_attn.d_model
         validate.tensor("y", y, ndim=3, dtype="float", last_dim=d)
         validate.tensor("memory", memory, ndim=3, dtype="float", last_dim=d)
@@ -220,14 +220,14 @@ class DecoderLayer(nn.Module):
                             f"{y.dtype} and {memory.dtype}")
         if cache is not None and not isinstance(cache, DecoderLayerCache):
             raise TypeError(f"cache must be a DecoderLayerCache (one layer of a DecoderCache), got {type(cache).__name__}")
-        if mode is not None:
-            _check_mode(mode)
+        if form is not None:
+            _check_form(form)
         if self.norm_first:  # Pre-Norm: the stream itself is never normalised
-            y = y + self._self(self.norm1(y), cache, mode)  # (B, T, d)
-            y = y + self._cross(self.norm2(y), memory, memory_mask, cache, mode)  # (B, T, d)
+            y = y + self._self(self.norm1(y), cache, form)  # (B, T, d)
+            y = y + self._cross(self.norm2(y), memory, memory_mask, cache, form)  # (B, T, d)
             return y + self.ffn(self.norm3(y))  # (B, T, d)
-        y = self.norm1(y + self._self(y, cache, mode))  # Post-Norm: normalise each sum
-        y = self.norm2(y + self._cross(y, memory, memory_mask, cache, mode))
+        y = self.norm1(y + self._self(y, cache, form))  # Post-Norm: normalise each sum
+        y = self.norm2(y + self._cross(y, memory, memory_mask, cache, form))
         return self.norm3(y + self.ffn(y))  # (B, T, d)
 
     @classmethod
@@ -300,7 +300,7 @@ class EncoderDecoder(nn.Module):
     at a time with a cache (or without: the same numbers, tested).
     """
 
-    def __init__(self, config: EncoderDecoderConfig, mode: str = "parallel"):
+    def __init__(self, config: EncoderDecoderConfig, form: str = "parallel"):
         super().__init__()
         if not isinstance(config, EncoderDecoderConfig):
             raise TypeError(f"config must be an EncoderDecoderConfig, got {type(config).__name__}")
@@ -310,28 +310,28 @@ class EncoderDecoder(nn.Module):
         for e in (self.src_embed, self.tgt_embed):  # N(0, 1/d): after the sqrt(d) scale, unit size like the positions
             nn.init.normal_(e.weight, std=c.d_model ** -0.5)
         self.positions = SinusoidalPositions(c.d_model) if c.positions == "sinusoidal" else LearnedPositions(c.max_len, c.d_model)
-        self.encoder_layers = nn.ModuleList(EncoderLayer(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation, mode=mode)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation, form=form)
                                             for _ in range(c.n_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation, mode=mode)
+        self.decoder_layers = nn.ModuleList(DecoderLayer(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation, form=form)
                                             for _ in range(c.n_layers))
         self.encoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()  # Post-Norm layers end normalised
         self.decoder_norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
         self.head = nn.Linear(c.d_model, c.tgt_vocab)
 
     # -- the two stacks on embedded inputs: what nn.Transformer computes
-    def encode_embedded(self, x: torch.Tensor, src_mask: torch.Tensor | None = None, mode: str | None = None) -> torch.Tensor:
+    def encode_embedded(self, x: torch.Tensor, src_mask: torch.Tensor | None = None, form: str | None = None) -> torch.Tensor:
         """The encoder stack on embedded sources ``x`` (B, S, d): the memory z (B, S, d)."""
         for layer in self.encoder_layers:
-            x = layer(x, src_mask, mode=mode)  # (B, S, d)
+            x = layer(x, src_mask, form=form)  # (B, S, d)
         return self.encoder_norm(x)
 
     def decode_embedded(self, y: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None,
-                        cache: DecoderCache | None = None, mode: str | None = None) -> torch.Tensor:
+                        cache: DecoderCache | None = None, form: str | None = None) -> torch.Tensor:
         """The decoder stack on embedded targets ``y`` (B, T, d) reading ``memory``: (B, T, d) before the head."""
         if cache is not None and not isinstance(cache, DecoderCache):
             raise TypeError(f"cache must be a DecoderCache (model.new_cache()), got {type(cache).__name__}")
         for i, layer in enumerate(self.decoder_layers):
-            y = layer(y, memory, src_mask, cache=None if cache is None else cache.layers[i], mode=mode)  # (B, T, d)
+            y = layer(y, memory, src_mask, cache=None if cache is None else cache.layers[i], form=form)  # (B, T, d)
         return self.decoder_norm(y)
 
     def load_torch(self, transformer: nn.Transformer) -> "EncoderDecoder":
@@ -367,7 +367,7 @@ class EncoderDecoder(nn.Module):
     def _embed(self, table: nn.Embedding, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         return self.positions(table(ids) * math.sqrt(self.config.d_model), offset)  # (B, T, d): sqrt(d) E[x_t] + p_t
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor | None = None, mode: str | None = None):
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor | None = None, form: str | None = None):
         """``(memory (B, S, d), src_mask (B, S) or None)``: the encoder's output and the source padding."""
         validate.token_ids("src", src, self.config.src_vocab, ndim=2, min_length=1)
         mask = None
@@ -377,7 +377,7 @@ class EncoderDecoder(nn.Module):
                 raise ValueError(f"src_lengths must have shape (B,) = ({src.shape[0]},), got shape "
                                  f"{tuple(src_lengths.shape)}")
             mask = padding_mask(src_lengths, src.shape[1])  # (B, S); checks 1 <= lengths <= S
-        return self.encode_embedded(self._embed(self.src_embed, src), mask, mode), mask
+        return self.encode_embedded(self._embed(self.src_embed, src), mask, form), mask
 
     def cross_weights(self) -> torch.Tensor | None:
         """The last call's cross-attention weights of every decoder layer, (B, N, H, T, S); None for the fused form."""
@@ -385,13 +385,13 @@ class EncoderDecoder(nn.Module):
         return None if any(w is None for w in ws) else torch.stack(ws, dim=1)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, src_lengths: torch.Tensor | None = None,
-                mode: str | None = None):
+                form: str | None = None):
         validate.token_ids("tgt_in", tgt_in, self.config.tgt_vocab, ndim=2, min_length=1)
         if tgt_in.shape[0] != src.shape[0]:
             raise ValueError(f"src and tgt_in must have the same batch size, got shapes {tuple(src.shape)} and "
                              f"{tuple(tgt_in.shape)}")
-        memory, mask = self.encode(src, src_lengths, mode)
-        y = self.decode_embedded(self._embed(self.tgt_embed, tgt_in), memory, mask, mode=mode)  # (B, T, d)
+        memory, mask = self.encode(src, src_lengths, form)
+        y = self.decode_embedded(self._embed(self.tgt_embed, tgt_in), memory, mask, form=form)  # (B, T, d)
         return self.head(y), self.cross_weights()  # (B, T, V), (B, N, H, T, S)
 
     def new_cache(self) -> DecoderCache:
@@ -400,7 +400,7 @@ class EncoderDecoder(nn.Module):
 
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, max_len: int, bos: int, src_lengths: torch.Tensor | None = None,
-                      use_cache: bool = True, mode: str | None = None):
+                      use_cache: bool = True, form: str | None = None):
         """Decode ``max_len`` tokens from ``bos``, each step feeding back the most likely token (chapter 7).
 
         Returns ``(ids (B, max_len), weights (B, N, H, max_len, S) or None)``, as chapter 5's
@@ -416,13 +416,13 @@ class EncoderDecoder(nn.Module):
         _check_bool("use_cache", use_cache)
         if self.config.positions == "learned" and max_len > self.config.max_len:
             raise ValueError(f"learned positions stop at max_len={self.config.max_len}, asked to decode {max_len} tokens")
-        memory, mask = self.encode(src, src_lengths, mode)
+        memory, mask = self.encode(src, src_lengths, form)
         cache = self.new_cache() if use_cache else None
         ys = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)  # (B, 1)
         weights = []
         for i in range(max_len):
             new = ys[:, -1:] if use_cache else ys  # (B, 1) or (B, i + 1)
-            y = self.decode_embedded(self._embed(self.tgt_embed, new, i if use_cache else 0), memory, mask, cache, mode)
+            y = self.decode_embedded(self._embed(self.tgt_embed, new, i if use_cache else 0), memory, mask, cache, form)
             nxt = self.head(y[:, -1:]).argmax(dim=-1)  # (B, 1)
             ys = torch.cat([ys, nxt], dim=1)
             w = self.cross_weights()

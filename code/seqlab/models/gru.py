@@ -24,7 +24,7 @@ So z_t near 1 keeps the old state. (PyTorch's convention, followed here so that
 some texts swap the roles of z_t and 1 - z_t, and put r_t before W_hn.)
 ``update_bias`` sets the update gate's total bias b_xz + b_hz: a positive value
 starts the unit out copying h_{t-1} forward, which long-lag memory tasks need.
-The equations live in ``seqlab.ops.recurrent``; ``GRU`` takes the ``mode=`` of
+The equations live in ``seqlab.ops.recurrent``; ``GRU`` takes the ``form=`` of
 every stack (``"loop"``, ``"stream"``, ``"fused"``).
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ class GRU(StackedCells):
     """A stack of ``num_layers`` GRU layers (chapter 4), batch first, like ``nn.GRU(batch_first=True)``.
 
     Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), h_0 (L, B, H) or None,
-    mode=None) -> (outputs (B, T, H), h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode``
+    form=None) -> (outputs (B, T, H), h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``form``
     (``"loop"``, ``"stream"``, ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one
     time step through all layers. ``update_bias`` is passed to every ``GRUCell``.
     """
@@ -119,13 +119,13 @@ class GRU(StackedCells):
     family = "gru"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, update_bias: float | None = None,
-                 mode: str = "loop"):
+                 form: str = "loop"):
         super().__init__()
         self.input_size = validate.positive_int("input_size", input_size)
         self.hidden_size = validate.positive_int("hidden_size", hidden_size)
         self.num_layers = validate.positive_int("num_layers", num_layers)
         self.update_bias = update_bias
-        self._build(mode, lambda D_l: GRUCell(D_l, hidden_size, update_bias))
+        self._build(form, lambda D_l: GRUCell(D_l, hidden_size, update_bias))
 
     @classmethod
     def from_torch(cls, gru: nn.GRU) -> "GRU":
@@ -134,4 +134,4 @@ class GRU(StackedCells):
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, update_bias={self.update_bias}, mode={self.mode!r}")
+                f"num_layers={self.num_layers}, update_bias={self.update_bias}, form={self.form!r}")

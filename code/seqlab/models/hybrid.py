@@ -134,7 +134,7 @@ def attention_block(c: HybridConfig, window: int | None) -> ShortConv:
     conv = CausalConv1d(d, c.short_conv)
     W_qkv, W_o = nn.Linear(d, 3 * d), nn.Linear(d, d)
     with torch.random.fork_rng(devices=[]):  # its own draws are replaced just below
-        attn = SelfAttention(d, c.n_heads, rope=True, mode="fused", window=window, causal=True)
+        attn = SelfAttention(d, c.n_heads, rope=True, form="fused", window=window, causal=True)
     with torch.no_grad():
         for i, W in enumerate((attn.W_q, attn.W_k, attn.W_v)):
             W.weight.copy_(W_qkv.weight[i * d:(i + 1) * d])

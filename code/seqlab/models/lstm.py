@@ -28,7 +28,7 @@ initialisation (sigma(3) = 0.95: the cell starts out remembering).
 
 The equations live in ``seqlab.ops.recurrent``; ``LSTM`` shares ``StackedCells``
 with the RNN and the GRU (its state is the pair (h, c)) and takes the same
-``mode=`` (``"loop"``, ``"stream"``, ``"fused"``).
+``form=`` (``"loop"``, ``"stream"``, ``"fused"``).
 """
 from __future__ import annotations
 
@@ -126,8 +126,8 @@ class LSTM(StackedCells):
     """A stack of ``num_layers`` LSTM layers (chapter 4), batch first, like ``nn.LSTM(batch_first=True)``.
 
     Layer l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), (h_0, c_0) each
-    (L, B, H) or None, mode=None) -> (outputs (B, T, H), (h_n, c_n) each (L, B, H))``; ``outputs`` are
-    the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"stream"``, ``"fused"``) picks the form of
+    (L, B, H) or None, form=None) -> (outputs (B, T, H), (h_n, c_n) each (L, B, H))``; ``outputs`` are
+    the top layer's h_1..h_T. ``form`` (``"loop"``, ``"stream"``, ``"fused"``) picks the form of
     ``seqlab.ops.recurrent``. ``step`` does one time step through all layers. ``forget_bias`` is passed
     to every ``LSTMCell``.
     """
@@ -136,13 +136,13 @@ class LSTM(StackedCells):
     state_names = ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, forget_bias: float | None = None,
-                 mode: str = "loop"):
+                 form: str = "loop"):
         super().__init__()
         self.input_size = validate.positive_int("input_size", input_size)
         self.hidden_size = validate.positive_int("hidden_size", hidden_size)
         self.num_layers = validate.positive_int("num_layers", num_layers)
         self.forget_bias = forget_bias
-        self._build(mode, lambda D_l: LSTMCell(D_l, hidden_size, forget_bias))
+        self._build(form, lambda D_l: LSTMCell(D_l, hidden_size, forget_bias))
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> "LSTM":
@@ -151,4 +151,4 @@ class LSTM(StackedCells):
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, forget_bias={self.forget_bias}, mode={self.mode!r}")
+                f"num_layers={self.num_layers}, forget_bias={self.forget_bias}, form={self.form!r}")

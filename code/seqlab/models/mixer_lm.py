@@ -60,7 +60,7 @@ def make_mixer(c: MixerLMConfig) -> Mixer:
         return SSMLayer(SSMConfig(d_model=c.d_model, selective=c.mixer == "selective", **c.options))
     conv = CausalConv1d(c.d_model, SHORT_CONV)
     if c.mixer == "softmax":
-        return ShortConv(conv, SelfAttention(c.d_model, c.n_heads, mode="fused", causal=True))
+        return ShortConv(conv, SelfAttention(c.d_model, c.n_heads, form="fused", causal=True))
     opts = dict(c.options)
     if c.mixer == "gated_linear":
         opts.setdefault("gate", "channel")

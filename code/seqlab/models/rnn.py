@@ -20,7 +20,7 @@ weights have the shapes and the two biases of ``nn.RNN``, so
 ``RNN.from_torch(nn.RNN(...))`` copies a PyTorch module exactly.
 
 The equations live in ``seqlab.ops.recurrent`` (one function per form); the
-modules here hold the parameters and choose a form with ``mode=``:
+modules here hold the parameters and choose a form with ``form=``:
 ``"loop"`` (the readable reference, the default), ``"stream"`` (one time step at a
 time through every layer) or ``"fused"`` (PyTorch's kernel on the same weights).
 """
@@ -135,37 +135,36 @@ class RNNCell(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, nonlinearity={self.nonlinearity!r}"
 
 
-def _check_mode(mode, family: str) -> str:
-    """``mode`` names a form of ``family`` in ``seqlab.ops.recurrent``."""
-    if mode not in ops.FORMS[family]:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, ops.FORMS[family]))}, got {mode!r}")
-    return mode
+def _check_form(form, family: str) -> str:
+    """``form`` names a form of ``family`` in ``seqlab.ops.recurrent``."""
+    if form not in ops.FORMS[family]:
+        raise ValueError(f"form must be one of {', '.join(map(repr, ops.FORMS[family]))}, got {form!r}")
+    return form
 
 
 class StackedCells(Mixer):
     """A stack of recurrent cells (chapters 2 and 4), batch first: the common body of ``RNN``, ``LSTM`` and ``GRU``.
 
     Subclasses set ``family`` (``"rnn"``, ``"lstm"``, ``"gru"``) and fill ``self.cells``. Layer
-    l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), state=None, mode=None) ->
+    l > 0 reads the h_t of layer l - 1 as its x_t. ``forward(x (B, T, D), state=None, form=None) ->
     (outputs (B, T, H), state)``: ``outputs`` are the top layer's h_1..h_T and ``state`` every layer's
-    last state, h (L, B, H) or, for the LSTM, (h, c) each (L, B, H). ``mode`` (default ``self.mode``)
+    last state, h (L, B, H) or, for the LSTM, (h, c) each (L, B, H). ``form`` (default ``self.form``)
     names the form of ``seqlab.ops.recurrent`` that computes it: ``"loop"``, ``"stream"`` or ``"fused"``.
-    ``step`` does one time step through all layers. A ``Mixer``: ``form`` is ``mode``, a form of
+    ``step`` does one time step through all layers. A ``Mixer``: ``form`` is ``form``, a form of
     ``ops.FAMILIES[family]``.
     """
 
     family = "rnn"
     state_names = ("h",)
 
-    form_attr = "mode"  # where the form lives (Mixer.form checks and stores it there)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         spec = Spec((self.num_layers, B, self.hidden_size), dtype)
         return spec if len(self.state_names) == 1 else (spec,) * len(self.state_names)
 
-    def _build(self, mode: str, make_cell) -> None:
-        """Set ``mode`` and the cells, drawing the initial weights in ``nn.RNN``'s order (tested)."""
-        self.mode = _check_mode(mode, self.family)
+    def _build(self, form: str, make_cell) -> None:
+        """Set ``form`` and the cells, drawing the initial weights in ``nn.RNN``'s order (tested)."""
+        self.form = _check_form(form, self.family)
         with torch.random.fork_rng(devices=[]):  # the cells' own draws are replaced just below
             self.cells = nn.ModuleList(make_cell(self.input_size if l == 0 else self.hidden_size)
                                        for l in range(self.num_layers))
@@ -207,11 +206,11 @@ class StackedCells(Mixer):
         parts = tuple(_check_state(n, p, shape, "(num_layers, B, hidden_size)", x) for n, p in zip(names, parts))
         return parts[0] if len(parts) == 1 else parts
 
-    def forward(self, x: torch.Tensor, state=None, mode: str | None = None):
+    def forward(self, x: torch.Tensor, state=None, form: str | None = None):
         _check_input("x", x, 3, self.input_size, self)
         state = self._initial_state(state, x)
-        form = ops.FORMS[self.family][_check_mode(self.mode if mode is None else mode, self.family)]
-        return form(x, **self.weights(), state=state, **self._options())  # (B, T, H), state
+        form_fn = ops.FORMS[self.family][_check_form(self.form if form is None else form, self.family)]
+        return form_fn(x, **self.weights(), state=state, **self._options())  # (B, T, H), state
 
     def step(self, x_t: torch.Tensor, state=None):
         """One time step through every layer: ``(x_t (B, D), state) -> (y_t (B, H), state)``.
@@ -241,15 +240,15 @@ class RNN(StackedCells):
     """A stack of ``num_layers`` Elman RNN layers (chapter 2), batch first, like ``nn.RNN(batch_first=True)``.
 
     Layer l computes ``h_t^l = phi(W_xh^l h_t^{l-1} + b_xh^l + W_hh^l h_{t-1}^l + b_hh^l)`` with
-    ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None, mode=None) -> (outputs (B, T, H),
-    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``mode`` (``"loop"``, ``"stream"``,
+    ``h_t^0 = x_t``. ``forward(x (B, T, D), h_0 (L, B, H) or None, form=None) -> (outputs (B, T, H),
+    h_n (L, B, H))``; ``outputs`` are the top layer's h_1..h_T. ``form`` (``"loop"``, ``"stream"``,
     ``"fused"``) picks the form of ``seqlab.ops.recurrent``. ``step`` does one time step through all layers.
     """
 
     family = "rnn"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 mode: str = "loop"):
+                 form: str = "loop"):
         super().__init__()
         self.input_size = validate.positive_int("input_size", input_size)
         self.hidden_size = validate.positive_int("hidden_size", hidden_size)
@@ -257,7 +256,7 @@ class RNN(StackedCells):
         if nonlinearity not in ops.NONLINEARITIES:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self._build(mode, lambda D_l: RNNCell(D_l, hidden_size, nonlinearity))
+        self._build(form, lambda D_l: RNNCell(D_l, hidden_size, nonlinearity))
 
     def _options(self) -> dict:
         return {"nonlinearity": self.nonlinearity}
@@ -269,7 +268,7 @@ class RNN(StackedCells):
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, nonlinearity={self.nonlinearity!r}, mode={self.mode!r}")
+                f"num_layers={self.num_layers}, nonlinearity={self.nonlinearity!r}, form={self.form!r}")
 
 
 # ---------------------------------------------------------------- reading both ways

@@ -35,7 +35,7 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import attention as attention_ops
-from .attention import MultiHeadAttention, _check_mode
+from .attention import MultiHeadAttention, _check_form
 from .mixer import Mixer, Spec
 from .positional import ENCODINGS, LearnedPositions, SinusoidalPositions, alibi_bias, apply_rope
 from .sampling import check_temperature, sample_next
@@ -101,7 +101,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
     """Multi-head self-attention (chapter 6) with RoPE or ALiBi (chapter 8), a key/value cache (chapter 9)
     and an optional sliding window (chapter 14): the one self-attention layer of the package, a ``Mixer``.
 
-    ``forward(x (B, T, d), state=None, *, mask=None, causal=None, cache=None, mode=None) -> (out (B, T, d), state)``.
+    ``forward(x (B, T, d), state=None, *, mask=None, causal=None, cache=None, form=None) -> (out (B, T, d), state)``.
     ``causal`` defaults to the constructor's. Without a window the state is the key/value cache
     ``(K, V)``, each (B, H, T_past, d_head), as ``seqlab.ops.attention`` returns it: the T new tokens
     sit at positions ``T_past .. T_past+T-1``, attend to every cached key and (``causal``) to new keys
@@ -112,7 +112,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
 
     full attention with a *band* mask, and the state is a ring buffer of W slots ``(K, V, t)``, each
     (B, H, W, d_head), position p in slot p mod W: a constant size however long the context. ``step``
-    writes k_t, v_t into slot t mod W and attends over the filled slots. ``mode`` (``form``) names
+    writes k_t, v_t into slot t mod W and attends over the filled slots. ``form`` (``form``) names
     the form of ``seqlab.ops.attention``; the weights of the last call (None for the fused and stream
     forms) are kept in ``last_weights``. ``mask`` (bool, True = may attend, (T, T)) is for use
     without a state.
@@ -121,8 +121,8 @@ class SelfAttention(MultiHeadAttention, Mixer):
     family = "softmax_attention"
 
     def __init__(self, d_model: int, n_heads: int, rope: bool = False, alibi: bool = False, bias: bool = True,
-                 mode: str = "parallel", *, window: int | None = None, causal: bool = False):
-        super().__init__(d_model, n_heads, bias=bias, mode=mode)
+                 form: str = "parallel", *, window: int | None = None, causal: bool = False):
+        super().__init__(d_model, n_heads, bias=bias, form=form)
         if rope and alibi:
             raise ValueError("choose one relative scheme: rope=True or alibi=True, not both")
         if rope and self.d_head % 2:
@@ -134,7 +134,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
             if not causal or alibi:
                 raise ValueError(f"a sliding window is causal attention without ALiBi, got causal={causal}, alibi={alibi}")
         self.rope, self.alibi, self.window, self.causal = bool(rope), bool(alibi), window, causal
-        self.form = mode  # a window rules out the stream form
+        self.form = form  # a window rules out the stream form
         self.last_weights: torch.Tensor | None = None
 
     @property
@@ -142,7 +142,6 @@ class SelfAttention(MultiHeadAttention, Mixer):
         forms = tuple(attention_ops.FORMS)
         return forms if self.window is None else tuple(f for f in forms if f != "stream")
 
-    form_attr = "mode"  # where the form lives (Mixer.form checks and stores it there)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         kv = Spec((B, self.n_heads, self.window, self.d_head), dtype)  # window None: the cache grows (any T)
@@ -165,8 +164,8 @@ class SelfAttention(MultiHeadAttention, Mixer):
         return self.W_o(out.transpose(1, 2).reshape(B, T, self.d_model))  # (B, T, d): heads concatenated
 
     def forward(self, x: torch.Tensor, state=None, *, mask: torch.Tensor | None = None, causal: bool | None = None,
-                cache: LayerCache | None = None, mode: str | None = None):
-        form = attention_ops.FORMS[_check_mode(self.mode if mode is None else mode)]
+                cache: LayerCache | None = None, form: str | None = None):
+        form_fn = attention_ops.FORMS[_check_form(self.form if form is None else form)]
         self._check_x(x, 3)
         causal = self.causal if causal is None else causal
         if cache is not None and not isinstance(cache, LayerCache):
@@ -179,7 +178,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
             raise TypeError(f"causal must be a bool, got {type(causal).__name__} {causal!r}")
         self.check_state(state, x.shape[0], x.dtype)
         if self.window is not None:
-            return self._forward_window(x, state, form)
+            return self._forward_window(x, state, form_fn)
         B, T, H = x.shape[0], x.shape[1], self.n_heads
         if cache is not None and cache.length:
             state = (cache.k, cache.v)  # (B, H, offset, d_head) each
@@ -191,7 +190,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
         bias = None
         if self.alibi:  # -s_h (m - n): (H, T, T_k) -> (B, H, T, T_k)
             bias = alibi_bias(T, offset + T, H, offset, x.dtype, x.device)[None].expand(B, H, T, offset + T)
-        out, state, weights = form(q, k, v, state, causal=causal, mask=mask, bias=bias, need_weights=True)
+        out, state, weights = form_fn(q, k, v, state, causal=causal, mask=mask, bias=bias, need_weights=True)
         if cache is not None:
             cache.k, cache.v = state  # (B, H, offset + T, d_head): the keys and values of every token so far
         return self._out(out, weights), state
@@ -210,7 +209,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
         """The positions still in the ring after t tokens, oldest first (at most W)."""
         return torch.arange(max(0, t - self.window), t, device=device)
 
-    def _forward_window(self, x, state, form):
+    def _forward_window(self, x, state, form_fn):
         B, T, _ = x.shape
         W = self.window
         t0 = 0 if state is None else state[2]
@@ -220,7 +219,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
             k = torch.cat([state[0][:, :, slots], k], dim=2)  # (B, H, n_past + T, dh), oldest first
             v = torch.cat([state[1][:, :, slots], v], dim=2)
         allowed = self.band_mask(T, k.shape[2], t0, x.device)
-        out, _, weights = form(q, k, v, None, causal=False, mask=allowed, need_weights=True)  # (B, H, T, dh)
+        out, _, weights = form_fn(q, k, v, None, causal=False, mask=allowed, need_weights=True)  # (B, H, T, dh)
         t = t0 + T
         keep = min(W, k.shape[2])  # write the last W keys into their ring slots
         slots = self._ring_positions(t, x.device)[-keep:] % W
@@ -242,7 +241,7 @@ class SelfAttention(MultiHeadAttention, Mixer):
         slot = torch.tensor([t % W], device=x_t.device)
         K, V = K.index_copy(2, slot, k), V.index_copy(2, slot, v)  # overwrite position t − W
         allowed = (torch.arange(W, device=x_t.device) < min(t + 1, W))[None, :]  # (1, W): the filled slots
-        out, _, weights = attention_ops.FORMS[self.mode](q, K, V, None, causal=False, mask=allowed, need_weights=True)
+        out, _, weights = attention_ops.FORMS[self.form](q, K, V, None, causal=False, mask=allowed, need_weights=True)
         return self._out(out, weights)[:, 0], (K, V, t + 1)
 
     def extra_repr(self) -> str:
@@ -285,38 +284,38 @@ class TransformerBlock(nn.Module):
         x = LN_1(x + attn(x))
         x = LN_2(x + FFN(x))
 
-    ``forward(x (B, T, d), mask=None, causal=False, cache=None, mode=None) -> (B, T, d)``; ``mode``
+    ``forward(x (B, T, d), mask=None, causal=False, cache=None, form=None) -> (B, T, d)``; ``form``
     names the attention's form (``"parallel"`` by default, ``"fused"``, ``"loop"``, ``"stream"``). The
     attention weights of the last call are kept in ``last_weights`` (None for the fused and step forms).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int | None = None, norm_first: bool = True,
                  activation: str = "gelu", rope: bool = False, alibi: bool = False, layer_norm_eps: float = 1e-5,
-                 mode: str = "parallel"):
+                 form: str = "parallel"):
         super().__init__()
         if not isinstance(norm_first, bool):
             raise TypeError(f"norm_first must be a bool (True: Pre-Norm, False: Post-Norm), got {type(norm_first).__name__}")
         self.norm_first = norm_first
-        self.attn = SelfAttention(d_model, n_heads, rope=rope, alibi=alibi, mode=mode)
+        self.attn = SelfAttention(d_model, n_heads, rope=rope, alibi=alibi, form=form)
         self.ffn = FeedForward(d_model, 4 * d_model if d_ff is None else d_ff, activation)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.last_weights: torch.Tensor | None = None
 
-    def _attend(self, x, mask, causal, cache, mode):
-        out, _ = self.attn(x, mask=mask, causal=causal, cache=cache, mode=mode)
+    def _attend(self, x, mask, causal, cache, form):
+        out, _ = self.attn(x, mask=mask, causal=causal, cache=cache, form=form)
         self.last_weights = self.attn.last_weights
         return out
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False,
-                cache: LayerCache | None = None, mode: str | None = None) -> torch.Tensor:
+                cache: LayerCache | None = None, form: str | None = None) -> torch.Tensor:
         validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.attn.d_model)
         if x.dtype != self.norm1.weight.dtype:
             raise TypeError(f"x must have the parameters' dtype {self.norm1.weight.dtype}, got dtype {x.dtype}")
         if self.norm_first:  # Pre-Norm: the residual stream itself is never normalised
-            x = x + self._attend(self.norm1(x), mask, causal, cache, mode)  # (B, T, d)
+            x = x + self._attend(self.norm1(x), mask, causal, cache, form)  # (B, T, d)
             return x + self.ffn(self.norm2(x))  # (B, T, d)
-        x = self.norm1(x + self._attend(x, mask, causal, cache, mode))  # Post-Norm: normalise each sum
+        x = self.norm1(x + self._attend(x, mask, causal, cache, form))  # Post-Norm: normalise each sum
         return self.norm2(x + self.ffn(x))  # (B, T, d)
 
     @classmethod
@@ -411,17 +410,17 @@ class GPT(nn.Module):
     """A decoder-only Transformer language model (chapter 7): ``p(x_{t+1} | x_1..x_t) = softmax(W_head h_t^L)``.
 
     Token embedding (+ absolute positions) -> L causal ``TransformerBlock`` s -> (a final
-    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, mode=None) -> (logits (B, T, V), cache)``,
+    LayerNorm for Pre-Norm) -> linear head. ``forward(x (B, T), cache=None, form=None) -> (logits (B, T, V), cache)``,
     the ``(logits, state)`` of every language model of the package (``SeqLM``, ``RecurrentLM``): the state
     is the ``KVCache`` passed in, now holding ``x`` 's keys and values too, or None without one;
-    ``mode`` names the attention's form for this call (default each block's, ``GPT(config, mode=...)``:
+    ``form`` names the attention's form for this call (default each block's, ``GPT(config, form=...)``:
     ``"parallel"``, or ``"fused"`` for PyTorch's kernel, ``"loop"``, ``"stream"``);
     with a ``KVCache`` (``new_cache()``) the tokens ``x`` continue the cached ones. Weights start as
     in GPT-2, normal with std ``config.init_std`` = 0.02 and biases zero, or (``init_std=None``) with
     PyTorch's defaults: uniform in +-1/sqrt(fan_in) for linear maps, N(0, 1) embeddings.
     """
 
-    def __init__(self, config: GPTConfig, mode: str = "parallel"):
+    def __init__(self, config: GPTConfig, form: str = "parallel"):
         super().__init__()
         if not isinstance(config, GPTConfig):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
@@ -431,7 +430,7 @@ class GPT(nn.Module):
                           "sinusoidal": lambda: SinusoidalPositions(c.d_model)}.get(c.positions, lambda: None)()
         self.blocks = nn.ModuleList(
             TransformerBlock(c.d_model, c.n_heads, c.d_ff, c.norm_first, c.activation,
-                             rope=c.positions == "rope", alibi=c.positions == "alibi", mode=mode)
+                             rope=c.positions == "rope", alibi=c.positions == "alibi", form=form)
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()  # Post-Norm blocks end normalised
         self.head = nn.Linear(c.d_model, c.vocab_size)
@@ -449,7 +448,7 @@ class GPT(nn.Module):
         return KVCache(self.config.n_layers)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None,
-                mode: str | None = None) -> tuple[torch.Tensor, KVCache | None]:
+                form: str | None = None) -> tuple[torch.Tensor, KVCache | None]:
         validate.token_ids("x", x, self.config.vocab_size, ndim=2, min_length=1)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache()), got {type(cache).__name__}")
@@ -461,18 +460,18 @@ class GPT(nn.Module):
         if self.positions is not None:
             h = self.positions(h, offset)  # (B, T, d): x_t + p_t
         for i, block in enumerate(self.blocks):
-            h = block(h, causal=self.config.causal, cache=None if cache is None else cache.layers[i], mode=mode)  # (B, T, d)
+            h = block(h, causal=self.config.causal, cache=None if cache is None else cache.layers[i], form=form)  # (B, T, d)
         return self.head(self.norm(h)), cache  # (B, T, V), the cache (None without one)
 
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, use_cache: bool = True, mode: str | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, use_cache: bool = True, form: str | None = None) -> torch.Tensor:
         """Extend ``prompt_ids`` (1-D) by ``length`` sampled ids; returns prompt + new ids (chapter 9).
 
         ``use_cache=True``: the prompt fills a ``KVCache`` once, then each new token is one forward
         pass of a single position. ``use_cache=False``: the whole context is re-run for every token.
         Both sample the same ids from the same ``generator`` (tested). ``temperature=0`` is greedy.
-        ``mode`` names the attention's form, as in ``forward``.
+        ``form`` names the attention's form, as in ``forward``.
         """
         validate.token_ids("prompt_ids", prompt_ids, self.config.vocab_size, ndim=1, min_length=1)
         validate.positive_int("length", length)
@@ -486,12 +485,12 @@ class GPT(nn.Module):
         device = self.head.weight.device
         ids = prompt_ids.to(device)[None]  # (1, T)
         cache = self.new_cache() if use_cache else None
-        logits = self(ids, cache=cache, mode=mode)[0][0, -1]  # (V,)
+        logits = self(ids, cache=cache, form=form)[0][0, -1]  # (V,)
         for i in range(length):
             nxt = sample_next(logits, temperature, generator).view(1, 1)  # softmax(logits / T), or argmax at T = 0
             ids = torch.cat([ids, nxt], dim=1)  # (1, T + i + 1)
             if i < length - 1:
-                logits = (self(nxt, cache=cache, mode=mode) if use_cache else self(ids, mode=mode))[0][0, -1]  # (V,)
+                logits = (self(nxt, cache=cache, form=form) if use_cache else self(ids, form=form))[0][0, -1]  # (V,)
         return ids[0].cpu()
 
     def extra_repr(self) -> str:

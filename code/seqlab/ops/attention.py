@@ -306,7 +306,7 @@ def attention_fused(q, k, v, state=None, *, causal: bool = True, mask=None, bias
     return (y, (K, V), None) if need_weights else (y, (K, V))
 
 
-#: ``FORMS[mode]``: the function a module's ``mode=`` names.
+#: ``FORMS[form]``: the function a module's ``form=`` names.
 FORMS = {"loop": attention_loop, "parallel": attention_parallel, "stream": attention_stream, "fused": attention_fused}
 
 

@@ -221,7 +221,7 @@ rnn_loop, rnn_stream, rnn_fused, rnn_step = _forms("rnn", 2, "RNN (Elman) stack"
 lstm_loop, lstm_stream, lstm_fused, lstm_step = _forms("lstm", 4, "LSTM stack")
 gru_loop, gru_stream, gru_fused, gru_step = _forms("gru", 4, "GRU stack")
 
-#: ``FORMS[family][mode]``: the function a module's ``mode=`` names.
+#: ``FORMS[family][form]``: the function a module's ``form=`` names.
 FORMS = {
     "rnn": {"loop": rnn_loop, "stream": rnn_stream, "fused": rnn_fused},
     "lstm": {"loop": lstm_loop, "stream": lstm_stream, "fused": lstm_fused},
