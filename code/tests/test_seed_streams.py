@@ -20,7 +20,6 @@ EXPERIMENTS = Path(attention.__file__).parent
 # modules whose recorded results depend on their seeds as they are: changing them would make a recorded file
 # (or a sweep in progress, resumed by its settings fingerprint) disagree with the code that wrote it
 RECORDED_AS_IS = {
-    "longrange.py": "a recorded sweep in progress (results/runs/longrange-*.jsonl): its runs keep their seeds",
     "hybrid.py": "results/hybrid_recall.json and its runs log were recorded with these seeds (chapter 14 shows them)",
 }
 MAGIC = re.compile(r"\b\d[\d_]{2,} \+ (seed|L)\b|\bseed \+ \d")
@@ -29,7 +28,7 @@ MAGIC = re.compile(r"\b\d[\d_]{2,} \+ (seed|L)\b|\bseed \+ \d")
 def test_no_experiment_adds_a_magic_offset_to_a_seed():
     found = {p.name: [ln.strip() for ln in p.read_text().splitlines() if MAGIC.search(ln.split("#")[0])]
              for p in sorted(EXPERIMENTS.glob("*.py"))}
-    assert found["longrange.py"] and found["hybrid.py"], "the exceptions are still needed (else drop them)"
+    assert found["hybrid.py"], "the exception is still needed (else drop it)"
     assert {name: lines for name, lines in found.items() if lines and name not in RECORDED_AS_IS} == {}
 
 

@@ -71,6 +71,8 @@ def train_recall(model, task: GappedRecall, x_test, y_test, *, batch: int, steps
         return accuracy(model(x_test)[0], y_test), history
 
 
+TEST_QUERIES = 1000  # the seed of the held-out queries: one set for every model and seed (the recorded runs use it)
+
 SETTINGS = {
     "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=6, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
                  mlp=True),
@@ -84,8 +86,8 @@ SETTINGS = {
 @register("hybrid_recall", "chapter 14: recall past the window for Transformer, hybrid, Griffin, Hawk, local attn",
           chapter=14)
 def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 14's recall grid at ``scale``: every layer pattern x seed (seed s: weights from s + 1, batches from s + 2,
-    as the chapter's seed 0 uses 1 and 2)."""
+    """Chapter 14's recall grid at ``scale``: every layer pattern x seed (seed s: the weights and the batches both
+    from s + 2, as the chapter's seed 0 uses 2; the held-out queries from ``TEST_QUERIES``, one set for every run)."""
     s = SETTINGS[scale]
     task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
     if not beyond_reach(task, "AA", s["window"]):
@@ -95,9 +97,8 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
 
     def one(c):
         name, seed = c
-        x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(1000)))
-        seed_everything(seed + 1)
-        batches = seed_everything(seed + 2)
+        x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(TEST_QUERIES)))
+        batches = seed_everything(seed + 2)  # seeds the weights, drawn next, and returns the batches' generator
         model = make_hybrid(MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"], d_rnn=s["d_rnn"],
                             mlp=s["mlp"], device=device)
         acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],

@@ -33,6 +33,7 @@ from torch import nn
 from .. import _validate as validate
 from .. import compare
 from ..config import seed_everything
+from ..seeding import held_out
 from ..data.longrange import ListOps, Pathfinder, patch_tokens, row_vectors
 from ..data.tasks import DelayedRecall
 from ..measure import count_parameters
@@ -190,8 +191,8 @@ def train_one(task_name: str, arch: str, lr: float, *, task_options: dict, param
     device = torch.device(device or "cpu")
     task = make_task(task_name, **task_options)
     d = width_for(arch, task, params)
-    test = [t.to(device) for t in task.sample(eval_batch, generator=seed_everything(10_000 + seed))]
-    val = [t.to(device) for t in task.sample(eval_batch, generator=seed_everything(20_000 + seed))]
+    test = [t.to(device) for t in task.sample(eval_batch, generator=held_out(seed, 0))]   # reported
+    val = [t.to(device) for t in task.sample(eval_batch, generator=held_out(seed, 1))]    # picks the lr
     test[0], val[0] = inputs_for(arch, task, test[0]), inputs_for(arch, task, val[0])
     gen = seed_everything(seed)
     model = make_model(arch, _vocab(arch, task), d, task=task).to(device)
