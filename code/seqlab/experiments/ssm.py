@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from .. import _validate as validate
 from ..config import seed_everything
 from ..seeding import held_out
 from ..models.ssm import SSMLayer
@@ -44,6 +45,17 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
                     eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
                     stop_when=lambda h: h.eval["acc"][-1] > 0.99, progress=progress, desc=mixer)
     return model, history
+
+
+def norm_change(norms: torch.Tensor) -> torch.Tensor:
+    """How far each token moves the state: |‖h_t‖ − ‖h_{t−1}‖| / mean ‖h‖, with ‖h_0‖ = 0 before the first (chapter 13).
+
+    ``norms`` (n, L): ‖h_t‖ of each sequence at each step. Divided by the mean norm over every
+    sequence and step, so that layers of different scale compare. Returns (n, L).
+    """
+    validate.tensor("norms", norms, ndim=2, dtype="float")
+    previous = torch.cat([torch.zeros_like(norms[:, :1]), norms[:, :-1]], dim=1)  # ‖h_{t−1}‖
+    return (norms - previous).abs() / norms.mean()
 
 
 def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int = 256, device=None,
@@ -105,7 +117,7 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
             h = torch.exp(delta[:, t, :, None] * A) * h + delta[:, t, :, None] * B_t[:, t, None, :] * u[:, t, :, None]
             norms.append(h.flatten(1).norm(dim=1))
         norms = torch.stack(norms, 1)  # (n, L)
-        dh = (norms - torch.cat([torch.zeros_like(norms[:, :1]), norms[:, :-1]], 1)).abs() / norms.mean()
+        dh = norm_change(norms)  # (n, L)
         d_mean = delta.mean(-1)  # (n, L)
         out.append({"delta_data": d_mean[data].mean().item(), "delta_noise": d_mean[far_noise].mean().item(),
                     "dh_data": dh[data].mean().item(), "dh_noise": dh[far_noise].mean().item()})
