@@ -48,7 +48,7 @@ def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, bat
 
 
 def norm_change(norms: torch.Tensor) -> torch.Tensor:
-    """How far each token moves the state: |‖h_t‖ − ‖h_{t−1}‖| / mean ‖h‖, with ‖h_0‖ = 0 before the first (chapter 13).
+    """How far each token moves the state: abs(‖h_t‖ − ‖h_{t−1}‖) / mean ‖h‖, with ‖h_0‖ = 0 before the first (chapter 13).
 
     ``norms`` (n, L): ‖h_t‖ of each sequence at each step. Divided by the mean norm over every
     sequence and step, so that layers of different scale compare. Returns (n, L).
