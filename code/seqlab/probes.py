@@ -27,6 +27,7 @@ import math
 import torch
 
 from . import _validate as validate
+from .ops import recurrent as recurrent_ops
 
 
 def spectral_radius(W: torch.Tensor) -> float:
@@ -117,11 +118,7 @@ def lstm_gates(cell: torch.nn.Module, x: torch.Tensor, state=None) -> dict[str, 
     out = {k: [] for k in ("i", "f", "g", "o", "c", "h", "write")}
     with torch.no_grad():
         for t in range(T):
-            z = x[:, t] @ cell.W_x.T + cell.b_x + h @ cell.W_h.T + cell.b_h  # (B, 4H)
-            i, f, g, o = z.chunk(4, dim=-1)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-            c = f * c + i * g
-            h = o * torch.tanh(c)
+            (h, c), (i, f, g, o) = recurrent_ops.lstm_cell_gates(x[:, t], (h, c), cell.W_x, cell.W_h, cell.b_x, cell.b_h)
             for k, v in zip(out, (i, f, g, o, c, h, i * g)):
                 out[k].append(v)
     return {k: torch.stack(v, dim=1) for k, v in out.items()}

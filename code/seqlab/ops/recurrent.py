@@ -56,14 +56,23 @@ def rnn_cell(x_t: torch.Tensor, h_prev: torch.Tensor, W_x, W_h, b_x, b_h, nonlin
     return torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a)
 
 
-def lstm_cell(x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], W_x, W_h, b_x, b_h):
-    """One LSTM step (chapter 4): ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``; returns ``(h_t, c_t)``."""
+def lstm_cell_gates(x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], W_x, W_h, b_x, b_h):
+    """One LSTM step and its gates (chapter 4): ``((h_t, c_t), (i, f, g, o))``, each (B, H).
+
+    ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``; ``lstm_cell`` is its first half,
+    ``seqlab.probes.lstm_gates`` reads the second.
+    """
     h_prev, c_prev = state  # each (B, H)
     gates = x_t @ W_x.T + b_x + h_prev @ W_h.T + b_h  # (B, 4H)
     i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c = f * c_prev + i * g
-    return o * torch.tanh(c), c
+    return (o * torch.tanh(c), c), (i, f, g, o)
+
+
+def lstm_cell(x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], W_x, W_h, b_x, b_h):
+    """One LSTM step (chapter 4): ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``; returns ``(h_t, c_t)``."""
+    return lstm_cell_gates(x_t, state, W_x, W_h, b_x, b_h)[0]
 
 
 def gru_cell(x_t: torch.Tensor, h_prev: torch.Tensor, W_x, W_h, b_x, b_h) -> torch.Tensor:
