@@ -52,3 +52,78 @@ def test_a_long_range_run_reports_its_last_validation_accuracy(monkeypatch):
                             eval_batch=16, eval_every=1, seed=0)
     assert r["val_accuracy"] == 0.7 and r["curve"] == {"step": [1, 2, 3], "val_accuracy": [0.2, 0.5, 0.7]}
     assert r["steps"] == 3
+
+
+def test_the_encoder_decoder_takes_a_one_token_source():
+    """A source sentence of one token is a sentence: the encoder must accept it (and the decoder a one-token prefix)."""
+    from seqlab.models import EncoderDecoder, EncoderDecoderConfig
+    torch.manual_seed(0)
+    model = EncoderDecoder(EncoderDecoderConfig(src_vocab=7, tgt_vocab=5, d_model=8, n_heads=2, n_layers=1))
+    out = model(torch.tensor([[3], [1]]), torch.tensor([[0], [2]]))
+    logits = out[0] if isinstance(out, tuple) else out
+    assert logits.shape == (2, 1, 5) and torch.isfinite(logits).all()
+
+
+def test_a_logged_run_is_found_again_whatever_the_order_of_its_configurations_keys(tmp_path):
+    """``runlog.map_logged`` keys each run by its configuration; two dicts with the same items are the same run."""
+    from seqlab.experiments import runlog
+    calls = []
+
+    def fn(config):
+        calls.append(config)
+        return {"value": config["a"] * 10 + config["b"]}
+
+    path = tmp_path / "log.jsonl"
+    first = runlog.map_logged(fn, [{"a": 1, "b": 2}], path=path, settings={"s": 1})
+    again = runlog.map_logged(fn, [{"b": 2, "a": 1}], path=path, settings={"s": 1})
+    assert first == again == [{"value": 12}] and len(calls) == 1
+
+
+def test_crossing_finds_where_two_power_laws_meet():
+    """N^(-1/2) = X N^(-1/4) at N = X^(-4): with X = 10^(-1.5), at N = 10^6 exactly (chapter 10's crossing)."""
+    from seqlab.experiments import scaling
+    fit_a, fit_b = dict(a=1.0, alpha=0.5, c=0.0), dict(a=10 ** -1.5, alpha=0.25, c=0.0)
+    assert scaling.crossing(fit_a, fit_b) == pytest.approx(1e6, rel=1e-9)
+    assert scaling.crossing(fit_a, dict(fit_a, c=1.0)) is None                     # parallel laws never meet
+
+
+def test_a_scaling_runs_clock_counts_only_training(monkeypatch):
+    """The loss-against-time curve starts its clock with training and leaves the evaluations' time out: on one
+    thread its wall-clock seconds are never fewer than the CPU seconds it counts (the CPU cannot run longer than
+    the clock), they rise, and the last stays below the wall-clock time of the whole call (chapter 10)."""
+    import time
+    from seqlab.data import CharCorpus
+    from seqlab.experiments import scaling
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        r = scaling.train_one("transformer", 16, 1e-3, corpus=CharCorpus(), steps=4, batch=2, context=8, layers=1,
+                              windows=2, tune_windows=2, curve_every=1, curve_windows=2)
+        wall = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    seconds, cpu = [row[1] for row in r["curve"]], [row[3] for row in r["curve"]]
+    assert len(seconds) == 4 and seconds == sorted(seconds) and cpu == sorted(cpu) and seconds[-1] < wall
+    assert all(s >= 0.95 * c - 0.01 for s, c in zip(seconds, cpu)), (seconds, cpu)
+    assert r["seconds"] >= 0.95 * r["cpu_seconds"] - 0.01, (r["seconds"], r["cpu_seconds"])
+
+
+@pytest.mark.parametrize("hidden", [4, 37])
+def test_matched_hidden_inverts_the_lstm_parameter_count(hidden):
+    """The LSTM control's state size is chosen by its parameter count: a count made by size h gives back h,
+    down to the smallest size searched (chapter 11)."""
+    from seqlab.experiments import induction
+    from seqlab.measure import count_parameters
+    n = count_parameters(induction.lstm_model(hidden, vocab=16, d_embed=8))
+    assert induction.matched_hidden(n, vocab=16, d_embed=8) == hidden
+
+
+def test_every_family_is_registered_under_the_chapter_its_loop_names():
+    """The registry's chapter of a family is the chapter its reference form's docstring says introduces it."""
+    import re
+    from seqlab.ops.registry import FAMILIES
+    for name, family in FAMILIES.items():
+        doc = family.forms[family.reference].__doc__ or ""
+        chapters = [int(c) for c in re.findall(r"chapter (\d+)", doc)]
+        assert chapters and chapters[0] == family.chapter, (name, family.chapter, chapters)

@@ -240,16 +240,19 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
         return {"loss": loss, "seconds": seconds, "cpu": cpu}
 
     def batch_fn():
+        if clock["first_batch"]:  # the clocks start when training does: after the optimiser is made (its first
+            clock.update(start=time.perf_counter(), cpu_start=time.process_time(), first_batch=False)  # one-time set-up)
         start = torch.randint(0, len(parts["train"]) - context, (batch,), generator=gen)
         w = parts["train"][start[:, None] + torch.arange(context + 1)]
         return w[:, :-1], w[:, 1:]
 
     warmup = max(1, int(warmup_fraction * steps)) if steps > 1 else 0
-    clock.update(start=time.perf_counter(), cpu_start=time.process_time())  # the clocks start with training
+    clock["first_batch"] = True
     h = train(model, batch_fn, steps=steps, lr=lr, clip=clip, weight_decay=weight_decay, betas=(0.9, beta2),
               lr_at=cosine_schedule(lr, steps, warmup, final_lr) if steps > 1 else None,
               eval_fn=curve if curve_every else None, eval_every=curve_every, progress=progress,
               desc=f"{family} d={width} lr={lr:g} seed={seed}")
+    curve_end, cpu_end = time.perf_counter(), time.process_time()  # training and its curve's evaluations are over
     model.eval()
     losses = position_losses(model, spread_windows(parts["val"], windows, context).to(device)).cpu()  # (n, T)
     tune = position_losses(model, spread_windows(parts["tune"], tune_windows, context).to(device)).mean().item()
@@ -267,8 +270,8 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
             "diverged": bad, "window_losses": [round(v, 5) for v in losses.mean(1).tolist()],
             "by_position": [round(v, 5) for v in losses.mean(0).tolist()], "curve": curve_rows,
             "window_buckets": [[round(v, 5) for v in row] for row in bucket_means(losses, context).tolist()],
-            "seconds": round(h.seconds - clock["paused"], 3),
-            "cpu_seconds": round(time.process_time() - clock["cpu_start"] - clock["cpu_paused"], 3), **({"model": model} if keep_model else {})}
+            "seconds": round(curve_end - clock["start"] - clock["paused"], 3),
+            "cpu_seconds": round(cpu_end - clock["cpu_start"] - clock["cpu_paused"], 3), **({"model": model} if keep_model else {})}
 
 
 # ---------------------------------------------------------------- fitting L(N) = a N^(-alpha) + c
