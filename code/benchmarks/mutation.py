@@ -13,11 +13,18 @@ mutant is *killed* when they fail; one whose tests run past the time limit is le
 the rate, counted apart: on a loaded machine a slow suite is not a caught bug). The kill rate, and every survivor with its line,
 are printed (and written to ``--out``). A survivor is a missing test or an equivalent mutant (a
 change that cannot alter behaviour): read each one.
+
+Two kinds of drawn mutant are reported apart, not run and not in the rate: those ``EQUIVALENT`` names
+(each read, with its reason), and changes to an experiment's ``SETTINGS`` at a scale that has no committed
+results file (an experiment's choice, which a test could only restate). The settings of a scale with a
+committed file are run like any other mutant: ``tests/test_experiments.py`` checks them against the file.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import io
+import json
 import os
 import queue
 import random
@@ -80,6 +87,27 @@ EQUIVALENT = [
      "*", "/", "the harness's random S4D test problem: another test input, not library behaviour"),
     ("seqlab/ops/recurrent.py", 'for _family, _chapter, _options in (("rnn", 2, {}), ("lstm", 4, {}), ("gru", 4, {})):',
      "4", "5", "the chapter named in a generated docstring"),
+    # seeds 7 and 21's (read after those runs)
+    ("seqlab/ops/recurrent.py", "s = 1.0 / H ** 0.5",
+     "/", "*", "the harness's random test problem's weight scale: another test input, not library behaviour"),
+    ("seqlab/ops/registry.py", "Case(B=1, T=9, D=2, H=6, with_state=True),", "True", "False",
+     "the harness's test cases: another test input (other cases start from a state), not library behaviour"),
+    ("seqlab/ops/registry.py", "Case(B=1, T=1, D=3, H=4),", "3", "4",
+     "the harness's test case sizes: another size of test input, not library behaviour"),
+    ("seqlab/train.py", "opt.zero_grad(set_to_none=True)", "True", "False",
+     "gradients zeroed in place instead of freed: the same numbers, only the memory differs"),
+    ("seqlab/train.py", 'bar.set_postfix(loss=f"{history.loss[-1]:.3f}", refresh=False)', "False", "True",
+     "whether a progress bar redraws at once"),
+    ("seqlab/experiments/parallel_rnn.py", "x = torch.randint(0, vocab, (B, T), generator=g)", "0", "1",
+     "the token ids of a timing benchmark's input: another input, the same work"),
+    ("seqlab/ops/linear_attention.py", "L = fq.shape[-2]", "2", "3",
+     "the reference step r of the factored scores: any step of the chunk is exact, and |b - r| stays within the span "
+     "_factored_ok checks"),
+    ("seqlab/ops/linear_attention.py",
+     "_FACTOR_LIMIT = {torch.float32: 30.0, torch.float64: 300.0, torch.bfloat16: 30.0, torch.float16: 5.0}",
+     "30.0", "60.0", "a safety margin: e^(+-60) is still inside float32's range (e^88), so no input tells 30 from 60"),
+    ("seqlab/ops/minrnn.py", "def minlstm_chunked(x, W_f, b_f, W_i, b_i, W_h, b_h, state=None, chunk: int = 16):",
+     "16", "17", "a default chunk length: every chunk length gives the same numbers (the harness checks several)"),
 ]
 
 
@@ -90,6 +118,32 @@ def equivalent(rel: str, line: str, old: str, new: str) -> str | None:
         if f == rel and code == text and (o, n) == (old, new):
             return why
     return None
+
+
+def settings_scales(path: Path) -> dict[int, str]:
+    """line -> scale for every line of the values of a ``*SETTINGS = {"scale": dict(...), ...}`` literal in ``path``."""
+    out = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id.endswith("SETTINGS") for t in targets) and isinstance(node.value, ast.Dict):
+            for key, value in zip(node.value.keys, node.value.values):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    out.update({line: key.value for line in range(value.lineno, value.end_lineno + 1)})
+    return out
+
+
+def committed_scales() -> set[tuple[str, str]]:
+    """(module, scale) of every committed results file (``results/*.json``): test_experiments.py checks those
+    settings against the file, so a mutant of them is run like any other."""
+    sys.path.insert(0, str(CODE))
+    from seqlab import experiments
+    out = set()
+    for path in (ROOT / "results").glob("*.json"):
+        record = json.loads(path.read_text())
+        if "experiment" in record:
+            module = experiments.get(record["experiment"]).fn.__module__
+            out.add((module.replace(".", "/") + ".py", record["scale"]))
+    return out
 
 
 def candidates(path: Path) -> list[tuple[int, int, int, str, str]]:
@@ -139,7 +193,10 @@ def tests_for(rel: str) -> list[str]:
         imports = " ".join(line for line in t.read_text().splitlines() if re.match(r"\s*(from|import) ", line))
         if any(re.search(r"\b" + re.escape(n) + r"\b", imports) for n in names):
             found.append(f"tests/{t.name}")
-    extra = ["tests/test_equivalence.py"] if rel.startswith("seqlab/ops") else []
+    # ops/ mutants also run the equivalence harness, which reaches every family; experiments/ mutants the battery
+    # that runs every experiment at the tiny scale and checks the committed results files against the settings
+    extra = (["tests/test_equivalence.py"] if rel.startswith("seqlab/ops") else
+             ["tests/test_experiments.py"] if rel.startswith("seqlab/experiments") else [])
     chosen = set(found + extra) - {"tests/test_course.py", "tests/test_site.py"} - set(ALWAYS)
     # pytest runs them in this order and stops at the first failure: the quick definitions first, the
     # chapters' checks (which train models) last, so that a killed mutant is found early
@@ -211,11 +268,17 @@ def main():
     lock = threading.Lock()
     killed, timeouts, rows, done = 0, 0, [None] * len(sample), [0]
     same = []  # the sampled mutants that EQUIVALENT names: not run, not in the rate
+    unpinned = []  # settings of a scale with no committed results: an experiment's choice, which a test could only restate
+    committed = committed_scales()
     for path, row, c0, c1, old, new in list(sample):
         rel, line = str(path.relative_to(CODE)), path.read_text().splitlines()[row - 1]
         why = equivalent(rel, line, old, new)
+        scale = settings_scales(path).get(row)
         if why is not None:
             same.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}: {why}")
+            sample.remove((path, row, c0, c1, old, new))
+        elif scale is not None and (rel, scale) not in committed:
+            unpinned.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}: the {scale!r} settings")
             sample.remove((path, row, c0, c1, old, new))
     rows = [None] * len(sample)
 
@@ -261,13 +324,16 @@ def main():
     rate = killed / max(decided, 1)
     summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %); {timeouts} more ran past the "
                f"time limit of {args.timeout} s and are left undecided; {len(same)} known equivalent, not run; "
-               f"seed {args.seed}.")
+               f"{len(unpinned)} settings of a scale with no committed results file, not run; seed {args.seed}.")
     print(summary)
     for w in same:
         print(f"equivalent {w}")
+    for w in unpinned:
+        print(f"setting    {w}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(summary + "\n\nSurvivors:\n\n" + "\n".join(f"- {w}" + (" (timeout)" if rc == "timeout" else "") for d, w, rc in rows if not d) + "\n\nEquivalent (not run):\n\n" + "\n".join(f"- {w}" for w in same) + "\n")
+        args.out.write_text(summary + "\n\nSurvivors:\n\n" + "\n".join(f"- {w}" + (" (timeout)" if rc == "timeout" else "") for d, w, rc in rows if not d) + "\n\nEquivalent (not run):\n\n" + "\n".join(f"- {w}" for w in same)
+                            + "\n\nSettings of a scale with no committed results (not run):\n\n" + "\n".join(f"- {w}" for w in unpinned) + "\n")
 
 
 if __name__ == "__main__":

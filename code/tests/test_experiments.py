@@ -315,3 +315,19 @@ def test_seed_streams_apply_the_offset_once(monkeypatch):
     monkeypatch.setenv("SEQLAB_SEED_OFFSET", "3")
     assert draw(seeding.batches(1)) == base["batches"] and draw(seeding.held_out(1)) == base["held_out"]
     assert draw(seeding.batches(1, stream=1)) == draw(torch.Generator().manual_seed(5))
+
+
+def test_every_committed_results_file_was_made_with_the_settings_in_the_code():
+    """A results file the chapters plot holds the settings its experiment module has now, at its scale: a setting
+    changed in the code without the sweep run again would leave the pages plotting results the code does not make."""
+    import importlib
+    found = 0
+    for path in sorted(experiments.results_dir().glob("*.json")):
+        record = json.loads(path.read_text())
+        if "experiment" not in record:
+            continue  # the benchmark tables
+        module = importlib.import_module(experiments.get(record["experiment"]).fn.__module__)
+        settings = module.SETTINGS[record["scale"]]
+        assert record["results"]["settings"] == json.loads(json.dumps(settings)), path.name
+        found += 1
+    assert found >= 7
