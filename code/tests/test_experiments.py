@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,8 +206,12 @@ def test_every_experiment_runs_at_tiny_scale_and_writes_a_complete_results_file(
     from seqlab.experiments.__main__ import main
     out_file = tmp_path / f"{name}.json"
     argv = [name, "--scale", "tiny", "--seeds", "0", "1", "--out", str(out_file), "--no-progress"]
+    start = time.perf_counter()
     assert main(argv) == 0
+    wall = time.perf_counter() - start
     record = experiments.load(out_file, name)
+    if "seconds" in record["results"]:                                       # the run's own time, within the call's
+        assert 0 <= record["results"]["seconds"] <= wall + 0.1, (record["results"]["seconds"], wall)
     assert_complete(record, argv, capsys.readouterr().out, seeds=[0, 1])
     res = record["results"]
     runs = res.get("runs")

@@ -127,3 +127,48 @@ def test_every_family_is_registered_under_the_chapter_its_loop_names():
         doc = family.forms[family.reference].__doc__ or ""
         chapters = [int(c) for c in re.findall(r"chapter (\d+)", doc)]
         assert chapters and chapters[0] == family.chapter, (name, family.chapter, chapters)
+
+
+def test_the_row_lstm_sets_the_forget_gate_bias_and_only_it():
+    """PyTorch orders an LSTM's gates i, f, g, o: the forget gate's bias is the second quarter (chapters 4, 15)."""
+    from seqlab.experiments.longrange import RowLSTM
+    torch.manual_seed(0)
+    d = 6
+    model = RowLSTM(9, d, 3, forget_bias=2.5)
+    for name, b in model.lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            assert (b[d:2 * d] == 2.5).all() and (b[:d].abs() <= 1 / d ** 0.5).all() and (b[2 * d:].abs() <= 1 / d ** 0.5).all()
+
+
+def test_train_takes_its_options_by_keyword_only():
+    """``train(model, batches, steps=...)``: a positional option would silently bind to the wrong one."""
+    from seqlab.train import train
+    model = nn.Linear(2, 2)
+    with pytest.raises(TypeError):
+        train(model, lambda: (torch.zeros(1, 2), torch.zeros(1, dtype=torch.long)), 3)
+
+
+@pytest.mark.parametrize("hidden", [40, 41])
+def test_lstm_matching_picks_the_nearer_of_the_two_sizes_around_the_count(hidden):
+    """A count one above size h - 1's is nearest to h - 1; one below size h's, to h (chapter 7's size matching)."""
+    from seqlab.experiments.attention import lstm_matching
+    from seqlab.measure import count_parameters
+    from seqlab.models import RecurrentLM
+    size = lambda h: count_parameters(RecurrentLM(11, 8, h, cell="lstm", form="fused"))
+    assert lstm_matching(size(hidden - 1) + 1, 11, 8) == hidden - 1
+    assert lstm_matching(size(hidden) - 1, 11, 8) == hidden
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "RNNCell", "LSTMCell", "GRUCell"])
+def test_our_recurrent_layers_start_like_pytorchs(cell):
+    """Every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)], as PyTorch's nn.RNN/LSTM/GRU: inside the bound,
+    both signs, spread like the uniform (standard deviation bound/sqrt(3)) (chapters 2 and 4)."""
+    from seqlab import models
+    H = 32
+    torch.manual_seed(0)
+    layer = getattr(models, cell.upper() if cell.islower() else cell)(16, H)    # a stack, or one cell on its own
+    bound = 1 / H ** 0.5
+    for name, p in layer.named_parameters():                  # (no forget_bias / update_bias given: the defaults)
+        assert p.abs().max() <= bound, name
+        assert abs(p.std().item() - bound / 3 ** 0.5) < 0.25 * bound / 3 ** 0.5, name
+        assert p.min() < 0 < p.max(), name
