@@ -221,3 +221,15 @@ def test_a_language_model_is_causal_streams_and_refuses_a_foreign_state(name):
         model(x, other_batch)
     with pytest.raises(ValueError):
         model.step(x[:, 0], other_batch)
+
+
+def test_multi_head_attention_checks_its_form_as_every_mixer_does():
+    """One validated ``form`` (``seqlab.models.forms.HasForms``) for MultiHeadAttention and every Mixer."""
+    from seqlab.models import MultiHeadAttention
+    from seqlab.models.forms import HasForms
+    attn = MultiHeadAttention(8, 2)
+    assert isinstance(attn, HasForms) and attn.form == "parallel"
+    attn.form = "fused"
+    assert attn.form == "fused"
+    with pytest.raises(ValueError, match="form must be one of 'loop', 'parallel', 'stream', 'fused', got 'nope'"):
+        attn.form = "nope"

@@ -42,6 +42,7 @@ from torch import nn
 
 from .. import _validate as validate
 from ..ops import attention as attention_ops
+from .forms import HasForms
 from ..ops.attention import _masked_softmax, causal_mask, scaled_dot_product_attention  # noqa: F401 (re-exported: chapter 6's names)
 
 
@@ -198,7 +199,7 @@ def _check_form(form) -> str:
     return form
 
 
-class MultiHeadAttention(nn.Module):
+class MultiHeadAttention(HasForms, nn.Module):
     """Multi-head attention (Vaswani et al., 2017; chapter 6).
 
     ``head_i = Attention(Q W_q^i, K W_k^i, V W_v^i)``, ``MultiHead(Q, K, V) = [head_1; ..; head_H] W_o``,
@@ -229,17 +230,6 @@ class MultiHeadAttention(nn.Module):
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
-
-    @property
-    def form(self) -> str:
-        """The form of ``seqlab.ops.attention`` that ``forward`` uses by default (settable, one of ``forms``)."""
-        return self._form
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        self._form = value
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None,
                 causal: bool = False, form: str | None = None):

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from .forms import HasForms
 
 __all__ = ["Mixer", "CausalConv1d", "ShortConv", "Spec", "check_state", "state_bytes"]
 
@@ -91,7 +92,7 @@ def check_state(owner: str, state, spec) -> None:
                          f"{_describe(spec) if spec is not int else 'int'}, got {_describe(state)}")
 
 
-class Mixer(nn.Module):
+class Mixer(HasForms, nn.Module):
     """A sequence layer (chapters 2–14): ``forward(x, state=None) -> (y, state)``, ``step``, ``form``, ``state_bytes``.
 
     Subclasses set ``family`` (a key of ``seqlab.ops.FAMILIES``), call ``self.form = ...`` in
@@ -106,27 +107,6 @@ class Mixer(nn.Module):
     def forms(self) -> tuple[str, ...]:
         """The forms this layer can run: its family's registered forms."""
         return tuple(ops.FAMILIES[self.family].forms)
-
-    form_attr: str = "_form"  # where a subclass keeps its form: an attribute, or "config.form"
-
-    def _form_home(self):
-        *path, name = self.form_attr.split(".")
-        home = self
-        for part in path:
-            home = getattr(home, part)
-        return home, name
-
-    @property
-    def form(self) -> str:
-        home, name = self._form_home()
-        return getattr(home, name)
-
-    @form.setter
-    def form(self, value: str) -> None:
-        if value not in self.forms:
-            raise ValueError(f"form must be one of {', '.join(map(repr, self.forms))}, got {value!r}")
-        home, name = self._form_home()
-        setattr(home, name, value)
 
     def state_spec(self, B: int, dtype: torch.dtype):
         raise NotImplementedError
