@@ -178,21 +178,32 @@ def candidates(path: Path) -> list[tuple[int, int, int, str, str]]:
     return out
 
 
-def tests_for(rel: str) -> list[str]:
+def imported_names(path: Path) -> set[str]:
+    """Every module and name a test file imports, wherever the import sits and however many lines it spans."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            names |= {node.module or ""} | {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names
+
+
+def tests_for(rel: str, root: Path = CODE) -> list[str]:
     """The test files that import the mutated module or one of its public names, plus the definitions battery
     (first) and the chapters' checks (last).
 
-    A test "imports" the module when an import line of it names the module (``ssd``, ``from seqlab.ops import
+    A test "imports" the module when its imports (parsed, so that an import over several lines counts) name the module (``ssd``, ``from seqlab.ops import
     minrnn, ssd``) or one of the module's top-level public functions and classes (``from seqlab.models
     import GPT``). Mutants of ``ops/`` also run the equivalence harness, which reaches every family.
     """
     stem = Path(rel).stem
-    src = (CODE / rel).read_text()
+    src = (root / rel).read_text()
     names = {stem} | set(re.findall(r"^(?:def|class) ([A-Za-z]\w*)", src, flags=re.M))
     names -= {"__init__"}
     found = []
-    for t in sorted((CODE / "tests").glob("test_*.py")):
-        imports = " ".join(line for line in t.read_text().splitlines() if re.match(r"\s*(from|import) ", line))
+    for t in sorted((root / "tests").glob("test_*.py")):
+        imports = " ".join(imported_names(t))
         if any(re.search(r"\b" + re.escape(n) + r"\b", imports) for n in names):
             found.append(f"tests/{t.name}")
     # ops/ mutants also run the equivalence harness, which reaches every family; experiments/ mutants the battery
@@ -255,25 +266,28 @@ def main():
     args = ap.parse_args()
     if args.named:
         return run_named()
+    # one copy of the checkout per worker, made first: the mutants are drawn from, written into and restored from
+    # the copies alone, so that editing the checkout while a run goes on cannot change what it tests
+    copies = queue.Queue()
+    tmps = [copy_checkout() for _ in range(args.jobs)]
+    for tmp in tmps:
+        copies.put(tmp / "code")
+    src = tmps[0] / "code"
     files = []
     for target in TARGETS:
-        p = CODE / target
+        p = src / target
         files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
     pool = [(f, *c) for f in files for c in candidates(f)]
     rng = random.Random(args.seed)
     sample = rng.sample(pool, min(args.n, len(pool)))
     print(f"{len(pool)} candidate mutants in {len(files)} files; running {len(sample)} (seed {args.seed})", flush=True)
-    copies = queue.Queue()  # one copy of code/ per worker: a mutant is written into the copy that tests it
-    tmps = [copy_checkout() for _ in range(args.jobs)]
-    for tmp in tmps:
-        copies.put(tmp / "code")
     lock = threading.Lock()
     killed, timeouts, rows, done = 0, 0, [None] * len(sample), [0]
     same = []  # the sampled mutants that EQUIVALENT names: not run, not in the rate
     unpinned = []  # settings of a scale with no committed results: an experiment's choice, which a test could only restate
     committed = committed_scales()
     for path, row, c0, c1, old, new in list(sample):
-        rel, line = str(path.relative_to(CODE)), path.read_text().splitlines()[row - 1]
+        rel, line = str(path.relative_to(src)), path.read_text().splitlines()[row - 1]
         why = equivalent(rel, line, old, new)
         scale = settings_scales(path).get(row)
         if why is not None:
@@ -286,10 +300,10 @@ def main():
 
     def one(i: int, path: Path, row: int, c0: int, c1: int, old: str, new: str):
         nonlocal killed, timeouts
-        rel = str(path.relative_to(CODE))
+        rel = str(path.relative_to(src))
         code = copies.get()
         target = code / rel
-        original = path.read_text()
+        original = target.read_text()  # the copy's own text (the copies are identical)
         lines = original.splitlines(keepends=True)
         line = lines[row - 1]
         lines[row - 1] = line[:c0] + new + line[c1:]
@@ -298,7 +312,7 @@ def main():
         t0 = time.time()
         try:
             rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
-                                 "no:cacheprovider", *tests_for(rel)], cwd=code, env=env, capture_output=True,
+                                 "no:cacheprovider", *tests_for(rel, code)], cwd=code, env=env, capture_output=True,
                                 timeout=args.timeout).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"

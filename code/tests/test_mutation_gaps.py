@@ -172,3 +172,16 @@ def test_our_recurrent_layers_start_like_pytorchs(cell):
         assert p.abs().max() <= bound, name
         assert abs(p.std().item() - bound / 3 ** 0.5) < 0.25 * bound / 3 ** 0.5, name
         assert p.min() < 0 < p.max(), name
+
+
+def test_beyond_reach_is_decided_at_the_receptive_fields_edge():
+    """The nearest pair token sits gap + 1 positions before the first query: out of reach exactly when gap + 1 exceeds
+    the receptive field L(W + k − 2) of the local stack (chapter 14)."""
+    from seqlab.data import GappedRecall
+    from seqlab.experiments.hybrid import beyond_reach, receptive_field
+    W = 4
+    reach = receptive_field("AA", W, 3)
+    assert reach == 2 * (W + 1)
+    task = lambda gap: GappedRecall(n_pairs=2, gap=gap, n_queries=2, vocab=16)
+    assert beyond_reach(task(reach), "AA", W) and not beyond_reach(task(reach - 1), "AA", W)
+    assert not beyond_reach(task(100), "GA", W)                                  # a global layer reaches everything
