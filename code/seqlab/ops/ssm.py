@@ -265,17 +265,22 @@ def _to_chunks(x: torch.Tensor, chunk: int, fill: float) -> torch.Tensor:
     return x.reshape(Bsz, n_chunks, chunk, *x.shape[2:])
 
 
-def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False,
+                    shift: bool = False) -> torch.Tensor:
     """h = a ⊙ h + b over chunks ``a, b`` (B, n, c, …) from ``h0`` (B, …), forward or in reverse; no autograd.
 
     1. inside every chunk at once, from zero: each chunk's end state and its total decay Π a;
     2. across the chunks (n steps): the state entering each chunk;
     3. inside every chunk again, from its true start state, keeping every state.
     Sequential steps: 2c + n. ``reverse`` runs time backwards (the chunks and the steps in them).
+    ``shift`` multiplies step t by the *next* step's factor, a_{t+1} (1 after the last step), as the
+    backward pass of a linear recurrence needs, without a shifted copy of ``a``.
     """
     n, c = a.shape[1:3]
     steps = range(c - 1, -1, -1) if reverse else range(c)
     a_j, b_j = a.unbind(2), b.unbind(2)  # c slices (B, n, …)
+    if shift:  # step c − 1 of chunk i takes the first factor of chunk i + 1: a slice, not a copy of a
+        a_j = (*a_j[1:], torch.cat([a[:, 1:, 0], torch.ones_like(a[:, :1, 0])], dim=1))
     end, decay = torch.zeros_like(b_j[0]), torch.ones_like(a_j[0])
     for j in steps:  # 1.
         end.mul_(a_j[j]).add_(b_j[j])
@@ -290,10 +295,11 @@ def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse:
     return hs
 
 
-def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int, reverse: bool = False) -> torch.Tensor:
+def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int, reverse: bool = False,
+          shift: bool = False) -> torch.Tensor:
     """``_two_level_scan`` on (B, T, …) tensors: cut into chunks (padded with a = 1, b = 0), scan, uncut."""
     T = a.shape[1]
-    hs = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse)
+    hs = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse, shift)
     return hs.flatten(1, 2)[:, :T]
 
 
@@ -323,8 +329,7 @@ class _ChunkedLinearScan(torch.autograd.Function):
 
 def _reverse_scan(a, grad_hs, h0, chunk):
     """g_t = ∂L/∂h_t (direct) + a_{t+1} ⊙ g_{t+1}, for t = T..1: the total gradient of every state."""
-    a_next = torch.cat([a[:, 1:], torch.ones_like(a[:, :1])], dim=1)  # a_{t+1}; nothing after the last step
-    return _scan(a_next, grad_hs, torch.zeros_like(h0), chunk, reverse=True)
+    return _scan(a, grad_hs, torch.zeros_like(h0), chunk, reverse=True, shift=True)  # a_{t+1}; 1 after the last step
 
 
 def _times_previous(g, hs, h0, out=None):
