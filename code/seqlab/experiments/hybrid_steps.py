@@ -1,0 +1,53 @@
+"""Recall against the step budget: is Hawk's and Griffin's shortfall their state or their training? (chapter 14).
+
+``hybrid_recall`` gives every model the same budget, and at that budget Hawk (RR) and Griffin (RA),
+whose facts must pass through the recurrence, recall about a third of the queries while the models
+with a global attention layer recall nearly all. A shortfall at a fixed budget has two readings: the
+recurrent state cannot hold the pairs, or training has not yet found how to store them. This
+experiment trains the two recurrent models on the same task, with the same sizes, rate, batches and
+held-out queries, for ``steps`` = eight times that budget (stopping at 0.97, as there), and keeps each
+learning curve. If recall keeps climbing towards the attention models', the budget was the limit.
+"""
+from __future__ import annotations
+
+import time
+
+from ..config import seed_everything
+from ..data.gapped_recall import GappedRecall
+from ..measure import count_parameters
+from . import register
+from .hybrid import MODELS, TEST_QUERIES, make_hybrid, train_recall
+from .hybrid import SETTINGS as RECALL_SETTINGS
+from .runlog import log_path, map_logged
+
+ARCHS = ("Hawk (RR)", "Griffin (RA)")
+BUDGET_FACTOR = 8  # times hybrid_recall's step budget
+
+SETTINGS = {scale: dict(s, steps=BUDGET_FACTOR * s["steps"], archs=list(ARCHS))
+            for scale, s in RECALL_SETTINGS.items()}
+
+
+@register("hybrid_steps", "chapter 14: Hawk's and Griffin's recall with eight times the step budget", chapter=14)
+def hybrid_steps(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
+    """Hawk and Griffin on ``hybrid_recall``'s task and seeds (weights and batches from s + 2, the same held-out
+    queries) with ``BUDGET_FACTOR`` times its steps; every run's learning curve (chapter 14)."""
+    s = SETTINGS[scale]
+    task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
+    start = time.perf_counter()
+
+    def one(c):
+        name, seed = c
+        x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(TEST_QUERIES)))
+        batches = seed_everything(seed + 2)  # as hybrid_recall: the weights, drawn next, and the batches
+        model = make_hybrid(MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"], d_rnn=s["d_rnn"],
+                            mlp=s["mlp"], device=device)
+        acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],
+                              batches=batches, progress=progress, desc=f"{name} seed {seed}")
+        return {"model": name, "seed": seed, "accuracy": acc, "steps": len(h.loss), "params": count_parameters(model),
+                "chance": task.chance, "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) for a in h.eval["acc"]]}}
+
+    runs = map_logged(one, [(n, sd) for sd in seeds for n in s["archs"]], path=log_path("hybrid_steps", scale),
+                      settings=s, progress=progress, desc="recurrent models, long budget")
+    lines = [f"{'model':14s} {'seed':>4s} {'recall':>7s} {'steps':>6s}   (budget {s['steps']}; chance {task.chance:.3f})"]
+    lines += [f"{r['model']:14s} {r['seed']:4d} {r['accuracy']:7.3f} {r['steps']:6d}" for r in runs]
+    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
