@@ -185,3 +185,25 @@ def test_beyond_reach_is_decided_at_the_receptive_fields_edge():
     task = lambda gap: GappedRecall(n_pairs=2, gap=gap, n_queries=2, vocab=16)
     assert beyond_reach(task(reach), "AA", W) and not beyond_reach(task(reach - 1), "AA", W)
     assert not beyond_reach(task(100), "GA", W)                                  # a global layer reaches everything
+
+
+def test_short_conv_refuses_a_state_of_the_wrong_structure_by_name():
+    """A ShortConv's state is (buffer, the inner mixer's state): a tuple of another length is refused with the
+    message that names the expected structure, not an unpacking error (chapter 14)."""
+    from seqlab.models import SelfAttention
+    from seqlab.models.mixer import CausalConv1d, ShortConv
+    layer = ShortConv(CausalConv1d(8, 3), SelfAttention(8, 2, causal=True))
+    x = torch.randn(2, 5, 8)
+    _, state = layer(x)
+    layer(x, state)                                                                 # its own state is taken
+    with pytest.raises(ValueError, match="does not belong to this layer"):
+        layer(x, (*state, state[0]))
+
+
+def test_cross_attention_needs_a_memory_of_at_least_one_position():
+    from seqlab.models.encoder_decoder import CrossAttention
+    attn = CrossAttention(8, 2)
+    K, V = attn.project_memory(torch.randn(2, 2, 8))                                # two positions: fine
+    assert K.shape == V.shape == (2, 2, 2, 4)
+    with pytest.raises(ValueError, match="at least one position"):
+        attn.project_memory(torch.randn(2, 0, 8))
