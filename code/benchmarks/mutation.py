@@ -108,6 +108,13 @@ EQUIVALENT = [
      "30.0", "60.0", "a safety margin: e^(+-60) is still inside float32's range (e^88), so no input tells 30 from 60"),
     ("seqlab/ops/ssm.py", "m = max(1, math.isqrt(T - 1) + 1) if T > 1 else 1", ">", ">=",
      "for T = 1 both branches give m = 1"),
+    # seed 44's (read after that run)
+    ("seqlab/ops/minrnn.py", "return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))", ">=", ">",
+     "log g is continuous at 0: log(0 + 1/2) = -softplus(0)"),
+    ("seqlab/ops/ssm.py", "log_A_real=log_A_real + 0.1 * torch.randn(Dm, N, **kw), A_imag=A_imag + 0.1 * torch.randn(Dm, N, **kw),",
+     "0.1", "0.2", "the harness's random S4D test problem: another test input, not library behaviour"),
+    ("seqlab/experiments/scaling.py", "choice, widened = {}, False", "False", "True",
+     "one more pass over a grid whose runs are all done: run_many finds them and runs nothing"),
     ("seqlab/ops/minrnn.py", "def minlstm_chunked(x, W_f, b_f, W_i, b_i, W_h, b_h, state=None, chunk: int = 16):",
      "16", "17", "a default chunk length: every chunk length gives the same numbers (the harness checks several)"),
 ]

@@ -207,3 +207,19 @@ def test_cross_attention_needs_a_memory_of_at_least_one_position():
     assert K.shape == V.shape == (2, 2, 2, 4)
     with pytest.raises(ValueError, match="at least one position"):
         attn.project_memory(torch.randn(2, 0, 8))
+
+
+@pytest.mark.parametrize("gate", ["scalar", "channel"])
+def test_the_gated_layer_starts_with_the_decay_its_docstring_promises(gate):
+    """alpha = sigmoid(W x + 3)^(1/16): with nothing written (v = 0) and W = 0, one step scales the state by
+    sigmoid(3)^(1/16) = 0.997, a long memory at the start (chapter 12)."""
+    from seqlab.models.linear_attention import LinearAttention, LinearAttentionConfig
+    torch.manual_seed(0)
+    layer = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, gate=gate, form="loop"))
+    with torch.no_grad():
+        layer.W_v.weight.zero_()
+        layer.W_alpha.weight.zero_()
+    c = layer.config
+    S0 = torch.randn(3 * c.n_heads, c.d_phi, c.d_head)
+    _, S1 = layer(torch.randn(3, 1, 8), S0)
+    torch.testing.assert_close(S1, S0 * torch.sigmoid(torch.tensor(3.0)) ** (1 / 16))
