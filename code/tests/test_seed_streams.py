@@ -21,7 +21,6 @@ EXPERIMENTS = Path(attention.__file__).parent
 # (or a sweep in progress, resumed by its settings fingerprint) disagree with the code that wrote it
 RECORDED_AS_IS = {
     "hybrid.py": "results/hybrid_recall.json and its runs log were recorded with these seeds (chapter 14 shows them)",
-    "hybrid_steps.py": "extends hybrid_recall's runs with the same seeds, so that its first steps are those runs",
 }
 MAGIC = re.compile(r"\b\d[\d_]{2,} \+ (seed|L)\b|\bseed \+ \d")
 

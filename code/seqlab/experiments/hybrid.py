@@ -73,6 +73,20 @@ def train_recall(model, task: GappedRecall, x_test, y_test, *, batch: int, steps
 
 TEST_QUERIES = 1000  # the seed of the held-out queries: one set for every model and seed (the recorded runs use it)
 
+
+def recall_run(name: str, seed: int, s: dict, task: GappedRecall, *, device=None, progress: bool = False) -> dict:
+    """One model of ``MODELS`` trained on ``task`` with the settings ``s`` (chapter 14): the weights and the batches
+    from seed + 2 (as the chapter's seed 0 uses 2), the held-out queries from ``TEST_QUERIES``; its recall, steps
+    and learning curve. ``hybrid_recall`` and ``hybrid_steps`` run it, with their own step budgets."""
+    x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(TEST_QUERIES)))
+    batches = seed_everything(seed + 2)  # seeds the weights, drawn next, and returns the batches' generator
+    model = make_hybrid(MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"], d_rnn=s["d_rnn"],
+                        mlp=s["mlp"], device=device)
+    acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],
+                          batches=batches, progress=progress, desc=f"{name} seed {seed}")
+    return {"model": name, "seed": seed, "accuracy": acc, "steps": len(h.loss), "params": count_parameters(model),
+            "chance": task.chance, "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) for a in h.eval["acc"]]}}
+
 SETTINGS = {
     "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=6, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
                  mlp=True),
@@ -97,15 +111,9 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
 
     def one(c):
         name, seed = c
-        x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(TEST_QUERIES)))
-        batches = seed_everything(seed + 2)  # seeds the weights, drawn next, and returns the batches' generator
-        model = make_hybrid(MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"], d_rnn=s["d_rnn"],
-                            mlp=s["mlp"], device=device)
-        acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],
-                              batches=batches, progress=progress, desc=name)
-        return {"model": name, "pattern": MODELS[name], "seed": seed, "accuracy": acc, "steps": len(h.loss),
-                "params": count_parameters(model), "chance": task.chance, "step_budget": s["steps"],
-                "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) for a in h.eval["acc"]]}}
+        r = recall_run(name, seed, s, task, device=device, progress=progress)
+        return {"model": name, "pattern": MODELS[name], **{k: v for k, v in r.items() if k != "model"},
+                "step_budget": s["steps"]}
 
     runs = map_logged(one, [(n, sd) for sd in seeds for n in MODELS], path=log_path("hybrid_recall", scale), settings=s,
                       progress=progress, desc="hybrid models")

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import time
 
-from ..config import seed_everything
 from ..data.gapped_recall import GappedRecall
-from ..measure import count_parameters
 from . import register
-from .hybrid import MODELS, TEST_QUERIES, make_hybrid, train_recall
 from .hybrid import SETTINGS as RECALL_SETTINGS
+from .hybrid import recall_run
 from .runlog import log_path, map_logged
 
 ARCHS = ("Hawk (RR)", "Griffin (RA)")
@@ -36,15 +34,7 @@ def hybrid_steps(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: b
     start = time.perf_counter()
 
     def one(c):
-        name, seed = c
-        x_test, y_test = (t.to(device) for t in task.sample(256, seed_everything(TEST_QUERIES)))
-        batches = seed_everything(seed + 2)  # as hybrid_recall: the weights, drawn next, and the batches
-        model = make_hybrid(MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"], d_rnn=s["d_rnn"],
-                            mlp=s["mlp"], device=device)
-        acc, h = train_recall(model, task, x_test, y_test, batch=s["batch"], steps=s["steps"], lr=s["lr"],
-                              batches=batches, progress=progress, desc=f"{name} seed {seed}")
-        return {"model": name, "seed": seed, "accuracy": acc, "steps": len(h.loss), "params": count_parameters(model),
-                "chance": task.chance, "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) for a in h.eval["acc"]]}}
+        return recall_run(*c, s, task, device=device, progress=progress)  # the same weights and batches as hybrid_recall
 
     runs = map_logged(one, [(n, sd) for sd in seeds for n in s["archs"]], path=log_path("hybrid_steps", scale),
                       settings=s, progress=progress, desc="recurrent models, long budget")
