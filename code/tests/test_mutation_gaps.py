@@ -223,3 +223,15 @@ def test_the_gated_layer_starts_with_the_decay_its_docstring_promises(gate):
     S0 = torch.randn(3 * c.n_heads, c.d_phi, c.d_head)
     _, S1 = layer(torch.randn(3, 1, 8), S0)
     torch.testing.assert_close(S1, S0 * torch.sigmoid(torch.tensor(3.0)) ** (1 / 16))
+
+
+def test_a_scaling_runs_flops_are_its_tokens_times_the_flops_per_token():
+    """C = (3 x the forward's FLOPs per token) x tokens trained; the 6N estimate likewise (chapter 10)."""
+    from seqlab.data import CharCorpus
+    from seqlab.experiments import scaling
+    corpus = CharCorpus()
+    r = scaling.train_one("transformer", 16, 1e-3, corpus=corpus, steps=3, batch=2, context=8, layers=1, windows=2,
+                          tune_windows=2)
+    per_token = scaling.flops_per_token(scaling.make_model("transformer", 16, corpus.vocab_size, 8, 1), 8)
+    assert r["tokens"] == 3 * 2 * 8
+    assert r["flops"] == pytest.approx(per_token["C"] * r["tokens"]) and r["flops_6N"] == pytest.approx(per_token["6N"] * r["tokens"])
