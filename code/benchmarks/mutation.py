@@ -200,9 +200,10 @@ def tests_for(rel: str, root: Path = CODE) -> list[str]:
     """The test files that import the mutated module or one of its public names, plus the definitions battery
     (first) and the chapters' checks (last).
 
-    A test "imports" the module when its imports (parsed, so that an import over several lines counts) name the module (``ssd``, ``from seqlab.ops import
-    minrnn, ssd``) or one of the module's top-level public functions and classes (``from seqlab.models
-    import GPT``). Mutants of ``ops/`` also run the equivalence harness, which reaches every family.
+    A test "imports" the module when its imports (parsed, so that an import over several lines counts)
+    name the module (``ssd``, ``from seqlab.ops import minrnn, ssd``) or one of the module's top-level
+    public functions and classes (``from seqlab.models import GPT``). Mutants of ``ops/`` also run the
+    equivalence harness, which reaches every family; mutants of ``experiments/`` ``test_experiments.py``.
     """
     stem = Path(rel).stem
     src = (root / rel).read_text()
@@ -293,10 +294,11 @@ def main():
     same = []  # the sampled mutants that EQUIVALENT names: not run, not in the rate
     unpinned = []  # settings of a scale with no committed results: an experiment's choice, which a test could only restate
     committed = committed_scales()
+    scales = {path: settings_scales(path) for path in {m[0] for m in sample}}  # each drawn file parsed once
     for path, row, c0, c1, old, new in list(sample):
         rel, line = str(path.relative_to(src)), path.read_text().splitlines()[row - 1]
         why = equivalent(rel, line, old, new)
-        scale = settings_scales(path).get(row)
+        scale = scales[path].get(row)
         if why is not None:
             same.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}: {why}")
             sample.remove((path, row, c0, c1, old, new))

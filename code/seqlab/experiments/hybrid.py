@@ -87,6 +87,7 @@ def recall_run(name: str, seed: int, s: dict, task: GappedRecall, *, device=None
     return {"model": name, "seed": seed, "accuracy": acc, "steps": len(h.loss), "params": count_parameters(model),
             "chance": task.chance, "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) for a in h.eval["acc"]]}}
 
+
 SETTINGS = {
     "tiny": dict(d=16, heads=2, d_rnn=14, window=2, pairs=2, gap=6, queries=4, vocab=16, batch=8, steps=5, lr=3e-3,
                  mlp=True),
@@ -111,8 +112,7 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
 
     def one(c):
         name, seed = c
-        r = recall_run(name, seed, s, task, device=device, progress=progress)
-        return {"model": name, "pattern": MODELS[name], **{k: v for k, v in r.items() if k != "model"},
+        return {**recall_run(name, seed, s, task, device=device, progress=progress), "pattern": MODELS[name],
                 "step_budget": s["steps"]}
 
     runs = map_logged(one, [(n, sd) for sd in seeds for n in MODELS], path=log_path("hybrid_recall", scale), settings=s,

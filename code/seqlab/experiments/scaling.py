@@ -229,7 +229,7 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
     model = make_model(family, width, corpus.vocab_size, context, layers).to(device)
     counts, fl = count_parameters(model), flops_per_token(model, context)
     curve_w = spread_windows(parts["tune"], curve_windows, context).to(device)
-    clock = {"start": time.perf_counter(), "paused": 0.0, "cpu_start": time.process_time(), "cpu_paused": 0.0}
+    clock = {"start": None, "paused": 0.0, "cpu_start": None, "cpu_paused": 0.0}  # set by the first batch
 
     def curve(m):  # wall-clock and CPU seconds of training so far (on a shared machine the CPU time is the fair one)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -240,14 +240,13 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
         return {"loss": loss, "seconds": seconds, "cpu": cpu}
 
     def batch_fn():
-        if clock["first_batch"]:  # the clocks start when training does: after the optimiser is made (its first
-            clock.update(start=time.perf_counter(), cpu_start=time.process_time(), first_batch=False)  # one-time set-up)
+        if clock["start"] is None:  # the clocks start when training does: after the optimiser is made (its first
+            clock.update(start=time.perf_counter(), cpu_start=time.process_time())  # one-time set-up)
         start = torch.randint(0, len(parts["train"]) - context, (batch,), generator=gen)
         w = parts["train"][start[:, None] + torch.arange(context + 1)]
         return w[:, :-1], w[:, 1:]
 
     warmup = max(1, int(warmup_fraction * steps)) if steps > 1 else 0
-    clock["first_batch"] = True
     h = train(model, batch_fn, steps=steps, lr=lr, clip=clip, weight_decay=weight_decay, betas=(0.9, beta2),
               lr_at=cosine_schedule(lr, steps, warmup, final_lr) if steps > 1 else None,
               eval_fn=curve if curve_every else None, eval_every=curve_every, progress=progress,
