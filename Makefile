@@ -17,7 +17,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # (code/tests/conftest.py), and matplotlib needs no display either way.
 unexport MPLBACKEND
 
-.PHONY: book bench exercises lab screenshots test test-exercises test-seeds test-gpu test-package test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
+.PHONY: book bench exercises lab screenshots test test-exercises test-seeds test-gpu test-package test-package-beside-the-book test-notebooks test-book test-site vendor setup clean results-gpu results-cpu
 
 setup: $(STAMP)
 
@@ -57,10 +57,22 @@ book: setup cache-key vendor
 	$(VENV)/bin/jupyter-book build . --builder html
 	@echo "The website is in _build/html/index.html"
 
-test: test-package test-site
+# make test: every notebook first, alone on both cores (their times are the budget table's), then the
+# package tests beside the book build and the browser tests, which leave a core idle much of the time
+# (Sphinx writes pages on one; the browser waits on pages). The package tests' output is kept in
+# _build/package-tests.log and printed when they finish, so that it does not interleave with the build's.
+test: setup
+	@$(MAKE) --no-print-directory -j2 test-site test-package-beside-the-book
+
+PACKAGE_TESTS = $(PY) -m pytest code/tests -q -n $(JOBS)
 
 test-package: setup
-	$(PY) -m pytest code/tests -q -n $(JOBS)
+	$(PACKAGE_TESTS)
+
+test-package-beside-the-book: setup test-notebooks
+	@echo "package tests (code/tests): running beside the book build and the browser tests; their output follows when they finish"
+	@$(PACKAGE_TESTS) > _build/package-tests.log 2>&1; rc=$$?; \
+		echo "== package tests (code/tests), exit status $$rc:"; cat _build/package-tests.log; exit $$rc
 
 # every notebook, validated by nbval within its budget, and stored for the book build
 test-notebooks: setup cache-key
