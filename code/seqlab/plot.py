@@ -6,6 +6,7 @@ colour-blind readers), and always label their axes with units.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import matplotlib as mpl
@@ -232,8 +233,12 @@ def check_figure(fig, *, draw: bool = True) -> list[str]:
     shared_scales = {(m.get_cmap().name, m.get_clim()) for ax in panels for m in mappables_of(ax) if m.colorbar is not None}
     renderer = None
     if draw and panels:
-        fig.canvas.draw()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
+        for message in sorted({str(w.message) for w in caught if "missing from" in str(w.message)}):
+            out.append(f"a character the font cannot draw ({message}): write it in mathtext, e.g. r'$\\mathcal{{L}}$'")
     for k, ax in enumerate(panels):
         title = ax.get_title().strip() or ax.get_title("left").strip() or ax.get_title("right").strip()
         name = f"panel {k + 1} of {len(panels)}" + (f" ({title!r})" if title else "")

@@ -149,3 +149,14 @@ def test_a_shared_colour_bar_covers_heatmaps_on_its_scale_only():
     problems = plot.check_figure(fig)
     assert len(problems) == 1 and "panel 3" in problems[0] and "colour bar" in problems[0]   # the third has its own scale
     plt.close("all")
+
+
+def test_check_figure_reports_a_character_the_font_cannot_draw():
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    ax.set(xlabel="distance (steps)", ylabel="‖∂𝓛/∂h_t‖", title="a glyph DejaVu Sans lacks")
+    problems = plot.check_figure(fig)
+    assert any("cannot draw" in p and "mathtext" in p for p in problems), problems
+    ax.set_ylabel(r"$\|\partial\mathcal{L}/\partial h_t\|$")
+    assert plot.check_figure(fig) == []
+    plt.close(fig)
