@@ -1,5 +1,6 @@
 """Course lint: every chapter follows the template, is in the table of contents, and is stripped."""
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,21 @@ def test_the_introduction_names_the_chapters_that_plot_recorded_results():
     assert m, "book/intro.md no longer says which chapters plot recorded results"
     named = sorted(int(n) for n in re.findall(r"\d+", m.group(1)))
     assert named == loaders, f"intro.md names chapters {named}; the chapters that load results files are {loaders}"
+
+
+def _chapter_numbers(text: str) -> set[int]:
+    return {int(n) for n in re.findall(r"\d+", text)}
+
+
+def test_front_matter_names_the_chapters_that_read_recorded_results():
+    """The introduction and How to run list the chapters that show a recorded results file; the list is the
+    chapters whose code loads one (a section such as 07b counts for its chapter)."""
+    reading = {int(re.match(r"\d+", p.name).group(0)) for p in CHAPTERS
+               if "experiments.load(" in "".join("".join(c["source"]) for c in load(p)["cells"] if c["cell_type"] == "code")}
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    how = (ROOT / "book" / "how_to_run.md").read_text(encoding="utf-8")
+    listed_intro = re.search(r"labelled as recorded:\s*chapters ([\d, and]+) do", intro)
+    listed_how = re.search(r"Chapters ([\d ,()a-z–-]+?) read their\s+files", how)
+    assert listed_intro and listed_how, "the sentences that list the chapters have moved: update this test"
+    assert _chapter_numbers(listed_intro.group(1)) == reading, (listed_intro.group(1), sorted(reading))
+    assert _chapter_numbers(listed_how.group(1)) == reading, (listed_how.group(1), sorted(reading))
