@@ -102,17 +102,21 @@ def test_page_in_the_browser(site, site_server, browser_context, page):
             tab.wait_for_selector(".jupyter-widgets, .widget-interact", timeout=30_000)
             assert tab.locator(".jupyter-widgets, .widget-interact").first.is_visible(), f"{page}: widget not drawn"
 
-        # exercise solutions: collapsed, and open on a click
+        # exercise solutions: every one collapsed, with its toggle button (added by sphinx-togglebutton);
+        # the first opens and closes on a click (one script serves them all, and each click waits ~0.3 s
+        # for the animation)
         solutions = tab.locator("div.solution.dropdown")
         for i in range(solutions.count()):
             solution = solutions.nth(i)
             body = solution.locator(":scope > :not(.admonition-title)").first
             assert not body.is_visible(), f"{page}: solution {i + 1} is not collapsed"
-            toggle = solution.locator("button.toggle-button").first  # added by sphinx-togglebutton
-            toggle.click()
-            body.wait_for(state="visible", timeout=5_000)
-            toggle.click()
-            body.wait_for(state="hidden", timeout=5_000)
+            toggle = solution.locator("button.toggle-button")
+            assert toggle.count() == 1, f"{page}: solution {i + 1} has {toggle.count()} toggle buttons, not 1"
+            if i == 0:
+                toggle.click()
+                body.wait_for(state="visible", timeout=5_000)
+                toggle.click()
+                body.wait_for(state="hidden", timeout=5_000)
 
         tab.wait_for_load_state("networkidle")
         if FULL_SCREENSHOTS:  # the whole page (Chromium leaves the sticky sidebars out of a full-page capture)
