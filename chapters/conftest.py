@@ -171,7 +171,6 @@ def _install_recorder() -> None:
     if getattr(nbval_plugin.IPyNbFile, "_seqlab_recording", False):
         return
     get_message = nbval_plugin.IPyNbFile.get_kernel_message
-    execute = RunningKernel.execute_cell_input
 
     def get_kernel_message(self, timeout=None, stream="iopub"):
         msg = get_message(self, timeout=timeout, stream=stream)
@@ -181,7 +180,9 @@ def _install_recorder() -> None:
         return msg
 
     def execute_cell_input(self, cell_input, allow_stdin=None):
-        msg_id = execute(self, cell_input, allow_stdin=allow_stdin)
+        # as nbclient and Jupyter do: with store_history=True (nbval's is False) IPython sees the cell
+        # in its history, so a trailing `;` hides the last value there too, as it does for a reader
+        msg_id = self.kc.execute(cell_input, store_history=True, allow_stdin=allow_stdin, stop_on_error=False)
         recorder = getattr(self, "_seqlab_recorder", None)
         if recorder is not None:
             recorder.msg_id = msg_id
