@@ -173,3 +173,34 @@ def test_gapped_recall_puts_the_pairs_outside_the_window():
         GappedRecall(n_pairs=8, vocab=16)
     with pytest.raises(ValueError, match="even"):
         GappedRecall(vocab=15)
+
+
+# --- the learning-rate grid of chapter 14 (experiments.hybrid_lr) ----------------------------------------------
+
+
+def _run(model, lr, seed, accuracies):
+    return {"model": model, "lr": lr, "seed": seed, "accuracy": accuracies[-1],
+            "curve": {"step": [50 * (i + 1) for i in range(len(accuracies))], "accuracy": accuracies}}
+
+
+def test_steps_to_reads_the_first_evaluation_at_the_target():
+    from seqlab.experiments.hybrid_lr import steps_to
+    run = _run("m", 1e-3, 0, [0.2, 0.89, 0.9, 0.95])
+    assert steps_to(run, 0.9) == 150 and steps_to(run, 0.95) == 200 and steps_to(run, 0.96) is None
+
+
+def test_best_rates_counts_a_miss_as_the_whole_budget_and_flags_an_edge():
+    from seqlab.experiments.hybrid_lr import best_rates
+    lrs = [1e-3, 3e-3, 1e-2]
+    runs = [_run("A", 1e-3, 0, [0.1, 0.2, 0.3, 0.4]), _run("A", 1e-3, 1, [0.1, 0.2, 0.3, 0.4]),        # never: 400, 400
+            _run("A", 3e-3, 0, [0.5, 0.95]), _run("A", 3e-3, 1, [0.1, 0.2, 0.3, 0.4]),                      # 100 and 400
+            _run("A", 1e-2, 0, [0.5, 0.6, 0.91]), _run("A", 1e-2, 1, [0.5, 0.6, 0.92]),                     # 150, 150
+            _run("B", 1e-3, 0, [0.95]), _run("B", 3e-3, 0, [0.1, 0.95]), _run("B", 1e-2, 0, [0.1, 0.2, 0.95])]
+    best = best_rates(runs, lrs, steps=400, target=0.9)
+    assert dict(best["A"]["mean_steps"]) == {1e-3: 400, 3e-3: 250, 1e-2: 150}
+    assert best["A"]["lr"] == 1e-2 and not best["A"]["bracketed"] and best["A"]["steps"] == [150, 150]
+    assert best["B"]["lr"] == 1e-3 and not best["B"]["bracketed"] and best["B"]["accuracy"] == [0.95]
+    runs[6] = _run("B", 1e-3, 0, [0.1, 0.2, 0.3, 0.95])   # B is now fastest at the middle rate
+    assert best_rates(runs, lrs, steps=400, target=0.9)["B"] == {
+        "mean_steps": [[1e-3, 200], [3e-3, 100], [1e-2, 150]], "lr": 3e-3, "bracketed": True, "steps": [100],
+        "accuracy": [0.95], "seeds": [0]}

@@ -139,8 +139,9 @@ def results_dir() -> Path:
 from . import distributed  # noqa: E402,F401
 from . import sequences, recurrence, attention, encoder_decoder, cost, scaling, induction, recall, ssm, hybrid  # noqa: E402,F401
 from . import hybrid_steps  # noqa: E402,F401
+from . import hybrid_lr  # noqa: E402,F401
 from . import architectures, longrange  # noqa: E402,F401
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
            "distributed", "sequences", "recurrence", "attention", "encoder_decoder", "cost", "scaling", "induction", "recall", "ssm",
-           "hybrid", "hybrid_steps", "architectures", "longrange"]
+           "hybrid", "hybrid_steps", "hybrid_lr", "architectures", "longrange"]
