@@ -54,8 +54,9 @@ def best_rates(runs: list[dict], lrs: list[float], steps: int, target: float) ->
 
 @register("hybrid_lr", "chapter 14: the recall grid at three learning rates per model, 6x the step budget", chapter=14)
 def hybrid_lr(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
-    """Every model of ``hybrid.MODELS`` x rate of ``lrs`` x seed on ``hybrid_recall``'s task (weights and batches
-    from seed + 2 at every rate, the same held-out queries), ``BUDGET_FACTOR`` times its steps (chapter 14)."""
+    """Every model of ``hybrid.MODELS`` x rate of ``lrs`` x seed on ``hybrid_recall``'s task (``recall_run``: at every
+    rate the weights and batches of that seed's ``hybrid_recall`` run, the same held-out queries), ``BUDGET_FACTOR``
+    times its steps (chapter 14)."""
     s = SETTINGS[scale]
     task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
     start = time.perf_counter()
