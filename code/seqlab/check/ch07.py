@@ -190,7 +190,7 @@ def _masked_loss_reference(logits, targets, mask, *, pooled=True, pads=False, re
 
 @checker("7b")
 def masked_token_loss(fn: Callable) -> Result:
-    """Chapter 7 (section 7.8): ``fn(logits, targets, mask)`` must return the mean cross-entropy over the real target tokens.
+    """Chapter 7 (section 7.9): ``fn(logits, targets, mask)`` must return the mean cross-entropy over the real target tokens.
 
     ``logits`` (B, T, V), ``targets`` (B, T) ids, ``mask`` (B, T) bool, True at real target positions
     and False at padding. The loss of one token is ``-log softmax(logits[b, t])[targets[b, t]]`` (in

@@ -253,7 +253,7 @@ _LATEST: dict[str, Result] = {}
 
 
 def checker(chapter: str | int):
-    """Register a checker under its chapter (``"7b"`` for section 7.8): misuse raises, the verdict is recorded (chapter 1)."""
+    """Register a checker under its chapter (``"7b"`` for section 7.9): misuse raises, the verdict is recorded (chapter 1)."""
 
     def register(f: Callable) -> Callable:
         @functools.wraps(f)
@@ -274,7 +274,7 @@ def checker(chapter: str | int):
 
 
 def checkers(chapter: str | int | None = None) -> list[Callable]:
-    """The registered checkers of one chapter (``"7b"`` for section 7.8), or of every chapter, in order (chapter 1)."""
+    """The registered checkers of one chapter (``"7b"`` for section 7.9), or of every chapter, in order (chapter 1)."""
     if chapter is None:
         return [c for group in _CHECKERS.values() for c in group]
     if str(chapter) not in _CHECKERS:
