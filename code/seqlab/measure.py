@@ -86,7 +86,21 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, de
     return Timing(statistics.median(times), min(times), max(times), tuple(times))
 
 
-def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max_seconds: float = MAX_SECONDS) -> dict:
+CLOCKS = {"wall": "perf_counter", "cpu": "process_time"}  # names in `time`, looked up when a timing starts
+
+
+def _clock(clock: str, device) -> Callable[[], float]:
+    """``"wall"``: elapsed time; ``"cpu"``: this process's CPU time, which other work on the machine does not
+    stretch (for single-threaded work on the CPU, the two agree on a quiet machine; chapters 13.10 and 14)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    if clock == "cpu" and device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"clock='cpu' times work done on the CPU; on device {device} use clock='wall'")
+    return getattr(time, CLOCKS[clock])
+
+
+def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max_seconds: float = MAX_SECONDS,
+               clock: str = "wall") -> dict:
     """Time several functions *interleaved* (chapter 9): ``{key: fn}`` -> ``{key: Timing}``.
 
     Each round calls every function once, in order; ``warmup`` rounds are not timed. On a shared
@@ -94,7 +108,9 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max
     the one function that happened to be running (which would bend a cost curve), and the
     ``min`` of each ``Timing`` picks a quiet moment for every key. No round starts once
     ``max_seconds`` have passed since the first timed round (at least one round is timed).
+    ``clock="cpu"`` times each call in this process's CPU seconds instead of wall seconds.
     """
+    now = _clock(clock, device)
     if not isinstance(fns, dict) or not fns:
         raise TypeError(f"fns must be a non-empty dict {{key: function}}, got {type(fns).__name__}"
                         + (" (empty)" if isinstance(fns, dict) else ""))
@@ -114,10 +130,10 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max
             break
         for key, fn in fns.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
             _sync(device)
-            times[key].append(time.perf_counter() - t0)
+            times[key].append(now() - t0)
     return {key: Timing(statistics.median(t), min(t), max(t), tuple(t)) for key, t in times.items()}
 
 

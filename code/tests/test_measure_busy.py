@@ -71,3 +71,18 @@ def test_time_cap_is_validated(bad, error):
         measure.time_call(lambda: None, max_seconds=bad)
     with pytest.raises(error, match="max_seconds"):
         measure.time_calls({"a": lambda: None}, max_seconds=bad)
+
+
+def test_cpu_clock_is_not_stretched_by_a_busy_process():
+    def work():
+        x = torch.randn(200, 200)
+        for _ in range(20):
+            x = torch.tanh(x @ x / 200)
+    quiet = measure.time_calls({"w": work}, warmup=1, repeats=3, clock="cpu")["w"].min
+    with BusyProcess():
+        busy = measure.time_calls({"w": work}, warmup=1, repeats=3, clock="cpu")["w"].min
+    assert busy < 2 * quiet, (quiet, busy)          # CPU seconds: the same work, whatever runs beside it
+    with pytest.raises(ValueError, match="clock must be one of"):
+        measure.time_calls({"w": work}, clock="tsc")
+    with pytest.raises(ValueError, match="clock='cpu' times work done on the CPU"):
+        measure.time_calls({"w": work}, clock="cpu", device="cuda")

@@ -72,8 +72,9 @@ def throughput(models: dict, vocab: int, lengths, tokens: int, repeats: int, see
     """Training tokens per second of every model at every length T, batch B = tokens // T (chapter 13, section 13b).
 
     ``models`` maps a name to ``(model, form)`` (``form`` None, or the form to set before each step:
-    one minGRU model runs in two forms). The steps of all models at one T are timed interleaved.
-    Returns ``{name: {T: tokens/s}}``.
+    one minGRU model runs in two forms). The steps of all models at one T are timed interleaved, in
+    CPU seconds (the models run on the CPU, one thread; a busy machine stretches the wall clock, not these).
+    Returns ``{name: {T: tokens per CPU-second}}``.
     """
     g = torch.Generator().manual_seed(seed)
     opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, (m, _) in models.items()}
@@ -89,7 +90,7 @@ def throughput(models: dict, vocab: int, lengths, tokens: int, repeats: int, see
                 model.form = form
             _train_step(model, opts[name], x, y)
 
-        t = time_calls({name: (lambda n=name: call(n)) for name in models}, repeats=repeats)
+        t = time_calls({name: (lambda n=name: call(n)) for name in models}, repeats=repeats, clock="cpu")
         for name in models:
             out[name][T] = B * T / t[name].median
     return out
