@@ -59,31 +59,18 @@ def _check_max_seconds(max_seconds) -> float:
 
 
 def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, device=None,
-              max_seconds: float = MAX_SECONDS) -> Timing:
+              max_seconds: float = MAX_SECONDS, clock: str = "wall") -> Timing:
     """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones (chapter 2).
 
     No repeat starts once ``max_seconds`` have passed since the first timed call (at least one is
     timed): on a machine slowed by other work the measurement ends with fewer repeats instead of
-    running on; ``Timing.times`` says how many there were.
+    running on; ``Timing.times`` says how many there were. ``clock="cpu"`` times each call in this
+    process's CPU seconds instead of wall seconds. It is ``time_calls`` with one function.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    validate.positive_int("warmup", warmup, minimum=0)
-    validate.positive_int("repeats", repeats)
-    max_seconds = _check_max_seconds(max_seconds)
-    for _ in range(warmup):
-        fn()
-    times = []
-    deadline = time.monotonic() + max_seconds
-    for _ in range(repeats):
-        if times and time.monotonic() > deadline:
-            break
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return Timing(statistics.median(times), min(times), max(times), tuple(times))
+    return time_calls({"fn": fn}, warmup=warmup, repeats=repeats, device=device, max_seconds=max_seconds,
+                      clock=clock)["fn"]
 
 
 CLOCKS = {"wall": "perf_counter", "cpu": "process_time"}  # names in `time`, looked up when a timing starts

@@ -179,3 +179,12 @@ def test_timings_report_the_median_min_and_max_of_the_repeats(monkeypatch, timer
         t = measure.time_calls({"f": lambda: None}, warmup=0, repeats=3)["f"]
     assert t.times == (1.0, 9.0, 2.0)
     assert (t.median, t.min, t.max) == (2.0, 1.0, 9.0)
+
+
+def test_time_call_takes_the_clock_of_time_calls():
+    """Sleeping costs wall seconds, not CPU seconds: the two clocks tell them apart, for one function too."""
+    nap = lambda: time.sleep(0.03)
+    assert time_call(nap, warmup=0, repeats=2, clock="wall").min >= 0.03
+    assert time_call(nap, warmup=0, repeats=2, clock="cpu").min < 0.01
+    with pytest.raises(ValueError, match="clock must be one of"):
+        time_call(nap, clock="tsc")
