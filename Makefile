@@ -142,7 +142,7 @@ test-gpu: setup
 GPUS ?= 1
 results-gpu results-cpu: export SEQLAB_PROGRESS := 1
 SEEDS_FULL ?= 0 1 2
-EXPERIMENTS_SWEEP := ngrams char_rnn clipping gating reversal dilution positions scaling induction recall copying hybrid_recall hybrid_steps hybrid_lr longrange
+EXPERIMENTS_SWEEP := ngrams char_rnn clipping gating reversal dilution positions scaling induction recall copying hybrid_recall hybrid_steps hybrid_lr parallel_rnn longrange
 EXPERIMENTS_TIMED := race encoder_decoder cost architectures
 results-gpu: setup
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make results-gpu needs a CUDA GPU, and torch.cuda.is_available() is False here; make results-cpu runs the sweeps that a CPU can')"
@@ -153,7 +153,7 @@ results-gpu: setup
 
 # The sweeps that need more than a chapter's minute but no GPU, on the CPU at the chapters'
 # scale (each prints an estimate of its time once its first run is done); their results
-# files are committed and chapters 10, 12 and 14 plot them beside their live numbers.
+# files are committed and chapters 10 to 15 plot them beside their live numbers.
 # Each sweep saves every finished run as it completes and skips it when run again, so this target
 # can be stopped and resumed over several sittings (chapter 10's scaling study: ~2.3 CPU-hours;
 # recall and long range: a few CPU-hours each).
@@ -167,6 +167,7 @@ results-cpu: setup
 	$(PY) -m seqlab.experiments hybrid_recall --scale quick --seeds 0 1 2 --device cpu
 	$(TORCHRUN_CPU) hybrid_steps --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) hybrid_lr --scale quick --seeds 0 1 2
+	$(TORCHRUN_CPU) parallel_rnn --scale quick --seeds 0 1 2
 
 clean:
 	rm -rf _build

@@ -184,6 +184,15 @@ def test_recall_state_grows_with_width_for_linear_attention_and_with_length_for_
 ROOT = CODE.parent
 
 
+def assert_data_only(record):
+    """The results hold data (settings, runs, fits), not the text that ``summarize`` renders from them."""
+    res, name = record["results"], record["experiment"]
+    assert "summary_lines" not in res, name
+    stored = json.dumps(res)
+    rendered = [line for line in experiments.summarize(record).splitlines() if len(line.strip()) > 20]
+    assert not [line for line in rendered if json.dumps(line) in stored], name
+
+
 def assert_complete(record, argv, printed, seeds):
     """What every results file holds, whichever experiment wrote it, and what its command printed."""
     for key in experiments.REQUIRED:
@@ -194,10 +203,11 @@ def assert_complete(record, argv, printed, seeds):
     assert record["device"] and record["torch"] == torch.__version__ and record["python"]
     import datetime
     assert datetime.datetime.fromisoformat(record["date"]).tzinfo is not None         # a UTC timestamp
-    lines = record["results"]["summary_lines"]
+    lines = experiments.summarize(record).splitlines()
     assert len(lines) >= 2 and all(isinstance(line, str) for line in lines)
     assert all(line in printed for line in lines) and argv[argv.index("--out") + 1] in printed  # the summary is shown
     assert record["results"]["settings"]                                                      # the settings are recorded
+    assert_data_only(record)
 
 
 # scaling's own test above runs it through the command (the slowest tiny run, so not twice)
@@ -210,13 +220,55 @@ def test_every_experiment_runs_at_tiny_scale_and_writes_a_complete_results_file(
     assert main(argv) == 0
     wall = time.perf_counter() - start
     record = experiments.load(out_file, name)
-    if "seconds" in record["results"]:                                       # the run's own time, within the call's
-        assert 0 <= record["results"]["seconds"] <= wall + 0.1, (record["results"]["seconds"], wall)
+    assert 0 <= record["results"]["seconds"] <= wall + 0.1, (record["results"]["seconds"], wall)  # run() times it
     assert_complete(record, argv, capsys.readouterr().out, seeds=[0, 1])
     res = record["results"]
     runs = res.get("runs")
     if runs and isinstance(runs[0], dict) and "seed" in runs[0]:                   # every seed asked for was run
         assert {r["seed"] for r in runs} == {0, 1}
+
+
+def test_every_experiment_registers_a_renderer():
+    missing = [name for name, e in experiments.REGISTRY.items() if e.render is None]
+    assert not missing, f"register these with render=...: {missing}"
+    for name, e in experiments.REGISTRY.items():  # the renderer lives beside the experiment it renders
+        assert e.render.__module__ == e.fn.__module__, name
+
+
+COMMITTED = [p for p in sorted((ROOT / "results").glob("*.json"))
+             if "experiment" in json.loads(p.read_text())]  # not the benchmark tables
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_summarize_renders_every_committed_results_file(path):
+    """A results file alone is enough to print its summary: data only, rendered by its experiment's renderer."""
+    record = experiments.load(path)
+    lines = experiments.summarize(record).splitlines()
+    assert len(lines) >= 2 and all(line.strip() for line in lines), path.name
+    assert_data_only(record)
+
+
+def test_summarize_and_register_refuse_what_they_cannot_use(monkeypatch):
+    with pytest.raises(ValueError, match="unknown experiment 'nope'; known: .*gating"):
+        experiments.summarize({"experiment": "nope", "results": {}})
+    with pytest.raises(TypeError, match="record must be a dict"):
+        experiments.summarize([])
+    with pytest.raises(ValueError, match="'results' dict"):
+        experiments.summarize({"experiment": "gating"})
+    with pytest.raises(TypeError, match="render must be a function"):
+        experiments.register("x", "y", chapter=1, render="lines")
+    unrendered = experiments.Experiment("x", "y", 1, fn=lambda **kw: {})
+    monkeypatch.setitem(experiments.REGISTRY, "x", unrendered)
+    with pytest.raises(ValueError, match="without a renderer"):
+        experiments.summarize({"experiment": "x", "results": {}})
+
+
+def test_mean_over_averages_the_matching_runs():
+    runs = [{"cell": "a", "acc": 1.0, "v": [2.0]}, {"cell": "b", "acc": 0.0, "v": [4.0]}, {"cell": "a", "acc": 0.5, "v": [6.0]}]
+    assert experiments.mean_over(runs, "acc", cell="a") == 0.75
+    assert experiments.mean_over(runs, lambda r: r["v"][0]) == 4.0
+    with pytest.raises(ValueError, match="no run has"):
+        experiments.mean_over(runs, "acc", cell="c")
 
 
 def test_every_chapter_with_an_experiment_calls_its_module():

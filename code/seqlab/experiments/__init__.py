@@ -11,6 +11,10 @@ command cannot drift apart. The command writes a results file (JSON) that record
 device, the versions, the date, the scale, the seeds and the exact command next to the
 numbers; chapters plot such a file beside their live numbers, labelled as recorded, and
 run unchanged where it is absent. Results files are written only by the command.
+
+An experiment's function returns data only (settings, runs, fits); its renderer, registered with
+it, turns those into the lines the command prints, and ``summarize(record)`` applies it to a
+record, fresh from ``run`` or read back by ``load``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,26 +35,32 @@ SCALES = ("tiny", "quick", "cpu", "full")  # "cpu": a recorded CPU study, for th
 
 @dataclass(frozen=True)
 class Experiment:
-    """One registered experiment: ``fn(scale=..., seeds=..., device=..., progress=...) -> dict`` of results (chapter 10)."""
+    """One registered experiment: ``fn(scale=..., seeds=..., device=..., progress=...) -> dict`` of results, and
+    ``render(results) -> list[str]``, the lines the command prints from them (chapter 10)."""
 
     name: str
     summary: str
     chapter: int
     fn: Callable[..., dict]
     scales: tuple[str, ...] = ("tiny", "quick", "full")
+    render: Callable[[dict], list[str]] | None = None
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, summary: str, chapter: int, scales: tuple[str, ...] = ("tiny", "quick", "full")):
+def register(name: str, summary: str, chapter: int, scales: tuple[str, ...] = ("tiny", "quick", "full"),
+             render: Callable[[dict], list[str]] | None = None):
     """Decorator: add ``fn`` to ``REGISTRY`` under ``name`` with a one-line ``summary`` for ``--help``; ``scales``
-    are the scales it runs at (chapter 10)."""
+    are the scales it runs at, ``render`` the function that turns its results into the lines the command prints
+    (chapter 10)."""
+    if render is not None and not callable(render):
+        raise TypeError(f"render must be a function of the results, got {type(render).__name__}")
 
     def add(fn):
         if name in REGISTRY:
             raise ValueError(f"an experiment called {name!r} is already registered")
-        REGISTRY[name] = Experiment(name, summary, chapter, fn, tuple(scales))
+        REGISTRY[name] = Experiment(name, summary, chapter, fn, tuple(scales), render)
         return fn
 
     return add
@@ -72,7 +83,11 @@ def environment(device: torch.device | str) -> dict:
 
 
 def run(name: str, *, scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Run experiment ``name`` and return its results with the environment: what the command writes (chapter 10)."""
+    """Run experiment ``name`` and return its results with the environment: what the command writes (chapter 10).
+
+    ``results["seconds"]`` is the wall-clock time of this call to the experiment; a resumed sweep counts only
+    this call, not the runs it read back from its log.
+    """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if scale not in get(name).scales:
@@ -84,9 +99,38 @@ def run(name: str, *, scale: str = "quick", seeds=(0,), device=None, progress: b
     from .distributed import setup, world_size
 
     device = setup(get_device(device))  # under torchrun: join the group, one GPU per rank
+    start = time.perf_counter()
     results = get(name).fn(scale=scale, seeds=seeds, device=device, progress=progress)
+    results = {**results, "seconds": round(time.perf_counter() - start, 1)}
     return {"experiment": name, "scale": scale, "seeds": seeds, "processes": world_size(), **environment(device),
             "results": results}
+
+
+def summarize(record: dict) -> str:
+    """The summary the command prints for ``record`` (what ``run`` returns or ``load`` reads): its experiment's
+    renderer applied to ``record["results"]``, the lines joined by newlines (chapter 10).
+
+    A record of an unknown experiment, or of one registered without a renderer, raises ValueError.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"record must be a dict (what run returns or load reads), got {type(record).__name__}")
+    if not isinstance(record.get("results"), dict) or "experiment" not in record:
+        raise ValueError(f"record must hold 'experiment' and a 'results' dict, got the keys {sorted(record)}")
+    experiment = get(record["experiment"])  # an unknown one: ValueError naming the known ones
+    if experiment.render is None:
+        raise ValueError(f"experiment {experiment.name!r} was registered without a renderer (register(..., render=))")
+    return "\n".join(experiment.render(record["results"]))
+
+
+def mean_over(runs: list[dict], value: str | Callable[[dict], float], **match) -> float:
+    """The mean of ``value`` (a key of a run, or a function of one) over the ``runs`` whose fields equal ``match``:
+    a cell of a renderer's table, e.g. ``mean_over(runs, "accuracy", lag=5, cell="LSTM")`` (chapter 10). No run
+    matching raises ValueError."""
+    picked = [r for r in runs if all(r[k] == v for k, v in match.items())]
+    if not picked:
+        raise ValueError(f"no run has {match}")
+    get_value = value if callable(value) else (lambda r: r[value])
+    return sum(get_value(r) for r in picked) / len(picked)
 
 
 def write(record: dict, path: str | Path, command: list[str]) -> Path:
@@ -141,7 +185,9 @@ from . import sequences, recurrence, attention, encoder_decoder, cost, scaling, 
 from . import hybrid_steps  # noqa: E402,F401
 from . import hybrid_lr  # noqa: E402,F401
 from . import architectures, longrange  # noqa: E402,F401
+from . import parallel_rnn  # noqa: E402,F401
 
-__all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "write", "load", "results_dir",
+__all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "summarize", "mean_over",
+           "write", "load", "results_dir",
            "distributed", "sequences", "recurrence", "attention", "encoder_decoder", "cost", "scaling", "induction", "recall", "ssm",
-           "hybrid", "hybrid_steps", "hybrid_lr", "architectures", "longrange"]
+           "hybrid", "hybrid_steps", "hybrid_lr", "architectures", "longrange", "parallel_rnn"]

@@ -1,7 +1,8 @@
 """``python -m seqlab.experiments NAME [--scale ...] [--seeds ...] [--device ...] [--out FILE]`` (chapter 10).
 
-Runs one registered experiment, prints a summary, and writes its results file (JSON) with the
-device, versions, date, scale, seeds and this exact command. ``--help`` lists the experiments.
+Runs one registered experiment, writes its results file (JSON) with the device, versions, date,
+scale, seeds and this exact command, and prints its summary (``seqlab.experiments.summarize``).
+``--help`` lists the experiments.
 Under ``torchrun --nproc_per_node N -m seqlab.experiments ...`` the independent runs of a sweep
 are spread over N processes (``seqlab.experiments.distributed``) and rank 0 writes the file.
 """
@@ -9,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from . import REGISTRY, SCALES, run, write, results_dir
+from . import REGISTRY, SCALES, results_dir, run, summarize, write
 from ..config import configure_threads, progress_enabled
 from .distributed import rank, teardown, world_size
 
@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         configure_threads()  # the command's thread policy: one intra-op thread unless SEQLAB_THREADS says otherwise
     except (TypeError, ValueError) as err:
         p.error(str(err))
-    start = time.perf_counter()
     try:
         record = run(args.name, scale=args.scale, seeds=args.seeds, device=args.device, progress=args.progress)
         me, processes = rank(), world_size()
@@ -60,11 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or str(results_dir() / f"{args.name}.json")
     launcher = ["python"] if processes == 1 else ["torchrun", "--standalone", f"--nproc_per_node={processes}"]
     path = write(record, out, [*launcher, "-m", "seqlab.experiments", *argv])
-    summary = record["results"].get("summary_lines") or []
-    for line in summary:
-        print(line)
+    print(summarize(record))
     print(f"{args.name} at scale {args.scale!r}, seeds {args.seeds}, on {record['device']}: "
-          f"{time.perf_counter() - start:.0f} s; results written to {path}")
+          f"{record['results']['seconds']:.0f} s; results written to {path}")
     return 0
 
 

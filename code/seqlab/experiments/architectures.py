@@ -21,8 +21,6 @@ command runs in one process (several would slow each other's clocks).
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from .. import compare
@@ -299,19 +297,24 @@ def measure_all(s: dict, seed: int, device=None, progress: bool | None = None) -
     return {"seed": seed, "archs": per_arch}
 
 
-@register("architectures", "chapter 15: the six families' comparison table: depth, reach, FLOP exponent, gain, "
-          "state, latency", chapter=15)
-def architectures(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 15's comparison at ``scale``, once per seed, in one process (the latency is timed)."""
-    s = SETTINGS[scale]
-    start = time.perf_counter()
-    runs = [measure_all(s, seed, device, progress) for seed in seeds]
+def render_architectures(results: dict) -> list[str]:
+    """The table of an ``architectures`` results dict: per seed and family, parameters, depth per token (sequential,
+    parallel), gradient fade, FLOP exponent, size gain, state bytes per token and latency (chapter 15)."""
+    s = results["settings"]
     head = (f"{'seed':>4s} {'model':17s} {'params':>7s} {'seq':>5s} {'par':>5s} {'fade':>8s} {'slope':>5s} "
             f"{'gain':>6s} {'B/token':>7s} {'ms/token':>8s}")
     lines = [head + f"   (ops/token; FLOP exponent over n = {s['cost_lengths']}; latency after {s['contexts'][-1]} tokens)"]
-    for r in runs:
+    for r in results["runs"]:
         for a, m in r["archs"].items():
             lines.append(f"{r['seed']:4d} {a:17s} {m['params']:7d} {m['seq_depth']:5.2f} {m['par_depth']:5.2f} "
                          f"{m['fade']:8.1e} {m['cost_slope']:5.2f} {m['gain']:+6.3f} {m['bytes_per_token']:7.0f} "
                          f"{1e3 * m['latency_s']:8.3f}")
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return lines
+
+
+@register("architectures", "chapter 15: the six families' comparison table: depth, reach, FLOP exponent, gain, "
+          "state, latency", chapter=15, render=render_architectures)
+def architectures(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Chapter 15's comparison at ``scale``, once per seed, in one process (the latency is timed)."""
+    s = SETTINGS[scale]
+    return {"settings": s, "runs": [measure_all(s, seed, device, progress) for seed in seeds]}

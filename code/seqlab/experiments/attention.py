@@ -16,7 +16,6 @@ the registered experiments (``reversal``, ``dilution``, ``race``, ``positions``)
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +31,7 @@ from ..models.charlm import RecurrentLM
 from ..models.seq2seq import Seq2Seq
 from ..models.transformer import GPT, GPTConfig
 from ..train import bits, logits_of, sequence_loss, train
-from . import register
+from . import mean_over, register
 from .distributed import map_runs
 
 
@@ -98,13 +97,22 @@ REVERSAL_SETTINGS = {
 }
 
 
+def render_reversal(results: dict) -> list[str]:
+    """The table of a ``reversal`` results dict: per model, the mean accuracy over seeds at each length (chapter 5)."""
+    lengths, runs = results["settings"]["lengths"], results["runs"]
+    lines = [f"{'attention':10s} " + " ".join(f"{'L=' + str(L):>6s}" for L in lengths) + "   (mean accuracy over seeds)"]
+    for kind in dict.fromkeys(r["attention"] for r in runs):
+        lines.append(f"{kind:10s} " + " ".join(f"{mean_over(runs, lambda r: r['accuracy'][i], attention=kind):6.3f}"
+                                               for i in range(len(lengths))))
+    return lines
+
+
 @register("reversal", "chapter 5: reversal accuracy against length, encoder-decoder with and without attention",
-          chapter=5)
+          chapter=5, render=render_reversal)
 def reversal(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 5's accuracy-against-length experiment at ``scale``: with and without attention, every seed."""
     s = REVERSAL_SETTINGS[scale]
     task = ReverseTask(s["min_len"], s["max_len"], vocab=s["vocab"])
-    start = time.perf_counter()
 
     def one(c):
         kind, seed = c
@@ -116,12 +124,7 @@ def reversal(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fal
                 "params": count_parameters(model)}
 
     runs = map_runs(one, [(k, sd) for k in (None, "additive") for sd in seeds], progress=progress, desc="seq2seq models")
-    lines = [f"{'attention':10s} " + " ".join(f"{'L=' + str(L):>6s}" for L in s["lengths"]) + "   (mean accuracy over seeds)"]
-    for kind in ("none", "additive"):
-        rs = [r for r in runs if r["attention"] == kind]
-        lines.append(f"{kind:10s} " + " ".join(f"{sum(r['accuracy'][i] for r in rs) / len(rs):6.3f}"
-                                               for i in range(len(s["lengths"]))))
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}
 
 
 # ---------------------------------------------------------------- chapter 6: the gradient that reaches each input
@@ -154,12 +157,20 @@ DILUTION_SETTINGS = {
 }
 
 
+def render_dilution(results: dict) -> list[str]:
+    """The table of a ``dilution`` results dict: per seed, the gradient share at each length and its slope
+    (chapter 6)."""
+    Ts = results["settings"]["Ts"]
+    lines = [f"{'seed':>4s} " + " ".join(f"{'T=' + str(T):>9s}" for T in Ts) + f" {'slope':>6s}"]
+    return lines + [f"{r['seed']:4d} " + " ".join(f"{v:9.2e}" for v in r["share"]) + f" {r['slope']:6.2f}"
+                    for r in results["runs"]]
+
+
 @register("dilution", "chapter 6: gradient reaching one input of self-attention against length (1/T) at init",
-          chapter=6)
+          chapter=6, render=render_dilution)
 def dilution(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 6's gradient-share measurement at ``scale``: a causal attention layer at initialisation, every seed."""
     s = DILUTION_SETTINGS[scale]
-    start = time.perf_counter()
 
     def one(seed):
         g = seed_everything(seed)
@@ -169,9 +180,7 @@ def dilution(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fal
         return {"seed": seed, "share": [share[T] for T in s["Ts"]], "slope": fit_slope(s["Ts"], list(share.values()))}
 
     runs = map_runs(one, list(seeds), progress=progress, desc="seeds")
-    lines = [f"{'seed':>4s} " + " ".join(f"{'T=' + str(T):>9s}" for T in s["Ts"]) + f" {'slope':>6s}"]
-    lines += [f"{r['seed']:4d} " + " ".join(f"{v:9.2e}" for v in r["share"]) + f" {r['slope']:6.2f}" for r in runs]
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}
 
 
 # ---------------------------------------------------------------- chapter 7: a GPT and an LSTM, same size, same time
@@ -231,7 +240,19 @@ RACE_SETTINGS = {
 }
 
 
-@register("race", "chapter 7: a GPT and an LSTM of equal size trained for equal time, bits per char", chapter=7)
+def render_race(results: dict) -> list[str]:
+    """The table of a ``race`` results dict: per seed and model, parameters, tokens per second, steps and bits per
+    character (chapter 7)."""
+    lines = [f"{'seed':>4s} {'model':5s} {'params':>8s} {'tokens/s':>10s} {'steps':>6s} {'bits/char':>9s}"]
+    for r in results["runs"]:
+        for name in ("GPT", "LSTM"):
+            m = r[name]
+            lines.append(f"{r['seed']:4d} {name:5s} {m['params']:8d} {m['tokens_per_s']:10.0f} {m['steps']:6d} {m['bits']:9.3f}")
+    return lines
+
+
+@register("race", "chapter 7: a GPT and an LSTM of equal size trained for equal time, bits per char", chapter=7,
+          render=render_race)
 def race(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 7's equal-parameters, equal-time race at ``scale``, once per seed (the seed sets the initial weights).
 
@@ -242,7 +263,6 @@ def race(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) 
     corpus = CharCorpus()
     V = corpus.vocab_size
     val = corpus.val[: s["eval_windows"] * (s["lm_context"] + 1)].view(s["eval_windows"], s["lm_context"] + 1).to(device)
-    start = time.perf_counter()
     runs = []
     for seed in seeds:
         seed_everything(seed)
@@ -258,12 +278,7 @@ def race(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) 
             name: {"params": count_parameters(m), "bits": r["bits"], "steps": r["steps"],
                    "tokens_per_s": r["tokens_per_s"], "step_seconds": step_time[name]}
             for (name, r), m in zip(results.items(), (gpt, lstm))}})
-    lines = [f"{'seed':>4s} {'model':5s} {'params':>8s} {'tokens/s':>10s} {'steps':>6s} {'bits/char':>9s}"]
-    for r in runs:
-        for name in ("GPT", "LSTM"):
-            m = r[name]
-            lines.append(f"{r['seed']:4d} {name:5s} {m['params']:8d} {m['tokens_per_s']:10.0f} {m['steps']:6d} {m['bits']:9.3f}")
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}
 
 
 # ---------------------------------------------------------------- chapter 8: positions past the training length
@@ -293,8 +308,20 @@ POSITION_SETTINGS = {
 }
 
 
+def render_positions(results: dict) -> list[str]:
+    """The table of a ``positions`` results dict: per encoding, the mean loss over seeds in each range of positions
+    and its rise from the first range to the last (chapter 8)."""
+    ranges, runs = list(results["ranges"]), results["runs"]
+    lines = [f"{'encoding':10s} " + " ".join(f"{r:>8s}" for r in ranges)
+             + f" {'rise':>7s}   (mean loss in nats, L = {results['settings']['train_len']})"]
+    for enc in dict.fromkeys(r["encoding"] for r in runs):
+        m = {k: mean_over(runs, lambda r: r["by_range"][k], encoding=enc) for k in ranges}
+        lines.append(f"{enc:10s} " + " ".join(f"{m[k]:8.3f}" for k in ranges) + f" {m['2L..4L'] - m['0..L']:+7.3f}")
+    return lines
+
+
 @register("positions", "chapter 8: five position schemes trained at length L, loss at 0..L, L..2L, 2L..4L",
-          chapter=8)
+          chapter=8, render=render_positions)
 def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 8's extrapolation experiment at ``scale``: every encoding x seed (the seed sets the initial weights)."""
     s = POSITION_SETTINGS[scale]
@@ -304,7 +331,6 @@ def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     W = T_eval + 1
     val = corpus.val[: len(corpus.val) // W * W].view(-1, W).to(device)  # (N, T_eval + 1)
     ranges = {"0..L": (0, T_train), "L..2L": (T_train, 2 * T_train), "2L..4L": (2 * T_train, T_eval)}
-    start = time.perf_counter()
 
     def one(c):
         enc, seed = c
@@ -319,10 +345,4 @@ def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
                 "by_position": [round(v, 5) for v in loss.tolist()], "seconds": round(h.seconds, 2)}
 
     runs = map_runs(one, [(e, sd) for e in ENCODINGS for sd in seeds], progress=progress, desc="position LMs")
-    lines = [f"{'encoding':10s} " + " ".join(f"{r:>8s}" for r in ranges) + f" {'rise':>7s}   (mean loss in nats, L = {T_train})"]
-    for enc in ENCODINGS:
-        rs = [r for r in runs if r["encoding"] == enc]
-        m = {k: sum(r["by_range"][k] for r in rs) / len(rs) for k in ranges}
-        lines.append(f"{enc:10s} " + " ".join(f"{m[k]:8.3f}" for k in ranges) + f" {m['2L..4L'] - m['0..L']:+7.3f}")
-    return {"summary_lines": lines, "settings": s, "ranges": ranges, "runs": runs,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "ranges": ranges, "runs": runs}

@@ -14,8 +14,6 @@ alike; the command runs it in one process (several would slow each other).
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -85,12 +83,23 @@ SETTINGS = {
 }
 
 
+def render_cost(results: dict) -> list[str]:
+    """The table of a ``cost`` results dict: per seed and layer, the fitted slope and the time at each length, then
+    where each attention layer crosses nn.LSTM (chapter 9)."""
+    lines = [f"{'seed':>4s} {'layer':20s} {'slope':>6s}  time at n = {results['settings']['ns'][0]} .. largest (ms)"]
+    for r in results["runs"]:
+        for name, t in r["seconds"].items():
+            lines.append(f"{r['seed']:4d} {name:20s} {r['slope'][name]:6.2f}  " + " ".join(f"{v * 1e3:.2f}" for v in t))
+        lines += [f"{r['seed']:4d} {name} crosses nn.LSTM at n = " + (f"{c:.0f}" if c else "(no crossing)")
+                  for name, c in r["crossover"].items()]
+    return lines
+
+
 @register("cost", "chapter 9: forward+backward time against length for recurrence and attention, crossover",
-          chapter=9)
+          chapter=9, render=render_cost)
 def cost(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 9's time-against-length measurement at ``scale``, once per seed (the seed sets weights and inputs)."""
     s = SETTINGS[scale]
-    start = time.perf_counter()
     runs = []
     for seed in seeds:
         g = seed_everything(seed)
@@ -103,10 +112,4 @@ def cost(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) 
         cross = {name: crossover(common, seconds["nn.LSTM"], seconds[name][: len(common)])
                  for name in ("attention, by hand", "attention, fused")}
         runs.append({"seed": seed, "ns": ns_of, "seconds": seconds, "slope": slope, "crossover": cross})
-    lines = [f"{'seed':>4s} {'layer':20s} {'slope':>6s}  time at n = {s['ns'][0]} .. largest (ms)"]
-    for r in runs:
-        for name, t in r["seconds"].items():
-            lines.append(f"{r['seed']:4d} {name:20s} {r['slope'][name]:6.2f}  " + " ".join(f"{v * 1e3:.2f}" for v in t))
-        lines += [f"{r['seed']:4d} {name} crosses nn.LSTM at n = " + (f"{c:.0f}" if c else "(no crossing)")
-                  for name, c in r["crossover"].items()]
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}

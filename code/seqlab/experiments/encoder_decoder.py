@@ -22,7 +22,6 @@ them; the chapter calls it for its live run, and ``encoder_decoder`` (registered
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 from torch import nn
@@ -170,13 +169,29 @@ def run_seed(s: dict, seed: int = 0, device=None, progress: bool = False, keep_m
     return result
 
 
+def render_encoder_decoder(results: dict) -> list[str]:
+    """The table of an ``encoder_decoder`` results dict: per warm-up and model, parameters, milliseconds per step and
+    accuracy at each length, means over seeds (chapter 7)."""
+    s, runs = results["settings"], results["runs"]
+    lines = [f"{'model':16s} {'warm-up':>7s} {'params':>7s} {'ms/step':>8s} " + " ".join(f"L={L:<4d}" for L in s["lengths"])]
+    for warmup in s["warmups"]:
+        rs = [r for r in runs if r["warmup"] == warmup]
+        for name in NAMES:
+            acc = [statistics.mean(r["by_length"][name][str(L)]["accuracy"] for r in rs) for L in s["lengths"]]
+            ms = statistics.mean(r["step_ms"][name] for r in rs)
+            lines.append(f"{name:16s} {warmup:7d} {rs[0]['params'][name]:7d} {ms:8.1f} " + " ".join(f"{a:6.2f}" for a in acc))
+    seeds = list(dict.fromkeys(r["seed"] for r in runs))
+    lines.append(f"(trained on lengths {s['min_len']}-{s['max_len']}, {s['steps']} steps each, "
+                 f"accuracy per symbol, mean over seeds {seeds})")
+    return lines
+
+
 @register("encoder_decoder", "chapter 7: encoder-decoder Transformer vs GRU with attention on reversal, by length",
-          chapter=7)
+          chapter=7, render=render_encoder_decoder)
 def encoder_decoder(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 7's comparison at ``scale`` ('tiny' for tests, 'quick', 'full') for every seed and every warm-up
     length of ``warmups`` (0: the page's constant rate): accuracy by length, and the loss over the last 50 steps."""
     s = SETTINGS[scale]
-    start = time.perf_counter()
     runs = []
     for warmup in s["warmups"]:
         for seed in seeds:
@@ -185,13 +200,4 @@ def encoder_decoder(scale: str = "quick", seeds=(0,), device=None, progress: boo
             r["loss_last50"] = {n: statistics.mean(v[-50:]) for n, v in r.pop("loss").items()}
             r["by_length"] = {n: {str(L): v for L, v in d.items()} for n, d in r["by_length"].items()}  # JSON keys
             runs.append(r)
-    lines = [f"{'model':16s} {'warm-up':>7s} {'params':>7s} {'ms/step':>8s} " + " ".join(f"L={L:<4d}" for L in s["lengths"])]
-    for warmup in s["warmups"]:
-        rs = [r for r in runs if r["warmup"] == warmup]
-        for name in NAMES:
-            acc = [statistics.mean(r["by_length"][name][str(L)]["accuracy"] for r in rs) for L in s["lengths"]]
-            ms = statistics.mean(r["step_ms"][name] for r in rs)
-            lines.append(f"{name:16s} {warmup:7d} {rs[0]['params'][name]:7d} {ms:8.1f} " + " ".join(f"{a:6.2f}" for a in acc))
-    lines.append(f"(trained on lengths {s['min_len']}-{s['max_len']}, {s['steps']} steps each, "
-                 f"accuracy per symbol, mean over seeds {list(seeds)})")
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}

@@ -14,7 +14,6 @@ chapter 14 beside chapter 12's ``recall``.
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
@@ -23,7 +22,7 @@ from ..data.gapped_recall import GappedRecall
 from ..measure import count_parameters
 from ..models.hybrid import HybridConfig, HybridLM
 from ..train import accuracy, train
-from . import register
+from . import mean_over, register
 from .runlog import log_path, map_logged
 
 MODELS = {"Transformer": "GG", "hybrid (GR)": "GR", "Griffin (RA)": "RA", "Hawk (RR)": "RR", "local attention (AA)": "AA"}
@@ -98,8 +97,21 @@ SETTINGS = {
 }
 
 
+def render_hybrid_recall(results: dict) -> list[str]:
+    """The table of a ``hybrid_recall`` results dict: per model, parameters, and recall and steps, means over seeds,
+    beside chance (chapter 14)."""
+    runs = results["runs"]
+    lines = [f"{'model':22s} {'params':>7s} {'recall':>7s} {'steps':>6s}   "
+             f"(mean over seeds; chance {runs[0]['chance']:.3f})"]
+    for name in dict.fromkeys(r["model"] for r in runs):
+        params = next(r["params"] for r in runs if r["model"] == name)
+        lines.append(f"{name:22s} {params:7d} {mean_over(runs, 'accuracy', model=name):7.3f} "
+                     f"{mean_over(runs, 'steps', model=name):6.0f}")
+    return lines
+
+
 @register("hybrid_recall", "chapter 14: recall past the window for Transformer, hybrid, Griffin, Hawk, local attn",
-          chapter=14)
+          chapter=14, render=render_hybrid_recall)
 def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 14's recall grid at ``scale``: every layer pattern x seed (seed s: the weights and the batches both
     from s + 2, as the chapter's seed 0 uses 2; the held-out queries from ``TEST_QUERIES``, one set for every run)."""
@@ -108,7 +120,6 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
     if not beyond_reach(task, "AA", s["window"]):
         raise ValueError(f"the pairs must lie beyond two stacked windows of {s['window']} with their convolutions "
                          f"({receptive_field('AA', s['window'])} positions): gap {s['gap']} is too short")
-    start = time.perf_counter()
 
     def one(c):
         name, seed = c
@@ -117,9 +128,4 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
 
     runs = map_logged(one, [(n, sd) for sd in seeds for n in MODELS], path=log_path("hybrid_recall", scale), settings=s,
                       progress=progress, desc="hybrid models")
-    lines = [f"{'model':22s} {'params':>7s} {'recall':>7s} {'steps':>6s}   (mean over seeds; chance {task.chance:.3f})"]
-    for name in MODELS:
-        rs = [r for r in runs if r["model"] == name]
-        lines.append(f"{name:22s} {rs[0]['params']:7d} {sum(r['accuracy'] for r in rs) / len(rs):7.3f} "
-                     f"{sum(r['steps'] for r in rs) / len(rs):6.0f}")
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}

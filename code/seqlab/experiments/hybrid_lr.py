@@ -12,7 +12,6 @@ and says whether that rate lies inside the grid (bracketed) or at its edge.
 from __future__ import annotations
 
 import statistics
-import time
 
 from ..data.gapped_recall import GappedRecall
 from . import register
@@ -52,14 +51,25 @@ def best_rates(runs: list[dict], lrs: list[float], steps: int, target: float) ->
     return out
 
 
-@register("hybrid_lr", "chapter 14: the recall grid at three learning rates per model, 6x the step budget", chapter=14)
+def render_hybrid_lr(results: dict) -> list[str]:
+    """The table of a ``hybrid_lr`` results dict: per model, the mean steps to the target recall at each rate and
+    the best rate, marked where it lies at the grid's edge (``best_rates`` of the stored runs; chapter 14)."""
+    s = results["settings"]
+    best = best_rates(results["runs"], s["lrs"], s["steps"], s["target"])
+    lines = [f"{'model':22s} " + " ".join(f"{lr:>8g}" for lr in s["lrs"]) + f"  best   (mean steps to {s['target']} "
+             f"recall; budget {s['steps']})"]
+    return lines + [f"{name:22s} " + " ".join(f"{dict(b['mean_steps']).get(lr, float('nan')):8.0f}" for lr in s["lrs"])
+                    + f"  {b['lr']:g}{'' if b['bracketed'] else ' (edge)'}" for name, b in best.items()]
+
+
+@register("hybrid_lr", "chapter 14: the recall grid at three learning rates per model, 6x the step budget", chapter=14,
+          render=render_hybrid_lr)
 def hybrid_lr(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
     """Every model of ``hybrid.MODELS`` x rate of ``lrs`` x seed on ``hybrid_recall``'s task (``recall_run``: at every
     rate the weights and batches of that seed's ``hybrid_recall`` run, the same held-out queries), ``BUDGET_FACTOR``
     times its steps (chapter 14)."""
     s = SETTINGS[scale]
     task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
-    start = time.perf_counter()
 
     def one(c):
         name, lr, seed = c
@@ -68,9 +78,4 @@ def hybrid_lr(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
     configs = [(n, lr, sd) for sd in seeds for lr in s["lrs"] for n in MODELS]
     runs = map_logged(one, configs, path=log_path("hybrid_lr", scale), settings=s, progress=progress,
                       desc="hybrid models x learning rates")
-    best = best_rates(runs, s["lrs"], s["steps"], s["target"])
-    lines = [f"{'model':22s} " + " ".join(f"{lr:>8g}" for lr in s["lrs"]) + f"  best   (mean steps to {s['target']} "
-             f"recall; budget {s['steps']})"]
-    lines += [f"{name:22s} " + " ".join(f"{dict(b['mean_steps']).get(lr, float('nan')):8.0f}" for lr in s["lrs"])
-              + f"  {b['lr']:g}{'' if b['bracketed'] else ' (edge)'}" for name, b in best.items()]
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}

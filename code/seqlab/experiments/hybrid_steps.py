@@ -10,8 +10,6 @@ learning curve. If recall keeps climbing towards the attention models', the budg
 """
 from __future__ import annotations
 
-import time
-
 from ..data.gapped_recall import GappedRecall
 from . import register
 from .hybrid import SETTINGS as RECALL_SETTINGS
@@ -25,19 +23,26 @@ SETTINGS = {scale: dict(s, steps=BUDGET_FACTOR * s["steps"], archs=list(ARCHS))
             for scale, s in RECALL_SETTINGS.items()}
 
 
-@register("hybrid_steps", "chapter 14: Hawk's and Griffin's recall with eight times the step budget", chapter=14)
+def render_hybrid_steps(results: dict) -> list[str]:
+    """The table of a ``hybrid_steps`` results dict: each run's recall and steps, beside the budget and chance
+    (chapter 14)."""
+    runs = results["runs"]
+    lines = [f"{'model':14s} {'seed':>4s} {'recall':>7s} {'steps':>6s}   (budget {results['settings']['steps']}; "
+             f"chance {runs[0]['chance']:.3f})"]
+    return lines + [f"{r['model']:14s} {r['seed']:4d} {r['accuracy']:7.3f} {r['steps']:6d}" for r in runs]
+
+
+@register("hybrid_steps", "chapter 14: Hawk's and Griffin's recall with eight times the step budget", chapter=14,
+          render=render_hybrid_steps)
 def hybrid_steps(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
     """Hawk and Griffin on ``hybrid_recall``'s task and seeds (weights and batches from s + 2, the same held-out
     queries) with ``BUDGET_FACTOR`` times its steps; every run's learning curve (chapter 14)."""
     s = SETTINGS[scale]
     task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
-    start = time.perf_counter()
 
     def one(c):
         return recall_run(*c, s, task, device=device, progress=progress)  # the same weights and batches as hybrid_recall
 
     runs = map_logged(one, [(n, sd) for sd in seeds for n in s["archs"]], path=log_path("hybrid_steps", scale),
                       settings=s, progress=progress, desc="recurrent models, long budget")
-    lines = [f"{'model':14s} {'seed':>4s} {'recall':>7s} {'steps':>6s}   (budget {s['steps']}; chance {task.chance:.3f})"]
-    lines += [f"{r['model']:14s} {r['seed']:4d} {r['accuracy']:7.3f} {r['steps']:6d}" for r in runs]
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs}

@@ -158,8 +158,25 @@ class _Saved:
         os.replace(tmp, path)
 
 
+def render_induction(results: dict) -> list[str]:
+    """The table of an ``induction`` results dict: every attention run and every LSTM run at its chosen learning
+    rate, with final loss, ICL, exact match, drop step and the step the head forms; then the rates chosen
+    (chapter 11)."""
+    chosen = {int(h): lr for h, lr in results["lstm_chosen_lr"].items()}  # a results file keys them by strings
+    lines = [f"{'model':>16s} {'params':>7s} {'lr':>6s} {'seed':>4s} {'final loss':>10s} {'final ICL':>9s} "
+             f"{'exact':>6s} {'drop step':>9s} {'head forms':>10s}"]
+    for r in results["runs"]:
+        if r["kind"] == "lstm" and r["lr"] != chosen[r["size"]]:
+            continue
+        name = f"{r['size']}-layer attention" if r["kind"] == "attention" else f"LSTM {r['size']}"
+        lines.append(f"{name:>16s} {r['params']:7d} {r['lr']:6g} {r['seed']:4d} {r['loss'][-1]:10.3f} "
+                     f"{r['icl'][-1]:9.3f} {r['exact'][-1]:6.2f} {r['drop_step']:9d} {str(r.get('form_step', '-')):>10s}")
+    lines.append("LSTM learning rates chosen on a separate batch: " + ", ".join(f"state {h}: {lr:g}" for h, lr in chosen.items()))
+    return lines
+
+
 @register("induction", "chapter 11: induction heads at depth 1-3 with ablations, and LSTM controls with their own "
-          "learning rates and state sizes", chapter=11)
+          "learning rates and state sizes", chapter=11, render=render_induction)
 def induction(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 11's recorded sweep at ``scale``: attention-only depths and LSTM controls, every seed (see the module)."""
     s = SETTINGS[scale]
@@ -167,7 +184,6 @@ def induction(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     task = RepeatedSpans(length=s["T"], vocab=s["vocab"], span_min=s["span_min"], span_max=s["span_max"],
                          gap_max=s["gap_max"])
     saved = _Saved(scale)
-    start = time.perf_counter()
     attn = lambda layers: attention_model(layers, s["d_model"], vocab=s["vocab"], n_heads=s["n_heads"], T=s["T"],
                                           device=device)
     n_two = count_parameters(attn(2))
@@ -225,15 +241,6 @@ def induction(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     if len(seeds) > 1:
         runs += map_runs(one, [("lstm", hd, chosen[hd], sd) for hd in hiddens for sd in seeds[1:]], progress=progress,
                          desc="LSTM seeds at the chosen rates")
-    lines = [f"{'model':>16s} {'params':>7s} {'lr':>6s} {'seed':>4s} {'final loss':>10s} {'final ICL':>9s} "
-             f"{'exact':>6s} {'drop step':>9s} {'head forms':>10s}"]
-    for r in runs:
-        if r["kind"] == "lstm" and r["lr"] != chosen[r["size"]]:
-            continue
-        name = f"{r['size']}-layer attention" if r["kind"] == "attention" else f"LSTM {r['size']}"
-        lines.append(f"{name:>16s} {r['params']:7d} {r['lr']:6g} {r['seed']:4d} {r['loss'][-1]:10.3f} "
-                     f"{r['icl'][-1]:9.3f} {r['exact'][-1]:6.2f} {r['drop_step']:9d} {str(r.get('form_step', '-')):>10s}")
-    lines.append("LSTM learning rates chosen on a separate batch: " + ", ".join(f"state {h}: {lr:g}" for h, lr in chosen.items()))
-    return {"summary_lines": lines, "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
+    return {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
             "threshold": THRESHOLD, "params_two_layer": n_two, "lstm_hidden": hiddens, "lstm_chosen_lr": chosen,
-            "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+            "runs": runs}

@@ -253,12 +253,23 @@ def table(runs: list[dict], tune_seed: int | None = None) -> list[dict]:
     return rows
 
 
+def render_longrange(results: dict) -> list[str]:
+    """The table of a ``longrange`` results dict: per task and family, length, parameters, best learning rate, test
+    accuracy mean [min, max] over seeds, the input-blind baseline and whether the rate grid brackets the optimum
+    (chapter 15)."""
+    lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
+             f"{'baseline':>8s} bracketed"]
+    for r in results["table"]:
+        lines.append(f"{r['task']:10s} {r['arch']:22s} {r['length']:4d} {r['params']:6d} {r['lr']:7g} {r['mean']:9.3f} "
+                     f"[{r['min']:.3f}, {r['max']:.3f}] {r['baseline']:8.3f} {'yes' if r['bracketed'] else 'NO'}")
+    return lines
+
+
 @register("longrange", "chapter 15: ListOps, Pathfinder (pixels, patches, rows) and long-lag recall for all six "
-                       "families, trained", chapter=15)
+                       "families, trained", chapter=15, render=render_longrange)
 def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
     """The long-range benchmark of chapter 15 at ``scale``; resumable (``runlog``)."""
     s = SETTINGS[scale]
-    start = time.perf_counter()
     common = dict(params=s["params"], steps=s["steps"], batch=s["batch"], eval_batch=s["eval_batch"],
                   eval_every=s["eval_every"], device=device)
 
@@ -270,14 +281,7 @@ def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
     _, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"], max_widen=s["max_widen"],
                         path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS), progress=progress,
                         desc="long-range runs", also_accept=LEGACY.get(scale, ()))
-    rows = table(runs, tune_seed=seeds[0])
-    lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
-             f"{'baseline':>8s} bracketed"]
-    for r in rows:
-        lines.append(f"{r['task']:10s} {r['arch']:22s} {r['length']:4d} {r['params']:6d} {r['lr']:7g} {r['mean']:9.3f} "
-                     f"[{r['min']:.3f}, {r['max']:.3f}] {r['baseline']:8.3f} {'yes' if r['bracketed'] else 'NO'}")
-    return {"settings": s, "runs": runs, "table": rows, "summary_lines": lines,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "runs": runs, "table": table(runs, tune_seed=seeds[0])}
 
 
 def estimate(scale: str = "quick", probe_steps: int = 5, processes: int = 2, out=None) -> list[str]:

@@ -14,9 +14,13 @@ side by side (interleaved, so load on a shared machine slows them alike) at ever
 minGRU also in its loop form (the same weights and numbers, one step per token);
 ``depth_per_token`` counts the sequential chain; ``run_one(settings, seed)`` trains each for the
 same steps on the ``pydoc_data`` text and returns the validation loss and the throughput table.
+``parallel_rnn`` (``python -m seqlab.experiments parallel_rnn``) is the recorded study behind the
+page's one run: every arch at every rate of a grid, for several seeds and four times the page's
+steps, each rate chosen on validation windows and reported on other, test windows (``best_rates``).
 """
 from __future__ import annotations
 
+import functools
 import statistics
 
 import torch
@@ -28,6 +32,8 @@ from ..models.charlm import RecurrentLM
 from ..models.minrnn import MinRNNLM
 from ..models.transformer import GPT, GPTConfig
 from ..train import logits_of, sequence_loss, train
+from . import register
+from .runlog import log_path, map_logged, per_run
 
 ARCHS = ("LSTM", "minGRU", "Transformer")
 
@@ -54,11 +60,20 @@ def build(arch: str, vocab: int, d: int, n_layers: int, form: str | None = None)
 
 def matched_widths(vocab: int, params: int, n_layers: int, widths=range(16, 513, 8)) -> dict:
     """For each arch, the width (a multiple of 8) whose parameter count is nearest ``params`` (chapter 13, section 13b)."""
-    out = {}
+    return dict(_matched_widths(vocab, params, n_layers, tuple(widths)))
+
+
+@functools.lru_cache(maxsize=8)  # each size searched once: the search builds every arch at every width
+def _matched_widths(vocab: int, params: int, n_layers: int, widths: tuple) -> tuple:
+    out = []
     for arch in ARCHS:
-        counts = {d: count_parameters(build(arch, vocab, d, n_layers)) for d in widths}
-        out[arch] = min(counts, key=lambda d: abs(counts[d] - params))
-    return out
+        counts = {}
+        for d in sorted(widths):  # the count grows with the width: stop once it is past twice the target
+            counts[d] = count_parameters(build(arch, vocab, d, n_layers))
+            if counts[d] > 2 * params:
+                break
+        out.append((arch, min(counts, key=lambda d: abs(counts[d] - params))))
+    return tuple(out)
 
 
 def _train_step(model, opt, x, y):
@@ -103,13 +118,14 @@ def depth_per_token(model, lengths, vocab: int) -> float:
     return (depths[1] - depths[0]) / (T2 - T1)
 
 
-def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, generator: torch.Generator) -> float:
+def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, generator: torch.Generator,
+             device=None) -> float:
     """Mean validation loss (nats per character) over ``n_batches`` batches of 16 windows drawn with ``generator``
-    (chapter 13, section 13b)."""
+    (chapter 13, section 13b); the windows are moved to ``device``."""
     g = generator
     model.eval()
     with torch.no_grad():
-        losses = [sequence_loss(logits_of(model(x)), y).item()
+        losses = [sequence_loss(logits_of(model(x.to(device))), y.to(device)).item()
                   for x, y in (corpus.batch("val", 16, context, generator=g) for _ in range(n_batches))]
     model.train()
     return statistics.mean(losses)
@@ -136,3 +152,80 @@ def run_one(s: dict, seed: int = 0, corpus: CharCorpus | None = None, progress: 
         out["seconds"][arch] = hist.seconds
         out["loss"][arch] = hist.loss
     return out
+
+
+# ------------------------------------------------------------------ the recorded study: rates, seeds, a longer budget
+SWEEP = {  # the settings one run depends on, and the grid of rates (the page's model sizes, batch and context)
+    "tiny": dict(params=12_000, n_layers=2, context=32, batch=8, steps=10, eval_every=5, n_eval=2,
+                 lrs=[3e-3, 1e-2]),
+    "quick": dict(params=60_000, n_layers=2, context=128, batch=16, steps=600, eval_every=100, n_eval=16,
+                  lrs=[1e-3, 3e-3, 1e-2, 3e-2]),
+    "full": dict(params=1_000_000, n_layers=4, context=512, batch=32, steps=12_000, eval_every=500, n_eval=64,
+                 lrs=[3e-4, 1e-3, 3e-3]),
+}
+GRID_KEYS = ("lrs",)
+
+
+def loss_run(arch: str, lr: float, seed: int, s: dict, corpus: CharCorpus, device=None, progress: bool = False) -> dict:
+    """One run of the study: ``arch`` at rate ``lr`` for ``s['steps']`` steps on ``batches(seed)`` (chapter 13, section 13b).
+
+    The validation loss (``val_loss``, which chooses the rate) is measured on windows drawn with
+    ``held_out(seed)``, the reported ``test_loss`` on other windows, ``held_out(seed, 1)``; ``curve`` holds
+    the validation loss every ``eval_every`` steps (on half as many windows of ``held_out(seed, 2)``).
+    """
+    V = corpus.vocab_size
+    width = matched_widths(V, s["params"], s["n_layers"])[arch]
+    init(seed)
+    model = build(arch, V, width, s["n_layers"]).to(device)
+    batches = batch_stream(seed)  # the same batches for every arch and rate
+    curve_windows = max(1, s["n_eval"] // 2)
+    hist = train(model, lambda: tuple(t.to(device) for t in corpus.batch("train", s["batch"], s["context"], generator=batches)),
+                 steps=s["steps"], lr=lr, clip=1.0, eval_every=s["eval_every"], progress=progress, desc=f"{arch} lr {lr:g}",
+                 eval_fn=lambda m: {"val": evaluate(m, corpus, s["context"], curve_windows, held_out(seed, 2), device)})
+    return {"arch": arch, "lr": lr, "seed": seed, "params": count_parameters(model),
+            "val_loss": evaluate(model, corpus, s["context"], s["n_eval"], held_out(seed), device),
+            "test_loss": evaluate(model, corpus, s["context"], s["n_eval"], held_out(seed, 1), device),
+            "curve": {"step": list(hist.eval_step), "val": list(hist.eval["val"])}}
+
+
+def best_rates(runs: list[dict], lrs: list[float]) -> dict:
+    """Per arch: the mean validation loss over seeds at each rate of ``lrs``, the rate with the lowest, whether it lies
+    inside the grid, and at that rate every seed's test loss (chapter 13, section 13b)."""
+    out = {}
+    for arch in dict.fromkeys(r["arch"] for r in runs):
+        mean_val = {lr: statistics.mean(r["val_loss"] for r in rs)
+                    for lr in lrs if (rs := [r for r in runs if r["arch"] == arch and r["lr"] == lr])}
+        best = min(mean_val, key=mean_val.get)
+        at_best = sorted((r for r in runs if r["arch"] == arch and r["lr"] == best), key=lambda r: r["seed"])
+        out[arch] = {"mean_val": [[lr, v] for lr, v in mean_val.items()], "lr": best, "bracketed": lrs[0] < best < lrs[-1],
+                     "seeds": [r["seed"] for r in at_best], "test_loss": [r["test_loss"] for r in at_best]}
+    return out
+
+
+def render_parallel_rnn(results: dict) -> list[str]:
+    """The printed summary of a ``parallel_rnn`` results dict: mean validation loss per arch and rate, the chosen rate,
+    and each seed's test loss there (chapter 13, section 13b)."""
+    s = results["settings"]
+    best = best_rates(results["runs"], s["lrs"])
+    lines = [f"{'arch':12s} " + " ".join(f"{lr:>7g}" for lr in s["lrs"])
+             + f"   best    test loss per seed   (mean validation loss, nats; {s['steps']} steps)"]
+    for arch, b in best.items():
+        v = dict((lr, x) for lr, x in b["mean_val"])
+        lines.append(f"{arch:12s} " + " ".join(f"{v.get(lr, float('nan')):7.3f}" for lr in s["lrs"])
+                     + f"   {b['lr']:<7g}{'' if b['bracketed'] else '(edge)'} " + " ".join(f"{t:.3f}" for t in b["test_loss"]))
+    return lines
+
+
+@register("parallel_rnn", "chapter 13b: LSTM, minGRU and Transformer of one size at four learning rates, several seeds, "
+          "four times the page's steps", chapter=13, render=render_parallel_rnn)
+def parallel_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """Every arch x rate of ``lrs`` x seed (``loss_run``), resumable (``runlog``); ``best`` lists each arch's chosen rate
+    as ``[arch, lr, bracketed]`` (chapter 13, section 13b)."""
+    s = SWEEP[scale]
+    corpus = CharCorpus()
+    runs = map_logged(lambda c: loss_run(*c, s, corpus, device=device, progress=progress),
+                      [(arch, lr, sd) for sd in seeds for lr in s["lrs"] for arch in ARCHS],
+                      path=log_path("parallel_rnn", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                      desc="archs x learning rates")
+    best = best_rates(runs, s["lrs"])
+    return {"settings": s, "runs": runs, "best": [[arch, b["lr"], b["bracketed"]] for arch, b in best.items()]}

@@ -42,7 +42,6 @@ appended to ``results/runs/recall-SCALE.jsonl`` (``seqlab.experiments.runlog``) 
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
@@ -213,13 +212,29 @@ def cells(s: dict) -> list[tuple]:
                for n in s["pairs"]])
 
 
-@register("recall", "chapter 12: MQAR recall against state (width axis) and load n/d (pairs axis), lr swept", chapter=12)
+def render_recall(results: dict) -> list[str]:
+    """The tables of a ``recall`` results dict, one per axis: per cell, its load, state bytes, best learning rate,
+    test recall mean [min, max] over seeds and whether the rate grid brackets the optimum (chapter 12)."""
+    lines = []
+    for axis in ("width", "pairs"):
+        brackets = {tuple(cell): ok for *cell, ok in results[f"bracketed_{axis}"]}
+        lines.append(f"{axis} axis: {'arch':8s} {'width':>5s} {'pairs':>5s} {'n/d_phi':>7s} {'state bytes':>11s} "
+                     f"{'best lr':>8s} {'recall mean [min, max]':>24s} bracketed")
+        for row in results[f"table_{axis}"]:
+            ok = brackets[(row["arch"], row["width"], row["n_pairs"])]
+            lines.append(f"{'':12s}{row['arch']:8s} {row['width']:5d} {row['n_pairs']:5d} {row['load']:7.2f} "
+                         f"{row['state_bytes']:11d} {row['lr']:8g} {row['mean']:8.3f} [{row['min']:.3f}, "
+                         f"{row['max']:.3f}] {'yes' if ok else 'NO'}")
+    return lines
+
+
+@register("recall", "chapter 12: MQAR recall against state (width axis) and load n/d (pairs axis), lr swept", chapter=12,
+          render=render_recall)
 def recall(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
     """The recall grid of chapter 12 at ``scale`` ('tiny' for tests, 'quick', 'full'); resumable (``runlog``)."""
     s = SETTINGS[scale]
     common = dict(vocab=s["vocab"], heads=s["heads"], layers=s["layers"], steps=s["steps"], batch=s["batch"],
                   eval_batch=s["eval_batch"], eval_every=s["eval_every"], device=device)
-    start = time.perf_counter()
 
     def one(c):
         _, arch, width, n_pairs, length, lr, seed = c
@@ -231,21 +246,10 @@ def recall(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = 
                               desc="MQAR runs", also_accept=LEGACY.get(scale, ()))
     for c, r in zip(configs, runs):
         r["axis"] = c[0]
-    out = {"settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
-    lines = []
+    out = {"settings": s, "runs": runs}
     for axis in ("width", "pairs"):
         rs = [r for r in runs if r["axis"] == axis]
         best = best_lr(rs, tune_seed=seeds[0])
-        table = summarise(best)
-        brackets = bracketed(rs, tune_seed=seeds[0])
-        out[f"best_{axis}"], out[f"table_{axis}"] = best, table
-        out[f"bracketed_{axis}"] = [[*cell, ok] for cell, ok in brackets.items()]
-        lines.append(f"{axis} axis: {'arch':8s} {'width':>5s} {'pairs':>5s} {'n/d_phi':>7s} {'state bytes':>11s} "
-                     f"{'best lr':>8s} {'recall mean [min, max]':>24s} bracketed")
-        for row in table:
-            ok = brackets[(row["arch"], row["width"], row["n_pairs"])]
-            lines.append(f"{'':12s}{row['arch']:8s} {row['width']:5d} {row['n_pairs']:5d} {row['load']:7.2f} "
-                         f"{row['state_bytes']:11d} {row['lr']:8g} {row['mean']:8.3f} [{row['min']:.3f}, "
-                         f"{row['max']:.3f}] {'yes' if ok else 'NO'}")
-    out["summary_lines"] = lines
+        out[f"best_{axis}"], out[f"table_{axis}"] = best, summarise(best)
+        out[f"bracketed_{axis}"] = [[*cell, ok] for cell, ok in bracketed(rs, tune_seed=seeds[0]).items()]
     return out

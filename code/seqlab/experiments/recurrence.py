@@ -14,8 +14,6 @@ same function over seeds, cells and lags at a scale, the runs spread over ``torc
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +27,7 @@ from ..models.charlm import RecurrentLM
 from ..models.ngram import NGramLM
 from ..probes import set_spectral_radius
 from ..train import accuracy, bits, sequence_loss, train
-from . import register
+from . import mean_over, register
 from .distributed import map_runs
 
 
@@ -73,13 +71,19 @@ CHAR_SETTINGS = {
 }
 
 
+def render_char_rnn(results: dict) -> list[str]:
+    """The table of a ``char_rnn`` results dict: the n-grams' bits per character, then each run's (chapter 2)."""
+    lines = [f"{'model':8s} {'seed':>4s} {'bits/char':>9s}",
+             *(f"{n}-gram{'':2s} {'':>4s} {b:9.3f}" for n, b in results["ngram_bits"].items())]
+    return lines + [f"{r['cell']:8s} {r['seed']:4d} {r['bits']:9.3f}" for r in results["runs"]]
+
+
 @register("char_rnn", "chapter 2: a character RNN (LSTM and GRU at full scale) against the n-grams, bits per char",
-          chapter=2)
+          chapter=2, render=render_char_rnn)
 def char_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 2's character language model at ``scale``, for every seed (and cell at 'full')."""
     s = CHAR_SETTINGS[scale]
     corpus = CharCorpus()
-    start = time.perf_counter()
     wb = NGramLM(5, corpus.vocab_size, smoothing="witten-bell").fit(corpus.train)
     ngram = {n: wb.truncated(n).bits_per_char(corpus.val, 4) for n in (1, 2, 3, 5)}
 
@@ -95,10 +99,7 @@ def char_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fal
                 "eval_bits": h.eval["val"], "steps": h.steps, "seconds": round(h.seconds, 2)}
 
     runs = map_runs(one, [(c, sd) for c in s["cells"] for sd in seeds], progress=progress, desc="char models")
-    lines = [f"{'model':8s} {'seed':>4s} {'bits/char':>9s}", *(f"{n}-gram{'':2s} {'':>4s} {b:9.3f}" for n, b in ngram.items())]
-    lines += [f"{r['cell']:8s} {r['seed']:4d} {r['bits']:9.3f}" for r in runs]
-    return {"summary_lines": lines, "settings": s, "ngram_bits": {str(n): b for n, b in ngram.items()}, "runs": runs,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "ngram_bits": {str(n): b for n, b in ngram.items()}, "runs": runs}
 
 
 # ---------------------------------------------------------------- chapter 3: exploding gradients and clipping
@@ -144,13 +145,29 @@ CLIP_SETTINGS = {
 }
 
 
+def render_clipping(results: dict) -> list[str]:
+    """The table of a ``clipping`` results dict: per spectral radius and clip threshold, the runs that diverged, the
+    mean final MSE of the others and the largest gradient norm, beside the chance MSE (chapter 3)."""
+    s, runs = results["settings"], results["runs"]
+    lines = [f"{'rho':>4s} {'clip':>5s} {'diverged':>9s} {'final MSE':>9s} {'largest |g|':>11s}   "
+             f"(chance MSE {results['chance']:.3f})"]
+    for rho in s["rhos"]:
+        for clip in s["clips"]:
+            rs = [r for r in runs if (r["rho"], r["clip"]) == (rho, clip)]
+            div = sum(r["diverged"] for r in rs)
+            fin = [r["final_loss"] for r in rs if not r["diverged"]]
+            big = max((r["max_grad_norm"] or 0.0) for r in rs)
+            lines.append(f"{rho:4g} {str(clip):>5s} {f'{div}/{len(rs)}':>9s} "
+                         f"{(f'{sum(fin) / len(fin):9.3f}' if fin else f'{chr(8212):>9s}')} {big:11.3g}")
+    return lines
+
+
 @register("clipping", "chapter 3: exploding gradients on the adding problem, SGD with and without clipping",
-          chapter=3)
+          chapter=3, render=render_clipping)
 def clipping(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 3's clipping experiment at ``scale``: every spectral radius x clip threshold x seed."""
     s = CLIP_SETTINGS[scale]
     chance = AddingProblem(length=50).chance
-    start = time.perf_counter()
 
     def one(c):
         rho, clip, seed = c
@@ -162,17 +179,7 @@ def clipping(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fal
 
     runs = map_runs(one, [(r, c, sd) for r in s["rhos"] for c in s["clips"] for sd in seeds], progress=progress,
                     desc="adders")
-    lines = [f"{'rho':>4s} {'clip':>5s} {'diverged':>9s} {'final MSE':>9s} {'largest |g|':>11s}   (chance MSE {chance:.3f})"]
-    for rho in s["rhos"]:
-        for clip in s["clips"]:
-            rs = [r for r in runs if (r["rho"], r["clip"]) == (rho, clip)]
-            div = sum(r["diverged"] for r in rs)
-            fin = [r["final_loss"] for r in rs if not r["diverged"]]
-            big = max((r["max_grad_norm"] or 0.0) for r in rs)
-            lines.append(f"{rho:4g} {str(clip):>5s} {f'{div}/{len(rs)}':>9s} "
-                         f"{(f'{sum(fin) / len(fin):9.3f}' if fin else f'{chr(8212):>9s}')} {big:11.3g}")
-    return {"summary_lines": lines, "settings": s, "chance": chance, "runs": runs,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "chance": chance, "runs": runs}
 
 
 # ---------------------------------------------------------------- chapter 4: accuracy against the lag
@@ -209,11 +216,23 @@ GATING_SETTINGS = {
 }
 
 
-@register("gating", "chapter 4: delayed recall accuracy against the lag for the RNN, LSTM and GRU", chapter=4)
+def render_gating(results: dict) -> list[str]:
+    """The table of a ``gating`` results dict: per lag and cell, the mean accuracy and mean steps over seeds
+    (chapter 4)."""
+    runs = results["runs"]
+    cells = list(dict.fromkeys(r["cell"] for r in runs))
+    lines = [f"{'lag':>4s} " + " ".join(f"{n:>14s}" for n in cells) + "   (mean accuracy, mean steps)"]
+    for lag in results["settings"]["lags"]:
+        lines.append(f"{lag:4d} " + " ".join(f"{mean_over(runs, 'accuracy', lag=lag, cell=n):7.3f} "
+                                             f"{mean_over(runs, 'steps', lag=lag, cell=n):6.0f}" for n in cells))
+    return lines
+
+
+@register("gating", "chapter 4: delayed recall accuracy against the lag for the RNN, LSTM and GRU", chapter=4,
+          render=render_gating)
 def gating(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 4's accuracy-against-lag experiment at ``scale``: every lag x cell x seed."""
     s = GATING_SETTINGS[scale]
-    start = time.perf_counter()
 
     def one(c):
         lag, name, seed = c
@@ -223,12 +242,4 @@ def gating(scale: str = "quick", seeds=(0,), device=None, progress: bool = False
 
     runs = map_runs(one, [(lag, n, sd) for lag in s["lags"] for n in SPECS for sd in seeds], progress=progress,
                     desc="recall runs")
-    lines = [f"{'lag':>4s} " + " ".join(f"{n:>14s}" for n in SPECS) + "   (mean accuracy, mean steps)"]
-    for lag in s["lags"]:
-        cells = []
-        for n in SPECS:
-            rs = [r for r in runs if (r["lag"], r["cell"]) == (lag, n)]
-            cells.append(f"{sum(r['accuracy'] for r in rs) / len(rs):7.3f} {sum(r['steps'] for r in rs) / len(rs):6.0f}")
-        lines.append(f"{lag:4d} " + " ".join(cells))
-    return {"summary_lines": lines, "settings": s, "chance": DelayedRecall(lag=1, vocab=8).chance, "runs": runs,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "chance": DelayedRecall(lag=1, vocab=8).chance, "runs": runs}

@@ -659,9 +659,29 @@ def _command() -> str:
     return f"{launcher} -m seqlab.experiments {' '.join(sys.argv[1:])}"
 
 
+def render_scaling(results: dict) -> list[str]:
+    """The summary of a ``scaling`` results dict: the corpus and its n-gram levels, per family and size the chosen
+    learning rate, the validation loss (mean and sd over seeds) and the n-gram level it reaches, then each family's
+    fitted exponent over non-embedding parameters, with and without the irreducible term (chapter 10)."""
+    info, best = results["corpus"], results["best"]
+    levels = {int(k): v for k, v in results["ngram"]["levels"].items()}
+    lines = [f"corpus {info['name']} ({info['sha256'][:12]}), n-gram levels: "
+             + ", ".join(f"{n}: {v:.3f}" for n, v in sorted(levels.items())),
+             f"{'family':12s} {'width':>5s} {'N_nonemb':>9s} {'lr':>7s} {'val loss':>9s} {'sd':>6s}  level"]
+    for f in FAMILIES:
+        for b in best[f]:
+            lines.append(f"{f:12s} {b['width']:5d} {b['params_nonemb']:9d} {b['lr']:7.4f} {b['val_loss']:9.4f} "
+                         f"{b['val_sd']:6.4f}  {b['ngram_level']}{'' if b['bracketed'] else '  (lr not bracketed)'}")
+    for f, fs in results["fits"].items():
+        g = fs["non_embedding"]
+        lines.append(f"{f:12s} alpha {g['alpha']:.3f} [{g['lo']}, {g['hi']}] c {g['c']:.3f}; "
+                     f"plain alpha {g['plain']['alpha']:.3f} [{g['plain']['lo']}, {g['plain']['hi']}]")
+    return lines
+
+
 @register("scaling", "chapter 10: LSTM and Transformer families, lr bracketed per size, n-gram levels, L(N) fits, "
                      "IsoFLOP, loss by position; --scale cpu is the recorded, resumable study", chapter=10,
-          scales=("tiny", "quick", "cpu", "full"))
+          scales=("tiny", "quick", "cpu", "full"), render=render_scaling)
 def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = False, runs_dir=None) -> dict:
     """The whole scaling experiment of chapter 10 at ``scale`` ('tiny' for tests, 'quick', 'cpu', 'full').
 
@@ -679,7 +699,6 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
 
         runs_dir = results_dir() / f"scaling-{scale}" / "runs"
     runs = Runs(runs_dir, settings_hash({k: s[k] for k in HASHED}, info["sha256"]))
-    start = time.perf_counter()
     show = Progress(progress)
     plan_iso = isoflop_plan(s, V)
     base = baselines(s, parts, V, runs)
@@ -740,11 +759,10 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
                     "budget": p["budget"], "n_opt_predicted": p["n_opt_predicted"]} for p in plan_iso]
     iso_runs = run_many(sorted(iso_configs, key=cost, reverse=True), runs, common, show, cost, "IsoFLOP")
     iso_by = {(r["family"], r["width"], r["steps"]): r for r in iso_runs}
-    return summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est,
-                     time.perf_counter() - start)
+    return summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est)
 
 
-def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est, seconds) -> dict:
+def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est) -> dict:
     """Everything chapter 10 reads, from the finished runs (chapter 10)."""
     levels = {int(k): v for k, v in base["levels"].items()}
     strip = lambda r: {k: v for k, v in r.items() if k not in ("window_losses", "window_buckets")}
@@ -843,24 +861,13 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
                                 "lr": choice[f, w]["lr"], "seed": seeds[0], "file": str(dst.relative_to(runs.dir.parent)),
                                 "bytes": dst.stat().st_size, "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(),
                                 "command": _command()})
-    lines = [f"corpus {info['name']} ({info['sha256'][:12]}), n-gram levels: "
-             + ", ".join(f"{n}: {v:.3f}" for n, v in sorted(levels.items())),
-             f"{'family':12s} {'width':>5s} {'N_nonemb':>9s} {'lr':>7s} {'val loss':>9s} {'sd':>6s}  level"]
-    for f in FAMILIES:
-        for b in best[f]:
-            lines.append(f"{f:12s} {b['width']:5d} {b['params_nonemb']:9d} {b['lr']:7.4f} {b['val_loss']:9.4f} "
-                         f"{b['val_sd']:6.4f}  {b['ngram_level']}{'' if b['bracketed'] else '  (lr not bracketed)'}")
-    for f, fs in fits.items():
-        g = fs["non_embedding"]
-        lines.append(f"{f:12s} alpha {g['alpha']:.3f} [{g['lo']}, {g['hi']}] c {g['c']:.3f}; "
-                     f"plain alpha {g['plain']['alpha']:.3f} [{g['plain']['lo']}, {g['plain']['hi']}]")
-    return {"summary_lines": lines, "settings": s, "corpus": info, "ngram": base, "lr_choice":
+    return {"settings": s, "corpus": info, "ngram": base, "lr_choice":
             [{"family": f, "width": w, **c} for (f, w), c in choice.items()],
             "runs": [strip(r) for rs in by_size.values() for r in rs],
             "best": best, "fits": fits, "alpha_difference": d_alpha,
             "crossing_N": cross, "crossing_in_range": cross is not None and lo_n <= cross <= hi_n,
             "gaps": gaps, "pair": pair, "isoflop": iso, "isoflop_optima": optima, "checkpoints": checkpoints,
-            "buckets": buckets, "estimate": est, "seconds": round(seconds, 1)}
+            "buckets": buckets, "estimate": est}
 
 
 # ---------------------------------------------------------------- reading a recorded study (chapter 10)

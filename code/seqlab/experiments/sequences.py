@@ -14,8 +14,6 @@ a scale. Counting is deterministic: the seeds are recorded but change nothing.
 """
 from __future__ import annotations
 
-import time
-
 from .. import _validate as validate
 from ..data.corpus import CharCorpus
 from ..models.ngram import NGramLM, uniform_bits
@@ -54,22 +52,29 @@ def ngram_orders(corpus: CharCorpus, max_order: int, k: float = 0.01, start: int
     return results, wb
 
 
-@register("ngrams", "chapter 1: add-k and Witten-Bell n-grams of every order, bits per character", chapter=1)
+def render_ngrams(results: dict) -> list[str]:
+    """The n-gram table of an ``ngrams`` results dict: bits per character by smoothing, split and order, the
+    uniform guess and the best Witten–Bell order (chapter 1)."""
+    orders = results["orders"]
+    lines = [f"{'smoothing':12s} {'split':5s} " + " ".join(f"{'n=' + str(n):>6s}" for n in orders)]
+    for name, r in results["bits"].items():
+        for split, b in r.items():
+            lines.append(f"{name:12s} {split:5s} " + " ".join(f"{v:6.3f}" for v in b))
+    lines.append(f"uniform guess {results['uniform_bits']:.3f}; best Witten-Bell order {results['best_order']} "
+                 f"(counting is deterministic: the seeds change nothing)")
+    return lines
+
+
+@register("ngrams", "chapter 1: add-k and Witten-Bell n-grams of every order, bits per character", chapter=1,
+          render=render_ngrams)
 def ngrams(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """The n-gram table of chapter 1 at ``scale`` ('tiny' for tests, 'quick' = the chapter's, 'full' to order 10)."""
     s = SETTINGS[scale]
     corpus = CharCorpus()
     if s["chars"]:
         corpus = CharCorpus(text=corpus.text[: s["chars"]])
-    start = time.perf_counter()
     results, _ = ngram_orders(corpus, s["max_order"], s["k"], progress=progress)
     orders = list(range(1, s["max_order"] + 1))
-    lines = [f"{'smoothing':12s} {'split':5s} " + " ".join(f"{'n=' + str(n):>6s}" for n in orders)]
-    for name, r in results.items():
-        for split, b in r.items():
-            lines.append(f"{name:12s} {split:5s} " + " ".join(f"{v:6.3f}" for v in b))
     best = min(range(len(orders)), key=lambda i: results["witten-bell"]["val"][i])
-    lines.append(f"uniform guess {uniform_bits(corpus.vocab_size):.3f}; best Witten-Bell order {orders[best]} "
-                 f"(counting is deterministic: the seeds change nothing)")
-    return {"summary_lines": lines, "settings": s, "orders": orders, "bits": results, "best_order": orders[best],
-            "uniform_bits": uniform_bits(corpus.vocab_size), "seconds": round(time.perf_counter() - start, 1)}
+    return {"settings": s, "orders": orders, "bits": results, "best_order": orders[best],
+            "uniform_bits": uniform_bits(corpus.vocab_size)}

@@ -9,12 +9,13 @@ Glossary, code name -> book notation::
     copying        on where they fell, which only input-dependent parameters can express
 
 ``train_copier`` and ``accuracy_at`` are what chapter 13 calls; ``copying`` (registered as
-``python -m seqlab.experiments copying``) runs both tasks with both layers for every seed and then
-tests selective copying with more noise than in training.
+``python -m seqlab.experiments copying``) runs both tasks with both layers at every learning rate of a
+grid for every seed, tests selective copying with more noise than in training, picks each layer's rate
+on validation accuracy (``best_rates``) and trains both again at that rate with a longer budget.
 """
 from __future__ import annotations
 
-import time
+import statistics
 
 import torch
 
@@ -26,22 +27,22 @@ from ..data.tasks import CopyTask, SelectiveCopy
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .runlog import log_path, map_logged
+from .runlog import log_path, map_logged, per_run
 
 MIXERS = {"S4D (time-invariant)": "s4d", "selective scan": "selective"}
 
 
 def train_copier(mixer: str, task, seed: int, *, d_model: int, d_state: int, batch: int, lr: float, steps: int,
-                 device=None, progress: bool | None = None):
+                 device=None, progress: bool | None = None, eval_every: int = 50):
     """Train a two-layer ``MixerLM`` (no MLPs) of ``mixer`` on ``task``; returns ``(model, history)`` (chapter 13).
 
-    Held-out accuracy on 256 new sequences every 50 steps; training stops once it passes 0.99.
+    Held-out accuracy on 256 new sequences every ``eval_every`` steps; training stops once it passes 0.99.
     """
     gen = seed_everything(seed)
     model = MixerLM(MixerLMConfig(task.input_vocab, mixer=mixer, d_model=d_model, n_layers=2, mlp=False,
                                   options=dict(d_state=d_state))).to(device)
     x_eval, y_eval = (t.to(device) for t in task.sample(256, generator=held_out(seed)))
-    history = train(model, lambda: task.sample(batch, gen), steps=steps, lr=lr, clip=1.0, eval_every=50,
+    history = train(model, lambda: task.sample(batch, gen), steps=steps, lr=lr, clip=1.0, eval_every=eval_every,
                     eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
                     stop_when=lambda h: h.eval["acc"][-1] > 0.99, progress=progress, desc=mixer)
     return model, history
@@ -134,42 +135,102 @@ def accuracy_at(model, sel: dict, length: int, seed: int, device=None) -> float:
 
 
 SETTINGS = {
-    "tiny": dict(d_model=8, d_state=2, batch=8, lr=1e-2, steps=5, copy=dict(length=3, vocab=4),
+    "tiny": dict(d_model=8, d_state=2, batch=8, steps=5, lrs=[1e-2, 3e-2], longer_factor=2, copy=dict(length=3, vocab=4),
                  sel=dict(n_data=2, length=8, vocab=4), test_lengths=[8, 16]),
-    "quick": dict(d_model=16, d_state=4, batch=32, lr=1e-2, steps=400, copy=dict(length=5, vocab=4),
-                  sel=dict(n_data=4, length=32, vocab=4), test_lengths=[32, 64, 128]),         # chapter 13's
-    "full": dict(d_model=32, d_state=8, batch=64, lr=3e-3, steps=4000, copy=dict(length=16, vocab=8),
-                 sel=dict(n_data=8, length=128, vocab=16), test_lengths=[128, 256, 512]),
+    "quick": dict(d_model=16, d_state=4, batch=32, steps=400, lrs=[3e-3, 1e-2, 3e-2, 1e-1], longer_factor=4,
+                  copy=dict(length=5, vocab=4), sel=dict(n_data=4, length=32, vocab=4),
+                  test_lengths=[32, 64, 128]),                                                       # chapter 13's
+    "full": dict(d_model=32, d_state=8, batch=64, steps=4000, lrs=[1e-3, 3e-3, 1e-2, 3e-2], longer_factor=4,
+                 copy=dict(length=16, vocab=8), sel=dict(n_data=8, length=128, vocab=16),
+                 test_lengths=[128, 256, 512]),
 }
+GRID_KEYS = ("lrs",)  # the settings that only list the grid's points (not part of one run's fingerprint)
+SELECTIVE_COPYING = "selective copying"
 
 
-@register("copying", "chapter 13: copying and selective copying, S4D (LTI) vs the selective scan, longer noise",
-          chapter=13)
+def copier_run(task_name: str, name: str, lr: float, seed: int, steps: int, s: dict, tasks: dict, device=None,
+               progress: bool = False) -> dict:
+    """One recorded run of ``copying``: ``MIXERS[name]`` trained on ``tasks[task_name]`` at rate ``lr`` for at most
+    ``steps`` (chapter 13).
+
+    Returns the held-out (validation) accuracy curve and its last value; on selective copying also the accuracy on a
+    second held-out set at each of ``test_lengths`` (``longer_noise``: the first length is the training length) and,
+    for the selective layer, ``selectivity_probe``'s numbers per layer.
+    """
+    model, h = train_copier(MIXERS[name], tasks[task_name], seed, d_model=s["d_model"], d_state=s["d_state"],
+                            batch=s["batch"], lr=lr, steps=steps, device=device, progress=progress)
+    out = {"task": task_name, "layer": name, "lr": lr, "seed": seed, "budget": steps, "accuracy": h.final("acc"),
+           "steps": h.steps, "curve": {"step": list(h.eval_step), "accuracy": list(h.eval["acc"])}}
+    if task_name == SELECTIVE_COPYING:
+        out["longer_noise"] = [accuracy_at(model, s["sel"], L, seed, device) for L in s["test_lengths"]]
+        if MIXERS[name] == "selective":
+            out["probe"] = selectivity_probe(model, tasks[task_name], seed, device=device)
+    return out
+
+
+def best_rates(runs: list[dict], lrs: list[float]) -> dict:
+    """Per (task, layer): the mean validation accuracy over seeds at each rate of ``lrs``, the rate with the highest
+    (ties: the fewer mean steps run), and whether it lies inside the grid (chapter 13).
+
+    ``{(task, layer): {"mean_accuracy": [[lr, acc], ...], "lr": best, "bracketed": bool}}`` from runs of one budget.
+    """
+    out = {}
+    for key in dict.fromkeys((r["task"], r["layer"]) for r in runs):
+        score = {}
+        for lr in lrs:
+            rs = [r for r in runs if (r["task"], r["layer"]) == key and r["lr"] == lr]
+            if rs:
+                score[lr] = (statistics.mean(r["accuracy"] for r in rs), -statistics.mean(r["steps"] for r in rs))
+        best = max(score, key=lambda lr: score[lr])
+        out[key] = {"mean_accuracy": [[lr, a] for lr, (a, _) in score.items()], "lr": best,
+                    "bracketed": lrs[0] < best < lrs[-1]}
+    return out
+
+
+def render_copying(results: dict) -> list[str]:
+    """The printed summary of a ``copying`` results dict: mean validation accuracy per rate, the chosen rate, and on
+    selective copying each seed's test accuracy with longer noise at that rate, for both budgets (chapter 13)."""
+    s = results["settings"]
+    grid = [r for r in results["runs"] if r["budget"] == s["steps"]]
+    best = best_rates(grid, s["lrs"])
+    lines = [f"{'task':17s} {'layer':21s} " + " ".join(f"{lr:>7g}" for lr in s["lrs"])
+             + f"   best   (mean validation accuracy over seeds, {s['steps']} steps)"]
+    for (t, n), b in best.items():
+        acc = dict((lr, a) for lr, a in b["mean_accuracy"])
+        lines.append(f"{t:17s} {n:21s} " + " ".join(f"{acc.get(lr, float('nan')):7.3f}" for lr in s["lrs"])
+                     + f"   {b['lr']:g}{'' if b['bracketed'] else ' (edge)'}")
+    lines.append(f"selective copying at each layer's best rate: test accuracy at {s['test_lengths']} data + noise tokens")
+    for r in results["runs"]:
+        if r["task"] == SELECTIVE_COPYING and r["lr"] == best[SELECTIVE_COPYING, r["layer"]]["lr"]:
+            lines.append(f"  {r['layer']:21s} seed {r['seed']}  {r['budget']:5d} steps  "
+                         + " ".join(f"{a:.3f}" for a in r["longer_noise"]))
+    return lines
+
+
+@register("copying", "chapter 13: copying and selective copying, S4D (LTI) vs the selective scan, a learning-rate grid "
+          "per layer, longer noise, a longer budget at the best rate", chapter=13, render=render_copying)
 def copying(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 13's copying experiment at ``scale``: both tasks x both layers x every seed; resumable (``runlog``).
+    """Chapter 13's copying experiment at ``scale``; resumable (``runlog``).
 
-    For the selective layer on selective copying, ``probe`` holds ``selectivity_probe``'s Δ_t and ‖h_t‖
-    on data and noise tokens, per layer.
+    Both tasks x both layers x every rate of ``lrs`` x every seed for ``steps`` (``copier_run``); ``best_rates``
+    picks each layer's rate on validation accuracy; on selective copying both layers are then trained again at their
+    best rate for ``longer_factor`` times the steps (the same seeds), to ask whether the budget, not the layer, set
+    the result. ``best`` lists the chosen rates as ``[task, layer, lr, bracketed]``.
     """
     s = SETTINGS[scale]
-    tasks = {"copying": CopyTask(**s["copy"]), "selective copying": SelectiveCopy(**s["sel"])}
-    start = time.perf_counter()
+    tasks = {"copying": CopyTask(**s["copy"]), SELECTIVE_COPYING: SelectiveCopy(**s["sel"])}
+    path = log_path("copying", scale)
 
     def one(c):
-        task_name, name, seed = c
-        model, h = train_copier(MIXERS[name], tasks[task_name], seed, d_model=s["d_model"], d_state=s["d_state"],
-                                batch=s["batch"], lr=s["lr"], steps=s["steps"], device=device, progress=progress)
-        out = {"task": task_name, "layer": name, "seed": seed, "accuracy": h.final("acc"), "steps": h.steps}
-        if task_name == "selective copying":
-            out["longer_noise"] = [accuracy_at(model, s["sel"], L, seed, device) for L in s["test_lengths"]]
-            if MIXERS[name] == "selective":
-                out["probe"] = selectivity_probe(model, tasks[task_name], seed, device=device)
-        return out
+        task_name, name, lr, seed, steps = c
+        return copier_run(task_name, name, lr, seed, steps, s, tasks, device=device, progress=progress)
 
-    runs = map_logged(one, [(t, n, sd) for sd in seeds for t in tasks for n in MIXERS], path=log_path("copying", scale),
-                      settings=s, progress=progress, desc="SSM copiers")
-    lines = [f"{'task':17s} {'layer':21s} {'seed':>4s} {'accuracy':>8s} {'steps':>5s}   longer noise " + str(s["test_lengths"])]
-    for r in runs:
-        more = " ".join(f"{a:.3f}" for a in r.get("longer_noise", []))
-        lines.append(f"{r['task']:17s} {r['layer']:21s} {r['seed']:4d} {r['accuracy']:8.3f} {r['steps']:5d}   {more}")
-    return {"summary_lines": lines, "settings": s, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+    grid = [(t, n, lr, sd, s["steps"]) for sd in seeds for t in tasks for n in MIXERS for lr in s["lrs"]]
+    runs = map_logged(one, grid, path=path, settings=per_run(s, GRID_KEYS), progress=progress,
+                      desc="SSM copiers x learning rates")
+    best = best_rates(runs, s["lrs"])
+    longer = [(SELECTIVE_COPYING, n, best[SELECTIVE_COPYING, n]["lr"], sd, s["longer_factor"] * s["steps"])
+              for sd in seeds for n in MIXERS]
+    runs += map_logged(one, longer, path=path, settings=per_run(s, GRID_KEYS), progress=progress,
+                       desc="SSM copiers, longer budget")
+    return {"settings": s, "runs": runs, "best": [[t, n, b["lr"], b["bracketed"]] for (t, n), b in best.items()]}
