@@ -225,3 +225,45 @@ def test_chapter_15s_scalability_row_reads_the_study_for_two_families_only(tiny_
     assert all("absent" in absent[a] for a in ("LSTM", "Transformer"))
     rows = A.table_rows(*[{a: 1.0 for a in A.ARCHS}] * 5, gain, {a: 1.0 for a in A.ARCHS}, exponents=ex, steps=40)
     assert rows["scale"] == cells
+
+
+# ---------------------------------------------------------------- chapter 10: how well one power law fits
+def test_chi2_sf_equals_its_closed_forms():
+    """Even k: e^{-x/2} Σ_{i<k/2} (x/2)^i / i!; k = 1: erfc(sqrt(x/2)) -- two forms independent of the series."""
+    import math
+    from seqlab.experiments.scaling import chi2_sf
+    for x in (0.1, 1.0, 3.84, 9.5, 23.5, 53.9):
+        assert chi2_sf(x, 1) == pytest.approx(math.erfc(math.sqrt(x / 2)), rel=1e-9, abs=1e-15)
+        for k in (2, 4, 6):
+            closed = math.exp(-x / 2) * sum((x / 2) ** i / math.factorial(i) for i in range(k // 2))
+            assert chi2_sf(x, k) == pytest.approx(closed, rel=1e-6, abs=1e-15), (x, k)
+    assert chi2_sf(0.0, 3) == 1.0
+    with pytest.raises(ValueError, match="x must be a number >= 0"):
+        chi2_sf(-1.0, 2)
+
+
+def test_t_table_holds_the_975_points_of_students_t():
+    """The density integrated numerically from 0 to each tabled quantile holds 0.475 of the mass."""
+    import math
+    from seqlab.experiments.scaling import T_975
+    for nu, q in T_975.items():
+        t = torch.linspace(0, q, 200_001, dtype=torch.float64)
+        c = math.gamma((nu + 1) / 2) / (math.sqrt(nu * math.pi) * math.gamma(nu / 2))
+        mass = torch.trapezoid(c * (1 + t ** 2 / nu) ** (-(nu + 1) / 2), t).item()
+        assert mass == pytest.approx(0.475, abs=2e-4), nu
+
+
+def test_power_law_diagnostics_of_an_exact_power_law():
+    """On L = 3 N^-0.1 with no noise: the exponent exactly, no residual, chi-square 0 (p = 1), every local exponent α."""
+    from seqlab.experiments.scaling import power_law_diagnostics
+    sizes = [{"params_nonemb": n, "val_loss": 3 * n ** -0.1, "val_sd": 0.01, "seeds": [0, 1, 2]}
+             for n in (1e4, 3e4, 1e5, 3e5, 1e6)]
+    d = power_law_diagnostics(sizes)
+    assert d["alpha"] == pytest.approx(0.1) and d["interval"] == (pytest.approx(0.1), pytest.approx(0.1))
+    assert max(map(abs, d["residual_nats"])) < 1e-12 and d["chi2"] < 1e-12 and d["p"] == 1.0 and d["dof"] == 3
+    assert d["local"] == [pytest.approx(0.1)] * 4
+    bent = [dict(b, val_loss=b["val_loss"] + (0.05 if i == 2 else 0)) for i, b in enumerate(sizes)]  # one size off the law
+    off = power_law_diagnostics(bent)
+    assert off["p"] < 0.01 and max(off["residual_nats"]) == off["residual_nats"][2]
+    with pytest.raises(ValueError, match="at least 3 sizes"):
+        power_law_diagnostics(sizes[:2])

@@ -517,6 +517,81 @@ def parabola_minimum(N, L) -> float | None:
     return math.exp(xm) if x.min().item() <= xm <= x.max().item() else None
 
 
+# ---------------------------------------------------------------- how well one power law fits
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+"""Student's t, two-sided 95 % quantiles (the 0.975 point) by degrees of freedom (chapter 10)."""
+
+
+def chi2_sf(x: float, k: int) -> float:
+    """P(χ²_k > x): the survival function of a chi-square with ``k`` degrees of freedom (chapter 10).
+
+    The regularised upper incomplete gamma Q(k/2, x/2): below t = a + 1 as 1 minus the series of the lower
+    one, P(a, t) = e^{−t} t^a Σ_n t^n / Γ(a + n + 1); above it by its continued fraction (Lentz's method),
+    which keeps small p-values exact to rounding instead of losing them to 1 − P.
+    """
+    validate.positive_int("k", k)
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0:
+        raise ValueError(f"x must be a number >= 0, got {x!r}")
+    a, t = k / 2, x / 2
+    if t == 0:
+        return 1.0
+    prefactor = math.exp(-t + a * math.log(t) - math.lgamma(a))
+    if t < a + 1:
+        term = total = 1 / a
+        n = 0
+        while term > 1e-17 * total:
+            n += 1
+            term *= t / (a + n)
+            total += term
+        return max(0.0, 1 - prefactor * total)
+    tiny = 1e-300
+    b, c = t + 1 - a, 1 / tiny
+    d = 1 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1 / (d if abs(d) > tiny else tiny)
+        c = b + an / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return prefactor * h
+
+
+def power_law_diagnostics(sizes: list[dict]) -> dict:
+    """How well one power law L = a N^−α fits a family's seed means (chapter 10).
+
+    ``sizes``: one dict per size with ``params_nonemb`` (N), ``val_loss`` (the mean over seeds), ``val_sd``
+    and ``seeds``. Least squares of log L on log N gives ``alpha`` and its 95 % ``interval`` (Student's t on
+    the residual spread, n − 2 degrees of freedom); ``residual_nats`` are L minus the fitted law; ``z`` divide
+    them by the standard error of a seed mean, with the seed SD pooled over sizes; ``chi2``, ``dof`` and ``p``
+    test those z against unit normals (χ² with n − 2 degrees of freedom); ``local`` are the exponents between
+    neighbouring sizes.
+    """
+    if len(sizes) < 3:
+        raise ValueError(f"a power-law fit with an interval needs at least 3 sizes, got {len(sizes)}")
+    x = [math.log(b["params_nonemb"]) for b in sizes]
+    y = [math.log(b["val_loss"]) for b in sizes]
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxx = sum((a - mx) ** 2 for a in x)
+    slope = sum((a - mx) * (c - my) for a, c in zip(x, y)) / sxx
+    resid = [c - (my + slope * (a - mx)) for a, c in zip(x, y)]
+    dof = len(x) - 2
+    if dof not in T_975:
+        raise ValueError(f"the t table covers {min(T_975)} to {max(T_975)} degrees of freedom, got {dof}")
+    se = math.sqrt(sum(r * r for r in resid) / dof / sxx)
+    nats = [b["val_loss"] - math.exp(my + slope * (a - mx)) for a, b in zip(x, sizes)]
+    sd_pool = math.sqrt(sum(b["val_sd"] ** 2 for b in sizes) / len(sizes))  # a few seeds give a rough SD per size
+    z = [n / (sd_pool / math.sqrt(len(b["seeds"]))) for n, b in zip(nats, sizes)]
+    chi2 = sum(v * v for v in z)
+    return {"alpha": -slope, "interval": (-slope - T_975[dof] * se, -slope + T_975[dof] * se),
+            "residual_nats": nats, "z": z, "chi2": chi2, "dof": dof, "p": chi2_sf(chi2, dof),
+            "local": [-(y[i + 1] - y[i]) / (x[i + 1] - x[i]) for i in range(len(x) - 1)]}
+
+
 # ---------------------------------------------------------------- IsoFLOP plan
 @functools.lru_cache(maxsize=4096)
 def _n_nonemb(family: str, width: int, vocab: int, context: int, layers: int) -> int:
