@@ -256,19 +256,6 @@ def test_figures_todo_names_real_chapters():
     assert set(FIGURES_TODO) <= {_prefix(p) for p in CHAPTERS}
 
 
-def test_the_introduction_names_the_chapters_that_plot_recorded_results():
-    """book/intro.md says which chapters plot a recorded results file; it must match the chapters' code."""
-    import re
-
-    loaders = sorted(int(p.name[:2]) for p in CHAPTERS
-                     if any(c["cell_type"] == "code" and "experiments.load(" in "".join(c["source"]) for c in load(p)["cells"]))
-    text = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
-    m = re.search(r"labelled as recorded:\s*chapters ([\d, and]+?) do\.", text.replace("\n", " "))
-    assert m, "book/intro.md no longer says which chapters plot recorded results"
-    named = sorted(int(n) for n in re.findall(r"\d+", m.group(1)))
-    assert named == loaders, f"intro.md names chapters {named}; the chapters that load results files are {loaders}"
-
-
 def _chapter_numbers(text: str) -> set[int]:
     return {int(n) for n in re.findall(r"\d+", text)}
 

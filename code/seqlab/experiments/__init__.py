@@ -44,23 +44,25 @@ class Experiment:
     fn: Callable[..., dict]
     scales: tuple[str, ...] = ("tiny", "quick", "full")
     render: Callable[[dict], list[str]] | None = None
+    settings: dict | None = None
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
 def register(name: str, summary: str, chapter: int, scales: tuple[str, ...] = ("tiny", "quick", "full"),
-             render: Callable[[dict], list[str]] | None = None):
+             render: Callable[[dict], list[str]] | None = None, settings: dict | None = None):
     """Decorator: add ``fn`` to ``REGISTRY`` under ``name`` with a one-line ``summary`` for ``--help``; ``scales``
     are the scales it runs at, ``render`` the function that turns its results into the lines the command prints
-    (chapter 10)."""
+    (chapter 10). ``settings`` maps each scale to the settings a results file records, where they are not the
+    module's ``SETTINGS`` (a module with two experiments, or a page's settings beside a study's)."""
     if render is not None and not callable(render):
         raise TypeError(f"render must be a function of the results, got {type(render).__name__}")
 
     def add(fn):
         if name in REGISTRY:
             raise ValueError(f"an experiment called {name!r} is already registered")
-        REGISTRY[name] = Experiment(name, summary, chapter, fn, tuple(scales), render)
+        REGISTRY[name] = Experiment(name, summary, chapter, fn, tuple(scales), render, settings)
         return fn
 
     return add

@@ -159,7 +159,7 @@ SWEEP = {  # the settings one run depends on, and the grid of rates (the page's 
     "tiny": dict(params=12_000, n_layers=2, context=32, batch=8, steps=10, eval_every=5, n_eval=2,
                  lrs=[3e-3, 1e-2]),
     "quick": dict(params=60_000, n_layers=2, context=128, batch=16, steps=600, eval_every=100, n_eval=16,
-                  lrs=[1e-3, 3e-3, 1e-2, 3e-2]),
+                  lrs=[1e-3, 3e-3, 1e-2, 3e-2, 1e-1]),
     "full": dict(params=1_000_000, n_layers=4, context=512, batch=32, steps=12_000, eval_every=500, n_eval=64,
                  lrs=[3e-4, 1e-3, 3e-3]),
 }
@@ -217,7 +217,8 @@ def render_parallel_rnn(results: dict) -> list[str]:
 
 
 @register("parallel_rnn", "chapter 13b: LSTM, minGRU and Transformer of one size at four learning rates, several seeds, "
-          "four times the page's steps", chapter=13, render=render_parallel_rnn)
+          "four times the page's steps", chapter=13, render=render_parallel_rnn,
+          settings=SWEEP)
 def parallel_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Every arch x rate of ``lrs`` x seed (``loss_run``), resumable (``runlog``); ``best`` lists each arch's chosen rate
     as ``[arch, lr, bracketed]`` (chapter 13, section 13b)."""

@@ -1,0 +1,44 @@
+"""Section 13.10's recorded study: each arch's learning rate chosen on validation windows, reported on test windows."""
+import json
+
+import pytest
+
+from seqlab import experiments
+from seqlab.experiments import parallel_rnn as pr
+
+
+def run(arch, lr, seed, val, test=None):
+    return {"arch": arch, "lr": lr, "seed": seed, "val_loss": val, "test_loss": val if test is None else test}
+
+
+def test_best_rates_picks_the_lowest_mean_validation_loss_and_reports_test_losses_there():
+    lrs = [1e-3, 1e-2, 1e-1]
+    runs = [run("A", 1e-3, 0, 2.0), run("A", 1e-3, 1, 1.6),             # mean 1.8
+            run("A", 1e-2, 1, 1.9, test=1.95), run("A", 1e-2, 0, 1.5, test=1.55),   # mean 1.7: A's best
+            run("A", 1e-1, 0, 3.0), run("A", 1e-1, 1, 3.0),
+            run("B", 1e-3, 0, 3.0), run("B", 1e-2, 0, 2.0), run("B", 1e-1, 0, 1.0)]  # B's best at the edge
+    best = pr.best_rates(runs, lrs)
+    assert best["A"]["lr"] == 1e-2 and best["A"]["bracketed"]
+    assert best["A"]["seeds"] == [0, 1] and best["A"]["test_loss"] == [1.55, 1.95]       # in seed order
+    assert best["A"]["mean_val"] == [[1e-3, pytest.approx(1.8)], [1e-2, pytest.approx(1.7)], [1e-1, pytest.approx(3.0)]]
+    assert best["B"]["lr"] == 1e-1 and not best["B"]["bracketed"]
+
+
+def test_matched_widths_finds_the_width_nearest_the_target_count():
+    """The search stops past twice the target; the width it returns is the nearest one over the whole range."""
+    from seqlab.measure import count_parameters
+    V, target, layers = 40, 20_000, 2
+    widths = pr.matched_widths(V, target, layers)
+    for arch, d in widths.items():
+        full = {w: count_parameters(pr.build(arch, V, w, layers)) for w in range(16, 129, 8)}
+        assert d == min(full, key=lambda w: abs(full[w] - target)), arch
+
+
+def test_the_committed_study_ran_every_arch_rate_and_seed_and_chose_the_rates_its_runs_give():
+    record = json.loads((experiments.results_dir() / "parallel_rnn.json").read_text())
+    results, s = record["results"], record["results"]["settings"]
+    assert s == pr.SWEEP[record["scale"]]
+    assert sorted((r["arch"], r["lr"], r["seed"]) for r in results["runs"]) == sorted(
+        (a, lr, sd) for a in pr.ARCHS for lr in s["lrs"] for sd in record["seeds"])
+    best = pr.best_rates(results["runs"], s["lrs"])
+    assert results["best"] == [[a, b["lr"], b["bracketed"]] for a, b in best.items()]
