@@ -149,3 +149,16 @@ def test_the_test_and_validation_streams_are_the_named_held_out_streams_of_the_r
     for seed in (0, 2):
         assert torch.equal(held_out(seed, 0).get_state(), seed_everything(10_000 + seed).get_state())
         assert torch.equal(held_out(seed, 1).get_state(), seed_everything(20_000 + seed).get_state())
+
+
+def test_lag_table_reports_each_lags_test_accuracy_at_the_rate_best_on_validation():
+    """ssm_lags (chapter 15): per lag, the rate with the best mean validation accuracy over seeds; its seeds' test accuracy."""
+    from seqlab.experiments.longrange import lag_table
+
+    def run(lag, lr, seed, val, acc):
+        return {"arch": "SSM", "lag": lag, "lr": lr, "seed": seed, "val_accuracy": val, "accuracy": acc, "baseline": 0.125}
+    runs = [run(4, 1e-2, 0, 1.0, 0.98), run(4, 1e-2, 1, 1.0, 0.99), run(4, 3e-2, 0, 0.5, 1.0), run(4, 3e-2, 1, 0.5, 1.0),
+            run(32, 1e-2, 0, 0.1, 0.12), run(32, 1e-2, 1, 0.2, 0.13), run(32, 3e-2, 0, 0.3, 0.11), run(32, 3e-2, 1, 0.3, 0.14)]
+    rows = {r["lag"]: r for r in lag_table(runs)}
+    assert rows[4]["lr"] == 1e-2 and rows[4]["accuracy"] == [0.98, 0.99] and rows[4]["min"] == 0.98   # chosen on validation
+    assert rows[32]["lr"] == 3e-2 and rows[32]["mean"] == pytest.approx(0.125) and rows[32]["baseline"] == 0.125

@@ -41,7 +41,7 @@ from ..models.charlm import RecurrentLM
 from ..train import accuracy, train
 from . import register
 from .recall import bracketed, best_lr
-from .runlog import log_path, map_tuned, per_run
+from .runlog import log_path, map_logged, map_tuned, per_run
 
 GRID_KEYS = ("archs", "vision", "lrs", "max_widen")
 
@@ -312,3 +312,69 @@ def estimate(scale: str = "quick", probe_steps: int = 5, processes: int = 2, out
     if out is not None:
         print(lines[-1], file=out, flush=True)
     return lines
+
+
+# ---------------------------------------------------------------- the SSM on shorter lags: is its failure the distance?
+LAG_SETTINGS = {
+    "tiny": dict(lags=[2, 4], archs=["SSM"], lrs=[1e-2, 3e-2], vocab=4, params=3000, steps=2, batch=4, eval_batch=16,
+                 eval_every=1),
+    "quick": dict(lags=[4, 8, 16, 32, 64], archs=["SSM"], lrs=[3e-3, 1e-2, 3e-2], vocab=8, params=20_000, steps=600,
+                  batch=32, eval_batch=512, eval_every=100),
+    "full": dict(lags=[16, 32, 64, 128, 256], archs=["SSM"], lrs=[1e-3, 3e-3, 1e-2], vocab=8, params=200_000,
+                 steps=5000, batch=64, eval_batch=2048, eval_every=250),
+}
+LAG_GRID_KEYS = ("lags", "archs", "lrs")
+
+
+def lag_table(runs: list[dict]) -> list[dict]:
+    """Per (arch, lag): test accuracy mean/min/max over seeds at the rate best on mean validation accuracy, and whether
+    the grid brackets that rate (``recall.best_lr`` and ``recall.bracketed`` over all seeds; chapter 15)."""
+    rs = [dict(r, width=r["arch"], n_pairs=r["lag"]) for r in runs]  # best_lr's cell: (arch, width, n_pairs)
+    brackets = bracketed(rs)
+    rows = []
+    for best in _by_cell(best_lr(rs)):
+        accs = [r["accuracy"] for r in best]
+        rows.append({"arch": best[0]["arch"], "lag": best[0]["lag"], "lr": best[0]["lr"], "seeds": len(best),
+                     "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs), "accuracy": accs,
+                     "baseline": best[0]["baseline"], "bracketed": brackets[(best[0]["arch"], best[0]["arch"], best[0]["lag"])]})
+    return rows
+
+
+def _by_cell(runs: list[dict]) -> list[list[dict]]:
+    cells_: dict[tuple, list[dict]] = {}
+    for r in runs:
+        cells_.setdefault((r["arch"], r["lag"]), []).append(r)
+    return list(cells_.values())
+
+
+def render_ssm_lags(results: dict) -> list[str]:
+    """The table of an ``ssm_lags`` results dict: per family and lag, the best rate and the test accuracy mean
+    [min, max] over seeds against the 1/vocab baseline (chapter 15)."""
+    lines = [f"{'arch':8s} {'lag':>4s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} {'baseline':>8s} bracketed"]
+    for r in results["table"]:
+        lines.append(f"{r['arch']:8s} {r['lag']:4d} {r['lr']:7g} {r['mean']:9.3f} [{r['min']:.3f}, {r['max']:.3f}] "
+                     f"{r['baseline']:8.3f} {'yes' if r['bracketed'] else 'NO'}")
+    return lines
+
+
+@register("ssm_lags", "chapter 15: the SSM on chapter 4's delayed recall at lags 4 to 64, three learning rates, "
+          "three seeds: is its failure at lag 64 about the distance?", chapter=15, render=render_ssm_lags,
+          settings=LAG_SETTINGS)
+def ssm_lags(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
+    """``train_one`` on the lag task at every lag of ``lags``, for every arch, rate and seed; resumable (chapter 15).
+
+    The same classifier, budget, batches and held-out sets as ``longrange``'s lag cell, only the lag varies.
+    """
+    s = LAG_SETTINGS[scale]
+
+    def one(c):
+        arch, lag, lr, seed = c
+        r = train_one("lag", arch, lr, task_options=dict(lag=lag, vocab=s["vocab"]), params=s["params"],
+                      steps=s["steps"], batch=s["batch"], eval_batch=s["eval_batch"], eval_every=s["eval_every"],
+                      seed=seed, device=device, progress=progress)
+        return {**r, "lag": lag}
+
+    configs = [(a, lag, lr, sd) for sd in seeds for a in s["archs"] for lag in s["lags"] for lr in s["lrs"]]
+    runs = map_logged(one, configs, path=log_path("ssm_lags", scale), settings=per_run(s, LAG_GRID_KEYS),
+                      progress=progress, desc="SSM x lags x rates")
+    return {"settings": s, "runs": runs, "table": lag_table(runs)}
