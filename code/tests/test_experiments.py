@@ -388,3 +388,20 @@ def test_every_committed_results_file_was_made_with_the_settings_in_the_code():
         assert record["results"]["settings"] == json.loads(json.dumps(settings)), path.name
         found += 1
     assert found >= 7
+
+
+def test_norm_placement_summarises_a_run_by_its_definitions():
+    """final: the mean of the last 20 losses; reach: the first step whose 10-step mean is within NEAR of the unigram
+    entropy; floor: the lowest 10-step mean after that, minus the entropy; the gradient ratio at step 0 (chapter 7)."""
+    from seqlab.experiments import norms
+    from seqlab.train import History
+    h = History()
+    h.loss = [5.0] * 10 + [3.0] * 30 + [2.0] * 20          # falls to 3.0, then to 2.0
+    grads = torch.tensor([[1.0, 2.0, 4.0]] * 60)           # (steps, L): top/bottom = 4 at step 0
+    out = norms.summarise_run(h, grads, unigram=3.0, near=0.15)
+    assert out["final"] == 2.0 and out["grad_ratio"] == 4.0 and out["bottom_late"] == 1.0
+    smooth = h.smoothed_loss(10)
+    assert out["reach"] == next(t for t, v in enumerate(smooth) if v < 3.15) == 19   # the 10-step mean of 3.0s
+    assert out["floor"] == pytest.approx(-1.0)
+    h.loss = [5.0] * 60                                    # never reaches the entropy
+    assert norms.summarise_run(h, grads, unigram=3.0)["reach"] is None

@@ -188,8 +188,9 @@ from . import hybrid_steps  # noqa: E402,F401
 from . import hybrid_lr  # noqa: E402,F401
 from . import architectures, longrange  # noqa: E402,F401
 from . import parallel_rnn  # noqa: E402,F401
+from . import norms  # noqa: E402,F401
 
 __all__ = ["Experiment", "REGISTRY", "SCALES", "register", "get", "environment", "run", "summarize", "mean_over",
            "write", "load", "results_dir",
            "distributed", "sequences", "recurrence", "attention", "encoder_decoder", "cost", "scaling", "induction", "recall", "ssm",
-           "hybrid", "hybrid_steps", "hybrid_lr", "architectures", "longrange", "parallel_rnn"]
+           "hybrid", "hybrid_steps", "hybrid_lr", "architectures", "longrange", "parallel_rnn", "norms"]
