@@ -142,7 +142,7 @@ test-gpu: setup
 GPUS ?= 1
 results-gpu results-cpu: export SEQLAB_PROGRESS := 1
 SEEDS_FULL ?= 0 1 2
-EXPERIMENTS_SWEEP := ngrams char_rnn clipping gating reversal dilution positions scaling induction recall copying hybrid_recall hybrid_steps hybrid_lr parallel_rnn longrange ssm_lags norm_placement
+EXPERIMENTS_SWEEP := ngrams char_rnn clipping gating reversal dilution positions scaling induction recall copying hybrid_recall hybrid_steps hybrid_lr parallel_rnn longrange ssm_lags norm_placement induction_lr
 EXPERIMENTS_TIMED := race encoder_decoder cost architectures
 results-gpu: setup
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make results-gpu needs a CUDA GPU, and torch.cuda.is_available() is False here; make results-cpu runs the sweeps that a CPU can')"
@@ -163,6 +163,7 @@ results-cpu: setup
 	$(TORCHRUN_CPU) recall --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) longrange --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) induction --scale quick --seeds 0 1 2
+	$(TORCHRUN_CPU) induction_lr --scale quick --seeds 0
 	$(PY) -m seqlab.experiments copying --scale quick --seeds 0 1 2 --device cpu
 	$(PY) -m seqlab.experiments hybrid_recall --scale quick --seeds 0 1 2 --device cpu
 	$(TORCHRUN_CPU) hybrid_steps --scale quick --seeds 0 1 2

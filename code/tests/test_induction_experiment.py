@@ -58,3 +58,14 @@ def test_circuit_tests_match_the_ablations_they_name():
     with interpret.ablate_path(model, (0, 0), 1, "k", replacement=mean):
         assert out["path k"]["1.0"] == pytest.approx(icl() / out["icl"])
     assert set(out["path q"]) == {"1.0", "1.1"} and "2.0" not in out["path v"]    # paths only from layer 1
+
+
+def test_best_attention_rates_picks_the_lowest_selection_loss_per_depth():
+    from seqlab.experiments.induction import best_attention_rates
+    runs = [{"size": 1, "lr": 3e-3, "select_loss": 2.5}, {"size": 1, "lr": 1e-2, "select_loss": 2.4},
+            {"size": 1, "lr": 3e-2, "select_loss": 2.6},
+            {"size": 2, "lr": 3e-3, "select_loss": 2.0}, {"size": 2, "lr": 1e-2, "select_loss": 2.1},
+            {"size": 2, "lr": 3e-2, "select_loss": 2.2}]
+    best = best_attention_rates(runs, [3e-3, 1e-2, 3e-2])
+    assert best[1]["lr"] == 1e-2 and best[1]["bracketed"] and best[1]["select_loss"][0] == [3e-3, 2.5]
+    assert best[2]["lr"] == 3e-3 and not best[2]["bracketed"]

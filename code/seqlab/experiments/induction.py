@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -158,6 +159,44 @@ class _Saved:
         os.replace(tmp, path)
 
 
+def span_run(kind: str, size: int, lr: float, seed: int, s: dict, task: RepeatedSpans, device=None,
+             progress: bool = False) -> dict:
+    """One run of chapter 11's sweep: an attention-only model of ``size`` layers or an LSTM of state ``size``, trained
+    on ``task`` at rate ``lr``, with its curves, its loss on the selection batch and (attention) the head scores and
+    ``circuit_tests`` (chapter 11)."""
+    def batches(seed_):
+        x, y, where = task.sample_with_positions(s["eval_batch"], torch.Generator().manual_seed(seed_))
+        return x.to(device), y.to(device), where
+
+    x_eval, y_eval, where = batches(EVAL_SEED)
+    x_sel, y_sel, _ = batches(SELECT_SEED)
+    seed_everything(seed)
+    if kind == "attention":
+        model = attention_model(size, s["d_model"], vocab=s["vocab"], n_heads=s["n_heads"], T=s["T"], device=device)
+        fn = lambda m: interpret.head_scores(m, x_eval, y_eval, where)
+    else:
+        model = lstm_model(size, vocab=s["vocab"], d_embed=s["d_model"], device=device)
+        fn = lambda m: sequence_scores(m, x_eval, y_eval, where)
+    t0 = time.perf_counter()
+    h = train_on_spans(model, task, seed, batch=s["batch"], steps=s["steps"], lr=lr, eval_fn=fn,
+                       eval_every=s["eval_every"], progress=progress)
+    ev = h.eval
+    out = {"kind": kind, "size": size, "lr": lr, "seed": seed, "params": count_parameters(model),
+           "seconds": round(time.perf_counter() - t0, 1), "eval_step": h.eval_step,
+           **{k: ev[k] for k in ("loss", "icl", "copy loss", "exact")},
+           "select_loss": interpret.token_losses(model, x_sel, y_sel).mean().item(),
+           "drop_step": interpret.steepest_drop(h.eval_step, ev["loss"])}
+    if kind == "attention":
+        last, first = size, 1
+        out["best_prefix"] = [max(ev[f"prefix {last}.{k}"][i] for k in range(s["n_heads"]))
+                              for i in range(len(h.eval_step))]
+        out["best_previous"] = [max(ev[f"previous {first}.{k}"][i] for k in range(s["n_heads"]))
+                                for i in range(len(h.eval_step))]
+        out["form_step"] = interpret.first_crossing(h.eval_step, out["best_prefix"], THRESHOLD)
+        out["circuit"] = circuit_tests(model, x_eval, y_eval, where)
+    return out
+
+
 def render_induction(results: dict) -> list[str]:
     """The table of an ``induction`` results dict: every attention run and every LSTM run at its chosen learning
     rate, with final loss, ICL, exact match, drop step and the step the head forms; then the rates chosen
@@ -190,41 +229,12 @@ def induction(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     h_match = matched_hidden(n_two, vocab=s["vocab"], d_embed=s["d_model"])
     hiddens = [h_match * k for k in s["lstm_scale"]]
 
-    def batches(seed):
-        x, y, where = task.sample_with_positions(s["eval_batch"], torch.Generator().manual_seed(seed))
-        return x.to(device), y.to(device), where
-
     def one(c):
         kind, size, lr, seed = c
         key = f"{kind} {size} lr={lr:g} seed={seed}"
         if (done := saved.get(key)) is not None:
             return done
-        x_eval, y_eval, where = batches(EVAL_SEED)
-        x_sel, y_sel, where_sel = batches(SELECT_SEED)
-        seed_everything(seed)
-        if kind == "attention":
-            model = attn(size)
-            fn = lambda m: interpret.head_scores(m, x_eval, y_eval, where)
-        else:
-            model = lstm_model(size, vocab=s["vocab"], d_embed=s["d_model"], device=device)
-            fn = lambda m: sequence_scores(m, x_eval, y_eval, where)
-        t0 = time.perf_counter()
-        h = train_on_spans(model, task, seed, batch=s["batch"], steps=s["steps"], lr=lr, eval_fn=fn,
-                           eval_every=s["eval_every"], progress=progress)
-        ev = h.eval
-        out = {"kind": kind, "size": size, "lr": lr, "seed": seed, "params": count_parameters(model),
-               "seconds": round(time.perf_counter() - t0, 1), "eval_step": h.eval_step,
-               **{k: ev[k] for k in ("loss", "icl", "copy loss", "exact")},
-               "select_loss": interpret.token_losses(model, x_sel, y_sel).mean().item(),
-               "drop_step": interpret.steepest_drop(h.eval_step, ev["loss"])}
-        if kind == "attention":
-            last, first = size, 1
-            out["best_prefix"] = [max(ev[f"prefix {last}.{k}"][i] for k in range(s["n_heads"]))
-                                  for i in range(len(h.eval_step))]
-            out["best_previous"] = [max(ev[f"previous {first}.{k}"][i] for k in range(s["n_heads"]))
-                                    for i in range(len(h.eval_step))]
-            out["form_step"] = interpret.first_crossing(h.eval_step, out["best_prefix"], THRESHOLD)
-            out["circuit"] = circuit_tests(model, x_eval, y_eval, where)
+        out = span_run(kind, size, lr, seed, s, task, device=device, progress=progress)
         saved.put(key, out)
         if rank() == 0 and saved.path is not None:
             print(f"{key}: {out['seconds']} s, final ICL {out['icl'][-1]:.3f}", flush=True)
@@ -244,3 +254,54 @@ def induction(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     return {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
             "threshold": THRESHOLD, "params_two_layer": n_two, "lstm_hidden": hiddens, "lstm_chosen_lr": chosen,
             "runs": runs}
+
+
+# ------------------------------------------------- the attention models' learning rate: is 1e-2 their best?
+LR_SETTINGS = {scale: dict(s, depths=[1, 2], attn_lrs=[3e-3, 1e-2, 3e-2])  # around the sweep's 1e-2
+               for scale, s in SETTINGS.items()}
+LR_GRID_KEYS = ("depths", "attn_lrs")
+
+
+def best_attention_rates(runs: list[dict], lrs: list[float]) -> dict:
+    """Per depth: the selection-batch loss at each rate (the mean over the seeds run), the rate with the lowest, and
+    whether it is inside the grid (chapter 11)."""
+    out = {}
+    for depth in sorted({r["size"] for r in runs}):
+        loss = {lr: statistics.mean(r["select_loss"] for r in runs if r["size"] == depth and r["lr"] == lr)
+                for lr in lrs if any(r["size"] == depth and r["lr"] == lr for r in runs)}
+        best = min(loss, key=loss.get)
+        out[depth] = {"select_loss": [[lr, loss[lr]] for lr in lrs if lr in loss], "lr": best,
+                      "bracketed": lrs[0] < best < lrs[-1]}
+    return out
+
+
+def render_induction_lr(results: dict) -> list[str]:
+    """The table of an ``induction_lr`` results dict: per depth, the selection loss and the steepest-drop step at each
+    rate, and the rate chosen (chapter 11)."""
+    s = results["settings"]
+    best = best_attention_rates(results["runs"], s["attn_lrs"])
+    lines = [f"{'depth':>5s} " + " ".join(f"{lr:>16g}" for lr in s["attn_lrs"])
+             + "   best   (selection loss, mean over seeds; drop step per seed)"]
+    for depth, b in best.items():
+        cells = {lr: f"{loss:.3f}, " + "/".join(str(r["drop_step"]) for r in results["runs"] if r["size"] == depth
+                                                and r["lr"] == lr) for lr, loss in b["select_loss"]}
+        lines.append(f"{depth:5d} " + " ".join(f"{cells.get(lr, '-'):>16s}" for lr in s["attn_lrs"])
+                     + f"   {b['lr']:g}{'' if b['bracketed'] else ' (edge)'}")
+    return lines
+
+
+@register("induction_lr", "chapter 11: the 1- and 2-layer attention models at three learning rates on the first seed: "
+          "is the sweep's rate their best?", chapter=11, render=render_induction_lr, settings=LR_SETTINGS)
+def induction_lr(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
+    """``span_run`` for every depth of ``depths``, rate of ``attn_lrs`` and seed (the recorded file: the first seed, the
+    one on which the ``induction`` sweep tunes its LSTMs); resumable (chapter 11)."""
+    from .runlog import log_path, map_logged, per_run
+
+    s = LR_SETTINGS[scale]
+    task = RepeatedSpans(length=s["T"], vocab=s["vocab"], span_min=s["span_min"], span_max=s["span_max"],
+                         gap_max=s["gap_max"])
+    runs = map_logged(lambda c: span_run("attention", c[0], c[1], c[2], s, task, device=device, progress=progress),
+                      [(d, lr, sd) for sd in seeds for d in s["depths"] for lr in s["attn_lrs"]],
+                      path=log_path("induction_lr", scale), settings=per_run(s, LR_GRID_KEYS), progress=progress,
+                      desc="attention depths x learning rates")
+    return {"settings": s, "runs": runs, "best": {str(d): b for d, b in best_attention_rates(runs, s["attn_lrs"]).items()}}
