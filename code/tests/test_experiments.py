@@ -405,3 +405,20 @@ def test_norm_placement_summarises_a_run_by_its_definitions():
     assert out["floor"] == pytest.approx(-1.0)
     h.loss = [5.0] * 60                                    # never reaches the entropy
     assert norms.summarise_run(h, grads, unigram=3.0)["reach"] is None
+
+
+def test_every_experiments_default_seeds_are_distinct():
+    """The command line refuses a repeated seed (a second run of one seed is no new sample); a function's own default
+    seeds, for a call from a page, must not repeat one either."""
+    import inspect
+    for name, e in experiments.REGISTRY.items():
+        seeds = inspect.signature(e.fn).parameters["seeds"].default
+        assert len(seeds) >= 1 and len(set(seeds)) == len(seeds), (name, seeds)
+
+
+def test_every_experiment_is_registered_under_the_chapter_its_summary_names():
+    """``--help`` shows the summary ("chapter 7: ..."); the chapter it files the experiment under must be that one."""
+    import re
+    for name, e in experiments.REGISTRY.items():
+        said = re.match(r"chapter (\d+)", e.summary)
+        assert said and int(said.group(1)) == e.chapter, (name, e.chapter, e.summary)

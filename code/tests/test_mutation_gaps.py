@@ -163,10 +163,12 @@ def test_lstm_matching_picks_the_nearer_of_the_two_sizes_around_the_count(hidden
 def test_our_recurrent_layers_start_like_pytorchs(cell):
     """Every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)], as PyTorch's nn.RNN/LSTM/GRU: inside the bound,
     both signs, spread like the uniform (standard deviation bound/sqrt(3)) (chapters 2 and 4)."""
-    from seqlab import models
+    # the classes imported by name, so that a mutation run of their modules (rnn, lstm, gru) runs this test too
+    from seqlab.models import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+    classes = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "RNNCell": RNNCell, "LSTMCell": LSTMCell, "GRUCell": GRUCell}
     H = 32
     torch.manual_seed(0)
-    layer = getattr(models, cell.upper() if cell.islower() else cell)(16, H)    # a stack, or one cell on its own
+    layer = classes[cell](16, H)                                   # a stack, or one cell on its own
     bound = 1 / H ** 0.5
     for name, p in layer.named_parameters():                  # (no forget_bias / update_bias given: the defaults)
         assert p.abs().max() <= bound, name
@@ -235,3 +237,302 @@ def test_a_scaling_runs_flops_are_its_tokens_times_the_flops_per_token():
     per_token = scaling.flops_per_token(scaling.make_model("transformer", 16, corpus.vocab_size, 8, 1), 8)
     assert r["tokens"] == 3 * 2 * 8
     assert r["flops"] == pytest.approx(per_token["C"] * r["tokens"]) and r["flops_6N"] == pytest.approx(per_token["6N"] * r["tokens"])
+
+
+def test_chapter_15s_lstm_has_one_forget_bias_the_one_its_page_states():
+    """Chapter 15 names one "forget-bias LSTM" in all its tables: the architecture table's model (architectures) and the
+    long-range benchmark's (longrange) start with the same forget-gate bias, the number the page's text gives."""
+    import json
+    import re
+    from pathlib import Path
+    from seqlab.experiments import architectures
+    page = Path(__file__).resolve().parents[2] / "chapters" / "15_choosing_an_architecture.ipynb"
+    text = " ".join("".join(c["source"]) for c in json.loads(page.read_text())["cells"] if c["cell_type"] == "markdown")
+    stated = {float(b) for b in re.findall(r"forget-gate bias of (\d+(?:\.\d+)?)", text)}
+    d = 8
+    model = architectures.make_model("LSTM", 5, d)
+    forget = [p[d:2 * d] for name, p in model.named_parameters() if name.endswith("b_x")]   # gate order i, f, g, o
+    assert len(stated) == 1 and forget
+    assert all(torch.allclose(f, torch.full_like(f, longrange.FORGET_BIAS)) for f in forget)
+    assert longrange.FORGET_BIAS in stated
+
+
+def test_a_local_block_with_a_window_of_one_and_a_kernel_of_one_reaches_no_other_position():
+    """L (W + k − 2) positions back (chapter 14): W = 1 and k = 1, a token sees only itself; W = 1 is a valid window."""
+    from seqlab.experiments.hybrid import receptive_field
+    assert receptive_field("A", 1, 1) == 0 and receptive_field("AAA", 1, 3) == 3 * 2
+    with pytest.raises(ValueError):
+        receptive_field("A", 0, 3)
+
+
+def test_the_sweeps_estimate_adds_every_evaluated_window_at_a_third_of_a_step(monkeypatch):
+    """A run evaluates eval + tune windows once and curve windows at each of steps / curve_every points; a batch of
+    windows forward costs a third of a training step: (64 + 32 + 16 x 4) / 8 / 3 steps here. Each size then costs
+    its step time x (steps + that) x its runs (the lr grid, then the other seeds), plus the IsoFLOP runs (chapter 10)."""
+    from seqlab.experiments import scaling
+    seconds = {("lstm", 4): 1.0, ("lstm", 8): 2.0, ("transformer", 4): 3.0}
+    monkeypatch.setattr(scaling, "time_steps", lambda f, w, s, vocab: seconds[f, w])
+    s = dict(widths={"lstm": [4, 8], "transformer": [4]}, lrs={"lstm": [1e-3, 3e-3], "transformer": [1e-3]},
+             eval_windows=64, tune_windows=32, curve_windows=16, curve_every=25, steps=100, batch=8)
+    iso = [dict(family="lstm", width=8, steps=50)]
+    out = scaling.estimate(s, 10, seeds=[0, 1, 2], runs=scaling.Runs(None, "t"), plan_iso=iso)
+    evals = (64 + 32 + 16 * 4) / 8 / 3
+    assert out["eval_steps"] == pytest.approx(evals)
+    want = (1.0 + 2.0) * (100 + evals) * (2 + 2) + 3.0 * (100 + evals) * (1 + 2) + 2.0 * (50 + evals)
+    assert out["total_seconds"] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("options", [dict(feature_map="identity"), dict(gate="scalar"), dict(gate="channel"),
+                                     dict(delta=True, feature_map="identity")])
+def test_a_linear_attention_layer_has_no_bias_so_a_zero_input_reads_zero(options):
+    """y_t = W_o [φ(q_t) S_t]_heads, with q, k, v and y linear maps and no bias term (chapter 12, the docstring's
+    equations): q_t = 0 reads nothing from any state, so a zero input gives a zero output."""
+    from seqlab.models.linear_attention import LinearAttention, LinearAttentionConfig
+    torch.manual_seed(0)
+    layer = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, **options))
+    y, _ = layer(torch.zeros(2, 3, 8))
+    assert torch.equal(y, torch.zeros_like(y))
+
+
+
+def test_the_encoder_decoder_refuses_an_odd_width_for_sinusoidal_positions_only():
+    """PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i + 1) = cos(…): sin and cos come in pairs, so sinusoidal positions need
+    an even d_model; learned positions are a table of any width, and a model with them runs (chapter 7.8)."""
+    from seqlab.models import EncoderDecoder, EncoderDecoderConfig
+    with pytest.raises(ValueError, match="even d_model"):
+        EncoderDecoderConfig(src_vocab=7, tgt_vocab=5, d_model=9, n_heads=3, n_layers=1, positions="sinusoidal")
+    model = EncoderDecoder(EncoderDecoderConfig(src_vocab=7, tgt_vocab=5, d_model=9, n_heads=3, n_layers=1,
+                                                positions="learned"))
+    out = model(torch.tensor([[3, 1]]), torch.tensor([[0, 2]]))
+    assert (out[0] if isinstance(out, tuple) else out).shape == (1, 2, 5)
+
+
+def test_the_patch_transformer_embeds_exactly_the_ids_its_patches_can_take():
+    """A p × p patch of pixels in {0, 1, 2} is one id Σ_i v_i 3^i: the 3^(p²) patches give 3^(p²) distinct ids, and the
+    patch Transformer's token table has one row for each, no more (its width is matched by parameter count) (chapter 15)."""
+    import itertools
+    from seqlab.data import longrange as lr
+    P = longrange.PATCH
+    patches = torch.tensor(list(itertools.product(range(3), repeat=P * P)))        # every patch, one image each
+    ids = lr.patch_tokens(patches, P, P)[:, 0]
+    task = lr.Pathfinder(size=6, curve_length=4)
+    model = longrange.make_model("Transformer (patches)", task.input_vocab, 16, task=task)
+    assert sorted(ids.tolist()) == list(range(model.embed.num_embeddings))
+
+
+def test_a_resumed_run_log_says_how_many_runs_it_found(tmp_path, capsys):
+    """A log that already holds some of the runs says so, and how many remain (chapter 12); a fresh one has nothing to
+    report."""
+    from seqlab.experiments import runlog
+    fn, path = (lambda c: {"v": c["a"]}), tmp_path / "log.jsonl"
+    runlog.map_logged(fn, [{"a": 1}], path=path, settings={"s": 1}, progress=True, desc="grid")
+    assert "already in" not in capsys.readouterr().err
+    runlog.map_logged(fn, [{"a": 1}, {"a": 2}, {"a": 3}], path=path, settings={"s": 1}, progress=True, desc="grid")
+    assert "grid: 1 of 3 runs already in" in capsys.readouterr().err
+
+
+def test_s4d_powers_splits_the_lags_at_the_ceiling_of_the_square_root():
+    """Ā^j = Ā^a Ā^{m b} with m = ⌈√T⌉ (chapter 13): the two tables then hold m + ⌈T/m⌉ powers, the fewest, and their
+    products are every power j < T."""
+    import math
+    from seqlab.ops.ssm import s4d_powers
+    log_A_bar = torch.complex(-torch.rand(2, 3, dtype=torch.float64), torch.rand(2, 3, dtype=torch.float64))
+    for T in [*range(1, 18), 48, 49, 50, 99, 100, 101]:
+        low, high, m = s4d_powers(log_A_bar, T)
+        assert m == math.ceil(math.sqrt(T)) and high.shape[-1] == -(-T // m), T
+        every = (low[..., :, None] * high[..., None, :]).transpose(-1, -2).flatten(-2)[..., :T]   # j = a + m b
+        assert torch.allclose(every, torch.exp(log_A_bar[..., None] * torch.arange(T)), rtol=1e-12, atol=1e-12), T
+
+
+def test_chapter_8s_loss_by_range_is_the_mean_over_the_positions_its_label_names(monkeypatch):
+    """"aL..bL" is the mean loss at positions aL .. bL − 1 (L the training length), and the three ranges cover the
+    evaluated 4L positions once each (chapter 8). (Untrained models: the bookkeeping is the same.)"""
+    import re
+    from types import SimpleNamespace
+    from seqlab.experiments import attention
+    monkeypatch.setattr(attention, "train_position_lm", lambda *a, **kw: SimpleNamespace(seconds=0.0))
+    L = attention.POSITION_SETTINGS["tiny"]["train_len"]
+    res = attention.positions(scale="tiny", seeds=[0])
+    ends = {label: tuple(0 if side == "0" else int(side[:-1] or 1) * L for side in re.fullmatch(r"(\w+)\.\.(\w+)",
+                                                                                              label).groups())
+            for label in res["ranges"]}
+    assert sorted(ends.values()) == [(0, L), (L, 2 * L), (2 * L, 4 * L)]
+    for run in res["runs"]:
+        assert len(run["by_position"]) == 4 * L
+        for label, (a, b) in ends.items():
+            assert run["by_range"][label] == pytest.approx(sum(run["by_position"][a:b]) / (b - a), abs=1e-4), label
+
+
+def test_s4d_starts_with_c_complex_standard_normal():
+    """S4D's C ~ CN(0, 1) (chapter 13, as in Gu et al.'s S4D): real and imaginary parts independent N(0, 1/2), so
+    E|C|² = 1."""
+    torch.manual_seed(0)
+    C = SSMLayer(SSMConfig(d_model=32, d_state=64, selective=False)).C.detach()      # (E, N, 2): re, im
+    assert C.numel() >= 4000
+    assert abs(C.pow(2).sum(-1).mean().item() - 1.0) < 0.1
+    assert abs(C[..., 0].var().item() - 0.5) < 0.06 and abs(C[..., 1].var().item() - 0.5) < 0.06
+
+
+def test_an_rnn_decoders_alignment_counts_the_steps_whose_attention_peaks_on_or_beside_the_right_source_symbol():
+    """Reversal reads source position L − 1 − i at output step i (chapter 7): ``aligned`` is the share of steps whose
+    attention peaks there, ``near`` within one; the same peaks read as a one-layer, one-head Transformer's weights
+    (cross_alignment) give the same shares."""
+    from seqlab.experiments import encoder_decoder as ed
+    L, B = 6, 2
+    miss = torch.arange(L) % 3                                                    # steps off by 0, 1, 2, 0, 1, 2
+
+    class Fixed(nn.Module):
+        def greedy_decode(self, src, steps, bos, lengths):
+            S, right = src.shape[1], L - 1 - torch.arange(L)
+            peak = torch.where(right + miss < L, right + miss, right - miss)
+            w = torch.zeros(B, steps, S)
+            w[:, torch.arange(L), peak] = 1.0
+            return torch.zeros(B, steps, dtype=torch.long), w
+
+    out = ed.evaluate(Fixed(), L, vocab=5, n=B)
+    assert out["aligned"] == pytest.approx(2 / 6) and out["near"] == pytest.approx(4 / 6)
+    w = Fixed().greedy_decode(torch.zeros(B, L + 1), L + 1, 0, None)[1]
+    crossed = ed.cross_alignment(w[:, None, None], (L - 1 - torch.arange(L)).expand(B, L))
+    assert (crossed["aligned"], crossed["near"]) == pytest.approx((out["aligned"], out["near"]))
+
+
+def test_a_scaling_sweeps_seed_spread_is_the_sample_standard_deviation():
+    """s = sqrt(Σ (x − x̄)² / (n − 1)), as the standard library's statistics.stdev; one seed has no spread (chapter 10)."""
+    import statistics
+    from seqlab.experiments import scaling
+    for xs in ([1.0, 2.0, 4.0, 7.0], [2.5, 2.0], [0.3, 0.1, 0.2]):
+        assert scaling._sd(xs) == pytest.approx(statistics.stdev(xs)) and scaling._mean(xs) == pytest.approx(statistics.mean(xs))
+    assert scaling._sd([3.0]) == 0.0
+
+
+def test_the_repeat_probe_averages_each_occurrences_predictions_but_its_first(monkeypatch):
+    """A window is prefix (P = context + 1 − 2 span), span, the same span; loss t predicts character t + 1, so the
+    first occurrence's characters P + 1 .. P + span − 1 are losses P .. P + span − 2 and the repeat's the same shifted by
+    span (chapter 10). With loss t = t, their means are P + (span − 2)/2 and that + span."""
+    from seqlab.experiments import scaling
+    seen = []
+
+    def losses(model, w):
+        seen.append(w)
+        return torch.arange(w.shape[1] - 1, dtype=torch.float64).expand(w.shape[0], -1)
+
+    monkeypatch.setattr(scaling, "position_losses", losses)
+    span, context = 6, 20
+    P = context + 1 - 2 * span
+    r = scaling.repeat_probe(None, torch.randint(0, 9, (500,), generator=torch.Generator().manual_seed(0)), 3,
+                             span=span, context=context)
+    w = seen[0]
+    assert w.shape == (3, context + 1) and torch.equal(w[:, P + span:], w[:, P:P + span])
+    assert r["first"] == pytest.approx([P + (span - 2) / 2] * 3) and r["repeat"] == pytest.approx([P + span + (span - 2) / 2] * 3)
+
+
+def test_parabola_minimum_finds_the_valley_of_a_shallow_or_steep_parabola():
+    """L = a (log N − log N*)² + c has its minimum at N* for every a > 0, however shallow; none when a ≤ 0 or N* lies
+    outside the measured sizes (chapter 10's IsoFLOP valley)."""
+    import math
+    from seqlab.experiments.scaling import parabola_minimum
+    N = [1e3, 1e4, 1e5, 1e6, 1e7]
+    valley = lambda a, centre: [a * (math.log(n) - math.log(centre)) ** 2 + 1.0 for n in N]   # noqa: E731
+    for a in (0.01, 0.5, 3.0):
+        assert parabola_minimum(N, valley(a, 2e5)) == pytest.approx(2e5, rel=1e-6), a
+    assert parabola_minimum(N, valley(-0.5, 2e5)) is None and parabola_minimum(N, valley(0.5, 1e9)) is None
+
+
+def test_depth_per_token_is_the_slope_of_the_graphs_depth_in_the_length():
+    """A running sum h_t = h_{t−1} + e_t adds one operation per token to the longest chain: one per token; a per-token
+    map adds none: zero (chapters 9, 13b)."""
+    from seqlab.experiments.parallel_rnn import depth_per_token
+
+    class RunningSum(nn.Module):
+        def __init__(self, chain: bool):
+            super().__init__()
+            self.embed, self.chain = nn.Embedding(5, 4), chain
+
+        def forward(self, x):
+            e = self.embed(x)
+            if not self.chain:
+                return e
+            hs = [e[:, 0]]
+            for t in range(1, x.shape[1]):
+                hs.append(hs[-1] + e[:, t])
+            return torch.stack(hs, 1)
+
+    assert depth_per_token(RunningSum(True), (4, 12), 5) == 1.0
+    assert depth_per_token(RunningSum(False), (4, 12), 5) == 0.0
+
+
+def test_a_hybrid_recall_run_at_seed_0_is_chapter_14s_live_run(monkeypatch):
+    """Chapter 14's page draws 256 held-out queries from ``TEST_QUERIES`` and trains each model after
+    ``seed_everything(2)`` (weights drawn next, then the batches); the experiment's seed 0 must be that run: the same
+    queries, initial weights and batch generator."""
+    from seqlab import seed_everything
+    from seqlab.data import GappedRecall
+    from seqlab.experiments import hybrid
+    from seqlab.train import History
+    seen = {}
+
+    def spy(model, task, x_test, y_test, *, batches, **kw):
+        seen.update(weights={k: v.clone() for k, v in model.state_dict().items()}, state=batches.get_state(),
+                    queries=(x_test, y_test))
+        return 0.0, History(loss=[1.0], eval_step=[], eval={"acc": []})
+
+    monkeypatch.setattr(hybrid, "train_recall", spy)
+    s = hybrid.SETTINGS["tiny"]
+    task = GappedRecall(n_pairs=s["pairs"], gap=s["gap"], n_queries=s["queries"], vocab=s["vocab"])
+    name = next(iter(hybrid.MODELS))
+    hybrid.recall_run(name, 0, s, task)
+    x_test, y_test = task.sample(256, seed_everything(hybrid.TEST_QUERIES))      # the page's cells, as they read
+    batches = seed_everything(2)
+    page = hybrid.make_hybrid(hybrid.MODELS[name], s["vocab"], d=s["d"], heads=s["heads"], window=s["window"],
+                              d_rnn=s["d_rnn"], mlp=s["mlp"])
+    assert all(torch.equal(v, seen["weights"][k]) for k, v in page.state_dict().items())
+    assert torch.equal(batches.get_state(), seen["state"])
+    assert torch.equal(x_test, seen["queries"][0]) and torch.equal(y_test, seen["queries"][1])
+
+
+def test_the_hybrid_recall_summary_gives_each_model_the_mean_of_its_own_runs(monkeypatch):
+    """One line per model: the mean recall and steps over that model's seeds (chapter 14)."""
+    from seqlab.experiments import hybrid
+    names = list(hybrid.MODELS)
+    fake = lambda name, seed, s, task, **kw: {"model": name, "seed": seed, "params": 10 + names.index(name),  # noqa: E731
+                                              "accuracy": 0.1 * names.index(name) + 0.01 * seed, "steps": 100 + seed,
+                                              "chance": 0.25}
+    monkeypatch.setattr(hybrid, "recall_run", fake)
+    monkeypatch.setattr(hybrid, "map_logged", lambda fn, configs, **kw: [fn(c) for c in configs])
+    lines = hybrid.render_hybrid_recall(hybrid.hybrid_recall(scale="tiny", seeds=(0, 2)))
+    for i, name in enumerate(names):
+        line = next(ln for ln in lines if ln[:22].strip() == name)
+        assert line.split()[-3:] == [f"{10 + i}", f"{0.1 * i + 0.01:.3f}", "101"], line
+
+
+def test_only_learned_positions_refuse_to_decode_past_their_table():
+    """A learned position table has max_len rows, so decoding more tokens is refused by name; sinusoidal positions are
+    a formula, defined at every position, and decode past max_len (chapter 7.8)."""
+    from seqlab.models import EncoderDecoder, EncoderDecoderConfig
+    torch.manual_seed(0)
+    src = torch.tensor([[3, 1, 2]])
+    for positions in ("learned", "sinusoidal"):
+        model = EncoderDecoder(EncoderDecoderConfig(src_vocab=7, tgt_vocab=5, d_model=8, n_heads=2, n_layers=1,
+                                                    positions=positions, max_len=4))
+        if positions == "learned":
+            with pytest.raises(ValueError, match="learned positions stop"):
+                model.greedy_decode(src, 6, 0)
+        else:
+            assert model.greedy_decode(src, 6, 0)[0].shape == (1, 6)
+
+
+@pytest.mark.parametrize("gate", ["scalar", "channel"])
+def test_a_scalar_gate_decays_a_whole_head_by_one_number_and_a_channel_gate_each_key_channel_by_its_own(gate):
+    """S_t = diag(α_t) S_{t−1} + φ(k_t)ᵀ v_t (chapter 12): with v = 0, S_1 / S_0 is α, one number per head for the scalar
+    gate, one per key channel for the channel gate."""
+    from seqlab.models.linear_attention import LinearAttention, LinearAttentionConfig
+    torch.manual_seed(0)
+    layer = LinearAttention(LinearAttentionConfig(d_model=8, n_heads=2, gate=gate, form="loop"))
+    with torch.no_grad():
+        layer.W_v.weight.zero_()
+    c = layer.config
+    S0 = torch.rand(c.n_heads, c.d_phi, c.d_head) + 0.5
+    ratio = layer(torch.randn(1, 1, 8), S0)[1] / S0                                # (heads, d_φ, d_head)
+    assert torch.allclose(ratio, ratio[..., :1])                                   # a row's values decay alike
+    per_head_spread = (ratio.amax((1, 2)) - ratio.amin((1, 2))).max().item()
+    assert (per_head_spread < 1e-6) == (gate == "scalar"), per_head_spread
