@@ -163,7 +163,7 @@ results-cpu: setup
 	$(TORCHRUN_CPU) recall --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) longrange --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) induction --scale quick --seeds 0 1 2
-	$(TORCHRUN_CPU) induction_lr --scale quick --seeds 0
+	$(TORCHRUN_CPU) induction_lr --scale quick --seeds 0 1 2
 	$(PY) -m seqlab.experiments copying --scale quick --seeds 0 1 2 --device cpu
 	$(PY) -m seqlab.experiments hybrid_recall --scale quick --seeds 0 1 2 --device cpu
 	$(TORCHRUN_CPU) hybrid_steps --scale quick --seeds 0 1 2

@@ -280,13 +280,14 @@ def render_induction_lr(results: dict) -> list[str]:
     rate, and the rate chosen (chapter 11)."""
     s = results["settings"]
     best = best_attention_rates(results["runs"], s["attn_lrs"])
-    lines = [f"{'depth':>5s} " + " ".join(f"{lr:>16g}" for lr in s["attn_lrs"])
-             + "   best   (selection loss, mean over seeds; drop step per seed)"]
+    lines = ["per depth and rate: selection loss (mean over seeds); per seed, the step of the steepest loss drop and the step "
+             f"the head forms ('-': not within {s['steps']} steps)"]
     for depth, b in best.items():
-        cells = {lr: f"{loss:.3f}, " + "/".join(str(r["drop_step"]) for r in results["runs"] if r["size"] == depth
-                                                and r["lr"] == lr) for lr, loss in b["select_loss"]}
-        lines.append(f"{depth:5d} " + " ".join(f"{cells.get(lr, '-'):>16s}" for lr in s["attn_lrs"])
-                     + f"   {b['lr']:g}{'' if b['bracketed'] else ' (edge)'}")
+        lines.append(f"  {depth} layer{'s' if depth > 1 else ''}, best rate {b['lr']:g}{'' if b['bracketed'] else ' (edge)'}")
+        for lr, loss in b["select_loss"]:
+            rs = sorted((r for r in results["runs"] if r["size"] == depth and r["lr"] == lr), key=lambda r: r["seed"])
+            lines.append(f"    {lr:<7g} {loss:.3f}   drop " + "/".join(str(r["drop_step"]) for r in rs) + "   head "
+                         + "/".join("-" if r.get("form_step") is None else str(r["form_step"]) for r in rs))
     return lines
 
 

@@ -318,7 +318,7 @@ def estimate(scale: str = "quick", probe_steps: int = 5, processes: int = 2, out
 LAG_SETTINGS = {
     "tiny": dict(lags=[2, 4], archs=["SSM"], lrs=[1e-2, 3e-2], vocab=4, params=3000, steps=2, batch=4, eval_batch=16,
                  eval_every=1),
-    "quick": dict(lags=[4, 8, 16, 32, 64], archs=["SSM"], lrs=[3e-3, 1e-2, 3e-2], vocab=8, params=20_000, steps=600,
+    "quick": dict(lags=[4, 8, 16, 32, 64], archs=["SSM"], lrs=[1e-3, 3e-3, 1e-2, 3e-2], vocab=8, params=20_000, steps=600,
                   batch=32, eval_batch=512, eval_every=100),
     "full": dict(lags=[16, 32, 64, 128, 256], archs=["SSM"], lrs=[1e-3, 3e-3, 1e-2], vocab=8, params=200_000,
                  steps=5000, batch=64, eval_batch=2048, eval_every=250),
