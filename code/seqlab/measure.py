@@ -351,6 +351,18 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 # ---------------------------------------------------------------- n-gram levels (chapter 10)
+def unigram_entropy(ids: torch.Tensor, vocab_size: int) -> float:
+    """The loss of predicting the symbol frequencies of ``ids`` alone, in nats: H = −Σ_v p_v ln p_v (chapter 7).
+
+    What a model that ignores its input reaches at best; the level a stalled language model sits at.
+    """
+    validate.tensor("ids", ids, ndim=1)
+    validate.positive_int("vocab_size", vocab_size)
+    counts = torch.bincount(ids, minlength=vocab_size).double()
+    p = counts[counts > 0] / counts.sum()
+    return -(p * p.log()).sum().item()
+
+
 def ngram_level(loss: float, levels: dict) -> int:
     """The highest n-gram order whose loss ``loss`` matches or beats: 0 above the unigram's (chapter 10).
 

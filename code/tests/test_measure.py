@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -188,3 +189,13 @@ def test_time_call_takes_the_clock_of_time_calls():
     assert time_call(nap, warmup=0, repeats=2, clock="cpu").min < 0.01
     with pytest.raises(ValueError, match="clock must be one of"):
         time_call(nap, clock="tsc")
+
+
+def test_unigram_entropy_is_the_entropy_of_the_symbol_frequencies():
+    """H = −Σ p ln p: two symbols half and half give ln 2; a symbol of the vocabulary never seen adds nothing."""
+    from seqlab.measure import unigram_entropy
+    assert unigram_entropy(torch.tensor([0, 1, 0, 1]), 5) == pytest.approx(math.log(2))
+    ids = torch.tensor([2, 2, 2, 3])
+    assert unigram_entropy(ids, 4) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    with pytest.raises((TypeError, ValueError), match="ids"):
+        unigram_entropy(torch.zeros(2, 3, dtype=torch.long), 4)

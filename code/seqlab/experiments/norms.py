@@ -26,6 +26,7 @@ import torch
 
 from ..config import seed_everything
 from ..data import CharCorpus
+from ..measure import unigram_entropy
 from ..models.transformer import GPT, GPTConfig
 from ..train import train
 from . import register
@@ -65,13 +66,6 @@ def deep_run(norm_first: bool, *, layers: int, warmup: int, lr: float, seed: int
     return history, torch.tensor(grads)
 
 
-def unigram_entropy(corpus: CharCorpus) -> float:
-    """The loss of predicting the training text's character frequencies, in nats (chapter 7)."""
-    counts = torch.bincount(corpus.train, minlength=corpus.vocab_size).double()
-    p = counts[counts > 0] / counts.sum()
-    return -(p * p.log()).sum().item()
-
-
 def summarise_run(history, grads: torch.Tensor, unigram: float, near: float = NEAR) -> dict:
     """``final``, ``reach``, ``floor``, ``grad_ratio`` and ``bottom_late`` of one run (the glossary above; chapter 7)."""
     smooth = history.smoothed_loss(10)
@@ -98,7 +92,7 @@ def norm_placement(scale: str = "quick", seeds=(0,), device=None, progress: bool
     """Every arm of ``arms`` for every seed (``deep_run``, summarised by ``summarise_run``); resumable (chapter 7)."""
     s = SETTINGS[scale]
     corpus = CharCorpus()
-    unigram = unigram_entropy(corpus)
+    unigram = unigram_entropy(corpus.train, corpus.vocab_size)
 
     def one(c):  # the arm's every setting is in its key, so a changed arm is run again
         name, norm_first, layers, warmup, lr, seed = c
