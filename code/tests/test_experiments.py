@@ -153,6 +153,32 @@ def test_torchrun_spreads_a_sweep_over_two_processes(tmp_path, scaling_tiny):
     assert [r["width"] for r in r2["results"]["isoflop"]] == [r["width"] for r in r1["results"]["isoflop"]]
 
 
+def test_ranks_agree_on_a_value_measured_once_and_refuse_configurations_that_differ(tmp_path):
+    """Under torchrun, ``from_rank0`` gives every rank rank 0's value, and ``map_runs`` refuses lists that differ
+    between the ranks (a sweep ordered by each rank's own timing lost runs that way)."""
+    script = tmp_path / "ranks.py"
+    script.write_text(
+        "import json, sys, torch\n"
+        "from seqlab.experiments import distributed as d\n"
+        "d.setup(torch.device('cpu'))\n"
+        "out = {'agreed': d.from_rank0(lambda: d.rank() + 10)}\n"
+        "out['same'] = d.map_runs(lambda c: c * c, [3, 1, 2])\n"
+        "try:\n"
+        "    d.map_runs(lambda c: c, [d.rank(), 5], desc='timed order')\n"
+        "    out['refused'] = ''\n"
+        "except ValueError as e:\n"
+        "    out['refused'] = str(e)\n"
+        "open(sys.argv[1] + str(d.rank()), 'w').write(json.dumps(out))\n")
+    env = {**os.environ, "PYTHONPATH": str(CODE), "SEQLAB_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for r in (0, 1):
+        out = json.loads((tmp_path / f"out{r}").read_text())
+        assert out["agreed"] == 10 and out["same"] == [9, 1, 4]
+        assert "timed order" in out["refused"] and "different configurations" in out["refused"]
+
+
 def test_map_runs_is_a_plain_loop_outside_torchrun(monkeypatch):
     from seqlab.experiments import distributed
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -110,11 +110,29 @@ def tiny_study(tmp_path_factory):
     return scaling.scaling("tiny", seeds=[0, 1], runs_dir=root / "runs"), root
 
 
+def test_every_isoflop_size_has_a_rate_grid_on_the_first_seed_and_every_seed_at_its_best(tiny_study):
+    first, _ = tiny_study
+    ratio = {f: lrs[1] / lrs[0] for f, lrs in scaling.SETTINGS["tiny"]["lrs"].items()}
+    chosen = {(c["family"], c["width"]): c["lr"] for c in first["lr_choice"]}
+    for r in first["isoflop"]:
+        lo, mid, hi = r["lr_grid"]
+        assert mid / lo == pytest.approx(ratio[r["family"]]) and hi / mid == pytest.approx(ratio[r["family"]])
+        assert any(mid == pytest.approx(lr) for (f, _), lr in chosen.items() if f == r["family"])  # a main-grid choice
+        assert r["lr"] == r["lr_grid"][min(range(3), key=lambda k: r["tune_losses"][k])]  # the lowest tune loss
+        assert r["seeds"] == [0, 1] and len(r["val_losses"]) == 2
+        assert r["val_loss"] == pytest.approx(sum(r["val_losses"]) / 2)
+    for o in first["isoflop_optima"]:
+        pts = [r for r in first["isoflop"] if r["budget"] == o["budget"] and r["family"] == o["family"]]
+        for k in range(2):
+            assert o["best_N_by_seed"][k] == min(pts, key=lambda r: r["val_losses"][k])["params_nonemb"]
+        assert o["best_N"] == min(pts, key=lambda r: r["val_loss"])["params_nonemb"]
+
+
 def test_a_sweep_resumes_from_its_saved_runs(tiny_study, monkeypatch):
     first, root = tiny_study
     tmp_path = root / "runs"
     saved = sorted(p.name for p in tmp_path.glob("*.json"))
-    assert len([n for n in saved if n.startswith(("lr-", "seed-", "iso-"))]) == 12 + 6 + len(first["isoflop"])
+    assert len([n for n in saved if n.startswith(("lr-", "seed-", "iso-"))]) == 12 + 6 + 4 * len(first["isoflop"])
 
     def no_training(*a, **k):
         raise AssertionError("a saved run was trained again")

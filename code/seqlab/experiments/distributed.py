@@ -19,6 +19,7 @@ Outside ``torchrun`` all of this is a plain loop.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import sys
 import time
@@ -60,6 +61,20 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def from_rank0(fn: Callable[[], object]) -> object:
+    """``fn()`` computed on rank 0 and the same value returned on every rank (chapter 10).
+
+    For what every rank must agree on but would measure differently, such as a sweep's timed cost
+    estimate, which orders its configurations: ``map_runs`` needs one order on every rank. Outside a
+    process group, simply ``fn()``.
+    """
+    if world_size() == 1:
+        return fn()
+    box = [fn() if rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def map_runs(fn: Callable, configs: Sequence, *, progress: bool = False, desc: str = "runs") -> list:
     """``[fn(c) for c in configs]`` with the configurations spread over the ranks (chapter 10).
 
@@ -71,6 +86,12 @@ def map_runs(fn: Callable, configs: Sequence, *, progress: bool = False, desc: s
     """
     configs = list(configs)
     n, r = world_size(), rank()
+    if n > 1:  # rank r runs every n-th configuration of its own list: the lists must be the same on every rank
+        digests: list = [None] * n
+        dist.all_gather_object(digests, hashlib.sha256(repr(configs).encode()).hexdigest())
+        if len(set(digests)) > 1:
+            raise ValueError(f"{desc}: the ranks were given different configurations (in content or order), so their "
+                             "shares would not cover the list; compute what orders them once (from_rank0)")
     indices = [i for i in range(len(configs)) if i % n == r]
     show = progress and r == 0
     bar = None

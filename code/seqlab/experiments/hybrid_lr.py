@@ -11,13 +11,12 @@ and says whether that rate lies inside the grid (bracketed) or at its edge.
 """
 from __future__ import annotations
 
-import statistics
 
 from ..data.gapped_recall import GappedRecall
 from . import register
 from .hybrid import MODELS, recall_run
 from .hybrid import SETTINGS as RECALL_SETTINGS
-from .runlog import log_path, map_logged
+from .runlog import choose_rate, log_path, map_logged
 
 BUDGET_FACTOR = 6  # times hybrid_recall's step budget
 TARGET = 0.9       # the recall a run must reach; its step is read off the curve (evaluated every 50 steps)
@@ -33,22 +32,12 @@ def steps_to(run: dict, target: float) -> int | None:
 
 def best_rates(runs: list[dict], lrs: list[float], steps: int, target: float) -> dict:
     """Per model: the mean steps to ``target`` at each rate, as ``[lr, steps]`` pairs (a run that never gets there
-    counts as ``steps``), the
-    rate with the fewest, whether it is inside the grid, and at that rate every seed's steps (None: not reached)
-    and final recall (chapter 14)."""
-    out = {}
-    for name in dict.fromkeys(r["model"] for r in runs):
-        mean_steps = {}
-        for lr in lrs:
-            rs = [r for r in runs if r["model"] == name and r["lr"] == lr]
-            if rs:
-                mean_steps[lr] = statistics.mean(steps_to(r, target) or steps for r in rs)
-        best = min(mean_steps, key=lambda lr: (mean_steps[lr], lr))
-        at_best = sorted((r for r in runs if r["model"] == name and r["lr"] == best), key=lambda r: r["seed"])
-        out[name] = {"mean_steps": [[lr, m] for lr, m in mean_steps.items()], "lr": best, "bracketed": lrs[0] < best < lrs[-1],
-                     "steps": [steps_to(r, target) for r in at_best], "accuracy": [r["accuracy"] for r in at_best],
-                     "seeds": [r["seed"] for r in at_best]}
-    return out
+    counts as ``steps``), the rate with the fewest, whether it is inside the grid, and at that rate every seed's steps
+    (None: not reached) and final recall (``runlog.choose_rate``; chapter 14)."""
+    chosen = choose_rate(runs, lambda r: r["model"], lambda r: steps_to(r, target) or steps, lrs=lrs)
+    return {name: {"mean_steps": c["mean"], "lr": c["lr"], "bracketed": c["bracketed"],
+                   "steps": [steps_to(r, target) for r in c["runs"]], "accuracy": [r["accuracy"] for r in c["runs"]],
+                   "seeds": [r["seed"] for r in c["runs"]]} for name, c in chosen.items()}
 
 
 def render_hybrid_lr(results: dict) -> list[str]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from ..models.transformer import GPT, GPTConfig
 from ..train import train
 from . import register, results_dir
 from .distributed import map_runs, rank
+from .runlog import choose_rate
 
 THRESHOLD = 0.3
 
@@ -264,15 +264,9 @@ LR_GRID_KEYS = ("depths", "attn_lrs")
 
 def best_attention_rates(runs: list[dict], lrs: list[float]) -> dict:
     """Per depth: the selection-batch loss at each rate (the mean over the seeds run), the rate with the lowest, and
-    whether it is inside the grid (chapter 11)."""
-    out = {}
-    for depth in sorted({r["size"] for r in runs}):
-        loss = {lr: statistics.mean(r["select_loss"] for r in runs if r["size"] == depth and r["lr"] == lr)
-                for lr in lrs if any(r["size"] == depth and r["lr"] == lr for r in runs)}
-        best = min(loss, key=loss.get)
-        out[depth] = {"select_loss": [[lr, loss[lr]] for lr in lrs if lr in loss], "lr": best,
-                      "bracketed": lrs[0] < best < lrs[-1]}
-    return out
+    whether it is inside the grid (``runlog.choose_rate``; chapter 11)."""
+    chosen = choose_rate(sorted(runs, key=lambda r: r["size"]), lambda r: r["size"], lambda r: r["select_loss"], lrs=lrs)
+    return {depth: {"select_loss": c["mean"], "lr": c["lr"], "bracketed": c["bracketed"]} for depth, c in chosen.items()}
 
 
 def render_induction_lr(results: dict) -> list[str]:

@@ -40,8 +40,7 @@ from ..measure import count_parameters
 from ..models.charlm import RecurrentLM
 from ..train import accuracy, train
 from . import register
-from .recall import bracketed, best_lr
-from .runlog import log_path, map_logged, map_tuned, per_run
+from .runlog import choose_rate, edge_optimum, log_path, map_logged, map_tuned, per_run
 
 GRID_KEYS = ("archs", "vision", "lrs", "max_widen")
 
@@ -234,23 +233,34 @@ def cells(s: dict) -> list[tuple]:
     return [(t, a) for t in s["tasks"] for a in list(s["archs"]) + (list(s["vision"]) if t == "pathfinder" else [])]
 
 
-def table(runs: list[dict], tune_seed: int | None = None) -> list[dict]:
-    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline (chapter 15).
+def chosen_rows(runs: list[dict], cell, tune_seed: int | None = None) -> list[dict]:
+    """Per key ``cell(run)``, in the order of first appearance: the test accuracy of every seed at the rate best on
+    mean validation accuracy (``runlog.choose_rate``), its mean/min/max, the baseline, and whether the grid brackets
+    that rate (three rates or more and no edge optimum, ``runlog.edge_optimum``); chapter 15.
 
-    ``tune_seed``: the seed that ran the whole lr grid and chooses the lr (``recall.best_lr``).
+    ``tune_seed``: the seed that ran the whole lr grid and chooses the lr. Each row keeps the chosen ``runs``.
     """
     rows = []
-    for t in dict.fromkeys(r["task"] for r in runs):
-        rs = [dict(r, width=r["arch"], n_pairs=t) for r in runs if r["task"] == t]  # best_lr's cell: (arch, ·, ·)
-        brackets = bracketed(rs, tune_seed=tune_seed)
-        for arch in dict.fromkeys(r["arch"] for r in rs):
-            best = best_lr([r for r in rs if r["arch"] == arch], tune_seed=tune_seed)
-            accs = [r["accuracy"] for r in best]
-            rows.append({"task": t, "arch": arch, "lr": best[0]["lr"], "seeds": len(best), "mean": sum(accs) / len(accs),
-                         "min": min(accs), "max": max(accs), "params": best[0]["params"], "length": best[0]["length"],
-                         "baseline": best[0]["baseline"], "bracketed": brackets[(arch, arch, t)],
-                         "steps": max(r["steps"] for r in best)})
+    for c in choose_rate(runs, cell, lambda r: r.get("val_accuracy", r["accuracy"]), lower=False,
+                         tune_seed=tune_seed).values():
+        accs = [r["accuracy"] for r in c["runs"]]
+        rows.append({"lr": c["lr"], "seeds": len(accs), "mean": sum(accs) / len(accs), "min": min(accs),
+                     "max": max(accs), "accuracy": accs, "baseline": c["runs"][0]["baseline"],
+                     "bracketed": len(c["mean"]) >= 3 and edge_optimum(dict(map(tuple, c["mean"]))) is None,
+                     "runs": c["runs"]})
     return rows
+
+
+def table(runs: list[dict], tune_seed: int | None = None) -> list[dict]:
+    """Per (task, arch): test accuracy at the lr best on validation, mean/min/max over seeds, and the baseline
+    (``chosen_rows``; chapter 15). ``tune_seed``: the seed that ran the whole lr grid and chooses the lr."""
+    out = []
+    for row in chosen_rows(runs, lambda r: (r["task"], r["arch"]), tune_seed):
+        best = row.pop("runs")
+        del row["accuracy"]
+        out.append({"task": best[0]["task"], "arch": best[0]["arch"], **row, "params": best[0]["params"],
+                    "length": best[0]["length"], "steps": max(r["steps"] for r in best)})
+    return out
 
 
 def render_longrange(results: dict) -> list[str]:
@@ -328,23 +338,12 @@ LAG_GRID_KEYS = ("lags", "archs", "lrs")
 
 def lag_table(runs: list[dict]) -> list[dict]:
     """Per (arch, lag): test accuracy mean/min/max over seeds at the rate best on mean validation accuracy, and whether
-    the grid brackets that rate (``recall.best_lr`` and ``recall.bracketed`` over all seeds; chapter 15)."""
-    rs = [dict(r, width=r["arch"], n_pairs=r["lag"]) for r in runs]  # best_lr's cell: (arch, width, n_pairs)
-    brackets = bracketed(rs)
-    rows = []
-    for best in _by_cell(best_lr(rs)):
-        accs = [r["accuracy"] for r in best]
-        rows.append({"arch": best[0]["arch"], "lag": best[0]["lag"], "lr": best[0]["lr"], "seeds": len(best),
-                     "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs), "accuracy": accs,
-                     "baseline": best[0]["baseline"], "bracketed": brackets[(best[0]["arch"], best[0]["arch"], best[0]["lag"])]})
-    return rows
-
-
-def _by_cell(runs: list[dict]) -> list[list[dict]]:
-    cells_: dict[tuple, list[dict]] = {}
-    for r in runs:
-        cells_.setdefault((r["arch"], r["lag"]), []).append(r)
-    return list(cells_.values())
+    the grid brackets that rate (``chosen_rows`` over all seeds; chapter 15)."""
+    out = []
+    for row in chosen_rows(runs, lambda r: (r["arch"], r["lag"])):
+        best = row.pop("runs")
+        out.append({"arch": best[0]["arch"], "lag": best[0]["lag"], **row})
+    return out
 
 
 def render_ssm_lags(results: dict) -> list[str]:

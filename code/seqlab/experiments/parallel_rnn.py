@@ -33,7 +33,7 @@ from ..models.minrnn import MinRNNLM
 from ..models.transformer import GPT, GPTConfig
 from ..train import logits_of, sequence_loss, train
 from . import register
-from .runlog import log_path, map_logged, per_run
+from .runlog import choose_rate, log_path, map_logged, per_run
 
 ARCHS = ("LSTM", "minGRU", "Transformer")
 
@@ -190,16 +190,11 @@ def loss_run(arch: str, lr: float, seed: int, s: dict, corpus: CharCorpus, devic
 
 def best_rates(runs: list[dict], lrs: list[float]) -> dict:
     """Per arch: the mean validation loss over seeds at each rate of ``lrs``, the rate with the lowest, whether it lies
-    inside the grid, and at that rate every seed's test loss (chapter 13, section 13b)."""
-    out = {}
-    for arch in dict.fromkeys(r["arch"] for r in runs):
-        mean_val = {lr: statistics.mean(r["val_loss"] for r in rs)
-                    for lr in lrs if (rs := [r for r in runs if r["arch"] == arch and r["lr"] == lr])}
-        best = min(mean_val, key=mean_val.get)
-        at_best = sorted((r for r in runs if r["arch"] == arch and r["lr"] == best), key=lambda r: r["seed"])
-        out[arch] = {"mean_val": [[lr, v] for lr, v in mean_val.items()], "lr": best, "bracketed": lrs[0] < best < lrs[-1],
-                     "seeds": [r["seed"] for r in at_best], "test_loss": [r["test_loss"] for r in at_best]}
-    return out
+    inside the grid, and at that rate every seed's test loss (``runlog.choose_rate``; chapter 13, section 13b)."""
+    chosen = choose_rate(runs, lambda r: r["arch"], lambda r: r["val_loss"], lrs=lrs)
+    return {arch: {"mean_val": c["mean"], "lr": c["lr"], "bracketed": c["bracketed"],
+                   "seeds": [r["seed"] for r in c["runs"]], "test_loss": [r["test_loss"] for r in c["runs"]]}
+            for arch, c in chosen.items()}
 
 
 def render_parallel_rnn(results: dict) -> list[str]:

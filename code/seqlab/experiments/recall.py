@@ -52,7 +52,7 @@ from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .runlog import edge_optimum, fingerprint, log_path, map_tuned, per_run
+from .runlog import choose_rate, edge_optimum, fingerprint, log_path, map_tuned, per_run
 
 GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "max_widen")
 
@@ -156,20 +156,11 @@ def best_lr(runs: list[dict], key: str = "val_accuracy", tune_seed: int | None =
     ``key`` is the validation recall, so the reported (test) recall is not the one that chose the lr.
     With ``tune_seed`` the lr is chosen on that seed's runs alone (the sweep tunes on its first seed
     and replicates the others at the chosen lr, ``runlog.map_tuned``), and the runs of every seed at
-    that lr are returned; without it, on the mean over all seeds. In the order of first appearance;
-    ties go to the learning rate listed first.
+    that lr are returned; without it, on the mean over all seeds (``runlog.choose_rate``). Cells in the
+    order of first appearance, each cell's runs by seed; ties go to the learning rate listed first.
     """
-    groups: dict[tuple, dict[float, list[dict]]] = {}
-    for r in runs:
-        groups.setdefault(_cell(r), {}).setdefault(r["lr"], []).append(r)
-    best = []
-    for by_lr in groups.values():
-        tuning = {lr: [r for r in rs if tune_seed is None or r["seed"] == tune_seed] for lr, rs in by_lr.items()}
-        mean = {lr: sum(r.get(key, r["accuracy"]) for r in rs) / len(rs) for lr, rs in tuning.items() if rs}
-        if not mean:
-            raise ValueError(f"best_lr: no run of tune_seed={tune_seed} in cell {_cell(next(iter(by_lr.values()))[0])}")
-        best.extend(by_lr[max(mean, key=mean.get)])
-    return best
+    chosen = choose_rate(runs, _cell, lambda r: r.get(key, r["accuracy"]), lower=False, tune_seed=tune_seed)
+    return [r for c in chosen.values() for r in c["runs"]]
 
 
 def bracketed(runs: list[dict], key: str = "val_accuracy", tol: float = 0.02,

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from .distributed import map_runs
 
@@ -110,6 +111,45 @@ def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: 
               f"{len(todo)}", file=sys.stderr)
     new = dict(zip((_key(c) for c in todo), map_runs(run_and_log, todo, progress=progress, desc=desc)))
     return [done[_key(c)] if _key(c) in done else new[_key(c)] for c in configs]
+
+
+def choose_rate(runs: list[dict], group: Callable[[dict], Any], score: Callable[[dict], float], *,
+                lrs: Sequence[float] | None = None, lower: bool = True, tie: Callable[[dict], float] | None = None,
+                tune_seed: int | None = None) -> dict:
+    """The learning rate each group of a sweep would choose, and whether its grid brackets it (chapters 11 to 15).
+
+    Per key ``group(run)``: the mean of ``score(run)`` over the seeds at each rate, the rate whose mean is
+    best (``lower``: the lowest, for a loss or a step count; else the highest, for an accuracy), whether
+    it lies strictly inside the grid, and the runs of every seed at that rate, by seed. ``tie(run)``: a
+    second score, lower better, whose mean breaks a tie; a tie left goes to the rate first in ``lrs``
+    (default: the rates the group ran, in the order they first appear). A NaN mean (a diverged run)
+    counts as the worst. ``tune_seed``: choose on that seed's runs alone (a sweep that ran the whole grid
+    on one seed and the others at its choice, ``map_tuned``); every seed's runs at that rate are returned.
+
+    ``{key: {"mean": [[lr, mean], ...], "lr": best, "bracketed": bool, "runs": [...]}}``.
+    """
+    out = {}
+    for key in dict.fromkeys(group(r) for r in runs):
+        mine = [r for r in runs if group(r) == key]
+        grid = list(lrs) if lrs is not None else list(dict.fromkeys(r["lr"] for r in mine))
+        mean, order = {}, {}
+        for lr in grid:
+            rs = [r for r in mine if r["lr"] == lr and (tune_seed is None or r["seed"] == tune_seed)]
+            if rs:
+                m = statistics.mean(score(r) for r in rs)
+                mean[lr] = m
+                worst = m != m
+                order[lr] = (worst, (m if lower else -m) if not worst else 0.0,
+                             statistics.mean(tie(r) for r in rs) if tie is not None else 0.0)
+        if not mean:
+            raise ValueError(f"choose_rate: no run{'' if tune_seed is None else f' of tune_seed={tune_seed}'} at the "
+                             f"rates {grid} in group {key!r}")
+        best = min(order, key=order.get)  # the first of equal keys: the rate listed first
+        ordered = sorted(grid)
+        out[key] = {"mean": [[lr, m] for lr, m in mean.items()], "lr": best,
+                    "bracketed": ordered[0] < best < ordered[-1],
+                    "runs": sorted((r for r in mine if r["lr"] == best), key=lambda r: r.get("seed", 0))}
+    return out
 
 
 def edge_optimum(by_lr: dict[float, float], tol: float = 0.02) -> str | None:

@@ -52,7 +52,7 @@ from ..models.charlm import RecurrentLM
 from ..models.transformer import GPT, GPTConfig
 from ..train import train
 from . import register
-from .distributed import map_runs, rank, world_size
+from .distributed import from_rank0, map_runs, rank, world_size
 
 FAMILIES = ("lstm", "transformer")
 EVAL_SEED = 12345  # the evaluation windows are one fixed draw, the same for every run and every seed offset
@@ -709,9 +709,10 @@ def estimate(s: dict, vocab: int, seeds, runs: Runs, plan_iso: list[dict]) -> di
             total += sec
             lines.append(f"  {f:11s} d={w:4d}: {per_step[f'{f}-{w}']:.3f} s/step x {s['steps']} steps x {runs_n} runs "
                          f"= {sec / 60:.1f} min")
-    iso = sum(per_step[f"{p['family']}-{p['width']}"] * (p["steps"] + evals) for p in plan_iso)
+    iso_runs = 3 + len(seeds) - 1  # three rates on the first seed, the other seeds at the best
+    iso = sum(per_step[f"{p['family']}-{p['width']}"] * (p["steps"] + evals) for p in plan_iso) * iso_runs
     total += iso
-    lines.append(f"  IsoFLOP: {len(plan_iso)} runs = {iso / 60:.1f} min")
+    lines.append(f"  IsoFLOP: {len(plan_iso)} sizes x {iso_runs} runs = {iso / 60:.1f} min")
     lines.append(f"  total: {total / 3600:.2f} CPU-hours, about {total / 3600 / max(1, world_size()):.2f} h of wall time on "
                  f"{world_size()} process(es) with a core each (more on a busy machine); a widened lr grid adds runs")
     out = {"per_step": per_step, "eval_steps": evals, "total_seconds": total, "lines": lines}
@@ -777,8 +778,8 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
     show = Progress(progress)
     plan_iso = isoflop_plan(s, V)
     base = baselines(s, parts, V, runs)
-    if runs.dir is not None:
-        est = estimate(s, V, seeds, runs, plan_iso)
+    if runs.dir is not None:  # measured once, on rank 0: the configurations' order must be the same on every rank
+        est = from_rank0(lambda: estimate(s, V, seeds, runs, plan_iso))
         if rank() == 0:
             print("estimated cost of the sweep (one timed step per size):\n" + "\n".join(est["lines"]), file=sys.stderr,
                   flush=True)
@@ -823,17 +824,50 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
     by_size = {(f, w): [done[f, w, choice[f, w]["lr"]]] for (f, w) in grid}
     for r in more:
         by_size[r["family"], r["width"]].append(r)
-    # 3. IsoFLOP: each budget's widths, at the lr chosen for the nearest size of the main grid
+    # 3. IsoFLOP: each budget's widths. On the first seed a learning-rate grid centred on the rate chosen for the
+    #    nearest size of the main grid (one step of that family's grid either side), widened at an edge as the main
+    #    grid is; then the other seeds at each width's best rate.
     def lr_near(f, w):
         n = count_parameters(make_model(f, w, V, s["context"], s["layers"]))["non_embedding"]
         near = min(s["widths"][f], key=lambda v: abs(math.log(
             count_parameters(make_model(f, v, V, s["context"], s["layers"]))["non_embedding"] / n)))
         return choice[f, near]["lr"]
 
-    iso_configs = [{**config("iso", p["family"], p["width"], lr_near(p["family"], p["width"]), seeds[0], p["steps"]),
-                    "budget": p["budget"], "n_opt_predicted": p["n_opt_predicted"]} for p in plan_iso]
-    iso_runs = run_many(sorted(iso_configs, key=cost, reverse=True), runs, common, show, cost, "IsoFLOP")
-    iso_by = {(r["family"], r["width"], r["steps"]): r for r in iso_runs}
+    def iso_config(p, lr, seed):
+        return {**config("iso", p["family"], p["width"], lr, seed, p["steps"]), "budget": p["budget"],
+                "n_opt_predicted": p["n_opt_predicted"]}
+
+    iso_grid = {}
+    for i, p in enumerate(plan_iso):
+        lr, ratio = lr_near(p["family"], p["width"]), s["lrs"][p["family"]][1] / s["lrs"][p["family"]][0]
+        iso_grid[i] = [lr / ratio, lr, lr * ratio]
+    for attempt in range(s["max_widen"] + 1):
+        configs = [iso_config(plan_iso[i], lr, seeds[0]) for i, lrs in iso_grid.items() for lr in lrs]
+        iso_done = {(r["width"], r["steps"], r["lr"]): r for r in run_many(
+            sorted(configs, key=cost, reverse=True), runs, common, show, cost, f"IsoFLOP lr grid, pass {attempt + 1}")}
+        iso_choice, widened = {}, False
+        for i, lrs in iso_grid.items():
+            p = plan_iso[i]
+            losses = [iso_done[p["width"], p["steps"], lr]["tune_loss"] for lr in lrs]
+            where = f" of the IsoFLOP {p['family']} of width {p['width']} at {p['budget']:.0e} FLOPs"
+            c = choose_lr(lrs, losses, where=where, require_bracket=False)
+            if c["edge"] and s["bracket"]:
+                if attempt < s["max_widen"]:
+                    iso_grid[i], widened = widen(lrs, c["edge"]), True
+                else:
+                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True)
+            iso_choice[i] = {**c, "grid": lrs, "tune_losses": losses}
+        if not widened:
+            break
+    iso_configs = [iso_config(p, iso_choice[i]["lr"], seeds[0]) for i, p in enumerate(plan_iso)]
+    more = run_many(sorted((iso_config(p, iso_choice[i]["lr"], sd) for i, p in enumerate(plan_iso) for sd in seeds[1:]),
+                           key=cost, reverse=True), runs, common, show, cost, "IsoFLOP, other seeds")
+    iso_by = {(c["family"], c["width"], c["steps"]): [iso_done[c["width"], c["steps"], c["lr"]]] for c in iso_configs}
+    for r in more:
+        iso_by[r["family"], r["width"], r["steps"]].append(r)
+    for i, c in enumerate(iso_configs):
+        c.update(lr_grid=iso_choice[i]["grid"], tune_losses=iso_choice[i]["tune_losses"],
+                 bracketed=iso_choice[i]["bracketed"])
     return summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est)
 
 
@@ -902,13 +936,16 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
                                "late_gain": paired_bootstrap(lambda m, f=f: m[f], {f: late[f]}, n_boot=s["n_boot"])}
     if len(late) == 2:
         pair["late_gain_difference"] = paired_bootstrap(lambda m: m["transformer"] - m["lstm"], late, n_boot=s["n_boot"])
-    # IsoFLOP profiles and their valleys
+    # IsoFLOP profiles (the mean over seeds at each width's chosen rate) and their valleys
     iso = []
     for c in iso_configs:
-        r = iso_by[c["family"], c["width"], c["steps"]]
-        iso.append({**{k: c[k] for k in ("family", "budget", "width", "steps", "lr", "n_opt_predicted")},
-                    "params_nonemb": r["params_nonemb"], "tokens": r["tokens"], "val_loss": r["val_loss"],
-                    "ngram_level": ngram_level(r["val_loss"], levels)})
+        rs = iso_by[c["family"], c["width"], c["steps"]]
+        vals = [r["val_loss"] for r in rs]
+        iso.append({**{k: c[k] for k in ("family", "budget", "width", "steps", "lr", "lr_grid", "tune_losses",
+                                         "bracketed", "n_opt_predicted")},
+                    "params_nonemb": rs[0]["params_nonemb"], "tokens": rs[0]["tokens"], "seeds": [r["seed"] for r in rs],
+                    "val_losses": vals, "val_loss": _mean(vals), "val_sd": _sd(vals),
+                    "ngram_level": ngram_level(_mean(vals), levels)})
     optima = []
     for f in s["iso_families"]:
         for C in s["iso_budgets"]:
@@ -916,10 +953,11 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
             if not pts:
                 continue
             i = min(range(len(pts)), key=lambda k: pts[k]["val_loss"])
+            per_seed = [min(pts, key=lambda p, k=k: p["val_losses"][k])["params_nonemb"] for k in range(len(pts[0]["seeds"]))]
             optima.append({"family": f, "budget": C, "best_width": pts[i]["width"], "best_N": pts[i]["params_nonemb"],
                            "interior": 0 < i < len(pts) - 1, "parabola_N": parabola_minimum(
                                [p["params_nonemb"] for p in pts], [p["val_loss"] for p in pts]),
-                           "n_opt_predicted": pts[0]["n_opt_predicted"]})
+                           "best_N_by_seed": per_seed, "n_opt_predicted": pts[0]["n_opt_predicted"]})
     # checkpoints of the matched pair (seed 0, the chosen lr), with their hashes
     checkpoints = []
     if runs.dir is not None:

@@ -15,7 +15,6 @@ on validation accuracy (``best_rates``) and trains both again at that rate with 
 """
 from __future__ import annotations
 
-import statistics
 
 import torch
 
@@ -27,7 +26,7 @@ from ..data.tasks import CopyTask, SelectiveCopy
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
 from . import register
-from .runlog import log_path, map_logged, per_run
+from .runlog import choose_rate, log_path, map_logged, per_run
 
 MIXERS = {"S4D (time-invariant)": "s4d", "selective scan": "selective"}
 
@@ -170,21 +169,13 @@ def copier_run(task_name: str, name: str, lr: float, seed: int, steps: int, s: d
 
 def best_rates(runs: list[dict], lrs: list[float]) -> dict:
     """Per (task, layer): the mean validation accuracy over seeds at each rate of ``lrs``, the rate with the highest
-    (ties: the fewer mean steps run), and whether it lies inside the grid (chapter 13).
+    (ties: the fewer mean steps run), and whether it lies inside the grid (``runlog.choose_rate``; chapter 13).
 
     ``{(task, layer): {"mean_accuracy": [[lr, acc], ...], "lr": best, "bracketed": bool}}`` from runs of one budget.
     """
-    out = {}
-    for key in dict.fromkeys((r["task"], r["layer"]) for r in runs):
-        score = {}
-        for lr in lrs:
-            rs = [r for r in runs if (r["task"], r["layer"]) == key and r["lr"] == lr]
-            if rs:
-                score[lr] = (statistics.mean(r["accuracy"] for r in rs), -statistics.mean(r["steps"] for r in rs))
-        best = max(score, key=lambda lr: score[lr])
-        out[key] = {"mean_accuracy": [[lr, a] for lr, (a, _) in score.items()], "lr": best,
-                    "bracketed": lrs[0] < best < lrs[-1]}
-    return out
+    chosen = choose_rate(runs, lambda r: (r["task"], r["layer"]), lambda r: r["accuracy"], lrs=lrs, lower=False,
+                         tie=lambda r: r["steps"])
+    return {key: {"mean_accuracy": c["mean"], "lr": c["lr"], "bracketed": c["bracketed"]} for key, c in chosen.items()}
 
 
 def render_copying(results: dict) -> list[str]:
