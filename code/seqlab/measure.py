@@ -414,10 +414,12 @@ def ngram_baselines(train_ids, windows, vocab_size: int, max_order: int = 5) -> 
             "window_losses": {k + 1: [round(v, 5) for v in losses[k].mean(1).tolist()] for k in range(max_order)}}
 
 
-def draw_ngram_levels(ax, levels: dict, orders=None, **kw) -> None:
-    """Horizontal lines at each n-gram level on ``ax``, labelled at the right edge (chapter 10)."""
+def draw_ngram_levels(ax, levels: dict, orders=None, *, label_at: str = "right", **kw) -> None:
+    """Horizontal lines at each n-gram level on ``ax``, labelled at its right or left edge (``label_at``; chapter 10)."""
+    if label_at not in ("right", "left"):
+        raise ValueError(f"label_at must be 'right' or 'left', got {label_at!r}")
     orders = sorted(levels, key=int) if orders is None else orders
     for n in orders:
         ax.axhline(levels[n], color="0.6", lw=0.8, ls=":", **kw)
-        ax.annotate(ngram_level_name(int(n)), (1.0, levels[n]), xycoords=("axes fraction", "data"), fontsize=7,
-                    color="0.4", ha="right", va="bottom")
+        ax.annotate(ngram_level_name(int(n)), (1.0 if label_at == "right" else 0.0, levels[n]),
+                    xycoords=("axes fraction", "data"), fontsize=7, color="0.4", ha=label_at, va="bottom")

@@ -102,4 +102,9 @@ def test_ngram_baselines_give_levels_profiles_and_lines():
     fig, ax = plt.subplots()
     draw_ngram_levels(ax, b["levels"])
     assert len(ax.lines) == 3
+    assert [t.get_position()[0] for t in ax.texts] == [1.0] * 3 and {t.get_ha() for t in ax.texts} == {"right"}
+    draw_ngram_levels(ax, b["levels"], label_at="left")
+    assert [t.get_position()[0] for t in ax.texts[3:]] == [0.0] * 3 and {t.get_ha() for t in ax.texts[3:]} == {"left"}
+    with pytest.raises(ValueError, match="label_at must be 'right' or 'left'"):
+        draw_ngram_levels(ax, b["levels"], label_at="top")
     plt.close(fig)
