@@ -11,7 +11,11 @@ checkers), ``probes`` (gradients through time), ``bptt`` (backpropagation
 through time by hand), ``widgets`` (interactive explorers), ``interpret``
 (attention heads and ablations), ``experiments`` (every experiment at any scale,
 also a command: ``python -m seqlab.experiments``), ``pages`` (``glue``: measured
-numbers into the prose), ``compare`` (the six architectures side by side,
+numbers into the prose), ``claims`` (``claim``: a claim of the prose, its
+measured value and its rule; the evidence box), ``seeding`` (named random
+streams), ``usage`` (which chapter uses which task, read from their code), ``exercises`` (the
+exercise notebooks made from the chapters), ``ops`` (every mechanism's forms:
+loop, parallel, chunked, step), ``compare`` (the six architectures side by side,
 chapter 15).
 """
 from . import bptt, check, compare, data, experiments, interpret, measure, models, plot, probes, train, widgets

@@ -328,7 +328,8 @@ def device_name(device=None) -> str:
         model = platform.processor() or platform.machine() or "unknown"
     import os
 
-    return f"{model} CPU, {os.cpu_count()} logical cores, {torch.get_num_threads()} PyTorch threads"
+    n = torch.get_num_threads()
+    return f"{model} CPU, {os.cpu_count()} logical cores, {n} PyTorch thread{'' if n == 1 else 's'}"
 
 
 def count_flops(fn: Callable[[], object]) -> int:

@@ -142,11 +142,16 @@ def test_crossover_interpolates_on_log_axes():
         crossover([1, 2], [1], [1, 2])
 
 
-def test_device_name_says_where_timings_come_from():
+def test_device_name_says_where_timings_come_from(monkeypatch):
     from seqlab.measure import device_name
 
     name = device_name("cpu")
-    assert "CPU" in name and f"{torch.get_num_threads()} PyTorch threads" in name
+    n = torch.get_num_threads()
+    assert "CPU" in name and name.endswith(f"{n} PyTorch thread" + ("" if n == 1 else "s"))
+    for threads, tail in ((1, "1 PyTorch thread"), (2, "2 PyTorch threads")):
+        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
+        assert device_name("cpu").endswith(tail)
+    monkeypatch.undo()
     assert device_name() == name
     with pytest.raises((RuntimeError, TypeError)):
         device_name(3.5)

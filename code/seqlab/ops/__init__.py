@@ -28,7 +28,8 @@ always the keyword ``state=``, after the inputs and parameters.
 The families: ``recurrent`` (``rnn``, ``lstm``, ``gru``, chapters 2 and 4),
 ``attention`` (``softmax_attention``, chapters 6 and 9), ``linear_attention``
 (``linear_attention``, ``gated_linear_attention``, chapter 12), ``ssm``
-(``s4d``, ``selective_scan``, chapter 13) and ``rglru`` (chapter 14); their
+(``s4d``, ``selective_scan``, chapter 13), ``ssd`` (Mamba-2's form of the selective scan, chapter 13),
+``minrnn`` (``mingru``, ``minlstm``, section 13.10) and ``rglru`` (chapter 14); their
 forms are ``FAMILIES[name].forms``. The layers of ``seqlab.models`` hold the
 parameters and name a form with ``form`` (``seqlab.models.Mixer``).
 
