@@ -468,12 +468,20 @@ class ReverseTask:
         return torch.where(j >= 0, j, IGNORE)
 
 
-def memoryless_accuracy(task: TokenTask, n_fit: int = 2048, n_test: int = 2048, seed: int = 0) -> float:
+def memoryless_accuracy(task: TokenTask, n_fit: int = 2048, n_test: int = 2048, seed: int = 0,
+                        with_se: bool = False) -> float | tuple[float, float]:
     """Accuracy of the best predictor that sees only the current input token (chapter 1).
 
     Fits the table ``argmax_y count(x_t, y_t)`` on ``n_fit`` sampled sequences
     and scores it on ``n_test`` fresh ones. A task that needs memory leaves
     such a predictor at chance.
+
+    With ``with_se=True`` it returns ``(accuracy, standard error)``. The
+    standard error treats each test *sequence* as one draw (the ratio
+    estimator's, sqrt(sum_i (c_i - p k_i)^2) / sum_i k_i for c_i correct of
+    k_i scored tokens in sequence i), because the scored tokens of one
+    sequence need not be independent: associative recall asks the same key
+    several times.
     """
     if not isinstance(task, TokenTask):
         raise TypeError(f"task must be a token task, got {type(task).__name__}")
@@ -485,4 +493,10 @@ def memoryless_accuracy(task: TokenTask, n_fit: int = 2048, n_test: int = 2048, 
     table = counts.argmax(dim=1)  # (input_vocab,)
     x, y = task.sample(n_test, g)
     keep = y != IGNORE
-    return (table[x[keep]] == y[keep]).float().mean().item()
+    accuracy = (table[x[keep]] == y[keep]).float().mean().item()
+    if not with_se:
+        return accuracy
+    correct = ((table[x] == y) & keep).sum(dim=1).double()  # (n_test,): correct tokens per sequence
+    scored = keep.sum(dim=1).double()  # (n_test,): scored tokens per sequence
+    se = ((correct - accuracy * scored).pow(2).sum().sqrt() / scored.sum()).item()
+    return accuracy, se
