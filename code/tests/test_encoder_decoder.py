@@ -318,7 +318,9 @@ def test_the_experiment_runs_at_the_tiny_scale_with_matched_sizes():
 
     record = experiments.run("encoder_decoder", scale="tiny", seeds=[0])
     runs = record["results"]["runs"]
-    assert [r["warmup"] for r in runs] == ed.SETTINGS["tiny"]["warmups"]        # every schedule, every seed
+    tiny = ed.SETTINGS["tiny"]
+    assert [(r["lr"], r["warmup"]) for r in runs] == [(lr, 0) for lr in tiny["lrs"]] + [
+        (tiny["lr"], w) for w in tiny["warmups"] if w]                          # the grid at a constant rate, then the warm-up
     r = runs[0]
     gru, tf = r["params"]["GRU + attention"], r["params"]["Transformer"]
     per_unit = 2 * ed.SETTINGS["tiny"]["n_layers"] * (2 * ed.SETTINGS["tiny"]["d_model"] + 1)  # parameters per unit of d_ff
@@ -328,25 +330,30 @@ def test_the_experiment_runs_at_the_tiny_scale_with_matched_sizes():
         for L in ed.SETTINGS["tiny"]["lengths"]:
             assert 0 <= r["by_length"][name][str(L)]["accuracy"] <= 1
     assert "layer" in r["by_length"]["Transformer"]["3"] and "aligned" in r["by_length"]["GRU + attention"]["3"]
+    assert 0 <= r["val"]["Transformer"] <= 1 and math.isfinite(r["loss_first_half"]["GRU + attention"])
+    best = ed.best_runs(runs, 0)                                                # each model at its best validation rate
+    for name in ed.NAMES:
+        top = max(tiny["lrs"], key=lambda lr: next(x["val"][name] for x in runs if x["lr"] == lr and x["warmup"] == 0))
+        assert [x["lr"] for x in best[name]] == [top] and best[name][0]["bracketed"] is False   # two rates bracket nothing
     assert "summary_lines" not in record["results"]                             # data only; summarize renders it
     assert len(experiments.summarize(record).splitlines()) == 2 + 2 * len(ed.SETTINGS["tiny"]["warmups"])
 
 
-@pytest.mark.parametrize("form", ["loop", "fused", "stream"])
-def test_every_mode_gives_the_parallel_numbers(form):
-    """The encoder reads loop/fused (step is causal only: refused there), the decoder every form."""
-    model = small_model()
-    src = torch.randint(0, 9, (2, 5), generator=torch.Generator().manual_seed(2))
-    tgt = torch.randint(0, 11, (2, 4), generator=torch.Generator().manual_seed(3))
-    lengths = torch.tensor([5, 2])
-    memory, mask = model.encode(src, lengths)
-    y = model._embed(model.tgt_embed, tgt)
-    want = model.decode_embedded(y, memory, mask)
-    torch.testing.assert_close(model.decode_embedded(y, memory, mask, form=form), want, atol=1e-12, rtol=1e-10)
-    if form == "stream":
-        with pytest.raises(ValueError, match="step form is causal only"):
-            model.encode(src, lengths, form=form)
-    else:
-        torch.testing.assert_close(model(src, tgt, lengths, form=form)[0], model(src, tgt, lengths)[0], atol=1e-12, rtol=1e-10)
-        ids, _ = model.greedy_decode(src, 4, bos=10, src_lengths=lengths, form=form)
-        assert torch.equal(ids, model.greedy_decode(src, 4, bos=10, src_lengths=lengths)[0])
+def test_head_alignment_reads_each_head_and_signs_the_misses():
+    """aligned/near per (layer, head); offsets: the signed misses of the best layer's heads-averaged weights."""
+    from seqlab.experiments import encoder_decoder as ed
+    B, T, S = 2, 3, 4
+    align = torch.tensor([[2, 1, 0], [2, 1, 0]])
+
+    def weights(exact, late):                                   # head 0 on the right position, head 1 one later
+        w = torch.zeros(B, 1, 2, T, S)
+        for i in range(T):
+            w[:, 0, 0, i, align[0, i]] = exact
+            w[:, 0, 1, i, align[0, i] + 1] = late
+        return w
+
+    out = ed.head_alignment(weights(1.0, 0.9), align)
+    assert out["aligned"] == [[1.0, 0.0]] and out["near"] == [[1.0, 1.0]] and out["layer"] == 0
+    assert out["offsets"] == {}                                 # the average still peaks on the right position
+    out = ed.head_alignment(weights(0.9, 1.0), align)
+    assert out["aligned"] == [[1.0, 0.0]] and out["offsets"] == {1: 1.0}   # now every averaged miss is one later

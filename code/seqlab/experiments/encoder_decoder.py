@@ -11,13 +11,20 @@ Glossary, code name -> book notation:
                    both models train in one loop, a step of each in turn, so that load on a shared
                    machine slows both alike
     accuracy       per output symbol, greedy decoding, on fresh sources of exactly L symbols
+    val            the mean accuracy per symbol over the trained lengths on *validation* sources (the held-out
+                   stream 1, never the test sources of ``by_length``): what a learning rate is chosen on
+    loss_first_half, loss_last50
+                   the mean training loss over the first half of the steps and over the last 50 (nats)
     aligned, near  the fraction of output steps i whose largest attention weight (for the Transformer,
                    averaged over the heads of the decoder layer that aligns best) sits on source position
                    L - 1 - i, or (near) within one position of it
 
 ``run_seed`` trains both models for the same number of steps on the same batches and measures
 them; the chapter calls it for its live run, and ``encoder_decoder`` (registered as
-``python -m seqlab.experiments encoder_decoder``) runs it for several seeds at a scale.
+``python -m seqlab.experiments encoder_decoder``) runs it for several seeds, both schedules and a grid of
+learning rates ``lrs`` at a scale (a warm-up only at the page's rate; resumable run by run). Both models of one run share the run's rate; each
+model's best rate is then chosen on ``val`` by ``runlog.choose_rate`` (``best_runs``), so each is compared at
+its own rate, and reported on the test sources.
 """
 from __future__ import annotations
 
@@ -34,17 +41,21 @@ from ..models.seq2seq import Seq2Seq
 from ..train import sequence_loss, to_device, train, warmup_lr
 from .attention import teacher_forced_loss
 from . import register
+from .runlog import choose_rate, log_path, map_logged, per_run
 
 SETTINGS = {
     # chapter 5's task and GRU model at each scale; the Transformer's width, heads and depth
     "tiny": dict(min_len=3, max_len=6, lengths=[3, 6, 8], vocab=5, d_embed=8, d_hidden=16, d_model=8, n_heads=2,
-                 n_layers=1, steps=4, batch=8, lr=3e-3, warmup=0, warmups=[0, 2], n_eval=16),
+                 n_layers=1, steps=4, batch=8, lr=3e-3, warmup=0, warmups=[0, 2], lrs=[3e-3, 1e-2], n_eval=16),
     "quick": dict(min_len=4, max_len=16, lengths=[4, 8, 12, 16, 20, 24], vocab=10, d_embed=32, d_hidden=32,
-                  d_model=16, n_heads=2, n_layers=2, steps=600, batch=64, lr=3e-3, warmup=0, warmups=[0, 60], n_eval=256),
+                  d_model=16, n_heads=2, n_layers=2, steps=600, batch=64, lr=3e-3, warmup=0, warmups=[0, 60],
+                  lrs=[1e-3, 3e-3, 1e-2, 3e-2], n_eval=256),
     "full": dict(min_len=4, max_len=40, lengths=[5, 10, 20, 30, 40, 50, 60], vocab=10, d_embed=64, d_hidden=128,
-                 d_model=64, n_heads=4, n_layers=3, steps=4000, batch=128, lr=2e-3, warmup=0, warmups=[0, 400], n_eval=1024),
+                 d_model=64, n_heads=4, n_layers=3, steps=4000, batch=128, lr=2e-3, warmup=0, warmups=[0, 400],
+                 lrs=[7e-4, 2e-3, 6e-3], n_eval=1024),
 }
 
+GRID_KEYS = ("lr", "warmup", "lrs", "warmups")  # what spans the sweep's grid, not what one run depends on
 NAMES = ("GRU + attention", "Transformer")
 
 
@@ -83,7 +94,7 @@ def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=
     Each step of each model is one ``train`` call (AdamW with weight decay 0.01, the gradient norm
     clipped at 1, teacher forcing, as in chapter 5) continuing its own optimizer. Both share one
     schedule: the rate rises linearly to ``s["lr"]`` over the first ``s["warmup"]`` steps (the
-    original Transformer's recipe had a warm-up; chapter 7 shows that Post-Norm needs one), then stays.
+    original Transformer's recipe had a warm-up; chapter 7 shows that a deep Post-Norm stack needs one), then stays.
     Returns per model the training loss of every step and the seconds of every step (forward,
     backward, update).
     """
@@ -128,17 +139,39 @@ def cross_alignment(weights: torch.Tensor, alignment: torch.Tensor) -> dict:
     return {"aligned": (miss[best] == 0).float().mean().item(), "near": near[best], "layer": best}
 
 
+def head_alignment(weights: torch.Tensor, alignment: torch.Tensor) -> dict:
+    """Alignment of every head of every decoder layer, and the signed offsets of the misses (chapter 7).
+
+    ``weights`` (B, N, H, T, S), ``alignment`` (B, T). ``aligned[l][h]`` and ``near[l][h]``: the fraction of steps
+    whose largest weight *of that one head* sits on the right source position, or within one of it.
+    ``offsets``: for the heads-averaged weights of the layer that ``cross_alignment`` picks, how often each signed
+    offset (argmax − right position) occurs among the misses, as ``{offset: share}``: always +1 would be a
+    systematic shift, a mixture of −1 and +1 a blur.
+    """
+    T = alignment.shape[1]
+    N, H = weights.shape[1], weights.shape[2]
+    off = [[weights[:, l, h, :T].argmax(-1) - alignment for h in range(H)] for l in range(N)]  # (B, T) each
+    best = cross_alignment(weights, alignment)["layer"]
+    miss = weights[:, best, :, :T].mean(1).argmax(-1) - alignment  # (B, T), signed
+    missed = miss[miss != 0]
+    values, counts = missed.unique(return_counts=True)
+    return {"aligned": [[(o == 0).float().mean().item() for o in row] for row in off],
+            "near": [[(o.abs() <= 1).float().mean().item() for o in row] for row in off],
+            "layer": best, "offsets": {int(v): c.item() / max(len(missed), 1) for v, c in zip(values, counts)}}
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, L: int, vocab: int, n: int, device=None) -> dict:
+def evaluate(model: nn.Module, L: int, vocab: int, n: int, device=None, stream: int = 0) -> dict:
     """Accuracy per output symbol on ``n`` fresh sources of exactly ``L`` symbols, greedy decoding (chapter 7).
 
     Also the fraction of steps whose attention peaks on the right source position (``aligned``) or
     within one of it (``near``) and, for the Transformer, the decoder layer it was read from. The sources come from the
-    held-out stream ``seqlab.seeding.held_out(L)``: they depend only on L (the same for every model and seed).
+    held-out stream ``seqlab.seeding.held_out(L, stream)``: they depend only on L (the same for every model and seed);
+    stream 0 is the test sources, stream 1 the validation sources a learning rate is chosen on.
     """
     device = torch.device(device or "cpu")
     t = ReverseTask(L, L, vocab=vocab)
-    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(L)))
+    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(L, stream)))
     ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)  # (B, L + 1); weights per model
     out = {"accuracy": (ids[:, :L] == tgt_out[:, :L]).float().mean().item()}
     alignment = t.alignment(lengths)[:, :L]  # (B, L): L - 1 - i
@@ -154,7 +187,8 @@ def run_seed(s: dict, seed: int = 0, device=None, progress: bool = False, keep_m
     """Build, train (equal steps, interleaved) and evaluate both models for one seed; plain numbers (chapter 7).
 
     ``keep_models=True`` also returns the trained models under ``"models"`` (the chapter draws their
-    attention); the command leaves them out of its results file.
+    attention); the command leaves them out of its results file. ``val`` is measured on validation sources
+    (stream 1), ``by_length`` on the test sources (stream 0).
     """
     models = make_models(s, seed)
     log = train_together(models, s, seed, device, progress)
@@ -162,6 +196,10 @@ def run_seed(s: dict, seed: int = 0, device=None, progress: bool = False, keep_m
               "d_ff": models["Transformer"].config.d_ff,
               "step_ms": {n: 1e3 * statistics.median(log[n]["seconds"]) for n in models},
               "loss": {n: log[n]["loss"] for n in models},
+              "loss_first_half": {n: statistics.mean(log[n]["loss"][: s["steps"] // 2]) for n in models},
+              "loss_last50": {n: statistics.mean(log[n]["loss"][-50:]) for n in models},
+              "val": {n: statistics.mean(evaluate(m, L, s["vocab"], s["n_eval"], device, stream=1)["accuracy"]
+                                         for L in s["lengths"] if L <= s["max_len"]) for n, m in models.items()},
               "by_length": {n: {L: evaluate(m, L, s["vocab"], s["n_eval"], device) for L in s["lengths"]}
                             for n, m in models.items()}}
     if keep_models:
@@ -169,35 +207,58 @@ def run_seed(s: dict, seed: int = 0, device=None, progress: bool = False, keep_m
     return result
 
 
+def best_runs(runs: list[dict], warmup: int) -> dict[str, list[dict]]:
+    """Per model, the runs (one per seed) at the learning rate whose mean validation accuracy ``val`` is highest among
+    the runs with this ``warmup``, chosen by ``runlog.choose_rate``; each run's ``lr`` and the model's ``bracketed``
+    flag are kept in the per-model views returned (chapter 7)."""
+    views = [dict(r, model=n, val_model=r["val"][n]) for r in runs if r["warmup"] == warmup for n in NAMES]
+    chosen = choose_rate(views, group=lambda v: v["model"], score=lambda v: v["val_model"], lower=False)
+    return {n: [dict(v, bracketed=chosen[n]["bracketed"], val_by_lr=chosen[n]["mean"]) for v in chosen[n]["runs"]]
+            for n in NAMES}
+
+
 def render_encoder_decoder(results: dict) -> list[str]:
-    """The table of an ``encoder_decoder`` results dict: per warm-up and model, parameters, milliseconds per step and
-    accuracy at each length, means over seeds (chapter 7)."""
+    """The table of an ``encoder_decoder`` results dict: per warm-up and model, each learning rate's mean validation
+    accuracy, then at the chosen rate the parameters, milliseconds per step and test accuracy at each length, means
+    over seeds (chapter 7)."""
     s, runs = results["settings"], results["runs"]
-    lines = [f"{'model':16s} {'warm-up':>7s} {'params':>7s} {'ms/step':>8s} " + " ".join(f"L={L:<4d}" for L in s["lengths"])]
+    lines = [f"{'model':16s} {'warm-up':>7s} {'lr':>7s} {'params':>7s} {'ms/step':>8s} "
+             + " ".join(f"L={L:<4d}" for L in s["lengths"]) + "  val by lr"]
     for warmup in s["warmups"]:
-        rs = [r for r in runs if r["warmup"] == warmup]
+        best = best_runs(runs, warmup)
         for name in NAMES:
+            rs = best[name]
             acc = [statistics.mean(r["by_length"][name][str(L)]["accuracy"] for r in rs) for L in s["lengths"]]
             ms = statistics.mean(r["step_ms"][name] for r in rs)
-            lines.append(f"{name:16s} {warmup:7d} {rs[0]['params'][name]:7d} {ms:8.1f} " + " ".join(f"{a:6.2f}" for a in acc))
+            by_lr = ", ".join(f"{lr:g}: {v:.3f}" for lr, v in rs[0]["val_by_lr"])
+            lines.append(f"{name:16s} {warmup:7d} {rs[0]['lr']:7g} {rs[0]['params'][name]:7d} {ms:8.1f} "
+                         + " ".join(f"{a:6.2f}" for a in acc) + f"  {by_lr}")
     seeds = list(dict.fromkeys(r["seed"] for r in runs))
-    lines.append(f"(trained on lengths {s['min_len']}-{s['max_len']}, {s['steps']} steps each, "
-                 f"accuracy per symbol, mean over seeds {seeds})")
+    lines.append(f"(trained on lengths {s['min_len']}-{s['max_len']}, {s['steps']} steps each; each model at the rate "
+                 f"of {s['lrs']} with the best validation accuracy; test accuracy per symbol, mean over seeds {seeds})")
     return lines
 
 
-@register("encoder_decoder", "chapter 7: encoder-decoder Transformer vs GRU with attention on reversal, by length",
-          chapter=7, render=render_encoder_decoder)
+@register("encoder_decoder", "chapter 7: encoder-decoder Transformer vs GRU with attention on reversal, by length, "
+          "over a learning-rate grid", chapter=7, render=render_encoder_decoder)
 def encoder_decoder(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 7's comparison at ``scale`` ('tiny' for tests, 'quick', 'full') for every seed and every warm-up
-    length of ``warmups`` (0: the page's constant rate): accuracy by length, and the loss over the last 50 steps."""
+    """Chapter 7's comparison at ``scale`` ('tiny' for tests, 'quick', 'full') for every seed: with a constant rate at
+    every learning rate of ``lrs`` (both models of a run share it), and with each other warm-up of ``warmups`` at the
+    page's rate ``lr``:
+    validation and test accuracy by length, the training loss over the first half and the last 50 steps; resumable
+    run by run."""
     s = SETTINGS[scale]
-    runs = []
-    for warmup in s["warmups"]:
-        for seed in seeds:
-            r = run_seed(dict(s, warmup=warmup), seed, device, progress)
-            r["warmup"] = warmup
-            r["loss_last50"] = {n: statistics.mean(v[-50:]) for n, v in r.pop("loss").items()}
-            r["by_length"] = {n: {str(L): v for L, v in d.items()} for n, d in r["by_length"].items()}  # JSON keys
-            runs.append(r)
+
+    def one(c):  # (lr, warmup, seed): everything else is in the fingerprinted settings
+        lr, warmup, seed = c
+        r = run_seed(dict(s, lr=lr, warmup=warmup), seed, device, progress)
+        del r["loss"]
+        r.update(lr=lr, warmup=warmup)
+        r["by_length"] = {n: {str(L): v for L, v in d.items()} for n, d in r["by_length"].items()}  # JSON keys
+        return r
+
+    # the grid at the constant rate; a warm-up only at the page's rate (its chosen rate is then that one, unbracketed)
+    configs = [(lr, 0, sd) for lr in s["lrs"] for sd in seeds] + [(s["lr"], w, sd) for w in s["warmups"] if w for sd in seeds]
+    runs = map_logged(one, configs, path=log_path("encoder_decoder", scale), settings=per_run(s, GRID_KEYS),
+                      progress=progress, desc="encoder-decoder runs")
     return {"settings": s, "runs": runs}

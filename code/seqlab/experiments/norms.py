@@ -16,7 +16,9 @@ Glossary, code name -> book notation::
 ``deep_run`` is the run chapter 7 makes live (one seed); ``norm_placement`` (``python -m
 seqlab.experiments norm_placement``) repeats it for several seeds, and adds the arms the page's
 argument needs: shallower stacks (does Post-Norm train at 3 or 6 layers without a warm-up?), a short
-warm-up, and a constant lower learning rate.
+warm-up, and a learning-rate grid ``LRS`` for both placements at full depth with no warm-up (so that each
+placement's best constant rate is bracketed, and the two are compared each at its own best rate as well as
+at the page's shared 3e-3).
 """
 from __future__ import annotations
 
@@ -34,6 +36,17 @@ from .runlog import log_path, map_logged, per_run
 
 NEAR = 0.15  # nats: "at the unigram entropy"
 
+LRS = (3e-4, 1e-3, 3e-3, 1e-2)  # the learning-rate grid of both placements at full depth, no warm-up
+
+
+def lr_arms(layers: int) -> list[list]:
+    """The arms that complete the learning-rate grid ``LRS`` at ``layers`` blocks, no warm-up, for both placements
+    (3e-3 is the page's rate, and Post-Norm at 1e-3 an arm of its own, so these are the other points) (chapter 7)."""
+    return [[f"{name}, lr {lr:.0e}".replace("e-0", "e-"), first, layers, 0, lr]
+            for name, first in (("Pre-Norm", True), ("Post-Norm", False)) for lr in LRS
+            if lr != 3e-3 and not (lr == 1e-3 and not first)]
+
+
 SETTINGS = {  # the page's model and run (chapter 7's cfg), and the arms: (name, norm_first, layers, warmup, lr)
     "tiny": dict(d_model=16, n_heads=2, steps=6, context=8, batch=4,
                  arms=[["Pre-Norm", True, 2, 0, 3e-3], ["Post-Norm", False, 2, 0, 3e-3]]),
@@ -41,12 +54,14 @@ SETTINGS = {  # the page's model and run (chapter 7's cfg), and the arms: (name,
                   arms=[["Pre-Norm", True, 12, 0, 3e-3], ["Post-Norm", False, 12, 0, 3e-3],
                         ["Post-Norm + warm-up", False, 12, 100, 3e-3], ["Post-Norm + 20-step warm-up", False, 12, 20, 3e-3],
                         ["Post-Norm, lr 1e-3", False, 12, 0, 1e-3], ["Post-Norm, 6 layers", False, 6, 0, 3e-3],
-                        ["Post-Norm, 3 layers", False, 3, 0, 3e-3], ["Pre-Norm, 3 layers", True, 3, 0, 3e-3]]),
+                        ["Post-Norm, 3 layers", False, 3, 0, 3e-3], ["Pre-Norm, 3 layers", True, 3, 0, 3e-3],
+                        *lr_arms(12)]),
     "full": dict(d_model=128, n_heads=4, steps=1000, context=128, batch=32,
                  arms=[["Pre-Norm", True, 24, 0, 3e-3], ["Post-Norm", False, 24, 0, 3e-3],
                        ["Post-Norm + warm-up", False, 24, 200, 3e-3], ["Post-Norm + 20-step warm-up", False, 24, 20, 3e-3],
                        ["Post-Norm, lr 1e-3", False, 24, 0, 1e-3], ["Post-Norm, 6 layers", False, 6, 0, 3e-3],
-                       ["Post-Norm, 3 layers", False, 3, 0, 3e-3], ["Pre-Norm, 3 layers", True, 3, 0, 3e-3]]),
+                       ["Post-Norm, 3 layers", False, 3, 0, 3e-3], ["Pre-Norm, 3 layers", True, 3, 0, 3e-3],
+                       *lr_arms(24)]),
 }
 GRID_KEYS = ("arms",)
 
@@ -86,8 +101,8 @@ def render_norm_placement(results: dict) -> list[str]:
     return lines
 
 
-@register("norm_placement", "chapter 7: Pre-Norm and Post-Norm at 3, 6 and 12 layers, with and without warm-up, at two "
-          "learning rates, several seeds", chapter=7, render=render_norm_placement)
+@register("norm_placement", "chapter 7: Pre-Norm and Post-Norm at 3, 6 and 12 layers, with and without warm-up, and "
+          "a learning-rate grid for both at 12 layers, several seeds", chapter=7, render=render_norm_placement)
 def norm_placement(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Every arm of ``arms`` for every seed (``deep_run``, summarised by ``summarise_run``); resumable (chapter 7)."""
     s = SETTINGS[scale]
