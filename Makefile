@@ -171,6 +171,8 @@ results-cpu: setup
 	$(TORCHRUN_CPU) parallel_rnn --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) ssm_lags --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) norm_placement --scale quick --seeds 0 1 2
+	$(TORCHRUN_CPU) encoder_decoder --scale quick --seeds 0 1 2
+	$(TORCHRUN_CPU) positions --scale quick --seeds 0 1 2
 
 clean:
 	rm -rf _build

@@ -268,7 +268,8 @@ def test_a_local_block_with_a_window_of_one_and_a_kernel_of_one_reaches_no_other
 def test_the_sweeps_estimate_adds_every_evaluated_window_at_a_third_of_a_step(monkeypatch):
     """A run evaluates eval + tune windows once and curve windows at each of steps / curve_every points; a batch of
     windows forward costs a third of a training step: (64 + 32 + 16 x 4) / 8 / 3 steps here. Each size then costs
-    its step time x (steps + that) x its runs (the lr grid, then the other seeds), plus the IsoFLOP runs (chapter 10)."""
+    its step time x (steps + that) x its runs (the lr grid, then the other seeds), plus the IsoFLOP runs, each size at three
+    rates on the first seed and once on every other seed (chapter 10)."""
     from seqlab.experiments import scaling
     seconds = {("lstm", 4): 1.0, ("lstm", 8): 2.0, ("transformer", 4): 3.0}
     monkeypatch.setattr(scaling, "time_steps", lambda f, w, s, vocab: seconds[f, w])
@@ -278,7 +279,7 @@ def test_the_sweeps_estimate_adds_every_evaluated_window_at_a_third_of_a_step(mo
     out = scaling.estimate(s, 10, seeds=[0, 1, 2], runs=scaling.Runs(None, "t"), plan_iso=iso)
     evals = (64 + 32 + 16 * 4) / 8 / 3
     assert out["eval_steps"] == pytest.approx(evals)
-    want = (1.0 + 2.0) * (100 + evals) * (2 + 2) + 3.0 * (100 + evals) * (1 + 2) + 2.0 * (50 + evals)
+    want = (1.0 + 2.0) * (100 + evals) * (2 + 2) + 3.0 * (100 + evals) * (1 + 2) + 2.0 * (50 + evals) * (3 + 2)
     assert out["total_seconds"] == pytest.approx(want)
 
 
@@ -344,23 +345,21 @@ def test_s4d_powers_splits_the_lags_at_the_ceiling_of_the_square_root():
         assert torch.allclose(every, torch.exp(log_A_bar[..., None] * torch.arange(T)), rtol=1e-12, atol=1e-12), T
 
 
-def test_chapter_8s_loss_by_range_is_the_mean_over_the_positions_its_label_names(monkeypatch):
-    """"aL..bL" is the mean loss at positions aL .. bL − 1 (L the training length), and the three ranges cover the
-    evaluated 4L positions once each (chapter 8). (Untrained models: the bookkeeping is the same.)"""
-    import re
+def test_chapter_8s_rate_is_chosen_on_the_mean_of_the_last_tail_training_losses(monkeypatch):
+    """``train_tail`` is the mean training loss over the last ``tail`` steps, which picks each encoding's rate, and every
+    run keeps the loss at each of the 4L evaluated positions (chapter 8). (Untrained models: the bookkeeping is the
+    same.)"""
     from types import SimpleNamespace
     from seqlab.experiments import attention
-    monkeypatch.setattr(attention, "train_position_lm", lambda *a, **kw: SimpleNamespace(seconds=0.0))
-    L = attention.POSITION_SETTINGS["tiny"]["train_len"]
+    monkeypatch.setenv("SEQLAB_RUNLOG_DIR", "")
+    losses = [float(k) for k in range(100)]                       # the last tail steps have a known mean
+    monkeypatch.setattr(attention, "train_position_lm", lambda *a, **kw: SimpleNamespace(seconds=0.0, loss=losses))
+    s = attention.POSITION_STUDY_SETTINGS["tiny"]
     res = attention.positions(scale="tiny", seeds=[0])
-    ends = {label: tuple(0 if side == "0" else int(side[:-1] or 1) * L for side in re.fullmatch(r"(\w+)\.\.(\w+)",
-                                                                                              label).groups())
-            for label in res["ranges"]}
-    assert sorted(ends.values()) == [(0, L), (L, 2 * L), (2 * L, 4 * L)]
+    want = sum(losses[-s["tail"]:]) / s["tail"]
     for run in res["runs"]:
-        assert len(run["by_position"]) == 4 * L
-        for label, (a, b) in ends.items():
-            assert run["by_range"][label] == pytest.approx(sum(run["by_position"][a:b]) / (b - a), abs=1e-4), label
+        assert run["train_tail"] == pytest.approx(want)
+        assert len(run["by_position"]) == 4 * s["train_len"]
 
 
 def test_s4d_starts_with_c_complex_standard_normal():

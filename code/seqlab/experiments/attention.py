@@ -286,9 +286,10 @@ ENCODINGS = ("none", "learned", "sinusoidal", "rope", "alibi")
 
 
 def train_position_lm(model: GPT, corpus: CharCorpus, *, batch: int, T_train: int, steps: int, lr: float,
-                      device=None, progress: bool | None = None, desc: str | None = None):
-    """Train a character GPT on windows of ``T_train`` characters, the same batches for every model (seed 0; chapter 8)."""
-    g_lm = seed_everything(0)                                             # the same batches for every encoding
+                      device=None, progress: bool | None = None, desc: str | None = None, batch_seed: int = 0):
+    """Train a character GPT on windows of ``T_train`` characters, the same batches for every model (the stream of
+    ``batch_seed``, 0 unless given; chapter 8)."""
+    g_lm = seed_everything(batch_seed)                                    # the same batches for every encoding
     return train(model, lambda: corpus.batch("train", batch, T_train, generator=g_lm), steps=steps, lr=lr, clip=1.0,
                  device=device, progress=progress, desc=desc)
 
@@ -308,41 +309,65 @@ POSITION_SETTINGS = {
 }
 
 
-def render_positions(results: dict) -> list[str]:
-    """The table of a ``positions`` results dict: per encoding, the mean loss over seeds in each range of positions
-    and its rise from the first range to the last (chapter 8)."""
-    ranges, runs = list(results["ranges"]), results["runs"]
-    lines = [f"{'encoding':10s} " + " ".join(f"{r:>8s}" for r in ranges)
-             + f" {'rise':>7s}   (mean loss in nats, L = {results['settings']['train_len']})"]
-    for enc in dict.fromkeys(r["encoding"] for r in runs):
-        m = {k: mean_over(runs, lambda r: r["by_range"][k], encoding=enc) for k in ranges}
-        lines.append(f"{enc:10s} " + " ".join(f"{m[k]:8.3f}" for k in ranges) + f" {m['2L..4L'] - m['0..L']:+7.3f}")
+# ------------------------------------------- chapter 8's extrapolation study over seeds and learning rates
+POSITION_STUDY_LRS = {"tiny": [1e-3, 3e-3, 1e-2], "quick": [1e-3, 3e-3, 1e-2], "full": [7e-4, 2e-3, 6e-3]}  # around each rate
+POSITION_STUDY_SETTINGS = {scale: dict(s, lrs=POSITION_STUDY_LRS[scale], tail=50) for scale, s in POSITION_SETTINGS.items()}
+POSITION_STUDY_GRID_KEYS = ("lrs",)
+
+
+def position_study_run(enc: str, lr: float, seed: int, s: dict, corpus: CharCorpus, val: torch.Tensor,
+                       device=None, progress: bool = False) -> dict:
+    """One run of ``positions``: the encoding ``enc`` trained at rate ``lr``, its initial weights and its batches
+    from ``seed`` (every encoding of a seed sees the same batches), and its loss at every position of ``val``
+    (chapter 8). ``train_tail``: the mean training loss over the last ``tail`` steps, which picks the rate."""
+    T_train = s["train_len"]
+    seed_everything(seed)
+    model = GPT(GPTConfig(corpus.vocab_size, d_model=s["d_model"], n_heads=s["n_heads"], n_layers=s["n_layers"],
+                          max_len=4 * T_train, positions=enc)).to(device)
+    h = train_position_lm(model, corpus, batch=s["lm_batch"], T_train=T_train, steps=s["lm_steps"], lr=lr,
+                          device=device, progress=progress, desc=enc, batch_seed=seed)
+    model.eval()
+    loss = loss_by_position(model, val)
+    tail = h.loss[-s["tail"]:]
+    return {"encoding": enc, "lr": lr, "seed": seed, "train_tail": sum(tail) / len(tail),
+            "by_position": [round(v, 5) for v in loss.tolist()], "seconds": round(h.seconds, 2)}
+
+
+def render_position_study(results: dict) -> list[str]:
+    """The table of a ``positions`` results dict: per encoding and rate, the mean ± sd over seeds of the loss
+    over positions 0..L-1 and of its rise over 2L..4L-1; the rate each encoding chooses (chapter 8)."""
+    from .runlog import choose_rate
+
+    s, runs = results["settings"], results["runs"]
+    L = s["train_len"]
+    inside = lambda r: sum(r["by_position"][:L]) / L
+    far = lambda r: sum(r["by_position"][2 * L:4 * L]) / (2 * L)
+    sd = lambda v: (sum((x - sum(v) / len(v)) ** 2 for x in v) / max(1, len(v) - 1)) ** 0.5
+    chosen = choose_rate(runs, lambda r: r["encoding"], lambda r: r["train_tail"], lrs=s["lrs"])
+    lines = [f"{'encoding':10s} {'lr':>6s} {'0..L-1':>15s} {'rise 2L..4L-1':>15s}   (mean ± sd over seeds, nats)"]
+    for enc, c in chosen.items():
+        for lr in s["lrs"]:
+            rs = [r for r in runs if r["encoding"] == enc and r["lr"] == lr]
+            a, b = [inside(r) for r in rs], [far(r) - inside(r) for r in rs]
+            lines.append(f"{enc:10s} {lr:6g} {sum(a) / len(a):8.3f} ± {sd(a):.3f} {sum(b) / len(b):+8.3f} ± {sd(b):.3f}"
+                         + ("   <- chosen" if lr == c["lr"] else ""))
     return lines
 
 
-@register("positions", "chapter 8: five position schemes trained at length L, loss at 0..L, L..2L, 2L..4L",
-          chapter=8, render=render_positions)
+@register("positions", "chapter 8: five position schemes trained at length L, each at three learning rates, and their "
+          "loss at every position up to 4L (resumable)", chapter=8, render=render_position_study,
+          settings=POSITION_STUDY_SETTINGS)
 def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
-    """Chapter 8's extrapolation experiment at ``scale``: every encoding x seed (the seed sets the initial weights)."""
-    s = POSITION_SETTINGS[scale]
+    """Chapter 8's extrapolation study over seeds and rates: every encoding x rate x seed, each seed's encodings on
+    the same batches; resumable (``runlog``; chapter 8)."""
+    from .runlog import log_path, map_logged, per_run
+
+    s = POSITION_STUDY_SETTINGS[scale]
     corpus = CharCorpus()
-    T_train = s["train_len"]
-    T_eval = 4 * T_train
-    W = T_eval + 1
-    val = corpus.val[: len(corpus.val) // W * W].view(-1, W).to(device)  # (N, T_eval + 1)
-    ranges = {"0..L": (0, T_train), "L..2L": (T_train, 2 * T_train), "2L..4L": (2 * T_train, T_eval)}
-
-    def one(c):
-        enc, seed = c
-        seed_everything(seed)
-        model = GPT(GPTConfig(corpus.vocab_size, d_model=s["d_model"], n_heads=s["n_heads"], n_layers=s["n_layers"],
-                              max_len=T_eval, positions=enc)).to(device)
-        h = train_position_lm(model, corpus, batch=s["lm_batch"], T_train=T_train, steps=s["lm_steps"], lr=s["lr"],
-                              device=device, progress=progress, desc=enc)
-        model.eval()
-        loss = loss_by_position(model, val)
-        return {"encoding": enc, "seed": seed, "by_range": {r: loss[a:b].mean().item() for r, (a, b) in ranges.items()},
-                "by_position": [round(v, 5) for v in loss.tolist()], "seconds": round(h.seconds, 2)}
-
-    runs = map_runs(one, [(e, sd) for e in ENCODINGS for sd in seeds], progress=progress, desc="position LMs")
-    return {"settings": s, "ranges": ranges, "runs": runs}
+    W = 4 * s["train_len"] + 1
+    val = corpus.val[: len(corpus.val) // W * W].view(-1, W).to(device)  # (N, T_eval + 1): all of the validation text
+    runs = map_logged(lambda c: position_study_run(c[0], c[1], c[2], s, corpus, val, device=device, progress=progress),
+                      [(e, lr, sd) for sd in seeds for e in ENCODINGS for lr in s["lrs"]],
+                      path=log_path("positions", scale), settings=per_run(s, POSITION_STUDY_GRID_KEYS),
+                      progress=progress, desc="encodings x rates x seeds")
+    return {"settings": s, "runs": runs}

@@ -55,10 +55,11 @@ def run_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def time_against_length(layers: dict, ns, n_max: dict, *, batch: int, d: int, repeats: int,
-                        generator: torch.Generator, device=None) -> tuple[dict, dict]:
+                        generator: torch.Generator, device=None, clock: str = "wall") -> tuple[dict, dict]:
     """Forward + backward time of each layer (width ``d``) at each length n <= ``n_max[name]`` (chapter 9).
 
-    Returns ``(seconds, ns_of)``: ``seconds[name]`` the fastest round at each of ``ns_of[name]``.
+    Returns ``(seconds, ns_of)``: ``seconds[name]`` the fastest round at each of ``ns_of[name]``. ``clock="cpu"``
+    counts the process's CPU seconds (``measure.time_calls``): with one thread, time other processes take is not counted.
     """
     def forward_backward(layer, n):
         x = torch.randn(batch, n, d, generator=generator).to(device).requires_grad_()   # (B, n, d)
@@ -67,7 +68,7 @@ def time_against_length(layers: dict, ns, n_max: dict, *, batch: int, d: int, re
     ns_of = {name: [n for n in ns if n <= n_max[name]] for name in layers}
     calls = {(name, n): forward_backward(layer, n) for n in ns for name, layer in layers.items()
              if n in ns_of[name]}
-    timings = time_calls(calls, repeats=repeats, device=device)    # rounds over every (layer, n), shortest first
+    timings = time_calls(calls, repeats=repeats, device=device, clock=clock)   # rounds over every (layer, n), shortest first
     return {name: [timings[name, n].min for n in ns_of[name]] for name in layers}, ns_of
 
 

@@ -257,7 +257,7 @@ def induction(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
 
 
 # ------------------------------------------------- the attention models' learning rate: is 1e-2 their best?
-LR_SETTINGS = {scale: dict(s, depths=[1, 2], attn_lrs=[3e-3, 1e-2, 3e-2])  # around the sweep's 1e-2
+LR_SETTINGS = {scale: dict(s, depths=[1, 2], attn_lrs=[3e-3, 1e-2, 3e-2, 1e-1])  # around the sweep's 1e-2; 1e-1 brackets one layer's best
                for scale, s in SETTINGS.items()}
 LR_GRID_KEYS = ("depths", "attn_lrs")
 
@@ -285,7 +285,7 @@ def render_induction_lr(results: dict) -> list[str]:
     return lines
 
 
-@register("induction_lr", "chapter 11: the 1- and 2-layer attention models at three learning rates on the first seed: "
+@register("induction_lr", "chapter 11: the 1- and 2-layer attention models at four learning rates on every seed given: "
           "is the sweep's rate their best?", chapter=11, render=render_induction_lr, settings=LR_SETTINGS)
 def induction_lr(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """``span_run`` for every depth of ``depths``, rate of ``attn_lrs`` and seed (the recorded file: the first seed, the

@@ -1,0 +1,51 @@
+"""Chapter 8's recorded extrapolation study (``positions``) and chapter 9's timing clock: the shape of what they
+record, and that a seed's encodings share their batches."""
+from __future__ import annotations
+
+import torch
+
+from seqlab.data.corpus import CharCorpus
+from seqlab.experiments import attention, cost
+from seqlab.models import GPT, GPTConfig
+
+
+def test_positions_records_every_encoding_rate_and_seed_with_a_loss_at_every_position(monkeypatch):
+    monkeypatch.setenv("SEQLAB_RUNLOG_DIR", "")                      # no log: a fresh run
+    out = attention.positions(scale="tiny", seeds=(0, 1))
+    s = out["settings"]
+    assert s == attention.POSITION_STUDY_SETTINGS["tiny"] and len(s["lrs"]) == 3
+    runs = out["runs"]
+    assert len(runs) == len(attention.ENCODINGS) * len(s["lrs"]) * 2
+    assert {(r["encoding"], r["lr"], r["seed"]) for r in runs} == {
+        (e, lr, sd) for e in attention.ENCODINGS for lr in s["lrs"] for sd in (0, 1)}
+    assert all(len(r["by_position"]) == 4 * s["train_len"] and r["train_tail"] > 0 for r in runs)
+    lines = attention.render_position_study(out)
+    assert sum("<- chosen" in line for line in lines) == len(attention.ENCODINGS)   # one rate chosen per encoding
+
+
+def test_a_seeds_encodings_see_the_same_batches_and_the_default_stream_is_seed_0():
+    corpus = CharCorpus()
+    seen = []
+    original = corpus.batch
+
+    def spy(*args, **kwargs):
+        x, y = original(*args, **kwargs)
+        seen.append(x.clone())
+        return x, y
+
+    corpus.batch = spy
+    make = lambda enc: GPT(GPTConfig(corpus.vocab_size, d_model=16, n_heads=2, n_layers=1, max_len=32, positions=enc))
+    for enc, kw in (("none", {}), ("rope", {"batch_seed": 0}), ("alibi", {"batch_seed": 1})):
+        attention.train_position_lm(make(enc), corpus, batch=2, T_train=8, steps=2, lr=1e-3, progress=False, **kw)
+    assert torch.equal(seen[0], seen[2]) and torch.equal(seen[1], seen[3])      # default stream == batch_seed 0
+    assert not torch.equal(seen[0], seen[4])                                    # another seed, other batches
+
+
+def test_time_against_length_counts_cpu_seconds_when_asked():
+    layers = {name: layer for name, layer in cost.cost_layers(8).items() if name in ("nn.LSTM", "attention, fused")}
+    n_max = {name: 16 for name in layers}
+    for clock in ("wall", "cpu"):
+        seconds, ns_of = cost.time_against_length(layers, [8, 16], n_max, batch=1, d=8, repeats=1,
+                                                  generator=torch.Generator().manual_seed(0), clock=clock)
+        assert ns_of == {name: [8, 16] for name in layers}
+        assert all(t > 0 for ts in seconds.values() for t in ts)
