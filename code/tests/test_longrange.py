@@ -162,3 +162,19 @@ def test_lag_table_reports_each_lags_test_accuracy_at_the_rate_best_on_validatio
     rows = {r["lag"]: r for r in lag_table(runs)}
     assert rows[4]["lr"] == 1e-2 and rows[4]["accuracy"] == [0.98, 0.99] and rows[4]["min"] == 0.98   # chosen on validation
     assert rows[32]["lr"] == 3e-2 and rows[32]["mean"] == pytest.approx(0.125) and rows[32]["baseline"] == 0.125
+
+
+def test_chapter_15s_trained_cells_read_the_worst_seed_and_the_baseline():
+    from seqlab.experiments import architectures as A
+    row = lambda mean, lo, hi: dict(mean=mean, min=lo, max=hi, baseline=0.125)
+    assert A.trained_cell(row(0.99, 0.96, 1.0), 0.05).startswith("solved (0.99 [0.96, 1.00])")
+    assert A.trained_cell(row(0.9, 0.86, 0.97), 0.05).startswith("partly")
+    assert A.trained_cell(row(0.12, 0.11, 0.125), 0.05).startswith("not learned")
+    assert A.trained_cell(None, 0.05) == "not run"
+    ones = {a: 1.0 for a in A.ARCHS}
+    rows = A.table_rows(ones, ones, ones, ones, {a: 1.52 for a in A.ARCHS}, None, ones,
+                        lag={"SSM": row(0.12, 0.11, 0.125)}, recall={}, margin=0.05)
+    assert rows["long"]["SSM"].startswith("not learned") and rows["long"]["RNN"] == "not run"
+    assert set(rows["recall"].values()) == {"not run"}
+    assert all(c.startswith("like n²") for c in rows["cost"].values())          # 1.52 >= QUADRATIC = 1.5
+    assert all("not measured" in rows["scale"][a] for a in A.ARCHS if a not in ("LSTM", "Transformer"))

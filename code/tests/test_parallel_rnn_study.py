@@ -42,3 +42,23 @@ def test_the_committed_study_ran_every_arch_rate_and_seed_and_chose_the_rates_it
         (a, lr, sd) for a in pr.ARCHS for lr in s["lrs"] for sd in record["seeds"])
     best = pr.best_rates(results["runs"], s["lrs"])
     assert results["best"] == [[a, b["lr"], b["bracketed"]] for a, b in best.items()]
+
+
+def test_hillis_steele_scan_equals_the_loop_and_its_depth_grows_per_doubling():
+    """Section 13b: the log-depth scan gives the loop's states, from any h0, and its chain grows by a constant per doubling."""
+    import torch
+    from seqlab.experiments import parallel_rnn as pr
+    g = torch.Generator().manual_seed(1)
+    for T in (1, 5, 16, 37):
+        a = torch.rand(2, T, 3, generator=g, dtype=torch.float64)
+        b = torch.randn(2, T, 3, generator=g, dtype=torch.float64)
+        h0 = -1 - torch.rand(2, 3, generator=g, dtype=torch.float64)
+        assert torch.allclose(pr.hillis_steele_scan(a, b, h0), pr.loop_scan(a, b, h0), atol=1e-12)
+        assert torch.allclose(pr.hillis_steele_scan(a, b), pr.loop_scan(a, b), atol=1e-12)
+    d = pr.scan_depths([8, 16, 32, 64])
+    steps = {y - x for x, y in zip(d["scan"], d["scan"][1:])}
+    assert len(steps) == 1 and steps.pop() > 0                 # the same few operations per round
+    assert d["loop"][-1] - d["loop"][-2] == 2 * (64 - 32)       # a multiply and an add per token
+    import pytest
+    with pytest.raises(ValueError, match="must both be"):
+        pr.hillis_steele_scan(torch.ones(1, 3, 2), torch.ones(1, 4, 2))

@@ -228,12 +228,28 @@ def test_a_grid_extended_by_a_learning_rate_reruns_only_the_new_points(tmp_path)
     assert calls == []
     from seqlab.experiments import longrange, recall as rec
     # the runs logged before each change: the whole settings, then the per-run ones with a single pairs width
-    before = {k: v for k, v in rec.SETTINGS["quick"].items() if k not in ("pairs_widths", "max_widen")} | {"pairs_width": 32}
+    before = {k: v for k, v in rec.SETTINGS["quick"].items()
+              if k not in ("pairs_widths", "max_widen", "ssm_archs", "ssm_widths")} | {"pairs_width": 32}
     assert runlog.fingerprint(before) in rec.LEGACY["quick"]
     old_grid = ("archs", "widths", "lrs", "pairs_archs", "pairs")
     assert runlog.fingerprint(runlog.per_run(before, old_grid)) in rec.LEGACY["quick"]
+    # the selective-SSM cells (chapter 15's recall row) are grid points: adding them keeps every logged run's fingerprint
+    no_ssm = {k: v for k, v in rec.SETTINGS["quick"].items() if k not in ("ssm_archs", "ssm_widths")}
+    assert runlog.fingerprint(runlog.per_run(rec.SETTINGS["quick"], rec.GRID_KEYS)) == \
+        runlog.fingerprint(runlog.per_run(no_ssm, rec.GRID_KEYS))
     lr_before = {k: v for k, v in longrange.SETTINGS["quick"].items() if k != "max_widen"}   # before widening
     assert runlog.fingerprint(dict(lr_before, lrs=[1e-3, 3e-3, 1e-2])) in longrange.LEGACY["quick"]
     # widening is part of the grid, not of a run: the runs logged before it keep their fingerprint
     assert runlog.fingerprint(runlog.per_run(longrange.SETTINGS["quick"], longrange.GRID_KEYS)) == \
         runlog.fingerprint(runlog.per_run(lr_before, longrange.GRID_KEYS))
+
+
+def test_the_selective_ssm_is_a_recall_arch_with_its_own_cells():
+    """Chapter 15's SSM row: the selective SSM trains on MQAR through the same function, at ``ssm_widths`` only."""
+    s = recall.SETTINGS["quick"]
+    cells = recall.cells(s)
+    assert {c[2] for c in cells if c[1] == "selective"} == set(s["ssm_widths"])
+    assert all(c[0] == "width" and c[3] == s["n_pairs"] for c in cells if c[1] == "selective")
+    assert recall.d_phi("selective", 32, 4) == 8                   # its d_state N, not a head width
+    m = recall.make_model("selective", 8, vocab=16)
+    assert m(torch.zeros(2, 6, dtype=torch.long))[0].shape == (2, 6, 16)

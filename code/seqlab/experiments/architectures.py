@@ -180,23 +180,27 @@ def step_cost(models: dict, states: dict, rounds: int, device=None) -> tuple[dic
 SCALING_FAMILIES = {"LSTM": "lstm", "Transformer": "transformer"}
 
 
-def scale_cells(gain: dict, exponents: dict | None = None, steps: int | None = None) -> dict[str, str]:
+def scale_cells(gain: dict | None, exponents: dict | None = None, steps: int | None = None) -> dict[str, str]:
     """The scalability row of chapter 15: chapter 10's recorded exponents where the study has the family (chapter 15).
 
     ``exponents`` is ``scaling.exponent_cells(record["results"])`` of ``results/scaling-cpu.json``, or None when
     that file is absent. The LSTM's and the Transformer's cells give the fitted exponent alpha with its interval
     (the Transformer's also the verdict on the difference); the other families were not in the study, and every
     cell keeps this page's short-run gain (``gain``, nats from the smaller to the larger model after ``steps``
-    steps), labelled as a short-run gain, not a scaling verdict.
+    steps), labelled as a short-run gain, not a scaling verdict. With ``gain`` None (chapter 15's table: a one-seed
+    short run is no cell of a table whose cells show their spread) the other families' cells say only that they
+    were not in the study.
     """
-    short = lambda a: f"short run: {gain[a]:+.2f} nats" + (f" after {steps} steps" if steps else "")
+    short = lambda a: "" if gain is None else (f"short run: {gain[a]:+.2f} nats"
+                                                + (f" after {steps} steps" if steps else ""))
     out = {}
     for a in ARCHS:
         family = SCALING_FAMILIES.get(a)
         if family is None:
-            out[a] = f"not in chapter 10's study ({short(a)}, not a scaling verdict)"
+            out[a] = (f"not in chapter 10's study ({short(a)}, not a scaling verdict)" if gain is not None
+                      else "not in chapter 10's study: not measured")
         elif exponents is None:
-            out[a] = f"no recorded study here (results/scaling-cpu.json absent; {short(a)})"
+            out[a] = "no recorded study here (results/scaling-cpu.json absent" + (f"; {short(a)})" if short(a) else ")")
         else:
             cell = exponents[family]["cell"]
             if a == "Transformer":
@@ -205,20 +209,50 @@ def scale_cells(gain: dict, exponents: dict | None = None, steps: int | None = N
     return out
 
 
+#: the exponent of the work above which the table says "like n²": the n² term is then more than half the work
+#: (an exponent of 1.25 would mean only about a quarter of it)
+QUADRATIC = 1.5
+#: a trained cell reads "solved" when its worst seed reaches this accuracy (chapter 15's long-range and recall rows)
+SOLVED = 0.95
+
+
+def trained_cell(row: dict | None, margin: float) -> str:
+    """One trained cell of chapter 15's table from a recorded row (mean, min, max over seeds, baseline): "solved"
+    when the worst seed reaches ``SOLVED``, "partly" when the mean clears the baseline by ``margin`` (3 standard
+    errors of a guesser, ``longrange.chance_margin``; a row's own ``margin`` key wins), "not learned" otherwise,
+    beside mean [worst, best]; "not run" without a row."""
+    if row is None:
+        return "not run"
+    margin = row.get("margin", margin)              # a row may carry its own (another test-set size or baseline)
+    word = ("solved" if row["min"] >= SOLVED else "partly" if row["mean"] > row["baseline"] + margin
+            else "not learned")
+    return f"{word} ({row['mean']:.2f} [{row['min']:.2f}, {row['max']:.2f}])"
+
+
 def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows, exponents=None,
-               steps=None) -> dict[str, dict[str, str]]:
+               steps=None, *, lag: dict | None = None, recall: dict | None = None,
+               margin: float = 0.0) -> dict[str, dict[str, str]]:
     """The comparison table, row -> arch -> cell: each measured number beside the verdict its row's rule gives (chapter 15).
 
-    The scalability row is ``scale_cells(gain, exponents, steps)``: chapter 10's recorded exponents, not a verdict of this page's short run.
+    The scalability row is ``scale_cells(gain, exponents, steps)``: chapter 10's recorded exponents, not a verdict of
+    this page's short run. With ``lag`` (arch -> a recorded ``longrange`` row of the long-lag task, 3 seeds) the
+    long-range row is the trained result (``trained_cell``), else the gradient at initialisation (``fade``, one
+    seed); with ``recall`` (arch -> a recorded MQAR row) a trained recall row is added. ``margin``: how far above
+    the baseline a mean must lie to count as "partly" learned.
     """
-    return {
+    rows = {
         "sequential": {a: f"{compare.verdict(seq_depth[a], 1, 'yes', 'no')} ({seq_depth[a]:.1f} ops/token)" for a in ARCHS},
         "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token)" for a in ARCHS},
-        "long": {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS},
-        "cost": {a: f"{compare.verdict(cost_slope[a], 1.25, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})" for a in ARCHS},
+        "long": ({a: trained_cell(lag.get(a), margin) for a in ARCHS} if lag is not None else
+                 {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS}),
+        "cost": {a: f"{compare.verdict(cost_slope[a], QUADRATIC, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})"
+                 for a in ARCHS},
         "scale": scale_cells(gain, exponents, steps),
         "memory": {a: f"{compare.verdict(grows[a], 1, 'grows', 'fixed')} (+{grows[a]:.0f} B/token)" for a in ARCHS},
     }
+    if recall is not None:
+        rows["recall"] = {a: trained_cell(recall.get(a), margin) for a in ARCHS}
+    return rows
 
 
 def html_table(header, rows) -> str:
@@ -238,7 +272,8 @@ def recorded_rows(longrange: dict | None, recall: dict | None) -> tuple[list[str
 
     ``longrange``: a ``results/longrange.json`` record — per task, each family's test accuracy at its
     best learning rate, "mean [min, max]" over seeds, with the input-blind baseline. ``recall``: a
-    ``results/recall.json`` record — softmax, linear attention and the delta rule at the smallest width.
+    ``results/recall.json`` record — softmax, linear attention and the selective SSM (where recorded) at the
+    smallest width.
     Returns (header, rows) for ``html_table``.
     """
     header = ["measurement", *ARCHS]
@@ -256,7 +291,8 @@ def recorded_rows(longrange: dict | None, recall: dict | None) -> tuple[list[str
         w = min(r["width"] for r in t)
         by = {r["arch"]: r for r in t if r["width"] == w}
         cell = lambda a: f"{by[a]['mean']:.2f} [{by[a]['min']:.2f}, {by[a]['max']:.2f}]" if a in by else "—"
-        rows.append([f"MQAR recall, d = {w} (chapter 12)", "—", "—", cell("softmax"), cell("linear"), "—", "—"])
+        rows.append([f"MQAR recall, d = {w} (chapter 12)", "—", "—", cell("softmax"), cell("linear"), cell("selective"),
+                     "—"])
     return header, rows
 
 

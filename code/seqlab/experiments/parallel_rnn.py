@@ -118,6 +118,52 @@ def depth_per_token(model, lengths, vocab: int) -> float:
     return (depths[1] - depths[0]) / (T2 - T1)
 
 
+def hillis_steele_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+    """Every h_t of h_t = a_t ⊙ h_{t−1} + b_t, in ⌈log₂ T⌉ rounds of elementwise operations (chapter 13, section 13b).
+
+    ``a``, ``b`` are (B, T, H); ``h0`` (B, H) or None (zero). Hillis and Steele's scan, written in torch
+    operations so that ``measure.graph_depth`` sees every round: after the round with offset s, position t
+    holds the composition of the affine maps h ↦ a h + b of steps t − 2s + 1 .. t, and one more round
+    combines it with the block that ends s positions earlier, (a, b) ← (a · a_prev, a · b_prev + b).
+    The work is O(T log T), the depth O(log T): a round adds the same few operations to the chain, so the
+    depth grows by a constant each time T doubles, where a loop's grows with every token.
+    """
+    if a.shape != b.shape or a.dim() != 3:
+        raise ValueError(f"a and b must both be (B, T, H), got {tuple(a.shape)} and {tuple(b.shape)}")
+    shift = 1
+    while shift < a.shape[1]:
+        a_prev = torch.cat([torch.ones_like(a[:, :shift]), a[:, :-shift]], dim=1)   # the identity map before t = 0
+        b_prev = torch.cat([torch.zeros_like(b[:, :shift]), b[:, :-shift]], dim=1)
+        a, b = a * a_prev, a * b_prev + b
+        shift *= 2
+    return b if h0 is None else b + a * h0[:, None]        # a now holds Π_{s ≤ t} a_s
+
+
+def loop_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+    """The same recurrence one step after another, (B, T, H) -> (B, T, H): its chain grows with every token (section 13b)."""
+    h = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    out = []
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+def scan_depths(lengths, width: int = 4, seed: int = 0) -> dict[str, list[int]]:
+    """``graph_depth`` of ``hillis_steele_scan`` and ``loop_scan`` at each length of ``lengths`` (section 13b).
+
+    Random decays in (0, 1) and inputs that need gradients, so every round is in the autograd graph.
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = {"scan": [], "loop": []}
+    for T in lengths:
+        a = torch.rand(1, T, width, generator=g, dtype=torch.float64).requires_grad_()
+        b = torch.randn(1, T, width, generator=g, dtype=torch.float64).requires_grad_()
+        out["scan"].append(graph_depth(hillis_steele_scan(a, b)))
+        out["loop"].append(graph_depth(loop_scan(a, b)))
+    return out
+
+
 def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, generator: torch.Generator,
              device=None) -> float:
     """Mean validation loss (nats per character) over ``n_batches`` batches of 16 windows drawn with ``generator``

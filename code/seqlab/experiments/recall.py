@@ -6,11 +6,15 @@ Glossary, code name -> book notation:
                    "linear" (linear attention, φ(x) = elu(x) + 1), "delta" (the delta rule, DeltaNet:
                    S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}) with unit keys), "taylor" (linear attention
                    with the second-order Taylor feature map, d_φ = 1 + d_head + d_head²), "gated" (gated
-                   linear attention, one forget factor per key channel)
+                   linear attention, one forget factor per key channel), "selective" (chapter 13's selective
+                   SSM, Mamba's layer, the SSM of chapter 15's comparison: a short convolution inside the layer,
+                   d_state N = 8 per channel of d_inner = 2 d channels)
     width          d_model; with ``heads`` heads, d_head = width / heads is each head's key width d
+                   (the selective SSM has no heads: it writes each token into every channel's N-wide state)
     n_pairs        n, the key-value pairs written before the queries
     load           n / d_φ: pairs per key dimension of one head's state, the axis of chapter 12's
-                   √((n − 1)/d) cross-talk law
+                   √((n − 1)/d) cross-talk law; for the selective SSM d_φ is its N (the width of the
+                   input projection B_t a token is written with), a nominal load, not one the law covers
     state_bytes    bytes of what the model carries per sequence at the task's length T (float32):
                    the KV cache, 2 T d per layer, for softmax attention; the fixed matrix state
                    (S, and z for the normalised maps) in every head for the linear mixers; plus the
@@ -35,6 +39,9 @@ an end of the grid, clearly, gets one more rate past that end, ``max_widen``). T
             every key its own direction, where the √((n − 1)/d) law assumes random keys. So the
             quick scale sweeps the pairs at a width below that (16: 16 key dimensions for 32 keys)
             and at it (32).
+    ssm     the width axis's cells for ``ssm_archs`` (chapter 13's selective SSM) at ``ssm_widths``
+            only: an SSM step costs 2 to 4 times a linear-attention step on this task, so the quick
+            scale runs it at the two smaller widths (chapter 15's SSM row of the recall table).
 
 ``recall`` (``python -m seqlab.experiments recall``) runs both and is resumable: each finished run is
 appended to ``results/runs/recall-SCALE.jsonl`` (``seqlab.experiments.runlog``) and a rerun skips it.
@@ -50,13 +57,14 @@ from ..config import seed_everything
 from ..seeding import held_out as held_out_stream
 from ..data.tasks import AssociativeRecall
 from ..models.mixer_lm import MixerLM, MixerLMConfig
+from ..models.ssm import SSMConfig
 from ..train import accuracy, train
 from . import register
 from .runlog import choose_rate, edge_optimum, fingerprint, log_path, map_tuned, per_run
 
-GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "max_widen")
+GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "max_widen", "ssm_archs", "ssm_widths")
 
-ARCHS = ("softmax", "linear", "delta", "taylor", "gated")
+ARCHS = ("softmax", "linear", "delta", "taylor", "gated", "selective")
 WEIGHT_DECAY = 0.1  # Zoology's AdamW setting
 TARGET = 0.99  # stop once the validation recall reaches it
 
@@ -64,16 +72,16 @@ SETTINGS = {
     # the task (vocab, length, pairs), the models (widths, heads, layers), the lrs swept, training; then the pairs axis
     "tiny": dict(archs=["softmax", "linear", "delta"], vocab=16, length=12, n_pairs=4, widths=[8, 16], heads=2,
                  layers=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=3, eval_every=2, batch=8, eval_batch=32,
-                 pairs_archs=["linear", "delta"], pairs_widths=[8], pairs=[2, 4], pairs_length=12, max_widen=1),
+                 pairs_archs=["linear", "delta"], pairs_widths=[8], pairs=[2, 4], pairs_length=12, max_widen=1, ssm_archs=["selective"], ssm_widths=[8]),
     "quick": dict(archs=["softmax", "linear", "delta"], vocab=64, length=48, n_pairs=16,
                   widths=[16, 32, 64], heads=4, layers=2, lrs=[1e-3, 3e-3, 1e-2, 3e-2], steps=2000, eval_every=100,
                   batch=32, eval_batch=256,
                   pairs_archs=["softmax", "linear", "delta"], pairs_widths=[16, 32], pairs=[4, 8, 16, 24], pairs_length=64,
-                  max_widen=1),
+                  max_widen=1, ssm_archs=["selective"], ssm_widths=[16, 32]),
     "full": dict(archs=list(ARCHS), vocab=256, length=128, n_pairs=32, widths=[32, 64, 128, 256], heads=4, layers=2,
                  lrs=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2], steps=12_500, eval_every=250, batch=64, eval_batch=1024,
                  pairs_archs=["softmax", "linear", "delta", "gated"], pairs_widths=[64, 128], pairs=[8, 16, 32, 48, 64],
-                 pairs_length=160, max_widen=1),
+                 pairs_length=160, max_widen=1, ssm_archs=["selective"], ssm_widths=[32, 64, 128]),
 }
 
 
@@ -86,7 +94,8 @@ def make_model(arch: str, width: int, vocab: int, heads: int = 4, layers: int = 
     """A ``MixerLM`` with mixer ``arch`` (one of ``ARCHS``), width d and ``heads`` heads; chapter 12."""
     validate.positive_int("width", width)
     options = {"softmax": {}, "linear": {"feature_map": "elu1"}, "taylor": {"feature_map": "taylor"},
-               "gated": {"feature_map": "elu1"}, "delta": {"feature_map": "identity", "delta": True, "chunk": 16}}
+               "gated": {"feature_map": "elu1"}, "delta": {"feature_map": "identity", "delta": True, "chunk": 16},
+               "selective": {"chunk": 16}}
     if arch not in options:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     mixer = {"taylor": "linear", "gated": "gated_linear", "delta": "linear"}.get(arch, arch)
@@ -95,10 +104,13 @@ def make_model(arch: str, width: int, vocab: int, heads: int = 4, layers: int = 
 
 
 def d_phi(arch: str, width: int, heads: int) -> int:
-    """d_φ, the key width of one head's state (d_head, or 1 + d_head + d_head² for the Taylor map; chapter 12)."""
+    """d_φ, the key width of one head's state (d_head, or 1 + d_head + d_head² for the Taylor map; chapter 12);
+    for the selective SSM its d_state N, the width of the B_t a token is written with (chapter 13)."""
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     d = validate.positive_int("width", width) // validate.positive_int("heads", heads)
+    if arch == "selective":
+        return SSMConfig().d_state
     return 1 + d + d * d if arch == "taylor" else d
 
 
@@ -200,7 +212,8 @@ def cells(s: dict) -> list[tuple]:
     """The cells of both axes as (axis, arch, width, n_pairs, length), each trained at every lr of ``s["lrs"]`` (chapter 12)."""
     return ([("width", a, w, s["n_pairs"], s["length"]) for a in s["archs"] for w in s["widths"]]
             + [("pairs", a, w, n, s["pairs_length"]) for w in s["pairs_widths"] for a in s["pairs_archs"]
-               for n in s["pairs"]])
+               for n in s["pairs"]]
+            + [("width", a, w, s["n_pairs"], s["length"]) for a in s.get("ssm_archs", ()) for w in s.get("ssm_widths", ())])
 
 
 def render_recall(results: dict) -> list[str]:
