@@ -140,7 +140,7 @@ def hillis_steele_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None
 
 
 def loop_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-    """The same recurrence one step after another, (B, T, H) -> (B, T, H): its chain grows with every token (section 13b)."""
+    """The same recurrence one step after another, (B, T, H) -> (B, T, H): its chain grows with every token (chapter 13, section 13.10)."""
     h = torch.zeros_like(b[:, 0]) if h0 is None else h0
     out = []
     for t in range(a.shape[1]):
@@ -150,7 +150,7 @@ def loop_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) 
 
 
 def scan_depths(lengths, width: int = 4, seed: int = 0) -> dict[str, list[int]]:
-    """``graph_depth`` of ``hillis_steele_scan`` and ``loop_scan`` at each length of ``lengths`` (section 13b).
+    """``graph_depth`` of ``hillis_steele_scan`` and ``loop_scan`` at each length of ``lengths`` (chapter 13, section 13.10).
 
     Random decays in (0, 1) and inputs that need gradients, so every round is in the autograd graph.
     """
