@@ -423,9 +423,10 @@ def test_norm_placement_summarises_a_run_by_its_definitions():
     from seqlab.train import History
     h = History()
     h.loss = [5.0] * 10 + [3.0] * 30 + [2.0] * 20          # falls to 3.0, then to 2.0
-    grads = torch.tensor([[1.0, 2.0, 4.0]] * 60)           # (steps, L): top/bottom = 4 at step 0
+    grads = torch.tensor([[k + 1.0, 2.0, 4.0 * (k + 1) + k] for k in range(60)])   # (steps, L): each step its own ratio
     out = norms.summarise_run(h, grads, unigram=3.0, near=0.15)
-    assert out["final"] == 2.0 and out["grad_ratio"] == 4.0 and out["bottom_late"] == 1.0
+    assert out["final"] == 2.0 and out["grad_ratio"] == 4.0                # top / bottom at step 0: 4 / 1
+    assert out["bottom_late"] == torch.arange(21.0, 61.0).median().item() == 40.0   # the bottom block, steps 20 on
     smooth = h.smoothed_loss(10)
     assert out["reach"] == next(t for t, v in enumerate(smooth) if v < 3.15) == 19   # the 10-step mean of 3.0s
     assert out["floor"] == pytest.approx(-1.0)

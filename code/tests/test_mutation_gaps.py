@@ -535,3 +535,28 @@ def test_a_scalar_gate_decays_a_whole_head_by_one_number_and_a_channel_gate_each
     assert torch.allclose(ratio, ratio[..., :1])                                   # a row's values decay alike
     per_head_spread = (ratio.amax((1, 2)) - ratio.amin((1, 2))).max().item()
     assert (per_head_spread < 1e-6) == (gate == "scalar"), per_head_spread
+
+
+def test_a_registered_experiment_cannot_be_changed_in_place():
+    """The registry's entries are frozen (chapter 10): a page or a test that assigned to ``REGISTRY[name].render``
+    would change what every later command prints, so assignment raises instead."""
+    import dataclasses
+    from seqlab import experiments
+    entry = experiments.REGISTRY["scaling"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.render = None
+    assert entry.render is not None
+
+
+def test_the_copying_summary_lists_the_longer_noise_runs_at_each_layers_chosen_rate_only():
+    """``render_copying`` prints, for selective copying, the longer-noise accuracies of the runs at each layer's best
+    rate and of no other rate (chapter 13)."""
+    from seqlab.experiments import ssm as ssm_exp
+    sel = ssm_exp.SELECTIVE_COPYING
+    runs = [dict(task=sel, layer=layer, lr=lr, seed=0, budget=10, accuracy=acc, steps=10, longer_noise=[acc, acc / 2])
+            for layer, lr, acc in (("A", 1e-3, 0.5), ("A", 1e-2, 0.9), ("B", 1e-3, 0.8), ("B", 1e-2, 0.4))]
+    lines = ssm_exp.render_copying({"settings": dict(steps=10, lrs=[1e-3, 1e-2], test_lengths=[16, 32]), "runs": runs})
+    listed = [line for line in lines if "seed 0" in line]
+    assert len(listed) == 2
+    assert any(line.split()[0] == "A" and "0.900 0.450" in line for line in listed)
+    assert any(line.split()[0] == "B" and "0.800 0.400" in line for line in listed)
