@@ -285,3 +285,21 @@ def test_power_law_diagnostics_of_an_exact_power_law():
     assert off["p"] < 0.01 and max(off["residual_nats"]) == off["residual_nats"][2]
     with pytest.raises(ValueError, match="at least 3 sizes"):
         power_law_diagnostics(sizes[:2])
+
+
+def test_a_rerun_without_the_runs_state_dicts_keeps_the_committed_checkpoints(tiny_study, tmp_path, monkeypatch):
+    """A fresh clone has the study's checkpoints (committed) but not its runs' state dicts (not committed): summarising
+    the sweep again must keep listing the checkpoints, with their hashes, so the page can load them (chapter 10)."""
+    import shutil
+    first, root = tiny_study
+    copy = tmp_path / "study"
+    shutil.copytree(root, copy)
+    shutil.rmtree(copy / "runs" / "state")
+
+    def no_training(*a, **k):
+        raise AssertionError("a saved run was trained again")
+
+    monkeypatch.setattr(scaling, "train_one", no_training)
+    again = scaling.scaling("tiny", seeds=[0, 1], runs_dir=copy / "runs")
+    key = lambda c: (c["family"], c["width"], c["sha256"], c["bytes"])
+    assert sorted(map(key, again["checkpoints"])) == sorted(map(key, first["checkpoints"])) and again["checkpoints"]

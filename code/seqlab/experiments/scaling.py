@@ -965,11 +965,12 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
         for f in FAMILIES:
             w = s["pair"][f]
             src = runs.dir / "state" / f"{run_key('lr', f, w, choice[f, w]['lr'], seeds[0], s['steps'])}.pt"
-            if rank() != 0 or not src.exists():
-                continue
-            out_dir.mkdir(parents=True, exist_ok=True)
             dst = out_dir / f"{f}-d{w}.pt"
-            dst.write_bytes(src.read_bytes())
+            if rank() != 0 or not (src.exists() or dst.exists()):
+                continue
+            if src.exists():  # a fresh clone has the checkpoint (committed) but not the runs' state dicts
+                out_dir.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(src.read_bytes())
             checkpoints.append({"family": f, "width": w, "layers": s["layers"], "context": s["context"],
                                 "lr": choice[f, w]["lr"], "seed": seeds[0], "file": str(dst.relative_to(runs.dir.parent)),
                                 "bytes": dst.stat().st_size, "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(),
