@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 13, section 13.9 (the page 13b): ``mingru_step`` and ``log_space_scan``."""
+"""Exercise checkers of chapter 13, section 13.10: ``mingru_step`` and ``log_space_scan``."""
 from __future__ import annotations
 
 from typing import Callable
@@ -25,7 +25,7 @@ def _step_reference(x_t, h, W_z, b_z, W_h, b_h, *, swap=False, candidate="g", ga
 
 @checker("13b")
 def mingru_step(fn: Callable) -> Result:
-    """Chapter 13 (section 13.9): ``fn(x_t, h, W_z, b_z, W_h, b_h)`` must return minGRU's next state h_t.
+    """Chapter 13 (section 13.10): ``fn(x_t, h, W_z, b_z, W_h, b_h)`` must return minGRU's next state h_t.
 
     ``x_t`` (B, D), ``h`` (B, H), ``W_z, W_h`` (H, D), ``b_z, b_h`` (H,): z_t = σ(W_z x_t + b_z),
     h̃_t = g(W_h x_t + b_h) with g(x) = x + 1/2 for x ≥ 0 and σ(x) below, h_t = (1 − z_t) ⊙ h + z_t ⊙ h̃_t.
@@ -58,7 +58,7 @@ def _scan_reference(log_a, log_b, h0, *, drop_h0=False, exclusive=False):
 
 @checker("13b")
 def log_space_scan(fn: Callable) -> Result:
-    """Chapter 13 (section 13.9): ``fn(log_a, log_b, h0)`` must return every h_t of h_t = a_t ⊙ h_{t-1} + b_t, computed in log space.
+    """Chapter 13 (section 13.10): ``fn(log_a, log_b, h0)`` must return every h_t of h_t = a_t ⊙ h_{t-1} + b_t, computed in log space.
 
     ``log_a, log_b`` (B, T, H) (a_t ∈ (0, 1), b_t > 0), ``h0`` (B, H) of either sign; returns (B, T, H):
     h_t = exp(a*_t) ⊙ h_0 + exp(a*_t + logcumsumexp_{s≤t}(log b_s − a*_s)), a*_t = Σ_{s≤t} log a_s.

@@ -1,4 +1,4 @@
-"""Can an RNN train in parallel? An LSTM, a minGRU and a Transformer of one size, by throughput and loss (chapter 13, section 13b).
+"""Can an RNN train in parallel? An LSTM, a minGRU and a Transformer of one size, by throughput and loss (chapter 13, section 13.10).
 
 Glossary, code name -> book notation::
 
@@ -48,7 +48,7 @@ SETTINGS = {
 
 
 def build(arch: str, vocab: int, d: int, n_layers: int, form: str | None = None) -> torch.nn.Module:
-    """One of ``ARCHS`` at width ``d`` (chapter 13, section 13b); ``form`` picks the minGRU's form (default its chunked scan)."""
+    """One of ``ARCHS`` at width ``d`` (chapter 13, section 13.10); ``form`` picks the minGRU's form (default its chunked scan)."""
     if arch == "LSTM":
         return RecurrentLM(vocab, d, d, cell="lstm", n_layers=n_layers, form="fused")
     if arch == "minGRU":
@@ -59,7 +59,7 @@ def build(arch: str, vocab: int, d: int, n_layers: int, form: str | None = None)
 
 
 def matched_widths(vocab: int, params: int, n_layers: int, widths=range(16, 513, 8)) -> dict:
-    """For each arch, the width (a multiple of 8) whose parameter count is nearest ``params`` (chapter 13, section 13b)."""
+    """For each arch, the width (a multiple of 8) whose parameter count is nearest ``params`` (chapter 13, section 13.10)."""
     return dict(_matched_widths(vocab, params, n_layers, tuple(widths)))
 
 
@@ -84,7 +84,7 @@ def _train_step(model, opt, x, y):
 
 
 def throughput(models: dict, vocab: int, lengths, tokens: int, repeats: int, seed: int = 0) -> dict:
-    """Training tokens per second of every model at every length T, batch B = tokens // T (chapter 13, section 13b).
+    """Training tokens per second of every model at every length T, batch B = tokens // T (chapter 13, section 13.10).
 
     ``models`` maps a name to ``(model, form)`` (``form`` None, or the form to set before each step:
     one minGRU model runs in two forms). The steps of all models at one T are timed interleaved, in
@@ -119,7 +119,7 @@ def depth_per_token(model, lengths, vocab: int) -> float:
 
 
 def hillis_steele_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-    """Every h_t of h_t = a_t ⊙ h_{t−1} + b_t, in ⌈log₂ T⌉ rounds of elementwise operations (chapter 13, section 13b).
+    """Every h_t of h_t = a_t ⊙ h_{t−1} + b_t, in ⌈log₂ T⌉ rounds of elementwise operations (chapter 13, section 13.10).
 
     ``a``, ``b`` are (B, T, H); ``h0`` (B, H) or None (zero). Hillis and Steele's scan, written in torch
     operations so that ``measure.graph_depth`` sees every round: after the round with offset s, position t
@@ -167,7 +167,7 @@ def scan_depths(lengths, width: int = 4, seed: int = 0) -> dict[str, list[int]]:
 def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, generator: torch.Generator,
              device=None) -> float:
     """Mean validation loss (nats per character) over ``n_batches`` batches of 16 windows drawn with ``generator``
-    (chapter 13, section 13b); the windows are moved to ``device``."""
+    (chapter 13, section 13.10); the windows are moved to ``device``."""
     g = generator
     model.eval()
     with torch.no_grad():
@@ -178,7 +178,7 @@ def evaluate(model, corpus: CharCorpus, context: int, n_batches: int, generator:
 
 
 def run_one(s: dict, seed: int = 0, corpus: CharCorpus | None = None, progress: bool = False) -> dict:
-    """Train each arch for ``s['steps']`` steps at ``s['context']`` on the same batches; loss, time, sizes (chapter 13, section 13b).
+    """Train each arch for ``s['steps']`` steps at ``s['context']`` on the same batches; loss, time, sizes (chapter 13, section 13.10).
 
     Seeds are ``seqlab.seeding``'s named streams: every arch's weights from ``init(seed)``, its batches from
     ``batches(seed)`` (the same for every arch), its validation batches from ``held_out(seed)``.
@@ -213,7 +213,7 @@ GRID_KEYS = ("lrs",)
 
 
 def loss_run(arch: str, lr: float, seed: int, s: dict, corpus: CharCorpus, device=None, progress: bool = False) -> dict:
-    """One run of the study: ``arch`` at rate ``lr`` for ``s['steps']`` steps on ``batches(seed)`` (chapter 13, section 13b).
+    """One run of the study: ``arch`` at rate ``lr`` for ``s['steps']`` steps on ``batches(seed)`` (chapter 13, section 13.10).
 
     The validation loss (``val_loss``, which chooses the rate) is measured on windows drawn with
     ``held_out(seed)``, the reported ``test_loss`` on other windows, ``held_out(seed, 1)``; ``curve`` holds
@@ -236,7 +236,7 @@ def loss_run(arch: str, lr: float, seed: int, s: dict, corpus: CharCorpus, devic
 
 def best_rates(runs: list[dict], lrs: list[float]) -> dict:
     """Per arch: the mean validation loss over seeds at each rate of ``lrs``, the rate with the lowest, whether it lies
-    inside the grid, and at that rate every seed's test loss (``runlog.choose_rate``; chapter 13, section 13b)."""
+    inside the grid, and at that rate every seed's test loss (``runlog.choose_rate``; chapter 13, section 13.10)."""
     chosen = choose_rate(runs, lambda r: r["arch"], lambda r: r["val_loss"], lrs=lrs)
     return {arch: {"mean_val": c["mean"], "lr": c["lr"], "bracketed": c["bracketed"],
                    "seeds": [r["seed"] for r in c["runs"]], "test_loss": [r["test_loss"] for r in c["runs"]]}
@@ -245,7 +245,7 @@ def best_rates(runs: list[dict], lrs: list[float]) -> dict:
 
 def render_parallel_rnn(results: dict) -> list[str]:
     """The printed summary of a ``parallel_rnn`` results dict: mean validation loss per arch and rate, the chosen rate,
-    and each seed's test loss there (chapter 13, section 13b)."""
+    and each seed's test loss there (chapter 13, section 13.10)."""
     s = results["settings"]
     best = best_rates(results["runs"], s["lrs"])
     lines = [f"{'arch':12s} " + " ".join(f"{lr:>7g}" for lr in s["lrs"])
@@ -262,7 +262,7 @@ def render_parallel_rnn(results: dict) -> list[str]:
           settings=SWEEP)
 def parallel_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Every arch x rate of ``lrs`` x seed (``loss_run``), resumable (``runlog``); ``best`` lists each arch's chosen rate
-    as ``[arch, lr, bracketed]`` (chapter 13, section 13b)."""
+    as ``[arch, lr, bracketed]`` (chapter 13, section 13.10)."""
     s = SWEEP[scale]
     corpus = CharCorpus()
     runs = map_logged(lambda c: loss_run(*c, s, corpus, device=device, progress=progress),

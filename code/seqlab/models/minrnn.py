@@ -1,4 +1,4 @@
-"""minGRU and minLSTM layers and a small language model around them (chapter 13, section 13b).
+"""minGRU and minLSTM layers and a small language model around them (chapter 13, section 13.10).
 
 Glossary (code name -> book notation):
 

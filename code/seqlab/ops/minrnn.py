@@ -1,4 +1,4 @@
-"""minGRU and minLSTM (Feng et al., 2024, "Were RNNs all we needed?") as mixer families (chapter 13, section 13b).
+"""minGRU and minLSTM (Feng et al., 2024, "Were RNNs all we needed?") as mixer families (chapter 13, section 13.10).
 
 Glossary (code name -> book notation):
 
@@ -80,7 +80,7 @@ def _state(state, x, H):
 def mingru_log_coefficients(x, W_z, b_z, W_h, b_h):
     """log a_t = log(1 − z_t) = −softplus(k_t), log b_t = log z_t + log h̃_t = −softplus(−k_t) + log g(W_h x_t + b_h).
 
-    With k_t = W_z x_t + b_z; every tensor (…, H). Chapter 13, section 13b.
+    With k_t = W_z x_t + b_z; every tensor (…, H). Chapter 13, section 13.10.
     """
     k = x @ W_z.T + b_z
     return -F.softplus(k), -F.softplus(-k) + log_g(x @ W_h.T + b_h)
@@ -151,7 +151,7 @@ def mingru_chunked(x, W_z, b_z, W_h, b_h, state=None, chunk: int = 16):
 
 # ----------------------------------------------------------------------------------------------- minLSTM
 def minlstm_log_coefficients(x, W_f, b_f, W_i, b_i, W_h, b_h):
-    """log f'_t and log i'_t + log h̃_t of minLSTM (chapter 13, section 13b), each (…, H).
+    """log f'_t and log i'_t + log h̃_t of minLSTM (chapter 13, section 13.10), each (…, H).
 
     With d_t = log i_t − log f_t = softplus(−k_f) − softplus(−k_i) (k the pre-activations):
     f'_t = f/(f + i) = 1/(1 + e^{d_t}) so log f'_t = −softplus(d_t), and log i'_t = −softplus(−d_t).
