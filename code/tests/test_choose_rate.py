@@ -4,7 +4,7 @@ import math
 import pytest
 
 from seqlab.experiments import hybrid_lr, induction, longrange, parallel_rnn, recall, ssm
-from seqlab.experiments.runlog import choose_rate
+from seqlab.experiments.runlog import brackets, choose_rate
 
 
 def runs_of(scores, key="loss"):
@@ -74,3 +74,12 @@ def test_every_sweeps_chooser_agrees_with_choose_rate_on_one_set_of_runs():
         assert got_pr[g]["lr"] == got_in[g]["lr"] == got_ssm["t", g]["lr"] == got_rc[g] == got_lr[g] == want[g]
     assert want == {0: 1e-2, 1: 1e-3}
     assert {g: got_hy[g]["lr"] for g in (0, 1)} == want  # the only rate whose seeds all reach the target
+
+
+def test_brackets_asks_three_rates_and_no_edge_optimum_an_inner_rate_cannot_match():
+    score = lambda scores: choose_rate(runs_of({("A", lr): [v] for lr, v in scores.items()}, key="acc"),
+                                       lambda r: r["group"], lambda r: r["acc"], lower=False)["A"]
+    assert brackets(score({1e-3: 0.5, 1e-2: 0.9, 1e-1: 0.7}))                 # inside
+    assert not brackets(score({1e-3: 0.5, 1e-2: 0.6, 1e-1: 0.9}))             # at the top edge, far above the rest
+    assert brackets(score({1e-3: 0.5, 1e-2: 0.89, 1e-1: 0.9}))                # at the edge, but flat within 0.02
+    assert not brackets(score({1e-2: 0.5, 1e-1: 0.6}, ))                      # two rates cannot bracket

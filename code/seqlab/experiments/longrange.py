@@ -40,7 +40,7 @@ from ..measure import count_parameters
 from ..models.charlm import RecurrentLM
 from ..train import accuracy, train
 from . import register
-from .runlog import choose_rate, edge_optimum, log_path, map_logged, map_tuned, per_run
+from .runlog import brackets, choose_rate, log_path, map_logged, map_tuned, per_run
 
 GRID_KEYS = ("archs", "vision", "lrs", "max_widen")
 
@@ -236,7 +236,7 @@ def cells(s: dict) -> list[tuple]:
 def chosen_rows(runs: list[dict], cell, tune_seed: int | None = None) -> list[dict]:
     """Per key ``cell(run)``, in the order of first appearance: the test accuracy of every seed at the rate best on
     mean validation accuracy (``runlog.choose_rate``), its mean/min/max, the baseline, and whether the grid brackets
-    that rate (three rates or more and no edge optimum, ``runlog.edge_optimum``); chapter 15.
+    that rate (``runlog.brackets``: three rates or more and no edge optimum); chapter 15.
 
     ``tune_seed``: the seed that ran the whole lr grid and chooses the lr. Each row keeps the chosen ``runs``.
     """
@@ -246,7 +246,7 @@ def chosen_rows(runs: list[dict], cell, tune_seed: int | None = None) -> list[di
         accs = [r["accuracy"] for r in c["runs"]]
         rows.append({"lr": c["lr"], "seeds": len(accs), "mean": sum(accs) / len(accs), "min": min(accs),
                      "max": max(accs), "accuracy": accs, "baseline": c["runs"][0]["baseline"],
-                     "bracketed": len(c["mean"]) >= 3 and edge_optimum(dict(map(tuple, c["mean"]))) is None,
+                     "bracketed": brackets(c),
                      "runs": c["runs"]})
     return rows
 

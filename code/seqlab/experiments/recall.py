@@ -60,7 +60,7 @@ from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..models.ssm import SSMConfig
 from ..train import accuracy, train
 from . import register
-from .runlog import choose_rate, edge_optimum, fingerprint, log_path, map_tuned, per_run
+from .runlog import brackets, choose_rate, fingerprint, log_path, map_tuned, per_run
 
 GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "max_widen", "ssm_archs", "ssm_widths")
 
@@ -184,12 +184,8 @@ def bracketed(runs: list[dict], key: str = "val_accuracy", tol: float = 0.02,
     than ``tol``). False means the grid should be extended past that end. With ``tune_seed``, judged
     on that seed's runs alone (the seed that ran the whole grid).
     """
-    groups: dict[tuple, dict[float, list[float]]] = {}
-    for r in runs:
-        if tune_seed is None or r["seed"] == tune_seed:
-            groups.setdefault(_cell(r), {}).setdefault(r["lr"], []).append(r.get(key, r["accuracy"]))
-    return {cell: len(by_lr) >= 3 and edge_optimum({lr: sum(v) / len(v) for lr, v in by_lr.items()}, tol) is None
-            for cell, by_lr in groups.items()}
+    chosen = choose_rate(runs, _cell, lambda r: r.get(key, r["accuracy"]), lower=False, tune_seed=tune_seed)
+    return {cell: brackets(c, tol) for cell, c in chosen.items()}
 
 
 def summarise(best: list[dict]) -> list[dict]:

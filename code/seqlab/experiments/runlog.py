@@ -165,6 +165,12 @@ def edge_optimum(by_lr: dict[float, float], tol: float = 0.02) -> str | None:
     return "low" if i == 0 else "high"
 
 
+def brackets(chosen: dict, tol: float = 0.02) -> bool:
+    """Whether one group of ``choose_rate`` has a grid that brackets its optimum: three rates or more, and no edge
+    optimum that an inner rate fails to come within ``tol`` of (``edge_optimum``; chapters 12 and 15)."""
+    return len(chosen["mean"]) >= 3 and edge_optimum(dict(map(tuple, chosen["mean"])), tol) is None
+
+
 def map_tuned(fn: Callable, cells: Sequence[tuple], lrs: Sequence[float], seeds: Sequence[int], *,
               score: Callable[[dict], float], max_widen: int = 0, tol: float = 0.02, **log) -> tuple[list[tuple], list]:
     """Tune on the first seed, replicate on the others: the configurations run and their results (chapters 12, 15).
