@@ -2,6 +2,7 @@
 
     python code/benchmarks/mutation.py [--n 40] [--seed 0] [--timeout 240] [--jobs 1] [--out results/mutation.md]
     python code/benchmarks/mutation.py --named     # the issue's eleven named survivors, each must die
+    python code/benchmarks/mutation.py --package-only   # the package tests alone, without the chapters' stage
 
 Every candidate mutant changes one token of one line of code (never a docstring or a comment) in
 ``ops/``, ``models/``, ``interpret.py``, ``experiments/`` or ``train.py``: an operator swapped
@@ -10,7 +11,16 @@ Every candidate mutant changes one token of one line of code (never a docstring 
 Each is applied to a copy of ``code/`` in a temporary directory and the tests that import the
 mutated module run against that copy (``-x``, ``--timeout`` seconds, under ``nice -n 15``); a
 mutant is *killed* when they fail; one whose tests run past the time limit is left undecided (out of
-the rate, counted apart: on a loaded machine a slow suite is not a caught bug). The kill rate, and every survivor with its line,
+the rate, counted apart: on a loaded machine a slow suite is not a caught bug).
+
+A mutant the package tests let through then meets the rest of ``make test``: the chapters, whose
+claims assert measured numbers against their rules. It runs only the chapters that execute the mutated
+line (a chapter that never runs a line cannot notice a change to it), found once by running every
+chapter's kernel under ``coverage`` (``COVERAGE_PROCESS_START``) and kept in
+``_build/mutation-lines.json`` (rebuilt when the package or a chapter changes). The chapters run under
+nbval as ``make test`` runs them, without the time budget (a loaded machine is not a caught bug), the
+quickest first, and the first that fails kills the mutant. Both rates are reported: the package tests'
+alone and the whole suite's. The kill rate, and every survivor with its line,
 are printed (and written to ``--out``). A survivor is a missing test or an equivalent mutant (a
 change that cannot alter behaviour): read each one.
 
@@ -310,6 +320,118 @@ def run_named() -> None:
     print(f"{killed} of {len(NAMED)} named mutants killed by tests/test_definitions.py")
 
 
+def imported_lines() -> dict[str, set[int]]:
+    """The lines of ``code/seqlab`` that importing every module runs (definitions, signatures, settings literals)."""
+    from coverage import Coverage
+
+    code = ("import importlib, pkgutil, seqlab\n"
+            "for m in pkgutil.walk_packages(seqlab.__path__, 'seqlab.'):\n"
+            "    importlib.import_module(m.name)\n")
+    work = Path(tempfile.mkdtemp(prefix="seqlab-coverage-"))
+    (work / "imports.py").write_text(code)
+    try:
+        subprocess.run([sys.executable, "-m", "coverage", "run", f"--data-file={work / 'import.cov'}",
+                        "--source=seqlab", str(work / "imports.py")], cwd=ROOT, check=True, capture_output=True)
+        cov = Coverage(data_file=str(work / "import.cov"))
+        cov.load()
+        data = cov.get_data()
+        return {str(Path(f).resolve().relative_to(CODE)): set(data.lines(f) or ()) for f in data.measured_files()
+                if (CODE / "seqlab") in Path(f).resolve().parents}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def chapter_lines(jobs: int = 2) -> dict:
+    """Which chapters execute which lines of ``code/seqlab``: ``{"chapters": {chapter: {module: [lines]}},
+    "imported": {module: [lines]}}``, the lines importing the package runs left out of each chapter's.
+
+    Kept in ``_build/mutation-lines.json`` with a hash of the package and the chapters, and rebuilt when either
+    changes. Each chapter runs (by nbclient) with ``COVERAGE_PROCESS_START`` set, so that its kernel measures
+    itself (coverage's own start-up hook) into that chapter's data file.
+    """
+    import hashlib
+
+    from coverage import CoverageData
+
+    sources = sorted((CODE / "seqlab").rglob("*.py")) + sorted((ROOT / "chapters").glob("*.ipynb"))
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    cache = ROOT / "_build" / "mutation-lines.json"
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return saved
+    notebooks = sorted((ROOT / "chapters").glob("[0-9]*.ipynb"))
+    print(f"mapping the lines each of {len(notebooks)} chapters executes (each chapter once, under coverage)", flush=True)
+    imported = imported_lines()
+    work = Path(tempfile.mkdtemp(prefix="seqlab-coverage-"))
+
+    def measure(nb: Path) -> tuple[str, dict[str, list[int]]]:
+        rc_file = work / f"{nb.stem}.rc"
+        rc_file.write_text(f"[run]\ndata_file = {work / nb.stem}.cov\nparallel = True\nsource = seqlab\n")
+        env = dict(os.environ, COVERAGE_PROCESS_START=str(rc_file), SEQLAB_PROGRESS="0", SEQLAB_BUDGET_CHECK="0")
+        env.pop("MPLBACKEND", None)
+        # nbclient, not nbval: nbval kills its kernel at the end, before coverage can save what the kernel ran;
+        # nbclient asks the kernel to shut down, and it exits as a process should (coverage saves at exit)
+        run = ("import sys, nbformat, nbclient; nb = nbformat.read(sys.argv[1], 4); "
+               "nbclient.NotebookClient(nb, timeout=1800, resources={'metadata': {'path': 'chapters'}}).execute()")
+        done = subprocess.run(["nice", "-n", "15", sys.executable, "-c", run, str(nb.relative_to(ROOT))],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{nb.name} fails without a mutant; fix it before a mutation run:\n{done.stderr[-2000:]}")
+        lines: dict[str, set[int]] = {}
+        for f in work.glob(f"{nb.stem}.cov*"):
+            data = CoverageData(basename=str(f))
+            data.read()
+            for measured in data.measured_files():
+                path = Path(measured).resolve()
+                if (CODE / "seqlab") in path.parents:
+                    lines.setdefault(str(path.relative_to(CODE)), set()).update(data.lines(measured) or ())
+        ran = {rel: sorted(rows - imported.get(rel, set())) for rel, rows in lines.items()}
+        ran = {rel: rows for rel, rows in ran.items() if rows}
+        print(f"  {nb.name}: {sum(map(len, ran.values()))} lines beyond the imports, in {len(ran)} modules", flush=True)
+        return nb.name, ran
+
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            chapters = dict(pool.map(measure, notebooks))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = {"key": key, "chapters": chapters, "imported": {rel: sorted(rows) for rel, rows in imported.items()}}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def chapters_for(lines: dict, rel: str, row: int, source: str) -> list[str]:
+    """The chapters that can notice a change to line ``row`` of module ``rel`` (its unmutated ``source``).
+
+    A line the chapters run beyond the imports: the chapters that run it. A line importing runs (a signature
+    with its defaults, a decorator, a module-level settings literal) runs in every chapter that imports the
+    package, whether or not it uses it: the chapters that run the body of the function or class it belongs to,
+    and for a module-level statement, the chapters that run any line of the module beyond its imports.
+    """
+    if not lines:
+        return []
+    if row not in set(lines["imported"].get(rel, ())):
+        return [nb for nb, ran in lines["chapters"].items() if row in set(ran.get(rel, ()))]
+    span = None
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            if first <= row <= node.end_lineno and (span is None or node.end_lineno - first < span[1] - span[0]):
+                span = (first, node.end_lineno)  # the innermost definition the line belongs to
+    lo, hi = span if span is not None else (1, len(source.splitlines()))
+    return [nb for nb, ran in lines["chapters"].items() if any(lo <= r <= hi for r in ran.get(rel, ()))]
+
+
+def chapter_order() -> dict[str, float]:
+    """Each chapter's seconds in the last ``make test`` (``_build/notebook-timings.json``), so the quickest run first."""
+    f = ROOT / "_build" / "notebook-timings.json"
+    if not f.exists():
+        return {}
+    return {Path(k).name: v["seconds"] for k, v in json.loads(f.read_text()).get("notebooks", {}).items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40)
@@ -318,9 +440,14 @@ def main():
     ap.add_argument("--out", type=Path)
     ap.add_argument("--jobs", type=int, default=1, help="mutants tested at once, each in its own copy of code/")
     ap.add_argument("--named", action="store_true", help="only the issue's named survivors, against test_definitions.py")
+    ap.add_argument("--package-only", action="store_true",
+                    help="the package tests alone: no chapters for the mutants they let through")
+    ap.add_argument("--chapter-timeout", type=int, default=600, help="seconds for one chapter under a mutant")
     args = ap.parse_args()
     if args.named:
         return run_named()
+    lines_run = {} if args.package_only else chapter_lines(max(args.jobs, 2))
+    seconds = chapter_order()
     # one copy of the checkout per worker, made first: the mutants are drawn from, written into and restored from
     # the copies alone, so that editing the checkout while a run goes on cannot change what it tests
     copies = queue.Queue()
@@ -338,6 +465,7 @@ def main():
     print(f"{len(pool)} candidate mutants in {len(files)} files; running {len(sample)} (seed {args.seed})", flush=True)
     lock = threading.Lock()
     killed, timeouts, rows, done = 0, 0, [None] * len(sample), [0]
+    by_package = [0]  # of the killed, those the package tests killed (the rest: a chapter)
     same = []  # the sampled mutants that EQUIVALENT names: not run, not in the rate
     unpinned = []  # settings of a scale with no committed results: an experiment's choice, which a test could only restate
     committed = committed_scales()
@@ -372,14 +500,33 @@ def main():
                                 timeout=args.timeout).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
+        by = "package tests"
+        try:
+            if rc == 0:  # the rest of make test: the chapters that execute this line, the quickest first
+                chapters = sorted(chapters_for(lines_run, rel, row, original), key=lambda n: (seconds.get(n, 1e9), n))
+                nb_env = dict(env, SEQLAB_BUDGET_CHECK="0")
+                nb_env.pop("MPLBACKEND")  # the kernels draw inline, as in make test
+                for nb in chapters:
+                    try:
+                        nb_rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "--nbval-lax",
+                                                "--nbval-current-env", "-x", "-q", "-p", "no:cacheprovider",
+                                                f"chapters/{nb}"], cwd=code.parent, env=nb_env, capture_output=True,
+                                               timeout=args.chapter_timeout).returncode
+                    except subprocess.TimeoutExpired:
+                        rc = "timeout"
+                        break
+                    if nb_rc != 0:
+                        rc, by = nb_rc, nb
+                        break
         finally:
             target.write_text(original)
             copies.put(code)
         dead = rc not in (0, "timeout")
         what = f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}"
-        verdict = "timeout " if rc == "timeout" else "killed  " if dead else "SURVIVED"
+        verdict = "timeout " if rc == "timeout" else f"killed by {by}" if dead else "SURVIVED"
         with lock:
             killed += dead
+            by_package[0] += dead and by == "package tests"
             timeouts += rc == "timeout"
             rows[i] = (dead, what, rc)
             done[0] += 1
@@ -394,8 +541,11 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
     decided = len(rows) - timeouts
     rate = killed / max(decided, 1)
-    summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %); {timeouts} more ran past the "
-               f"time limit of {args.timeout} s and are left undecided; {len(same)} known equivalent, not run; "
+    stage = ("package tests only" if args.package_only else
+             f"by the package tests {by_package[0]} ({100 * by_package[0] / max(decided, 1):.1f} %), by a chapter "
+             f"{killed - by_package[0]} more")
+    summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %; {stage}); {timeouts} more ran "
+               f"past the time limit and are left undecided; {len(same)} known equivalent, not run; "
                f"{len(unpinned)} settings of a scale with no committed results file, not run; seed {args.seed}.")
     print(summary)
     for w in same:
