@@ -16,6 +16,7 @@ the registered experiments (``reversal``, ``dilution``, ``race``, ``positions``)
 from __future__ import annotations
 
 import copy
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -342,7 +343,7 @@ def render_position_study(results: dict) -> list[str]:
     L = s["train_len"]
     inside = lambda r: sum(r["by_position"][:L]) / L
     far = lambda r: sum(r["by_position"][2 * L:4 * L]) / (2 * L)
-    sd = lambda v: (sum((x - sum(v) / len(v)) ** 2 for x in v) / max(1, len(v) - 1)) ** 0.5
+    sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # the sample standard deviation over seeds
     chosen = choose_rate(runs, lambda r: r["encoding"], lambda r: r["train_tail"], lrs=s["lrs"])
     lines = [f"{'encoding':10s} {'lr':>6s} {'0..L-1':>15s} {'rise 2L..4L-1':>15s}   (mean ± sd over seeds, nats)"]
     for enc, c in chosen.items():
