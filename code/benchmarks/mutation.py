@@ -19,7 +19,8 @@ line (a chapter that never runs a line cannot notice a change to it), found once
 chapter's kernel under ``coverage`` (``COVERAGE_PROCESS_START``) and kept in
 ``_build/mutation-lines.json`` (rebuilt when the package or a chapter changes). The chapters run under
 nbval as ``make test`` runs them, without the time budget (a loaded machine is not a caught bug), the
-quickest first, and the first that fails kills the mutant. Both rates are reported: the package tests'
+quickest first; a chapter that fails is run again without the mutant (a control), and kills the mutant only
+if the control passes (a timing claim can fail on a busy machine with no mutant at all). Both rates are reported: the package tests'
 alone and the whole suite's. The kill rate, and every survivor with its line,
 are printed (and written to ``--out``). A survivor is a missing test or an equivalent mutant (a
 change that cannot alter behaviour): read each one.
@@ -331,7 +332,8 @@ def imported_lines() -> dict[str, set[int]]:
     (work / "imports.py").write_text(code)
     try:
         subprocess.run([sys.executable, "-m", "coverage", "run", f"--data-file={work / 'import.cov'}",
-                        "--source=seqlab", str(work / "imports.py")], cwd=ROOT, check=True, capture_output=True)
+                        "--source=seqlab", str(work / "imports.py")], cwd=ROOT, check=True, capture_output=True,
+                       env=dict(os.environ, PYTHONPATH=str(CODE)))
         cov = Coverage(data_file=str(work / "import.cov"))
         cov.load()
         data = cov.get_data()
@@ -343,10 +345,11 @@ def imported_lines() -> dict[str, set[int]]:
 
 def chapter_lines(jobs: int = 2) -> dict:
     """Which chapters execute which lines of ``code/seqlab``: ``{"chapters": {chapter: {module: [lines]}},
-    "imported": {module: [lines]}}``, the lines importing the package runs left out of each chapter's.
+    "imported": {module: [lines]}, "failed": [chapters]}``, the lines importing the package runs left out of
+    each chapter's; "failed" names the chapters that failed without a mutant (on a busy machine, a timing claim).
 
-    Kept in ``_build/mutation-lines.json`` with a hash of the package and the chapters, and rebuilt when either
-    changes. Each chapter runs (by nbclient) with ``COVERAGE_PROCESS_START`` set, so that its kernel measures
+    Kept in ``_build/mutation-lines.json`` with a hash of the package and the chapters (each chapter as it
+    ends, so an interrupted map goes on where it stopped), and rebuilt when either changes. Each chapter runs (by nbclient) with ``COVERAGE_PROCESS_START`` set, so that its kernel measures
     itself (coverage's own start-up hook) into that chapter's data file.
     """
     import hashlib
@@ -356,19 +359,23 @@ def chapter_lines(jobs: int = 2) -> dict:
     sources = sorted((CODE / "seqlab").rglob("*.py")) + sorted((ROOT / "chapters").glob("*.ipynb"))
     key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     cache = ROOT / "_build" / "mutation-lines.json"
-    if cache.exists():
-        saved = json.loads(cache.read_text())
-        if saved.get("key") == key:
-            return saved
-    notebooks = sorted((ROOT / "chapters").glob("[0-9]*.ipynb"))
+    saved = json.loads(cache.read_text()) if cache.exists() else {}
+    if saved.get("key") != key:
+        saved = {"key": key, "chapters": {}, "failed": [],
+                 "imported": {rel: sorted(rows) for rel, rows in imported_lines().items()}}
+    notebooks = [nb for nb in sorted((ROOT / "chapters").glob("[0-9]*.ipynb")) if nb.name not in saved["chapters"]]
+    if not notebooks:
+        return saved
     print(f"mapping the lines each of {len(notebooks)} chapters executes (each chapter once, under coverage)", flush=True)
-    imported = imported_lines()
+    imported = {rel: set(rows) for rel, rows in saved["imported"].items()}
     work = Path(tempfile.mkdtemp(prefix="seqlab-coverage-"))
+    lock = threading.Lock()
 
-    def measure(nb: Path) -> tuple[str, dict[str, list[int]]]:
+    def measure(nb: Path) -> None:
         rc_file = work / f"{nb.stem}.rc"
         rc_file.write_text(f"[run]\ndata_file = {work / nb.stem}.cov\nparallel = True\nsource = seqlab\n")
-        env = dict(os.environ, COVERAGE_PROCESS_START=str(rc_file), SEQLAB_PROGRESS="0", SEQLAB_BUDGET_CHECK="0")
+        env = dict(os.environ, COVERAGE_PROCESS_START=str(rc_file), SEQLAB_PROGRESS="0", SEQLAB_BUDGET_CHECK="0",
+                   PYTHONPATH=str(CODE))  # this checkout's package, whatever the editable install points at
         env.pop("MPLBACKEND", None)
         # nbclient, not nbval: nbval kills its kernel at the end, before coverage can save what the kernel ran;
         # nbclient asks the kernel to shut down, and it exits as a process should (coverage saves at exit)
@@ -376,8 +383,9 @@ def chapter_lines(jobs: int = 2) -> dict:
                "nbclient.NotebookClient(nb, timeout=1800, resources={'metadata': {'path': 'chapters'}}).execute()")
         done = subprocess.run(["nice", "-n", "15", sys.executable, "-c", run, str(nb.relative_to(ROOT))],
                               cwd=ROOT, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{nb.name} fails without a mutant; fix it before a mutation run:\n{done.stderr[-2000:]}")
+        if done.returncode != 0:  # its lines still count (the kernel saved them); a mutant's run of it is checked
+            print(f"  {nb.name} failed without a mutant (a timing claim on a busy machine?):\n"  # against a control
+                  f"{done.stderr.strip().splitlines()[-1][:300]}", flush=True)
         lines: dict[str, set[int]] = {}
         for f in work.glob(f"{nb.stem}.cov*"):
             data = CoverageData(basename=str(f))
@@ -389,17 +397,18 @@ def chapter_lines(jobs: int = 2) -> dict:
         ran = {rel: sorted(rows - imported.get(rel, set())) for rel, rows in lines.items()}
         ran = {rel: rows for rel, rows in ran.items() if rows}
         print(f"  {nb.name}: {sum(map(len, ran.values()))} lines beyond the imports, in {len(ran)} modules", flush=True)
-        return nb.name, ran
+        with lock:  # kept as each chapter ends: an interrupted map goes on where it stopped
+            saved["chapters"][nb.name] = ran
+            saved["failed"] = sorted(set(saved["failed"]) | ({nb.name} if done.returncode else set()))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(saved))
 
     try:
         with ThreadPoolExecutor(jobs) as pool:
-            chapters = dict(pool.map(measure, notebooks))
+            list(pool.map(measure, notebooks))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = {"key": key, "chapters": chapters, "imported": {rel: sorted(rows) for rel, rows in imported.items()}}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(out))
-    return out
+    return saved
 
 
 def chapters_for(lines: dict, rel: str, row: int, source: str) -> list[str]:
@@ -466,6 +475,7 @@ def main():
     lock = threading.Lock()
     killed, timeouts, rows, done = 0, 0, [None] * len(sample), [0]
     by_package = [0]  # of the killed, those the package tests killed (the rest: a chapter)
+    flaky = []  # chapters that failed under a mutant and again without it: not a kill
     same = []  # the sampled mutants that EQUIVALENT names: not run, not in the rate
     unpinned = []  # settings of a scale with no committed results: an experiment's choice, which a test could only restate
     committed = committed_scales()
@@ -506,18 +516,28 @@ def main():
                 chapters = sorted(chapters_for(lines_run, rel, row, original), key=lambda n: (seconds.get(n, 1e9), n))
                 nb_env = dict(env, SEQLAB_BUDGET_CHECK="0")
                 nb_env.pop("MPLBACKEND")  # the kernels draw inline, as in make test
+                def chapter(nb: str) -> int:
+                    return subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "--nbval-lax",
+                                           "--nbval-current-env", "-x", "-q", "-p", "no:cacheprovider",
+                                           f"chapters/{nb}"], cwd=code.parent, env=nb_env, capture_output=True,
+                                          timeout=args.chapter_timeout).returncode
+
                 for nb in chapters:
                     try:
-                        nb_rc = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "--nbval-lax",
-                                                "--nbval-current-env", "-x", "-q", "-p", "no:cacheprovider",
-                                                f"chapters/{nb}"], cwd=code.parent, env=nb_env, capture_output=True,
-                                               timeout=args.chapter_timeout).returncode
+                        if chapter(nb) == 0:
+                            continue
+                        # a control: the same chapter without the mutant. A chapter that fails without it too (a
+                        # timing claim on a busy machine) has not caught the mutant; the next chapter is asked
+                        target.write_text(original)
+                        control = chapter(nb)
+                        target.write_text("".join(lines))
                     except subprocess.TimeoutExpired:
                         rc = "timeout"
                         break
-                    if nb_rc != 0:
-                        rc, by = nb_rc, nb
+                    if control == 0:
+                        rc, by = 1, nb
                         break
+                    flaky.append(f"{nb} (under {rel}:{row})")
         finally:
             target.write_text(original)
             copies.put(code)
@@ -547,6 +567,9 @@ def main():
     summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %; {stage}); {timeouts} more ran "
                f"past the time limit and are left undecided; {len(same)} known equivalent, not run; "
                f"{len(unpinned)} settings of a scale with no committed results file, not run; seed {args.seed}.")
+    if flaky:
+        summary += (f" {len(flaky)} chapter runs failed under a mutant and again without it (not counted as "
+                    f"kills): {', '.join(flaky)}.")
     print(summary)
     for w in same:
         print(f"equivalent {w}")
