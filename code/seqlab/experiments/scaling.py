@@ -1011,19 +1011,23 @@ def repeat_probe(model: torch.nn.Module, ids: torch.Tensor, n: int, *, span: int
     ``context + 1 - 2 span`` characters of ordinary text, a span of ``span`` characters, and the same
     span again. A model that can look the continuation up in its context (chapter 11's induction
     heads) predicts the repeat far better than the first occurrence. Returns per-window mean losses
-    (nats) ``{"first": [...], "repeat": [...]}`` over each occurrence, its first character left out
-    (nothing before it announces the repeat).
+    (nats) ``{"first": [...], "repeat": [...], "fresh": [...]}`` over each occurrence, its first character left out
+    (nothing before it announces the repeat). ``fresh`` is the control for position: the same window's own text
+    continued instead of repeated (prefix, span, the ``span`` characters that follow it in ``ids``), scored at the
+    repeat's positions, so ``fresh - repeat`` compares the repeat with unseen text at the same positions.
     """
     validate.positive_int("span", span)
     prefix = context + 1 - 2 * span
     if prefix < 1:
         raise ValueError(f"two spans of {span} do not fit a context of {context}: need span <= {context // 2}")
-    base = spread_windows(ids, n, prefix + span - 1, seed=EVAL_SEED + seed)  # (n, prefix + span)
+    text = spread_windows(ids, n, context, seed=EVAL_SEED + seed)  # (n, context + 1): prefix, span, what follows
+    base = text[:, : prefix + span]  # (n, prefix + span)
     w = torch.cat([base, base[:, prefix:]], 1)  # (n, context + 1): prefix, span, span
     losses = position_losses(model, w)  # (n, context): losses[:, t] predicts w[:, t + 1]
     first = losses[:, prefix: prefix + span - 1]  # w[prefix + 1 .. prefix + span - 1]
     repeat = losses[:, prefix + span: prefix + 2 * span - 1]  # w[prefix + span + 1 .. prefix + 2 span - 1]
-    return {"first": first.mean(1).tolist(), "repeat": repeat.mean(1).tolist()}
+    fresh = position_losses(model, text)[:, prefix + span: prefix + 2 * span - 1]  # the same positions, unseen text
+    return {"first": first.mean(1).tolist(), "repeat": repeat.mean(1).tolist(), "fresh": fresh.mean(1).tolist()}
 
 
 def _interval(b: dict, digits: int = 3) -> str:
