@@ -178,3 +178,10 @@ def test_chapter_15s_trained_cells_read_the_worst_seed_and_the_baseline():
     assert set(rows["recall"].values()) == {"not run"}
     assert all(c.startswith("like n²") for c in rows["cost"].values())          # 1.52 >= QUADRATIC = 1.5
     assert all("not measured" in rows["scale"][a] for a in A.ARCHS if a not in ("LSTM", "Transformer"))
+    zero = dict(ones, Transformer=0.0, SSM=0.0, hybrid=0.0)
+    notes = A.log_depth_notes(zero, {"scan": 4, "sum": 3})
+    assert set(notes) == {"Transformer", "SSM", "hybrid"}                        # linear attention counts 1 here
+    assert notes["hybrid"] == "each prefix sum +4, each sum over n +3 per doubling of n"
+    rows = A.table_rows(ones, zero, ones, ones, ones, None, ones, par_notes=notes)
+    assert rows["parallel"]["SSM"] == "yes (0.0 ops/token as counted; each prefix sum +4 per doubling of n)"
+    assert rows["parallel"]["RNN"] == "no (1.0 ops/token)"

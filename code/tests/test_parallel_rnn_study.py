@@ -62,3 +62,22 @@ def test_hillis_steele_scan_equals_the_loop_and_its_depth_grows_per_doubling():
     import pytest
     with pytest.raises(ValueError, match="must both be"):
         pr.hillis_steele_scan(torch.ones(1, 3, 2), torch.ones(1, 4, 2))
+
+
+def test_tree_sum_equals_the_sum_and_its_depth_grows_per_doubling():
+    """Chapter 15: the pairwise tree gives the sum at any length, and its chain grows by a constant per doubling."""
+    import pytest
+    import torch
+    from seqlab.experiments import parallel_rnn as pr
+    g = torch.Generator().manual_seed(2)
+    for T in (1, 2, 3, 7, 16, 37):
+        x = torch.randn(2, T, 3, generator=g, dtype=torch.float64)
+        assert torch.allclose(pr.tree_sum(x), x.sum(1), atol=1e-12)
+    d = pr.tree_depths([8, 16, 32, 64, 128])
+    steps = {y - x for x, y in zip(d, d[1:])}
+    assert len(steps) == 1 and steps.pop() > 0                 # the same few operations per round
+    assert pr.tree_depths([64])[0] < 64                          # far shorter than a running sum's chain
+    with pytest.raises(ValueError, match="T >= 1"):
+        pr.tree_sum(torch.ones(1, 0, 2))
+    with pytest.raises(ValueError, match="T >= 1"):
+        pr.tree_sum(torch.ones(4, 2))

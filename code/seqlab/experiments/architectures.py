@@ -216,6 +216,21 @@ QUADRATIC = 1.5
 SOLVED = 0.95
 
 
+#: what each family's most parallel form sums over the positions, which ``graph_depth`` counts as one node (chapter 15):
+#: prefix sums ("scan": the SSM's log-space scan, the hybrid's RG-LRU scan) and sums over all n positions ("sum":
+#: softmax attention's normaliser and its product with the values, linear attention's masked products)
+LOG_DEPTH = {"Transformer": ("sum",), "linear attention": ("sum",), "SSM": ("scan",), "hybrid": ("scan", "sum")}
+
+
+def log_depth_notes(par_depth: dict, per_doubling: dict) -> dict[str, str]:
+    """For each family whose parallel form counts 0 operations per token, what its sums add to the chain each
+    time n doubles when written as log-depth rounds (``per_doubling``: "scan" and "sum" -> operations, measured
+    with ``parallel_rnn.scan_depths`` and ``tree_depths``; chapter 15)."""
+    words = {"scan": "prefix sum", "sum": "sum over n"}
+    return {a: ", ".join(f"each {words[k]} +{per_doubling[k]:g}" for k in LOG_DEPTH[a]) + " per doubling of n"
+            for a in ARCHS if a in LOG_DEPTH and par_depth[a] == 0}
+
+
 def trained_cell(row: dict | None, margin: float) -> str:
     """One trained cell of chapter 15's table from a recorded row (mean, min, max over seeds, baseline): "solved"
     when the worst seed reaches ``SOLVED``, "partly" when the mean clears the baseline by ``margin`` (3 standard
@@ -231,18 +246,21 @@ def trained_cell(row: dict | None, margin: float) -> str:
 
 def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows, exponents=None,
                steps=None, *, lag: dict | None = None, recall: dict | None = None,
-               margin: float = 0.0) -> dict[str, dict[str, str]]:
+               margin: float = 0.0, par_notes: dict | None = None) -> dict[str, dict[str, str]]:
     """The comparison table, row -> arch -> cell: each measured number beside the verdict its row's rule gives (chapter 15).
 
     The scalability row is ``scale_cells(gain, exponents, steps)``: chapter 10's recorded exponents, not a verdict of
     this page's short run. With ``lag`` (arch -> a recorded ``longrange`` row of the long-lag task, 3 seeds) the
     long-range row is the trained result (``trained_cell``), else the gradient at initialisation (``fade``, one
     seed); with ``recall`` (arch -> a recorded MQAR row) a trained recall row is added. ``margin``: how far above
-    the baseline a mean must lie to count as "partly" learned.
+    the baseline a mean must lie to count as "partly" learned. ``par_notes`` (arch -> text, ``log_depth_notes``):
+    what a parallel cell's one-node sums add per doubling of n, written after its count.
     """
+    par_notes = par_notes or {}
     rows = {
         "sequential": {a: f"{compare.verdict(seq_depth[a], 1, 'yes', 'no')} ({seq_depth[a]:.1f} ops/token)" for a in ARCHS},
-        "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token)" for a in ARCHS},
+        "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token"
+                        + (f" as counted; {par_notes[a]})" if a in par_notes else ")") for a in ARCHS},
         "long": ({a: trained_cell(lag.get(a), margin) for a in ARCHS} if lag is not None else
                  {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS}),
         "cost": {a: f"{compare.verdict(cost_slope[a], QUADRATIC, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})"

@@ -149,6 +149,28 @@ def loop_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None) 
     return torch.stack(out, dim=1)
 
 
+def tree_sum(x: torch.Tensor) -> torch.Tensor:
+    """The sum over dim 1 of ``x`` (B, T, H) -> (B, H), in ⌈log₂ T⌉ rounds of pairwise additions (chapter 15).
+
+    Written in torch operations so that ``measure.graph_depth`` sees every round, as ``hillis_steele_scan``
+    does for a prefix sum: a round adds neighbouring pairs (an odd last element waits a round), so the
+    chain grows by a constant each time T doubles. It is how a parallel machine sums attention's n terms.
+    """
+    if x.dim() != 3 or x.shape[1] == 0:
+        raise ValueError(f"x must be (B, T, H) with T >= 1, got {tuple(x.shape)}")
+    while x.shape[1] > 1:
+        even = x.shape[1] // 2 * 2
+        x = torch.cat([x[:, 0:even:2] + x[:, 1:even:2], x[:, even:]], dim=1)
+    return x[:, 0]
+
+
+def tree_depths(lengths, width: int = 4, seed: int = 0) -> list[int]:
+    """``graph_depth`` of ``tree_sum`` over random inputs of each length of ``lengths`` (chapter 15)."""
+    g = torch.Generator().manual_seed(seed)
+    return [graph_depth(tree_sum(torch.randn(1, T, width, generator=g, dtype=torch.float64).requires_grad_()))
+            for T in lengths]
+
+
 def scan_depths(lengths, width: int = 4, seed: int = 0) -> dict[str, list[int]]:
     """``graph_depth`` of ``hillis_steele_scan`` and ``loop_scan`` at each length of ``lengths`` (chapter 13, section 13.10).
 
