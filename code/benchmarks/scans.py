@@ -11,8 +11,9 @@ chunks of 64 (linear attention), 32 (gated linear attention, whose chunks are on
 when their decay allows, and SSD) and √n (selective scan, RG-LRU, minGRU, minLSTM). The selective
 scan's and SSD's ``parallel`` forms are left out: O(n² D N) and O(n² H) memory. Goal (issue 23): the
 fastest form of each family at least 10 times its loop at n = 1024; the table says where it is not.
-The ratios are comparative: on a machine shared with other jobs the absolute times move from run to
-run, the interleaved ratios much less; the header records the load average.
+The ratios are comparative: the forms of one family are timed in the same rounds, so a slow spell of a
+shared machine falls on all of them; the absolute times move from run to run. The header records the
+load average.
 """
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def main():
     head = (f"Measured on {measure.device_name()}, PyTorch {torch.__version__}, Python {platform.python_version()}; "
             f"forward + backward, median and min of {args.rounds} interleaved rounds"
             + (f"; load average {os.getloadavg()[0]:.1f} when it started" if hasattr(os, "getloadavg") else "")
-            + ". The ratios compare forms timed in the same rounds; on a shared machine the times move from "
-              "run to run, the ratios much less.")
+            + ". The ratios compare forms timed in the same rounds, so a slow spell of a shared machine falls on "
+              "every form of a round; the times themselves move from run to run.")
     print(head)
     rows = ["| family | form | n | min (ms) | median (ms) | loop / form |", "|---|---|---|---|---|---|"]
     print(f"{'family':24s} {'form':9s} {'n':>5s} {'min (ms)':>9s} {'median (ms)':>12s} {'loop/form':>10s}")
