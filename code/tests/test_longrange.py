@@ -171,6 +171,10 @@ def test_chapter_15s_trained_cells_read_the_worst_seed_and_the_baseline():
     assert A.trained_cell(row(0.9, 0.86, 0.97), 0.05).startswith("partly")
     assert A.trained_cell(row(0.12, 0.11, 0.125), 0.05).startswith("not learned")
     assert A.trained_cell(None, 0.05) == "not run"
+    # each word at its boundary: the worst seed exactly at SOLVED is solved; the mean exactly at baseline + margin is not
+    assert A.trained_cell(row(0.97, A.SOLVED, 1.0), 0.05).startswith("solved")
+    assert A.trained_cell(row(0.125 + 0.05, 0.1, 0.2), 0.05).startswith("not learned")
+    assert A.trained_cell(row(0.125 + 0.0501, 0.1, 0.2), 0.05).startswith("partly")
     ones = {a: 1.0 for a in A.ARCHS}
     rows = A.table_rows(ones, ones, ones, ones, {a: 1.52 for a in A.ARCHS}, None, ones,
                         lag={"SSM": row(0.12, 0.11, 0.125)}, recall={}, margin=0.05)

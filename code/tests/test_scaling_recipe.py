@@ -56,6 +56,9 @@ def test_lr_choice_must_bracket():
     assert scaling.widen([1e-3, 2e-3], "high") == pytest.approx([1e-3, 2e-3, 4e-3])
     with pytest.raises(ValueError, match="every run diverged"):
         scaling.choose_lr([1e-3, 2e-3], [math.inf, math.nan])
+    for lrs in ([2e-3, 1e-3, 4e-3], [1e-3, 4e-3, 2e-3], [1e-3, 2e-3, 4e-3, 4e-3]):  # out of order at each place, or tied
+        with pytest.raises(ValueError, match="must increase"):
+            scaling.choose_lr(lrs, [2.0, 1.8, 1.9][: len(lrs)] + [2.0] * (len(lrs) - 3))
 
 
 def test_windows_are_spread_across_the_split():
