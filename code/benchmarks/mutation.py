@@ -25,8 +25,9 @@ alone and the whole suite's. The kill rate, and every survivor with its line,
 are printed (and written to ``--out``). A survivor is a missing test or an equivalent mutant (a
 change that cannot alter behaviour): read each one.
 
-Two kinds of drawn mutant are reported apart, not run and not in the rate: those ``EQUIVALENT`` names
-(each read, with its reason), and changes to an experiment's ``SETTINGS`` at a scale that has no committed
+Three kinds of drawn mutant are reported apart, not run and not in the rate: those ``EQUIVALENT`` names
+(each read, with its reason), the equivalence harness's own test inputs (``harness_inputs``: its grid of
+shapes and each family's random problem, which the tests feed every form), and changes to an experiment's ``SETTINGS`` at a scale that has no committed
 results file (an experiment's choice, which a test could only restate). The settings of a scale with a
 committed file are run like any other mutant: ``tests/test_experiments.py`` checks them against the file.
 """
@@ -187,29 +188,65 @@ def equivalent(rel: str, line: str, old: str, new: str) -> str | None:
     return None
 
 
-def settings_scales(path: Path) -> dict[int, str]:
-    """line -> scale for every line of the values of a ``*SETTINGS = {"scale": dict(...), ...}`` literal in ``path``."""
+def settings_scales(path: Path) -> dict[int, tuple[str, str]]:
+    """line -> (dict name, scale) for every line of the values of a ``*SETTINGS = {"scale": dict(...), ...}``
+    literal in ``path``."""
     out = {}
     for node in ast.walk(ast.parse(path.read_text())):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id.endswith("SETTINGS") for t in targets) and isinstance(node.value, ast.Dict):
+        names = [t.id for t in targets if isinstance(t, ast.Name) and t.id.endswith("SETTINGS")]
+        if names and isinstance(node.value, ast.Dict):
             for key, value in zip(node.value.keys, node.value.values):
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    out.update({line: key.value for line in range(value.lineno, value.end_lineno + 1)})
+                    out.update({line: (names[0], key.value) for line in range(value.lineno, value.end_lineno + 1)})
     return out
 
 
-def committed_scales() -> set[tuple[str, str]]:
-    """(module, scale) of every committed results file (``results/*.json``): test_experiments.py checks those
-    settings against the file, so a mutant of them is run like any other."""
+def committed_scales() -> set[tuple[str, str, str]]:
+    """(module, settings dict, scale) pinned by a committed results file (``results/*.json``): test_experiments.py
+    checks those settings against the file, so a mutant of them is run like any other.
+
+    A module may hold several experiments' settings; a dict's scale is pinned when a committed file of that
+    module and scale recorded the same settings (every key of the dict, the same value), or when the file
+    records none to compare with.
+    """
+    import importlib
+
     sys.path.insert(0, str(CODE))
     from seqlab import experiments
+    same = lambda a, b: json.loads(json.dumps(a)) == json.loads(json.dumps(b))
     out = set()
     for path in (ROOT / "results").glob("*.json"):
         record = json.loads(path.read_text())
-        if "experiment" in record:
-            module = experiments.get(record["experiment"]).fn.__module__
-            out.add((module.replace(".", "/") + ".py", record["scale"]))
+        if "experiment" not in record:
+            continue
+        name = experiments.get(record["experiment"]).fn.__module__
+        module, scale = importlib.import_module(name), record["scale"]
+        recorded = (record.get("results") or {}).get("settings") if isinstance(record.get("results"), dict) else None
+        for attr in dir(module):
+            table = getattr(module, attr)
+            if attr.endswith("SETTINGS") and isinstance(table, dict) and isinstance(table.get(scale), dict):
+                if recorded is None or all(k in recorded and same(v, recorded[k]) for k, v in table[scale].items()):
+                    out.add((name.replace(".", "/") + ".py", attr, scale))
+    return out
+
+
+def harness_inputs(path: Path) -> set[int]:
+    """The lines of the equivalence harness's test inputs in an ``ops/`` file: the shapes of its grid (``Case`` and
+    ``GRID`` in ``registry.py``) and each family's random problem (``_make*``/``_problem`` functions).
+
+    A mutant there changes what the harness feeds every form (another size, another random scale), not what
+    the library computes: it is the tests' input, as a test file's own numbers are, and is reported apart.
+    """
+    if "seqlab/ops/" not in path.as_posix():
+        return set()
+    out = set()
+    for node in ast.parse(path.read_text()).body:
+        named = getattr(node, "name", None)
+        assigned = [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+        if (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (named.startswith("_make") or named in ("_problem", "Case"))
+                or "GRID" in assigned):
+            out.update(range(node.lineno, node.end_lineno + 1))
     return out
 
 
@@ -480,15 +517,20 @@ def main():
     unpinned = []  # settings of a scale with no committed results: an experiment's choice, which a test could only restate
     committed = committed_scales()
     scales = {path: settings_scales(path) for path in {m[0] for m in sample}}  # each drawn file parsed once
+    inputs = {path: harness_inputs(path) for path in scales}
+    fixtures = []  # mutants of the harness's test inputs: not library behaviour, reported apart
     for path, row, c0, c1, old, new in list(sample):
         rel, line = str(path.relative_to(src)), path.read_text().splitlines()[row - 1]
         why = equivalent(rel, line, old, new)
         scale = scales[path].get(row)
-        if why is not None:
+        if row in inputs[path]:
+            fixtures.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}")
+            sample.remove((path, row, c0, c1, old, new))
+        elif why is not None:
             same.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}: {why}")
             sample.remove((path, row, c0, c1, old, new))
-        elif scale is not None and (rel, scale) not in committed:
-            unpinned.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}: the {scale!r} settings")
+        elif scale is not None and (rel, *scale) not in committed:
+            unpinned.append(f"{rel}:{row}: `{line.strip()[:90]}`: {old!r} → {new!r}: {scale[0]}[{scale[1]!r}]")
             sample.remove((path, row, c0, c1, old, new))
     rows = [None] * len(sample)
 
@@ -566,7 +608,8 @@ def main():
              f"{killed - by_package[0]} more")
     summary = (f"Killed {killed} of {decided} decided mutants ({100 * rate:.1f} %; {stage}); {timeouts} more ran "
                f"past the time limit and are left undecided; {len(same)} known equivalent, not run; "
-               f"{len(unpinned)} settings of a scale with no committed results file, not run; seed {args.seed}.")
+               f"{len(unpinned)} settings of a scale with no committed results file, not run; {len(fixtures)} of the "
+               f"harness's test inputs, not run; seed {args.seed}.")
     if flaky:
         summary += (f" {len(flaky)} chapter runs failed under a mutant and again without it (not counted as "
                     f"kills): {', '.join(flaky)}.")
@@ -578,7 +621,8 @@ def main():
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(summary + "\n\nSurvivors:\n\n" + "\n".join(f"- {w}" + (" (timeout)" if rc == "timeout" else "") for d, w, rc in rows if not d) + "\n\nEquivalent (not run):\n\n" + "\n".join(f"- {w}" for w in same)
-                            + "\n\nSettings of a scale with no committed results (not run):\n\n" + "\n".join(f"- {w}" for w in unpinned) + "\n")
+                            + "\n\nSettings of a scale with no committed results (not run):\n\n" + "\n".join(f"- {w}" for w in unpinned)
+                            + "\n\nThe equivalence harness's test inputs (not run):\n\n" + "\n".join(f"- {w}" for w in fixtures) + "\n")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,21 @@ def test_batches_are_shifted_windows():
     assert torch.equal(x, x2)
 
 
+def test_random_windows_are_consecutive_tokens_from_anywhere_in_the_data():
+    from seqlab.data.corpus import random_windows
+    data = torch.arange(1000)
+    x, y = random_windows(data, 500, 7, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (500, 7) and torch.equal(y, x + 1)                 # consecutive, shifted by one
+    assert torch.equal(x, x[:, :1] + torch.arange(7))
+    assert x[:, 0].min() >= 0 and y[:, -1].max() <= 999                            # inside the data
+    assert x[:, 0].min() < 20 and x[:, 0].max() > 970                               # from either end
+    x2, _ = random_windows(data, 500, 7, torch.Generator().manual_seed(0))
+    assert torch.equal(x, x2)
+    assert torch.equal(random_windows(data, 1, 999, None)[0], data[None, :999])    # the one window that fits
+    with pytest.raises(ValueError, match="needs 1001 tokens, the data has 1000"):
+        random_windows(data, 1, 1000)
+
+
 def test_batch_errors():
     c = CharCorpus("abcdefghij" * 10, val_fraction=0.5)
     with pytest.raises(ValueError, match="split must be"):

@@ -20,3 +20,14 @@ def test_a_signature_goes_to_the_chapters_that_run_its_body_and_a_module_stateme
     assert mutation.chapters_for(LINES, "m.py", 9, SOURCE) == ["b.ipynb"]
     assert mutation.chapters_for(LINES, "m.py", 2, SOURCE) == ["a.ipynb", "b.ipynb"]  # a settings literal
     assert mutation.chapters_for({}, "m.py", 6, SOURCE) == []               # --package-only
+
+
+def test_the_harness_inputs_are_its_grid_and_problem_builders_in_ops_only(tmp_path):
+    src = ("class Case:\n    B: int = 1\n\n\nGRID = (\n    Case(),\n)\n\n\ndef _make(case, g):\n    return 2.0\n\n\n"
+           "def form(x):\n    return x * 2.0\n")
+    ops = tmp_path / "seqlab" / "ops"
+    ops.mkdir(parents=True)
+    (ops / "f.py").write_text(src)
+    assert mutation.harness_inputs(ops / "f.py") == {1, 2, 5, 6, 7, 10, 11}    # not the form's lines (14, 15)
+    (tmp_path / "g.py").write_text(src)
+    assert mutation.harness_inputs(tmp_path / "g.py") == set()               # outside ops/: library code

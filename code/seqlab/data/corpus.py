@@ -149,6 +149,20 @@ class CharTokenizer:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 
+def random_windows(data: torch.Tensor, batch_size: int, context: int, generator: torch.Generator | None = None):
+    """``batch_size`` windows of ``context + 1`` consecutive tokens of ``data`` at uniformly drawn starts, as
+    ``x, y`` of shape ``(B, context)`` with ``y`` = ``x`` shifted by one (next-token prediction, chapter 2).
+
+    One ``torch.randint`` draw per call, so a seeded generator gives the same batches wherever it is used
+    (``CharCorpus.batch``, chapter 10's sweep).
+    """
+    if context + 1 > len(data):
+        raise ValueError(f"a window of context {context} needs {context + 1} tokens, the data has {len(data)}")
+    start = torch.randint(0, len(data) - context, (batch_size,), generator=generator)
+    window = data[start[:, None] + torch.arange(context + 1)]  # (B, context + 1): consecutive tokens
+    return window[:, :-1], window[:, 1:]
+
+
 class CharCorpus:
     """A text as ids, split into a training and a validation part (chapter 1).
 
@@ -183,11 +197,7 @@ class CharCorpus:
         data = self.split(split)
         if context + 1 > len(data):
             raise ValueError(f"context {context} is longer than the {split} split ({len(data)} characters)")
-        g = make_generator(generator)
-        start = torch.randint(0, len(data) - context, (batch_size,), generator=g)
-        idx = start[:, None] + torch.arange(context + 1)  # (B, context+1)
-        window = data[idx]
-        return window[:, :-1], window[:, 1:]
+        return random_windows(data, batch_size, context, make_generator(generator))
 
     def __repr__(self) -> str:
         return f"CharCorpus({len(self.text):,} characters, vocab {self.vocab_size}, train {len(self.train):,}, val {len(self.val):,})"

@@ -45,7 +45,7 @@ import torch
 
 from .. import _validate as validate
 from ..config import seed_everything
-from ..data.corpus import CharCorpus
+from ..data.corpus import CharCorpus, random_windows
 from ..data.stdlib import load_corpus
 from ..measure import ngram_baselines, ngram_level
 from ..models.charlm import RecurrentLM
@@ -242,9 +242,7 @@ def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: 
     def batch_fn():
         if clock["start"] is None:  # the clocks start when training does: after the optimiser is made (its first
             clock.update(start=time.perf_counter(), cpu_start=time.process_time())  # one-time set-up)
-        start = torch.randint(0, len(parts["train"]) - context, (batch,), generator=gen)
-        w = parts["train"][start[:, None] + torch.arange(context + 1)]
-        return w[:, :-1], w[:, 1:]
+        return random_windows(parts["train"], batch, context, gen)
 
     warmup = max(1, int(warmup_fraction * steps)) if steps > 1 else 0
     h = train(model, batch_fn, steps=steps, lr=lr, clip=clip, weight_decay=weight_decay, betas=(0.9, beta2),
