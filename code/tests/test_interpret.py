@@ -172,6 +172,14 @@ def test_ablate_head_validates():
             pass
 
 
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_head_outputs_for_any_number_of_heads(heads):
+    m = _model(heads=heads)
+    x = torch.randint(0, 10, (3, 12), generator=torch.Generator().manual_seed(2))
+    z = interpret.head_outputs(m, x, 0)
+    assert z.shape == (3, 12, heads, 16 // heads)
+
+
 @pytest.mark.parametrize("head", [0, 1, 2, 3])
 def test_mean_and_resample_ablation_write_what_they_are_given(head):
     m = _model(heads=4)

@@ -205,3 +205,12 @@ def test_ssd_layer_checks_its_heads_and_runs_mamba2s_recurrence_in_every_head():
             hh = torch.exp(-delta * torch.exp(layer.A_log[head])) * hh + torch.outer(B_t[0, t], delta * u[0, t, cols])
             torch.testing.assert_close(y[0, t, cols], C_t[0, t] @ hh + layer.D[head] * u[0, t, cols])
         torch.testing.assert_close(h[0, head], hh)
+
+
+def test_ssd_decays_start_spread_over_the_whole_of_1_to_16():
+    """Mamba-2's initialisation: A_h = −exp(A_log_h) with exp(A_log_h) uniform on [1, 16], per head (chapter 13).
+    With 512 heads the draws reach within 0.5 of each end (a narrower or wider range fails; chance ~1e-7)."""
+    torch.manual_seed(0)
+    a = torch.exp(SSMLayer(SSMConfig(d_model=512, d_state=2, expand=1, heads=512)).A_log.detach())
+    assert a.min() >= 1 and a.max() <= 16 and a.min() < 1.5 and a.max() > 15.5
+    assert abs(a.mean().item() - 8.5) < 0.6                       # the uniform's mean, 8.5 (sd of the mean ~0.19)

@@ -73,6 +73,8 @@ def test_time_budget_stops_early():
     batch = lambda: (torch.zeros(2, 3, dtype=torch.long),) * 2
     h = train(model, batch, steps=10**6, time_budget=0.2)
     assert 1 <= h.steps < 10**6 and h.seconds < 5
+    assert h.seconds >= 0.2 and h.steps > 1          # it ran until the budget was spent, not one step and out
+    assert train(model, batch, steps=20, time_budget=1e6).steps == 20                     # a budget not reached
 
 
 def test_sequence_loss_ignores_unscored_positions():
