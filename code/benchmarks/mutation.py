@@ -171,6 +171,11 @@ EQUIVALENT = [
     ("seqlab/models/rnn.py",
      'if not module.bidirectional or module.num_layers != 1 or not module.bias or module.dropout or getattr(module, "proj_size", 0):',
      "0", "1", "getattr's fallback for a module with no proj_size: every nn.RNN, nn.GRU and nn.LSTM has one"),
+    # seed 67's (read after that run)
+    ("seqlab/ops/recurrent.py", "i, f, g, o = gates.chunk(4, dim=-1)", "-", "",
+     "gates is (B, 4H) at every step (lstm_step's contract, validated): its dim 1 is its dim -1"),
+    ("seqlab/experiments/encoder_decoder.py", 'bar = tqdm(total=s["steps"], desc="reversal", leave=False)', "False", "True",
+     "whether a progress bar stays on screen when it ends"),
     # seed 41's (read after that run)
     ("seqlab/models/attention.py", "bound = 1.0 / math.sqrt(p.shape[-1] if p.dim() == 2 else self.d_hidden)", "-", "",
      "p.shape[1] is p.shape[-1] in the branch where p has two dimensions"),

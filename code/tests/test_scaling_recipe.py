@@ -70,6 +70,10 @@ def test_windows_are_spread_across_the_split():
     assert torch.equal(w, scaling.spread_windows(ids, 20, 31))
     with pytest.raises(ValueError, match="need at least"):
         scaling.spread_windows(ids, 400, 31)
+    tight = scaling.spread_windows(torch.arange(64), 2, 31)               # exactly two windows of 32 fit: no error
+    assert torch.equal(tight, torch.arange(64).reshape(2, 32))
+    with pytest.raises(ValueError, match="need at least 66 ids, got 65"):
+        scaling.spread_windows(torch.arange(65), 2, 32)
 
 
 def test_paired_bootstrap_cancels_shared_content():
