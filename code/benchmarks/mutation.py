@@ -173,7 +173,7 @@ EQUIVALENT = [
      "0", "1", "getattr's fallback for a module with no proj_size: every nn.RNN, nn.GRU and nn.LSTM has one"),
     # seed 67's (read after that run)
     ("seqlab/ops/recurrent.py", "i, f, g, o = gates.chunk(4, dim=-1)", "-", "",
-     "gates is (B, 4H) at every step (lstm_step's contract, validated): its dim 1 is its dim -1"),
+     "every caller passes one step x[:, t] of a (B, T, D) input, so gates is (B, 4H): its dim 1 is its dim -1"),
     ("seqlab/experiments/encoder_decoder.py", 'bar = tqdm(total=s["steps"], desc="reversal", leave=False)', "False", "True",
      "whether a progress bar stays on screen when it ends"),
     # seed 41's (read after that run)
