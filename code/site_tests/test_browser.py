@@ -56,6 +56,9 @@ def screenshot_name(page: str) -> str:
     return page.removesuffix(".html").replace("/", "__") + ".png"
 
 
+LOAD_TIMEOUT_MS = 120_000
+
+
 def open_page(context, server, page):
     """Open ``page``; return it with the list of problems the browser reported while loading."""
     tab = context.new_page()
@@ -65,8 +68,10 @@ def open_page(context, server, page):
     tab.on("pageerror", lambda err: problems.append(f"uncaught: {err}"))
     tab.on("requestfailed", lambda req: problems.append(f"failed request: {req.url} ({req.failure})"))
     tab.on("response", lambda res: problems.append(f"HTTP {res.status}: {res.url}") if res.status >= 400 else None)
-    tab.goto(server + page, wait_until="load")
-    tab.wait_for_load_state("networkidle")
+    # make test runs the package tests beside these on two cores, where a long page (MathJax, dozens of figures)
+    # once took more than playwright's default 30 s to go quiet: a slow machine is not a broken page
+    tab.goto(server + page, wait_until="load", timeout=LOAD_TIMEOUT_MS)
+    tab.wait_for_load_state("networkidle", timeout=LOAD_TIMEOUT_MS)
     return tab, problems
 
 
