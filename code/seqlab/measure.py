@@ -279,6 +279,15 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLaw:
     return PowerLaw(slope, math.exp(my - slope * mx))
 
 
+def binomial_se(p: float, n: int) -> float:
+    """The standard error √(p(1 − p)/n) of an accuracy (a frequency) over ``n`` independent trials that each
+    succeed with probability ``p``: how far a guesser at chance ``p`` strays on a test set of ``n`` (chapter 1)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    validate.positive_int("n", n)
+    return math.sqrt(p * (1 - p) / n)
+
+
 def fit_slope(x: Sequence[float], y: Sequence[float]) -> float:
     """The slope of ``y`` against ``x`` on log-log axes: ``fit_power_law(x, y).slope`` (chapter 9)."""
     return fit_power_law(x, y).slope

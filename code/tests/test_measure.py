@@ -204,3 +204,15 @@ def test_unigram_entropy_is_the_entropy_of_the_symbol_frequencies():
     assert unigram_entropy(ids, 4) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
     with pytest.raises((TypeError, ValueError), match="ids"):
         unigram_entropy(torch.zeros(2, 3, dtype=torch.long), 4)
+
+
+def test_binomial_se_is_the_spread_of_guessers_accuracies():
+    from seqlab.measure import binomial_se
+    assert binomial_se(0.5, 100) == pytest.approx(0.05) and binomial_se(0.0, 7) == 0.0
+    g = torch.Generator().manual_seed(0)
+    acc = (torch.rand(20_000, 400, generator=g) < 0.1).double().mean(1)          # 20,000 guessers, 400 trials each
+    assert acc.std().item() == pytest.approx(binomial_se(0.1, 400), rel=0.03)
+    with pytest.raises(ValueError, match="probability"):
+        binomial_se(1.5, 10)
+    with pytest.raises((ValueError, TypeError), match="n"):
+        binomial_se(0.5, 0)

@@ -34,6 +34,7 @@ from .. import _validate as validate
 from .. import compare
 from ..config import seed_everything
 from ..seeding import held_out
+from ..measure import binomial_se
 from ..data.longrange import ListOps, Pathfinder, patch_tokens, row_vectors
 from ..data.tasks import DelayedRecall
 from ..measure import count_parameters
@@ -175,8 +176,7 @@ def chance_margin(baseline: float, n: int, z: float = 3.0) -> float:
     """
     if not 0 < baseline < 1:
         raise ValueError(f"baseline must be a probability in (0, 1), got {baseline!r}")
-    validate.positive_int("n", n)
-    return z * (baseline * (1 - baseline) / n) ** 0.5
+    return z * binomial_se(baseline, n)
 
 
 def _last_step_accuracy(logits, y):
