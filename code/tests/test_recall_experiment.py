@@ -1,4 +1,5 @@
 """Chapter 12's recall experiment: the grid through the command, lr chosen on validation, bracketing, resumable logs."""
+import json
 import os
 
 import pytest
@@ -152,6 +153,20 @@ def test_runlog_skips_finished_runs_and_survives_a_torn_line(tmp_path):
     assert runlog.log_path("recall", "tiny") is None or os.environ.get("SEQLAB_RUNLOG_DIR")
     with pytest.raises(TypeError, match="settings must be a dict"):
         runlog.fingerprint([1])
+
+
+def test_each_logged_run_records_the_device_that_made_it_so_a_resumed_sweep_says_which_runs_came_from_where(tmp_path):
+    from seqlab.measure import device_name
+    path, settings = tmp_path / "x.jsonl", {"a": 1}
+    fn = lambda c: {"sq": c * c}
+    with open(path, "w") as f:  # a line from before devices were recorded
+        f.write(json.dumps({"fingerprint": runlog.fingerprint(settings), "key": "1", "result": {"sq": 1}}) + "\n")
+    runlog.map_logged(fn, [1, 2, 3], path=path, settings=settings, device="cpu")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["made"]["device"] for line in lines[1:]] == [device_name("cpu")] * 2
+    assert all(line["made"]["date"].endswith("+00:00") for line in lines[1:])
+    assert runlog.made_on(path, runlog.fingerprint(settings)) == {"unrecorded": 1, device_name("cpu"): 2}
+    assert runlog.made_on(path, "another") == {} and runlog.made_on(None, "x") == {}
 
 
 def test_the_delta_rule_reads_back_orthonormal_pairs_exactly_where_linear_attention_does_not():

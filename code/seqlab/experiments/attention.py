@@ -369,6 +369,6 @@ def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     val = corpus.val[: len(corpus.val) // W * W].view(-1, W).to(device)  # (N, T_eval + 1): all of the validation text
     runs = map_logged(lambda c: position_study_run(c[0], c[1], c[2], s, corpus, val, device=device, progress=progress),
                       [(e, lr, sd) for sd in seeds for e in ENCODINGS for lr in s["lrs"]],
-                      path=log_path("positions", scale), settings=per_run(s, POSITION_STUDY_GRID_KEYS),
+                      device=device, path=log_path("positions", scale), settings=per_run(s, POSITION_STUDY_GRID_KEYS),
                       progress=progress, desc="encodings x rates x seeds")
     return {"settings": s, "runs": runs}

@@ -259,6 +259,6 @@ def encoder_decoder(scale: str = "quick", seeds=(0,), device=None, progress: boo
 
     # the grid at the constant rate; a warm-up only at the page's rate (its chosen rate is then that one, unbracketed)
     configs = [(lr, 0, sd) for lr in s["lrs"] for sd in seeds] + [(s["lr"], w, sd) for w in s["warmups"] if w for sd in seeds]
-    runs = map_logged(one, configs, path=log_path("encoder_decoder", scale), settings=per_run(s, GRID_KEYS),
+    runs = map_logged(one, configs, device=device, path=log_path("encoder_decoder", scale), settings=per_run(s, GRID_KEYS),
                       progress=progress, desc="encoder-decoder runs")
     return {"settings": s, "runs": runs}

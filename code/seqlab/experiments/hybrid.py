@@ -126,6 +126,6 @@ def hybrid_recall(scale: str = "quick", seeds=(0,), device=None, progress: bool 
         return {**recall_run(name, seed, s, task, device=device, progress=progress), "pattern": MODELS[name],
                 "step_budget": s["steps"]}
 
-    runs = map_logged(one, [(n, sd) for sd in seeds for n in MODELS], path=log_path("hybrid_recall", scale), settings=s,
+    runs = map_logged(one, [(n, sd) for sd in seeds for n in MODELS], device=device, path=log_path("hybrid_recall", scale), settings=s,
                       progress=progress, desc="hybrid models")
     return {"settings": s, "runs": runs}

@@ -65,6 +65,6 @@ def hybrid_lr(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
         return {**recall_run(name, seed, dict(s, lr=lr), task, device=device, progress=progress), "lr": lr}
 
     configs = [(n, lr, sd) for sd in seeds for lr in s["lrs"] for n in MODELS]
-    runs = map_logged(one, configs, path=log_path("hybrid_lr", scale), settings=s, progress=progress,
+    runs = map_logged(one, configs, device=device, path=log_path("hybrid_lr", scale), settings=s, progress=progress,
                       desc="hybrid models x learning rates")
     return {"settings": s, "runs": runs}

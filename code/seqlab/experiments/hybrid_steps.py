@@ -43,6 +43,6 @@ def hybrid_steps(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: b
     def one(c):
         return recall_run(*c, s, task, device=device, progress=progress)  # the same weights and batches as hybrid_recall
 
-    runs = map_logged(one, [(n, sd) for sd in seeds for n in s["archs"]], path=log_path("hybrid_steps", scale),
+    runs = map_logged(one, [(n, sd) for sd in seeds for n in s["archs"]], device=device, path=log_path("hybrid_steps", scale),
                       settings=s, progress=progress, desc="recurrent models, long budget")
     return {"settings": s, "runs": runs}

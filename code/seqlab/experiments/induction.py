@@ -297,6 +297,6 @@ def induction_lr(scale: str = "quick", seeds=(0,), device=None, progress: bool =
                          gap_max=s["gap_max"])
     runs = map_logged(lambda c: span_run("attention", c[0], c[1], c[2], s, task, device=device, progress=progress),
                       [(d, lr, sd) for sd in seeds for d in s["depths"] for lr in s["attn_lrs"]],
-                      path=log_path("induction_lr", scale), settings=per_run(s, LR_GRID_KEYS), progress=progress,
+                      device=device, path=log_path("induction_lr", scale), settings=per_run(s, LR_GRID_KEYS), progress=progress,
                       desc="attention depths x learning rates")
     return {"settings": s, "runs": runs, "best": {str(d): b for d, b in best_attention_rates(runs, s["attn_lrs"]).items()}}

@@ -289,7 +289,7 @@ def longrange(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool
 
     seeds = list(seeds)
     _, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"], max_widen=s["max_widen"],
-                        path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                        device=device, path=log_path("longrange", scale), settings=per_run(s, GRID_KEYS), progress=progress,
                         desc="long-range runs", also_accept=LEGACY.get(scale, ()))
     return {"settings": s, "runs": runs, "table": table(runs, tune_seed=seeds[0])}
 
@@ -374,6 +374,6 @@ def ssm_lags(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool 
         return {**r, "lag": lag}
 
     configs = [(a, lag, lr, sd) for sd in seeds for a in s["archs"] for lag in s["lags"] for lr in s["lrs"]]
-    runs = map_logged(one, configs, path=log_path("ssm_lags", scale), settings=per_run(s, LAG_GRID_KEYS),
+    runs = map_logged(one, configs, device=device, path=log_path("ssm_lags", scale), settings=per_run(s, LAG_GRID_KEYS),
                       progress=progress, desc="SSM x lags x rates")
     return {"settings": s, "runs": runs, "table": lag_table(runs)}

@@ -115,6 +115,6 @@ def norm_placement(scale: str = "quick", seeds=(0,), device=None, progress: bool
         return {"arm": name, "seed": seed, "norm_first": norm_first, "layers": layers, "warmup": warmup, "lr": lr,
                 **summarise_run(h, grads, unigram)}
 
-    runs = map_logged(one, [(*a, sd) for sd in seeds for a in s["arms"]], path=log_path("norm_placement", scale),
+    runs = map_logged(one, [(*a, sd) for sd in seeds for a in s["arms"]], device=device, path=log_path("norm_placement", scale),
                       settings=per_run(s, GRID_KEYS), progress=progress, desc="norm placements")
     return {"settings": s, "unigram": unigram, "runs": runs}

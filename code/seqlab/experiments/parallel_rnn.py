@@ -289,7 +289,7 @@ def parallel_rnn(scale: str = "quick", seeds=(0,), device=None, progress: bool =
     corpus = CharCorpus()
     runs = map_logged(lambda c: loss_run(*c, s, corpus, device=device, progress=progress),
                       [(arch, lr, sd) for sd in seeds for lr in s["lrs"] for arch in ARCHS],
-                      path=log_path("parallel_rnn", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                      device=device, path=log_path("parallel_rnn", scale), settings=per_run(s, GRID_KEYS), progress=progress,
                       desc="archs x learning rates")
     best = best_rates(runs, s["lrs"])
     return {"settings": s, "runs": runs, "best": [[arch, b["lr"], b["bracketed"]] for arch, b in best.items()]}

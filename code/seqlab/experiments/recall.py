@@ -242,7 +242,7 @@ def recall(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = 
 
     seeds = list(seeds)
     configs, runs = map_tuned(one, cells(s), s["lrs"], seeds, score=lambda r: r["val_accuracy"], max_widen=s["max_widen"],
-                              path=log_path("recall", scale), settings=per_run(s, GRID_KEYS), progress=progress,
+                              device=device, path=log_path("recall", scale), settings=per_run(s, GRID_KEYS), progress=progress,
                               desc="MQAR runs", also_accept=LEGACY.get(scale, ()))
     for c, r in zip(configs, runs):
         r["axis"] = c[0]

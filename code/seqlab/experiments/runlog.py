@@ -15,10 +15,13 @@ span the grid), so extending a grid (another learning rate, another seed) reruns
 The log is ``results/runs/NAME-SCALE.jsonl`` (``SEQLAB_RUNLOG_DIR`` moves it; set to an empty
 string it turns logging off). At the ``tiny`` scale (the tests' smoke runs) nothing is logged
 unless ``SEQLAB_RUNLOG_DIR`` is set. A line records the run's configuration and a fingerprint
-of the sweep's settings, so a log written under other settings is never mistaken for this one.
+of the sweep's settings, so a log written under other settings is never mistaken for this one, and
+where the run was made (``made``: its device and the date it finished), so a sweep resumed on another
+machine says which runs came from which (``made_on``).
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -76,18 +79,43 @@ def per_run(settings: dict, grid_keys) -> dict:
     return {k: v for k, v in settings.items() if k not in set(grid_keys)}
 
 
+def made_on(path: Path | None, fp: str) -> dict[str, int]:
+    """How many of the finished runs in ``path`` with fingerprint ``fp`` each device made (chapter 12); lines
+    written before devices were recorded count as ``"unrecorded"``."""
+    counts: dict[str, int] = {}
+    if path is None or not path.exists():
+        return counts
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and entry.get("fingerprint") == fp:
+            where = entry.get("made", {}).get("device", "unrecorded")
+            counts[where] = counts.get(where, 0) + 1
+    return counts
+
+
 def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: dict, progress: bool = False,
-               desc: str = "runs", also_accept: Sequence[str] = ()) -> list:
+               desc: str = "runs", also_accept: Sequence[str] = (), device=None) -> list:
     """``[fn(c) for c in configs]``, skipping the configurations already in the log at ``path`` (chapter 12).
 
     ``configs`` must be JSON-serialisable (tuples of numbers and strings); ``fn`` returns a
     JSON-serialisable dict; ``settings`` are those one run depends on (``per_run``). Lines with a
     fingerprint in ``also_accept`` are reused too (logs written before a change of what is
-    fingerprinted, under the same per-run settings). With ``path`` None this is ``distributed.map_runs``.
+    fingerprinted, under the same per-run settings). ``device``: the device ``fn`` runs on (None: ``get_device()``,
+    what the experiments use when given none), recorded by name with each line.
+    With ``path`` None this is ``distributed.map_runs``.
     """
     configs = list(configs)
     if path is None:
         return map_runs(fn, configs, progress=progress, desc=desc)
+    import torch
+
+    from ..config import get_device
+    from ..measure import device_name
+
+    where = device_name(torch.device(device) if device is not None else get_device())
     fp = fingerprint(settings)
     done = {}
     for accepted in (*also_accept, fp):
@@ -97,7 +125,8 @@ def map_logged(fn: Callable, configs: Sequence, *, path: Path | None, settings: 
 
     def run_and_log(config):
         result = fn(config)
-        line = json.dumps({"fingerprint": fp, "key": _key(config), "result": result}) + "\n"
+        made = {"device": where, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        line = json.dumps({"fingerprint": fp, "key": _key(config), "result": result, "made": made}) + "\n"
         with open(path, "a", encoding="utf-8") as f:  # one write per line: appends from two processes do not interleave
             f.write(line)
             f.flush()

@@ -217,11 +217,11 @@ def copying(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
         return copier_run(task_name, name, lr, seed, steps, s, tasks, device=device, progress=progress)
 
     grid = [(t, n, lr, sd, s["steps"]) for sd in seeds for t in tasks for n in MIXERS for lr in s["lrs"]]
-    runs = map_logged(one, grid, path=path, settings=per_run(s, GRID_KEYS), progress=progress,
+    runs = map_logged(one, grid, device=device, path=path, settings=per_run(s, GRID_KEYS), progress=progress,
                       desc="SSM copiers x learning rates")
     best = best_rates(runs, s["lrs"])
     longer = [(SELECTIVE_COPYING, n, best[SELECTIVE_COPYING, n]["lr"], sd, s["longer_factor"] * s["steps"])
               for sd in seeds for n in MIXERS]
-    runs += map_logged(one, longer, path=path, settings=per_run(s, GRID_KEYS), progress=progress,
+    runs += map_logged(one, longer, device=device, path=path, settings=per_run(s, GRID_KEYS), progress=progress,
                        desc="SSM copiers, longer budget")
     return {"settings": s, "runs": runs, "best": [[t, n, b["lr"], b["bracketed"]] for (t, n), b in best.items()]}
