@@ -19,7 +19,7 @@ loop, parallel, chunked, step), ``compare`` (the six architectures side by side,
 chapter 15).
 """
 from . import bptt, check, compare, data, experiments, interpret, measure, models, plot, probes, train, widgets
-from .pages import glue
+from .pages import bound, glue
 from .claims import claim, evidence_box
 from .config import (configure_threads, current_scale, get_device, progress_enabled, scale, seed_everything,
                      seed_offset)
@@ -31,5 +31,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "bptt", "check", "compare", "data", "experiments", "interpret", "measure", "models", "plot", "probes", "train", "widgets",
-    "glue", "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
+    "bound", "glue", "configure_threads", "current_scale", "get_device", "seed_offset", "progress_enabled", "scale", "seed_everything", "__version__",
 ]

@@ -157,3 +157,29 @@ def test_glue_is_a_no_op_without_myst_nb(monkeypatch):
     assert seen == [("x", 2.5, False)]
     with pytest.raises(TypeError, match="non-empty str"):
         pages.glue("", 1)
+
+
+@pytest.mark.parametrize("value, side, digits, want", [
+    (3.46, "at least", 1, 3.4), (3.46, "at most", 1, 3.5), (0.712, "at most", 2, 0.72), (0.021, "at most", 2, 0.03),
+    (1.164, "at most", 2, 1.17), (0.29, "at least", 2, 0.29), (0.29, "at most", 2, 0.29), (-1.25, "at least", 1, -1.3),
+    (7, "at least", 0, 7.0), (7.2, "at least", 0, 7.0), (7.2, "at most", 0, 8.0),
+])
+def test_a_bound_is_rounded_towards_the_side_the_prose_states_so_the_printed_bound_holds(value, side, digits, want):
+    from seqlab.pages import bound
+    got = bound(value, side, digits)
+    assert got == pytest.approx(want)
+    assert (got <= value) if side == "at least" else (got >= value)
+    assert f"{got:.{digits}f}" == f"{want:.{digits}f}"
+
+
+def test_a_bound_refuses_an_unknown_side_a_bad_digits_or_a_value_that_is_not_a_finite_number():
+    from seqlab.pages import bound
+    with pytest.raises(ValueError, match="side must be one of"):
+        bound(1.0, "about")
+    with pytest.raises(ValueError, match="digits must be an int >= 0, got -1"):
+        bound(1.0, "at least", -1)
+    with pytest.raises(ValueError, match="digits must be an int >= 0, got 1.5"):
+        bound(1.0, "at least", 1.5)
+    for bad in (float("nan"), float("inf"), "3", True):
+        with pytest.raises(ValueError, match="value must be a finite number"):
+            bound(bad, "at most")

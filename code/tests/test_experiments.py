@@ -75,6 +75,19 @@ def test_load_rejects_what_is_not_a_results_file(tmp_path):
         experiments.run("scaling", scale="tiny", seeds=[])
 
 
+def test_load_writes_a_recorded_single_thread_device_in_the_singular_that_device_name_now_uses(tmp_path):
+    from seqlab.measure import device_name
+    record = json.loads((experiments.results_dir() / "copying.json").read_text())
+    record["device"] = "AMD EPYC CPU, 2 logical cores, 1 PyTorch threads"   # as files written before the fix say
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps(record))
+    loaded = experiments.load(f, "copying")
+    assert loaded["device"] == record["device"].replace("threads", "thread")
+    assert loaded["results"] == record["results"]
+    if torch.get_num_threads() == 1:
+        assert device_name("cpu").endswith(", 1 PyTorch thread")
+
+
 def test_parameter_counts_by_hand():
     gpt = scaling.make_model("transformer", 32, vocab=50, context=16, layers=2)
     c = scaling.count_parameters(gpt)

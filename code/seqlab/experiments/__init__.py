@@ -162,6 +162,8 @@ def load(path: str | Path, experiment: str | None = None) -> dict | None:
         raise ValueError(f"{path} is not a results file of seqlab.experiments: it lacks {missing}")
     if experiment is not None and record["experiment"] != experiment:
         raise ValueError(f"{path} holds experiment {record['experiment']!r}, not {experiment!r}")
+    if isinstance(record["device"], str):  # files written before device_name said "1 PyTorch thread"
+        record["device"] = record["device"].replace(", 1 PyTorch threads", ", 1 PyTorch thread")
     return record
 
 
