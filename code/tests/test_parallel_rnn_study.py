@@ -81,3 +81,67 @@ def test_tree_sum_equals_the_sum_and_its_depth_grows_per_doubling():
         pr.tree_sum(torch.ones(1, 0, 2))
     with pytest.raises(ValueError, match="T >= 1"):
         pr.tree_sum(torch.ones(4, 2))
+
+
+class _Recorder(__import__("torch").nn.Module):
+    """A language model that records the form it was set to and the batch shape of every call."""
+
+    def __init__(self, vocab, log):
+        import torch
+        super().__init__()
+        self.emb, self.form, self.log = torch.nn.Embedding(vocab, vocab), "unset", log
+
+    def forward(self, x):
+        self.log.append((self.form, tuple(x.shape)))
+        return self.emb(x)
+
+
+def test_throughput_sets_each_names_form_before_its_step_uses_tokens_per_length_and_divides_by_the_median(monkeypatch):
+    """Section 13.10's throughput: one model under two names runs in each name's form; B = max(1, tokens // T);
+    tokens per second = B·T / the median time of that name's step."""
+    from seqlab.measure import time_calls as real_time_calls
+
+    class Timing:
+        def __init__(self, median):
+            self.median = median
+
+    seen = {}
+
+    def fake_time_calls(fns, repeats, clock):
+        assert repeats == 2 and clock == "cpu"
+        real_time_calls(fns, repeats=1, clock=clock)                       # every step runs
+        seen.setdefault("names", []).append(sorted(fns))
+        return {name: Timing(0.5 if name == "fast" else 2.0) for name in fns}
+
+    monkeypatch.setattr(pr, "time_calls", fake_time_calls)
+    log = []
+    model = _Recorder(7, log)
+    out = pr.throughput({"fast": (model, "a"), "slow": (model, "b")}, vocab=7, lengths=(16, 128), tokens=64,
+                        repeats=2)
+    assert seen["names"] == [["fast", "slow"]] * 2
+    assert {shape for _, shape in log} == {(4, 16), (1, 128)}               # B = 64 // 16, then max(1, 64 // 128)
+    assert sorted(form for form, _ in log) == ["a"] * (len(log) // 2) + ["b"] * (len(log) // 2)
+    assert "unset" not in {form for form, _ in log}
+    assert out == {"fast": {16: 64 / 0.5, 128: 128 / 0.5}, "slow": {16: 64 / 2.0, 128: 128 / 2.0}}
+    model_none = _Recorder(7, log := [])
+    pr.throughput({"as built": (model_none, None)}, vocab=7, lengths=(8,), tokens=16, repeats=2)
+    assert {form for form, _ in log} == {"unset"}                          # None: the model's own form, untouched
+
+
+def test_run_one_trains_every_arch_at_its_matched_width_on_the_same_seeded_batches_and_repeats_exactly():
+    import math
+    from seqlab.data import CharCorpus
+    from seqlab.measure import count_parameters
+    s, corpus = pr.SETTINGS["tiny"], CharCorpus()
+    V = corpus.vocab_size
+    a, b = pr.run_one(s, seed=0, corpus=corpus), pr.run_one(s, seed=0, corpus=corpus)
+    a_time, b_time = a.pop("seconds"), b.pop("seconds")
+    assert a == b                                                           # seeded: every number but the time repeats
+    assert a["width"] == pr.matched_widths(V, s["params"], s["n_layers"])
+    for arch in pr.ARCHS:
+        assert a["params"][arch] == count_parameters(pr.build(arch, V, a["width"][arch], s["n_layers"]))
+        assert len(a["loss"][arch]) == s["steps"] and a_time[arch] > 0 and b_time[arch] > 0
+        assert 0 < a["val_loss"][arch] < math.log(V) + 1                    # a loss, not a stray number
+        assert a["loss"][arch][-1] < a["loss"][arch][0]                      # it trained
+    c = pr.run_one(s, seed=1, corpus=corpus)
+    assert c["val_loss"] != a["val_loss"]                                   # another seed: other weights and batches
