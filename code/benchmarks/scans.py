@@ -13,13 +13,15 @@ scan's and SSD's ``parallel`` forms are left out: O(n² D N) and O(n² H) memory
 fastest form of each family at least 10 times its loop at n = 1024; the table says where it is not.
 The ratios are comparative: the forms of one family are timed in the same rounds, so a slow spell of a
 shared machine falls on all of them; the absolute times move from run to run. The header records the
-load average.
+machine, the date, the load average and the command.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
@@ -74,11 +76,13 @@ def main():
     if args.rounds < 1 or args.threads < 1 or min(args.lengths) < 1:
         ap.error("--rounds, --threads and every --lengths must be positive integers")
     torch.set_num_threads(args.threads)
-    head = (f"Measured on {measure.device_name()}, PyTorch {torch.__version__}, Python {platform.python_version()}; "
-            f"forward + backward, median and min of {args.rounds} interleaved rounds"
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    head = (f"Measured on {measure.device_name()}, PyTorch {torch.__version__}, Python {platform.python_version()}, "
+            f"{date}; forward + backward, median and min of {args.rounds} interleaved rounds"
             + (f"; load average {os.getloadavg()[0]:.1f} when it started" if hasattr(os, "getloadavg") else "")
             + ". The ratios compare forms timed in the same rounds, so a slow spell of a shared machine falls on "
-              "every form of a round; the times themselves move from run to run.")
+              "every form of a round; the times themselves move from run to run. Command: "
+              f"`python {' '.join(sys.argv)}`.")
     print(head)
     rows = ["| family | form | n | min (ms) | median (ms) | loop / form |", "|---|---|---|---|---|---|"]
     print(f"{'family':24s} {'form':9s} {'n':>5s} {'min (ms)':>9s} {'median (ms)':>12s} {'loop/form':>10s}")
@@ -103,7 +107,7 @@ def main():
     print("\n".join(summary))
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(head + f" Goal: the fastest form at least {SPEEDUP_GOAL:g} times its loop at n = 1024."
+        args.markdown.write_text(head + f" Goal: the fastest form at least {SPEEDUP_GOAL:g} times its loop at n = {max(args.lengths)}."
                                  + "\n\n" + "\n".join(summary) + "\n\n" + "\n".join(rows) + "\n")
 
 

@@ -134,15 +134,14 @@ def cpu_quota() -> int | None:
 
 
 def configure_threads(threads: int | str | None = None) -> int:
-    """Set PyTorch's intra-op thread count and return it (chapter 9 measures why it matters).
+    """Set PyTorch's intra-op thread count and return it (chapter 9 times one thread against two).
 
     ``threads`` (or, when it is None, ``SEQLAB_THREADS``) is a positive int or
     ``"auto"`` (every CPU the cgroup quota grants, see ``cpu_quota``). The
-    default is ``DEFAULT_THREADS`` = 1: for the course's small models one
-    thread is as fast as two on a 2-core machine and, beside a busy process,
-    several times faster, because PyTorch's OpenMP threads spin at every
-    barrier when they cannot all run (``code/benchmarks/threads.py`` measures
-    both). The chapters' set-up call ``scale`` and the command
+    default is ``DEFAULT_THREADS`` = 1: the course's models are small, so a
+    second thread has little work to share, and on a shared 2-core machine
+    more threads can be slower (``code/benchmarks/chapters.py --threads``
+    measures it on yours). The chapters' set-up call ``scale`` and the command
     ``python -m seqlab.experiments`` call it; ``import seqlab`` does not.
     """
     if threads is None:

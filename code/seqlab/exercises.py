@@ -62,8 +62,9 @@ def chapter_id(path: Path | str) -> str:
     return f"{int(m.group(1))}{m.group(2)}"
 
 
-def chapter_paths(folder: Path = CHAPTERS) -> list[Path]:
-    """Every chapter notebook, in order (chapter 1 onward)."""
+def chapter_paths(folder: Path | None = None) -> list[Path]:
+    """Every chapter notebook in ``folder`` (default: the repository's ``chapters/``), in order (chapter 1 onward)."""
+    folder = CHAPTERS if folder is None else Path(folder)
     return sorted(p for p in folder.glob("*.ipynb") if CHAPTER_FILE.match(p.name))
 
 
@@ -287,8 +288,9 @@ def render(nb) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def build(chapters: Path = CHAPTERS) -> dict[str, str]:
-    """``{file name: notebook text}`` of every exercise notebook (chapter 1 onward)."""
+def build(chapters: Path | None = None) -> dict[str, str]:
+    """``{file name: notebook text}`` of every exercise notebook, from the chapters in ``chapters`` (default: the
+    repository's ``chapters/``) (chapter 1 onward)."""
     return {p.name: render(exercise_notebook(nbformat.read(p, as_version=4), p)) for p in chapter_paths(chapters)}
 
 

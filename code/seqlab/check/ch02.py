@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 2: ``rnn_step``."""
+"""Exercise checkers of chapter 2: ``rnn_step``, ``rnn_forward``."""
 from __future__ import annotations
 
 from typing import Callable

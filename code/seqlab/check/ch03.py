@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 3: ``bptt_step``."""
+"""Exercise checkers of chapter 3: ``bptt_step``, ``clip_grad_norm``."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 4: ``gru_step``."""
+"""Exercise checkers of chapter 4: ``gru_step``, ``lstm_step``."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,6 +1,6 @@
 """Byte-pair encoding: subword tokens learned from a text (chapter 1).
 
-Byte-pair encoding (BPE) builds a vocabulary bottom-up {Sennrich et al. 2016}:
+Byte-pair encoding (BPE) builds a vocabulary bottom-up (Sennrich et al., 2016):
 start from single characters, then repeatedly *merge* the most frequent pair
 of adjacent tokens into a new token, until ``n_merges`` merges are done:
 

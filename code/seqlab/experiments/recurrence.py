@@ -122,7 +122,7 @@ class Adder(nn.Module):
 
 def train_adder(rho: float, clip: float | None, seed: int, *, width: int, steps: int, optimizer: str = "sgd",
                 lr: float = 0.05, length: int = 50, device=None, progress: bool | None = None):
-    """Train an ``Adder`` on the adding problem with plain SGD (or the default AdamW), clipped at ``clip`` or not (chapter 3).
+    """Train an ``Adder`` on the adding problem with plain SGD (or AdamW with ``optimizer="adam"``), clipped at ``clip`` or not (chapter 3).
 
     The initial weights and the batches depend on ``seed`` only, so runs with and without
     clipping start from the same point and see the same data. Returns the ``History``.
@@ -192,10 +192,11 @@ SPECS = {
 
 def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, device=None,
                     progress: bool | None = None, return_model: bool = False) -> tuple:
-    """Train a fresh model on delayed recall at ``lag``; return its accuracy on 1,024 new sequences and the steps taken (chapter 4).
+    """Train a fresh model on delayed recall at ``lag``; return its accuracy on 1,024 held-out sequences and the steps taken (chapter 4).
 
     ``spec`` holds the ``RecurrentLM`` options of the cell (``SPECS``); training stops early once
-    the held-out accuracy passes 0.98. ``return_model``: also return the trained model, third.
+    the accuracy on those same held-out sequences passes 0.98, so the accuracy returned is the stopping
+    set's. ``return_model``: also return the trained model, third.
     """
     task = DelayedRecall(lag=lag, vocab=8)
     gen = seed_everything(seed)

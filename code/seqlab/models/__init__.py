@@ -5,7 +5,7 @@ Every layer that mixes along time is a ``Mixer`` (``forward(x, state=None) -> (y
 ``SeqLM`` (``seqlm.py``), returning ``(logits, state)``.
 
 Each module opens with a glossary from its code names to the book's notation,
-and where PyTorch has an equivalent, ``code/tests`` proves the two agree.
+and where PyTorch has an equivalent, ``code/tests`` tests that the two agree.
 """
 from .attention import (AdditiveAttention, DotProductAttention, MultiHeadAttention, additive_attention, causal_mask,
                         padding_mask, scaled_dot_product_attention)

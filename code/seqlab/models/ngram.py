@@ -155,7 +155,7 @@ class NGramLM:
         """Extend ``prompt`` (1-D ids, at least ``order - 1`` long) by ``length`` sampled symbols.
 
         Each symbol is drawn by ``sample_next`` from ``softmax(log p(. | c) / temperature)``, i.e.
-        ``p^(1/T)`` renormalised; ``temperature=0`` takes the most likely symbol.
+        ``p^(1/τ)`` renormalised, with τ the temperature; ``temperature=0`` takes the most likely symbol.
         """
         if self.counts is None:
             raise RuntimeError("call fit() before using the model")

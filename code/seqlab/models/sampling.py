@@ -3,16 +3,16 @@
 Glossary, code name -> book notation:
 
     logits       scores z of the next token, shape (..., V); for a count model z = log p
-    temperature  T: sample from softmax(z / T); T = 1 the model's own distribution,
-                 T < 1 sharper, T > 1 flatter, T = 0 the most likely token (greedy, argmax z)
+    temperature  τ: sample from softmax(z / τ); τ = 1 the model's own distribution,
+                 τ < 1 sharper, τ > 1 flatter, τ = 0 the most likely token (greedy, argmax z)
     generator    the ``torch.Generator`` the draw uses, so that a seeded run repeats
 
-    p_T(x) = exp(z_x / T) / sum_y exp(z_y / T)
+    p_τ(x) = exp(z_x / τ) / sum_y exp(z_y / τ)
 
 ``NGramLM.generate`` (chapter 1), ``RecurrentLM.generate`` (chapter 2) and
 ``GPT.generate`` (chapters 7 and 9) all call ``sample_next``, so a temperature
 is applied in one place, and one test (``code/tests/test_sampling.py``) checks
-it against ``softmax(z / T)`` computed by hand.
+it against ``softmax(z / τ)`` computed by hand.
 """
 from __future__ import annotations
 

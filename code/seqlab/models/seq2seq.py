@@ -24,8 +24,9 @@ encoder, h_{j+1} also holds x_j, and the learned weights on reversal often sit o
 position off the "true" alignment: they match content, not positions.
 
 Two choices, to keep the chapter short and fast:
-- the recurrences are PyTorch's ``nn.GRU``: chapter 4 proved seqlab's GRU gives
-  the same numbers, and the fused kernel trains several times faster;
+- the recurrences are PyTorch's ``nn.GRU``: chapter 4 tests seqlab's GRU equal
+  to ``nn.GRU``, and the fused kernel is faster than seqlab's loop over time
+  (chapter 4 and the benchmarks page time the two);
 - attention sits on top of the decoder (Luong et al., 2015, without input
   feeding): the context enters the output layer, not the recurrence. So under
   teacher forcing all T steps run at once (one ``nn.GRU`` call, then one batched
