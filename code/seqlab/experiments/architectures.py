@@ -13,7 +13,8 @@ Glossary, code name -> book notation::
     step_work      FLOP of one generated token after each context length
     latency        seconds per generated token at batch 1 after the longest context (fastest round)
 
-``matched_models``, ``depth_per_token``, ``gradient_fade``, ``flop_exponent``, ``size_gain``,
+``matched_models``, ``depth_per_token``, ``gradient_fade`` (and ``gradient_sizes``, the absolute size of its
+signal), ``flop_exponent``, ``size_gain``,
 ``generation_state``, ``step_cost`` and ``table_rows`` are what chapter 15 measures and tabulates
 with; ``architectures`` (registered as ``python -m seqlab.experiments architectures``) runs them all
 for every seed. The latency is timed in interleaved rounds, the fastest round counting, so the
@@ -86,6 +87,38 @@ def gradient_fade(models: dict, x: torch.Tensor, k_near: int = K_NEAR) -> tuple[
     reach = {a: compare.gradient_reach(m, x) for a, m in models.items()}
     k_far = x.shape[1] - 1
     return reach, {a: (r[k_far] / r[k_near]).item() for a, r in reach.items()}
+
+
+def gradient_sizes(model, x: torch.Tensor, seed: int = 0) -> dict:
+    """The absolute size of ``compare.gradient_reach``'s signal, per distance k back from the last token (chapter 15).
+
+    The same backward pass (a random projection of the last position's logits, seeded by ``seed``, to the
+    token embeddings of ids ``x`` (B, T)); each entry a (T,) tensor indexed by k:
+
+        norm        ‖∂/∂e_{T−k}‖ in the gradient's own dtype, averaged over the batch: what ``gradient_reach``
+                    divides by its value at k = 0. In float32 it squares the entries, so it reads 0 once every
+                    squared entry is below float32's smallest positive number, while the entries are not 0
+        norm64      the same norm of the same gradient, computed in float64 (no such underflow)
+        max_entry   the largest |entry| of ∂/∂e_{T−k} over the batch and the width: 0 only where the gradient is 0
+    """
+    compare._check_arch(getattr(model, "arch", None))
+    kept = {}
+
+    def hook(module, inputs, output):
+        output.retain_grad()
+        kept["e"] = output
+
+    handle = model.embed.register_forward_hook(hook)
+    try:
+        logits, _ = model(x)  # (B, T, V)
+    finally:
+        handle.remove()
+    r = torch.randn(logits.shape[-1], generator=torch.Generator().manual_seed(seed)).to(logits)
+    (logits[:, -1] @ r).sum().backward()
+    grad = kept["e"].grad.detach()  # (B, T, d)
+    return {"norm": grad.norm(dim=-1).mean(0).flip(0),
+            "norm64": grad.double().norm(dim=-1).mean(0).flip(0),
+            "max_entry": grad.abs().amax(dim=(0, 2)).flip(0)}
 
 
 def flop_exponent(models: dict, lengths, device=None) -> tuple[dict, dict]:

@@ -25,7 +25,7 @@ import statistics
 
 import torch
 
-from ..seeding import batches as batch_stream, held_out, init
+from ..seeding import batches as batch_stream, held_out, init, seed_offset
 from ..data import CharCorpus
 from ..measure import count_parameters, graph_depth, time_calls
 from ..models.charlm import RecurrentLM
@@ -254,6 +254,19 @@ def loss_run(arch: str, lr: float, seed: int, s: dict, corpus: CharCorpus, devic
             "val_loss": evaluate(model, corpus, s["context"], s["n_eval"], held_out(seed), device),
             "test_loss": evaluate(model, corpus, s["context"], s["n_eval"], held_out(seed, 1), device),
             "curve": {"step": list(hist.eval_step), "val": list(hist.eval["val"])}}
+
+
+def recorded_test_windows(corpus: CharCorpus, s: dict, seed: int) -> torch.Tensor:
+    """The windows on which a recorded run of ``seed`` reports its ``test_loss`` (chapter 13, section 13.10).
+
+    ``loss_run`` scores ``s['n_eval']`` batches of 16 ``"val"`` windows drawn with ``held_out(seed, 1)``; the study
+    is recorded without ``SEQLAB_SEED_OFFSET``, so the stream is drawn unshifted here whatever this process's
+    offset. Each window is returned with its last target appended, ``(16 · n_eval, context + 1)``, the form
+    ``measure.ngram_baselines`` scores: a count table on these is on the same footing as that seed's models.
+    """
+    g = held_out(seed - seed_offset(), 1)  # = held_out(seed, 1) at offset 0, as the recorded runs drew it
+    return torch.cat([torch.cat([x, y[:, -1:]], 1)
+                      for x, y in (corpus.batch("val", 16, s["context"], generator=g) for _ in range(s["n_eval"]))])
 
 
 def best_rates(runs: list[dict], lrs: list[float]) -> dict:
