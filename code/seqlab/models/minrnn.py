@@ -6,7 +6,7 @@ Glossary (code name -> book notation):
     x              the layer's input x_t, (B, T, d)
     h              the state h_t, (B, d): the layer's output y_t = h_t
     form           which form of the family computes it: "loop", "logspace", "chunked" or "stream"
-                   (``seqlab.ops.FAMILIES[cell].forms``; the same numbers, proved by the harness)
+                   (``seqlab.ops.FAMILIES[cell].forms``; the same numbers, tested equal by the harness)
 
 ``MinRNN`` holds the weights (each gate and the candidate a d × d map with a bias, initialised as
 ``nn.Linear``) and runs the ops form named by ``form``: ``forward(x, state=None) -> (y, state)``,
