@@ -47,3 +47,18 @@ def test_bits_per_char_checker():
     nats = lambda p, t: (-torch.log(p[torch.arange(len(t)), t])).mean().item()
     assert "nats" in check.bits_per_char(nats).message
     assert "should return a number" in check.bits_per_char(lambda p, t: "1.0").message
+
+
+def test_each_checker_module_names_every_checker_it_defines_in_its_first_line():
+    """The API page shows each module's first line: it lists every public checker, none missing, none extra."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import seqlab.check
+    for path in sorted(Path(seqlab.check.__file__).parent.glob("ch*.py")):
+        tree = ast.parse(path.read_text())
+        defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+        first = ast.get_docstring(tree).splitlines()[0]
+        assert first.startswith("Exercise checkers of chapter "), path.name
+        assert re.findall(r"``(\w+)``", first) == defined, (path.name, first, defined)

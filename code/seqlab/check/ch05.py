@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 5: ``additive_attention``."""
+"""Exercise checkers of chapter 5: ``additive_attention`` and ``alignment_accuracy``."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 6: ``causal_attention``."""
+"""Exercise checkers of chapter 6: ``causal_attention`` and ``multi_head_attention``."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 7: ``pre_norm_block`` and ``cross_attention`` (the encoder-decoder)."""
+"""Exercise checkers of chapter 7: ``pre_norm_block``, ``cross_attention``, ``layer_norm`` and ``masked_token_loss``."""
 from __future__ import annotations
 
 import math

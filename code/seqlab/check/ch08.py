@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 8: ``apply_rope``."""
+"""Exercise checkers of chapter 8: ``apply_rope`` and ``sinusoidal_encoding``."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 9: ``cached_attention_step``."""
+"""Exercise checkers of chapter 9: ``cached_attention_step`` and ``linear_scan``."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 10: ``forward_flops``."""
+"""Exercise checkers of chapter 10: ``forward_flops`` and ``fit_power_law``."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 11: ``prefix_matching_score``."""
+"""Exercise checkers of chapter 11: ``prefix_matching_score`` and ``icl_score``."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 12: ``linear_attention_recurrent``."""
+"""Exercise checkers of chapter 12: ``linear_attention_recurrent`` and ``linear_attention_parallel``."""
 from __future__ import annotations
 
 from typing import Callable

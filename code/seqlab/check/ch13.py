@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 13: ``zoh_discretize``."""
+"""Exercise checkers of chapter 13: ``zoh_discretize`` and ``s4d_kernel``."""
 from __future__ import annotations
 
 from typing import Callable

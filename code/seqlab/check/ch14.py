@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 14: ``rglru_step``."""
+"""Exercise checkers of chapter 14: ``rglru_step`` and ``sliding_window_attention``."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 15: ``kv_cache_bytes``."""
+"""Exercise checkers of chapter 15: ``kv_cache_bytes`` and ``pareto_front``."""
 from __future__ import annotations
 
 from typing import Callable
