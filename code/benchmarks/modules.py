@@ -12,7 +12,9 @@ weights, on the same input. The calls are interleaved (A, B, A, B, ...) after
 a warm-up, so that load on a shared machine slows both alike, and the
 ratio seqlab / PyTorch is taken from the minimum of the rounds (the quietest
 moment of each) with the median beside it. Goals (issue "experiments at
-scale"): every ``fused`` form within 1.5x of the built-in. The hand-written
+scale"): every ``fused`` form within 1.5x of the built-in, judged on both
+ratios: "met" when the minimum and the median are within it, "met on the
+fastest round only" when just the minimum is. The hand-written
 forms (``loop``, ``parallel``) are listed too, to show what a Python loop over
 time or a materialised attention matrix costs; they have no goal.
 
@@ -91,7 +93,9 @@ def run(device: str, rounds: int, sizes: dict) -> dict:
         rows.append(dict(module=name, form=form, seqlab_ms=1e3 * t["seqlab"].min, torch_ms=1e3 * t["torch"].min,
                          ratio_min=ratio_min, ratio_median=t["seqlab"].median / t["torch"].median,
                          goal=FUSED_GOAL if form == "fused" else None,
-                         meets_goal=(ratio_min <= FUSED_GOAL) if form == "fused" else None))
+                         meets_goal=(ratio_min <= FUSED_GOAL) if form == "fused" else None,
+                         meets_goal_median=(t["seqlab"].median / t["torch"].median <= FUSED_GOAL)
+                         if form == "fused" else None))
         print(f"{name:48s} seqlab {rows[-1]['seqlab_ms']:9.2f} ms  torch {rows[-1]['torch_ms']:9.2f} ms  "
               f"ratio {ratio_min:6.2f} (median {rows[-1]['ratio_median']:.2f})", flush=True)
     return dict(benchmark="modules", device=measure.device_name(device), platform=platform.platform(),
@@ -104,12 +108,19 @@ def markdown(result: dict) -> str:
     """The result as a Markdown table with the machine it ran on (included by the book's benchmark page)."""
     s = result["sizes"]
     lines = [f"Measured on {result['device']}, PyTorch {result['torch']}, "
-             f"{result['date']}; forward + backward, batch {s['B']}, length {s['T']}, width {s['d']}, "
-             f"{s['heads']} heads; minimum of {result['rounds']} interleaved rounds. Command: `{result['command']}`.", "",
+             f"Python {result['python']}, {result['date']}; forward + backward, batch {s['B']}, length {s['T']}, width {s['d']}, "
+             f"{s['heads']} heads; times: the minimum of {result['rounds']} interleaved rounds; ratios: from the minimum and from the median (the goal is judged on both). Command: `{result['command']}`.", "",
              "| module | seqlab (ms) | PyTorch (ms) | ratio (min) | ratio (median) | goal |",
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        goal = "—" if r["goal"] is None else (f"≤ {r['goal']}: " + ("met" if r["meets_goal"] else "**not met**"))
+        if r["goal"] is None:
+            goal = "—"
+        elif r["meets_goal"] and r.get("meets_goal_median", r["ratio_median"] <= r["goal"]):
+            goal = f"≤ {r['goal']}: met"
+        elif r["meets_goal"]:
+            goal = f"≤ {r['goal']}: met on the fastest round only (median {r['ratio_median']:.2f})"
+        else:
+            goal = f"≤ {r['goal']}: **not met**"
         lines.append(f"| {r['module']} | {r['seqlab_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio_min']:.2f} | "
                      f"{r['ratio_median']:.2f} | {goal} |")
     return "\n".join(lines) + "\n"

@@ -19,8 +19,8 @@ process the socket's pending commands, among them "a message has arrived",
 which is also what wakes the asyncio poller (ZeroMQ's file descriptor is
 edge-triggered). When the reply lands just before the send, the wake-up is
 used up, nbclient's poll sleeps until its cell timeout and only then finds the
-reply. A busy CPU widens that window (in testing it appeared in 2 of 7 runs beside
-one busy process, 3 of 3 beside two). So ``explorer`` renders its first view
+reply. A busy CPU widens that window (in the authors' tests, not rerun by the
+build, it appeared in 2 of 7 runs beside one busy process, 3 of 3 beside two). So ``explorer`` renders its first view
 itself, in the kernel, and *sets* the ``Output`` widget's outputs: the front
 end has nothing to capture and sends nothing. Later views (a reader moving a
 control in a live kernel) are drawn the usual way.

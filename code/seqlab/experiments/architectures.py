@@ -46,8 +46,10 @@ FORGET_BIAS = 3.0  # chapter 4: the LSTM's forget gate starts open, as that chap
 def make_model(arch: str, vocab: int, d: int):
     """``compare.make_model``, except the LSTM, which gets chapter 4's forget-gate bias (chapter 15).
 
-    PyTorch's default initialisation gives the forget gate σ(0) = 1/2 at the start, under which chapter 4
-    saw the LSTM fail to learn long lags; the course's own recommendation is a bias of 1 or more.
+    PyTorch's default initialisation gives the forget gate about σ(0) = 1/2 at the start (its biases are
+    drawn uniform around 0), under which chapter 4 measured over a thousand times less gradient 30 steps
+    back than with a forget bias of 3, and saw the default GRU stay at chance at its longest lag (Exercise 4.4);
+    the course's own recommendation is a bias of 1 or more.
     """
     if arch != "LSTM":
         return compare.make_model(arch, vocab, d)

@@ -94,7 +94,8 @@ def train_together(models: dict[str, nn.Module], s: dict, seed: int = 0, device=
     Each step of each model is one ``train`` call (AdamW with weight decay 0.01, the gradient norm
     clipped at 1, teacher forcing, as in chapter 5) continuing its own optimizer. Both share one
     schedule: the rate rises linearly to ``s["lr"]`` over the first ``s["warmup"]`` steps (the
-    original Transformer's recipe had a warm-up; chapter 7 shows that a deep Post-Norm stack needs one), then stays.
+    original Transformer's recipe had a warm-up; chapter 7 shows that a deep Post-Norm stack at the full rate needs one, or a lower
+    constant rate), then stays.
     Returns per model the training loss of every step and the seconds of every step (forward,
     backward, update).
     """

@@ -7,7 +7,7 @@ Glossary, code name -> book notation:
                    delayed recall: output the first of T = lag + 1 tokens at the last step)
     arch           one of ``compare.ARCHS`` (RNN, LSTM, Transformer, linear attention, SSM, hybrid), at
                    the width whose parameter count is nearest ``params``; the LSTM with chapter 4's
-                   forget-gate bias (``FORGET_BIAS``), not PyTorch's default of 0
+                   forget-gate bias (``FORGET_BIAS``), not PyTorch's default (uniform around 0)
     vision arms    on the Pathfinder images only: "Transformer (patches)", the same Transformer reading
                    2 × 2 patches as tokens (T = S²/4, ViT's recipe), and "LSTM (rows)", an LSTM that reads
                    one row of S one-hot pixels per step (T = S)

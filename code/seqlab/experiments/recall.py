@@ -40,7 +40,7 @@ an end of the grid, clearly, gets one more rate past that end, ``max_widen``). T
             quick scale sweeps the pairs at a width below that (16: 16 key dimensions for 32 keys)
             and at it (32).
     ssm     the width axis's cells for ``ssm_archs`` (chapter 13's selective SSM) at ``ssm_widths``
-            only: an SSM step costs 2 to 4 times a linear-attention step on this task, so the quick
+            only: an SSM step costs several times a linear-attention step on this task, so the quick
             scale runs it at the two smaller widths (chapter 15's SSM row of the recall table).
 
 ``recall`` (``python -m seqlab.experiments recall``) runs both and is resumable: each finished run is

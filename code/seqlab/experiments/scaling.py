@@ -24,7 +24,7 @@ are scored on the same windows. Intervals come from a paired bootstrap over the 
 (``paired_bootstrap``: one resampling of the windows shared by every size and both families).
 
 ``scaling`` (registered as ``python -m seqlab.experiments scaling``) does all of it at a given
-scale. At ``--scale cpu`` (the recorded study, about 2 CPU-hours; run it under
+scale. At ``--scale cpu`` (the recorded study, a few CPU-hours: chapter 10 prints the recorded total; run it under
 ``torchrun --standalone --nproc_per_node 2``) every finished run is saved as it completes in
 ``results/scaling-cpu/runs/`` and a rerun of the same command skips it, so the sweep can be
 interrupted and resumed; the results file is written when the grid is complete.

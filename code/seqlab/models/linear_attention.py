@@ -6,8 +6,10 @@ Glossary (code name -> book notation):
     W_q, W_k, W_v  the projections to queries q_t, keys k_t, values v_t, each split into n_heads heads of d_head
     feature_map    φ: "elu1" (Katharopoulos et al., 2020), "taylor" (d_φ = 1 + d_head + d_head²) or "identity"
     W_beta         (delta only) β_t = sigmoid(W_beta x_t + b), one writing strength per head; keys and queries are
-                   L2-normalised per head, so I − β_t k_t k_tᵀ is a contraction (DeltaNet, Yang et al., 2024)
-    W_alpha        (gated only) α_t = sigmoid(W_alpha x_t + b)^(1/τ), one forget factor per head ("scalar",
+                   L2-normalised per head, so I − β_t k_t k_tᵀ is non-expansive: it shrinks the k_t direction by
+                   1 − β_t and leaves the rest (DeltaNet, Yang et al., 2024 [YWZ+24] in the References)
+    W_alpha        (gated only) α_t = sigmoid(W_alpha x_t + b)^(1/``gate_temp``) (a fixed gate temperature,
+                   not the sampling temperature τ), one forget factor per head ("scalar",
                    as in RetNet but input-dependent) or per key channel ("channel", as in GLA)
     state          per head S (B·H, d_φ, d_head) (and z (B·H, d_φ) without the gate): the layer's whole memory
     form           which form of ``seqlab.ops.linear_attention`` computes the layer: loop, parallel, chunked, stream
@@ -109,7 +111,7 @@ class LinearAttention(Mixer):
             width = c.n_heads if c.gate == "scalar" else c.d_model
             self.W_alpha = nn.Linear(c.d_model, width)
             nn.init.constant_(self.W_alpha.bias, 3.0)  # α = sigmoid(3)^(1/16) ≈ 0.997 at the start: a long memory
-            self.tau = 16.0
+            self.gate_temp = 16.0
         if c.delta:
             self.W_beta = nn.Linear(c.d_model, c.n_heads)
 
@@ -139,7 +141,7 @@ class LinearAttention(Mixer):
             form = ops.LINEAR_ATTENTION.forms[c.form]
             y, state = form(q, k, v, state=state, feature_map=c.feature_map, normalize=c.normalize, chunk=c.chunk)
         else:
-            log_alpha = F.logsigmoid(self.W_alpha(x)) / self.tau  # (B, T, H) or (B, T, d_model)
+            log_alpha = F.logsigmoid(self.W_alpha(x)) / self.gate_temp  # (B, T, H) or (B, T, d_model)
             log_alpha = self._heads(log_alpha)  # (B·H, T, 1) or (B·H, T, d_head)
             form = ops.GATED_LINEAR_ATTENTION.forms[c.form]
             y, state = form(q, k, v, log_alpha, state=state, feature_map=c.feature_map, chunk=c.chunk)

@@ -14,8 +14,9 @@ Glossary, code name -> book notation:
 
 Pre-Norm keeps an identity path from the embeddings to the output, so gradients
 reach the bottom blocks undiminished; Post-Norm normalises *after* each residual
-sum, which rescales the gradient at every block and is why the original
-Transformer needed a learning-rate warm-up (Xiong et al., 2020).
+sum, which rescales the gradient at every block; Xiong et al. (2020) give this as the
+reason the original Transformer needed a learning-rate warm-up (chapter 7 discusses this
+and a second account, which its runs do not choose between).
 
 ``TransformerBlock`` with ``activation="relu"`` equals ``nn.TransformerEncoderLayer``
 for either norm placement (``from_torch`` copies one; outputs and gradients tested).

@@ -33,7 +33,7 @@ top layer's h_1..h_T:
     stream time step by time step, each through every layer with ``rnn_step``/``lstm_step``/``gru_step``:
            what a language model runs when it streams one token at a time
     fused  PyTorch's kernel (``torch._VF.rnn_tanh``/``rnn_relu``/``lstm``/``gru``, what ``nn.RNN``,
-           ``nn.LSTM`` and ``nn.GRU`` call) on the same weights: the same numbers, much faster
+           ``nn.LSTM`` and ``nn.GRU`` call) on the same weights: the same numbers, faster (chapter 4's table and the benchmarks page time it)
 """
 from __future__ import annotations
 
