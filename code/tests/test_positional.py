@@ -6,6 +6,7 @@ that the score of a rotated query/key pair depends only on their offset; ALiBi's
 slopes against the values in Press et al. (2022) and its bias against a loop.
 """
 import math
+import re
 
 import pytest
 import torch
@@ -41,6 +42,21 @@ def test_absolute_modules_add_their_table():
         learned(x, offset=6)
     with pytest.raises(ValueError, match="even"):
         SinusoidalPositions(7)
+
+
+def test_sinusoidal_positions_scale_multiplies_the_table_and_is_validated():
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    P = sinusoidal_encoding(5, 8, offset=2, dtype=torch.float64)
+    assert torch.equal(SinusoidalPositions(8, scale=1.0)(x, offset=2), SinusoidalPositions(8)(x, offset=2))   # today's output
+    torch.testing.assert_close(SinusoidalPositions(8, scale=0.3)(x, offset=2) - x, 0.3 * P.expand(2, 5, 8))
+    m = SinusoidalPositions(8)
+    m.scale = 2.5                                                          # settable after construction, as the study does
+    torch.testing.assert_close(m(x, offset=2) - x, 2.5 * P.expand(2, 5, 8))
+    assert "scale=2.5" in repr(m) and "scale=1" in repr(SinusoidalPositions(8))
+    for bad in (0, -1.0, float("nan"), float("inf"), "1", True, None):
+        with pytest.raises(ValueError, match=f"scale must be a positive finite number, got {re.escape(repr(bad))}"):
+            SinusoidalPositions(8, scale=bad)
+
 
 
 def rope_complex(x, offset=0, base=10000.0):

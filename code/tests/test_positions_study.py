@@ -15,12 +15,36 @@ def test_positions_records_every_encoding_rate_and_seed_with_a_loss_at_every_pos
     s = out["settings"]
     assert s == attention.POSITION_STUDY_SETTINGS["tiny"] and len(s["lrs"]) == 3
     runs = out["runs"]
-    assert len(runs) == len(attention.ENCODINGS) * len(s["lrs"]) * 2
+    assert attention.STUDY_ARMS == attention.ENCODINGS + ("sinusoidal, scaled",)   # five encodings, one table rescaled
+    assert len(runs) == len(attention.STUDY_ARMS) * len(s["lrs"]) * 2
     assert {(r["encoding"], r["lr"], r["seed"]) for r in runs} == {
-        (e, lr, sd) for e in attention.ENCODINGS for lr in s["lrs"] for sd in (0, 1)}
+        (e, lr, sd) for e in attention.STUDY_ARMS for lr in s["lrs"] for sd in (0, 1)}
     assert all(len(r["by_position"]) == 4 * s["train_len"] and r["train_tail"] > 0 for r in runs)
     lines = attention.render_position_study(out)
-    assert sum("<- chosen" in line for line in lines) == len(attention.ENCODINGS)   # one rate chosen per encoding
+    assert sum("<- chosen" in line for line in lines) == len(attention.STUDY_ARMS)   # one rate chosen per arm
+
+
+def test_the_scaled_sinusoidal_arm_is_the_sinusoidal_gpt_with_its_table_at_the_embeddings_size(monkeypatch):
+    """The sixth arm: the same initial weights as the sinusoidal arm, its table scaled by init_std * sqrt(2)."""
+    import math
+
+    seen = {}
+    original = attention.train_position_lm
+
+    def spy(model, *args, **kwargs):
+        seen[kwargs["desc"]] = (model, {k: v.clone() for k, v in model.state_dict().items()})   # before training
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(attention, "train_position_lm", spy)
+    s = dict(attention.POSITION_STUDY_SETTINGS["tiny"], lm_steps=1)
+    corpus = CharCorpus()
+    val = corpus.val[: 4 * (4 * s["train_len"] + 1)].view(4, -1)
+    for enc in ("sinusoidal", attention.SCALED_SINUSOIDAL):
+        attention.position_study_run(enc, 1e-3, 0, s, corpus, val)
+    (plain, init_plain), (scaled, init_scaled) = seen["sinusoidal"], seen[attention.SCALED_SINUSOIDAL]
+    assert plain.positions.scale == 1.0
+    assert math.isclose(scaled.positions.scale, scaled.config.init_std * math.sqrt(2))
+    assert init_plain.keys() == init_scaled.keys() and all(torch.equal(init_plain[k], init_scaled[k]) for k in init_plain)
 
 
 def test_a_seeds_encodings_see_the_same_batches_and_the_default_stream_is_seed_0():

@@ -16,6 +16,7 @@ the registered experiments (``reversal``, ``dilution``, ``race``, ``positions``)
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 
 import torch
@@ -284,6 +285,10 @@ def race(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) 
 
 # ---------------------------------------------------------------- chapter 8: positions past the training length
 ENCODINGS = ("none", "learned", "sinusoidal", "rope", "alibi")
+#: the study's arms: the five encodings, and the sinusoidal table scaled so that its per-coordinate RMS (1/sqrt(2)
+#: unscaled) equals the token embeddings' initial standard deviation (GPTConfig's init_std)
+SCALED_SINUSOIDAL = "sinusoidal, scaled"
+STUDY_ARMS = ENCODINGS + (SCALED_SINUSOIDAL,)
 
 
 def train_position_lm(model: GPT, corpus: CharCorpus, *, batch: int, T_train: int, steps: int, lr: float,
@@ -320,11 +325,16 @@ def position_study_run(enc: str, lr: float, seed: int, s: dict, corpus: CharCorp
                        device=None, progress: bool = False) -> dict:
     """One run of ``positions``: the encoding ``enc`` trained at rate ``lr``, its initial weights and its batches
     from ``seed`` (every encoding of a seed sees the same batches), and its loss at every position of ``val``
-    (chapter 8). ``train_tail``: the mean training loss over the last ``tail`` steps, which picks the rate."""
+    (chapter 8). ``train_tail``: the mean training loss over the last ``tail`` steps, which picks the rate.
+    ``enc`` is one of ``STUDY_ARMS``: an encoding, or ``"sinusoidal, scaled"`` (the sinusoidal GPT, its table scaled
+    to the embeddings' initial standard deviation)."""
     T_train = s["train_len"]
     seed_everything(seed)
+    scaled = enc == SCALED_SINUSOIDAL
     model = GPT(GPTConfig(corpus.vocab_size, d_model=s["d_model"], n_heads=s["n_heads"], n_layers=s["n_layers"],
-                          max_len=4 * T_train, positions=enc)).to(device)
+                          max_len=4 * T_train, positions="sinusoidal" if scaled else enc)).to(device)
+    if scaled:  # the table at the embeddings' initial scale: RMS init_std instead of 1/sqrt(2)
+        model.positions.scale = model.config.init_std * math.sqrt(2)
     h = train_position_lm(model, corpus, batch=s["lm_batch"], T_train=T_train, steps=s["lm_steps"], lr=lr,
                           device=device, progress=progress, desc=enc, batch_seed=seed)
     model.eval()
@@ -345,19 +355,19 @@ def render_position_study(results: dict) -> list[str]:
     far = lambda r: sum(r["by_position"][2 * L:4 * L]) / (2 * L)
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # the sample standard deviation over seeds
     chosen = choose_rate(runs, lambda r: r["encoding"], lambda r: r["train_tail"], lrs=s["lrs"])
-    lines = [f"{'encoding':10s} {'lr':>6s} {'0..L-1':>15s} {'rise 2L..4L-1':>15s}   (mean ± sd over seeds, nats)"]
+    lines = [f"{'encoding':18s} {'lr':>6s} {'0..L-1':>15s} {'rise 2L..4L-1':>15s}   (mean ± sd over seeds, nats)"]
     for enc, c in chosen.items():
         for lr in s["lrs"]:
             rs = [r for r in runs if r["encoding"] == enc and r["lr"] == lr]
             a, b = [inside(r) for r in rs], [far(r) - inside(r) for r in rs]
-            lines.append(f"{enc:10s} {lr:6g} {sum(a) / len(a):8.3f} ± {sd(a):.3f} {sum(b) / len(b):+8.3f} ± {sd(b):.3f}"
+            lines.append(f"{enc:18s} {lr:6g} {sum(a) / len(a):8.3f} ± {sd(a):.3f} {sum(b) / len(b):+8.3f} ± {sd(b):.3f}"
                          + ("   <- chosen" if lr == c["lr"] else ""))
     return lines
 
 
-@register("positions", "chapter 8: five position schemes trained at length L, each at three learning rates, and their "
-          "loss at every position up to 4L (resumable)", chapter=8, render=render_position_study,
-          settings=POSITION_STUDY_SETTINGS)
+@register("positions", "chapter 8: five position schemes (and the sinusoidal table at the embeddings' scale) trained "
+          "at length L, each at three learning rates, and their loss at every position up to 4L (resumable)", chapter=8,
+          render=render_position_study, settings=POSITION_STUDY_SETTINGS)
 def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) -> dict:
     """Chapter 8's extrapolation study over seeds and rates: every encoding x rate x seed, each seed's encodings on
     the same batches; resumable (``runlog``; chapter 8)."""
@@ -368,7 +378,7 @@ def positions(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fa
     W = 4 * s["train_len"] + 1
     val = corpus.val[: len(corpus.val) // W * W].view(-1, W).to(device)  # (N, T_eval + 1): all of the validation text
     runs = map_logged(lambda c: position_study_run(c[0], c[1], c[2], s, corpus, val, device=device, progress=progress),
-                      [(e, lr, sd) for sd in seeds for e in ENCODINGS for lr in s["lrs"]],
+                      [(e, lr, sd) for sd in seeds for e in STUDY_ARMS for lr in s["lrs"]],
                       device=device, path=log_path("positions", scale), settings=per_run(s, POSITION_STUDY_GRID_KEYS),
                       progress=progress, desc="encodings x rates x seeds")
     return {"settings": s, "runs": runs}

@@ -64,21 +64,38 @@ def sinusoidal_encoding(T: int, d: int, offset: int = 0, base: float = 10000.0, 
 
 
 class SinusoidalPositions(nn.Module):
-    """Adds the fixed sinusoidal encoding to embeddings: ``x_t + p_t`` (chapter 8). No parameters, any length."""
+    """Adds the fixed sinusoidal encoding to embeddings: ``x_t + scale * p_t`` (chapter 8). No parameters, any length.
 
-    def __init__(self, d_model: int, base: float = 10000.0):
+    ``scale`` (default 1, the table as it is): a positive finite number that multiplies the table. Each
+    coordinate of the table has RMS 1/sqrt(2), so ``scale = s * sqrt(2)`` gives it the RMS of embeddings
+    initialised with standard deviation s (chapter 8's "sinusoidal, scaled" arm).
+    """
+
+    def __init__(self, d_model: int, base: float = 10000.0, scale: float = 1.0):
         super().__init__()
         self.d_model = validate.positive_int("d_model", d_model)
         _frequencies(d_model, base)  # checks d_model is even and base > 1
         self.base = float(base)
+        self.scale = scale
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @scale.setter
+    def scale(self, value) -> None:
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or not value > 0):
+            raise ValueError(f"scale must be a positive finite number, got {value!r}")
+        self._scale = float(value)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         validate.tensor("x", x, ndim=3, dtype="float", last_dim=self.d_model)
         P = sinusoidal_encoding(x.shape[1], self.d_model, offset, self.base, x.dtype, x.device)  # (T, d)
-        return x + P  # (B, T, d)
+        return x + (P if self._scale == 1.0 else self._scale * P)  # (B, T, d)
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, base={self.base:g}"
+        return f"d_model={self.d_model}, base={self.base:g}, scale={self.scale:g}"
 
 
 class LearnedPositions(nn.Module):
