@@ -193,9 +193,16 @@ def gradient_reach(model: nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Te
     embeddings e_1..e_T and returns ``‖∂/∂e_{T−k}‖ / ‖∂/∂e_T‖`` for k = 0..T−1 (averaged over the
     batch): 1 at k = 0, then how the gradient fades with the distance k. Ids ``x`` (B, T).
     """
-    _check_arch(getattr(model, "arch", None))
     validate.tensor("x", x, ndim=2, dtype="long")
     validate.positive_int("T", x.shape[1], minimum=2)
+    norms = embedding_gradient(model, x, seed).norm(dim=-1).mean(0)  # (T,)
+    return (norms / norms[-1]).flip(0)  # index k: distance k back from the last token
+
+
+def embedding_gradient(model, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """∂(r · logits_T)/∂e_t for every token embedding e_t, (B, T, d): the backward pass ``gradient_reach`` measures,
+    ``r`` a random direction seeded by ``seed`` (chapter 15)."""
+    _check_arch(getattr(model, "arch", None))
     kept = {}
 
     def hook(module, inputs, output):
@@ -209,8 +216,7 @@ def gradient_reach(model: nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Te
         handle.remove()
     r = torch.randn(logits.shape[-1], generator=torch.Generator().manual_seed(seed)).to(logits)
     (logits[:, -1] @ r).sum().backward()
-    norms = kept["e"].grad.norm(dim=-1).mean(0)  # (T,)
-    return (norms / norms[-1]).flip(0)  # index k: distance k back from the last token
+    return kept["e"].grad.detach()  # (B, T, d)
 
 
 def quantize(x: torch.Tensor, levels: int, mu: float | None = None) -> torch.Tensor:

@@ -103,21 +103,7 @@ def gradient_sizes(model, x: torch.Tensor, seed: int = 0) -> dict:
         norm64      the same norm of the same gradient, computed in float64 (no such underflow)
         max_entry   the largest |entry| of ∂/∂e_{T−k} over the batch and the width: 0 only where the gradient is 0
     """
-    compare._check_arch(getattr(model, "arch", None))
-    kept = {}
-
-    def hook(module, inputs, output):
-        output.retain_grad()
-        kept["e"] = output
-
-    handle = model.embed.register_forward_hook(hook)
-    try:
-        logits, _ = model(x)  # (B, T, V)
-    finally:
-        handle.remove()
-    r = torch.randn(logits.shape[-1], generator=torch.Generator().manual_seed(seed)).to(logits)
-    (logits[:, -1] @ r).sum().backward()
-    grad = kept["e"].grad.detach()  # (B, T, d)
+    grad = compare.embedding_gradient(model, x, seed)  # (B, T, d)
     return {"norm": grad.norm(dim=-1).mean(0).flip(0),
             "norm64": grad.double().norm(dim=-1).mean(0).flip(0),
             "max_entry": grad.abs().amax(dim=(0, 2)).flip(0)}
