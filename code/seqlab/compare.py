@@ -81,7 +81,7 @@ TABLE = {
 ARCHS = tuple(TABLE)
 
 __all__ = ["ARCHS", "TABLE", "Arch", "FORM_NAMES", "make_model", "set_form", "forward_state", "step", "state_bytes",
-           "width_for_parameters", "verdict", "dominant_use", "gradient_reach", "quantize"]
+           "width_for_parameters", "verdict", "dominant_use", "gradient_reach", "embedding_gradient", "quantize"]
 
 
 def _check_arch(arch) -> str:
