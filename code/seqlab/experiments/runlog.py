@@ -57,17 +57,21 @@ def log_path(name: str, scale: str) -> Path | None:
 
 def read(path: Path | None, fp: str) -> dict[str, dict]:
     """The finished runs in ``path`` with fingerprint ``fp``, by key; a torn last line (a killed run) is skipped (chapter 12)."""
-    done: dict[str, dict] = {}
+    return {entry["key"]: entry["result"] for entry in _entries(path, fp) if "key" in entry and "result" in entry}
+
+
+def _entries(path: Path | None, fp: str):
+    """Every line of the log at ``path`` written under fingerprint ``fp``, as a dict; a line cut short when a process
+    was killed mid-write is skipped (chapter 12)."""
     if path is None or not path.exists():
-        return done
+        return
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line cut short when a process was killed mid-write
-        if isinstance(entry, dict) and entry.get("fingerprint") == fp and "key" in entry and "result" in entry:
-            done[entry["key"]] = entry["result"]
-    return done
+            continue
+        if isinstance(entry, dict) and entry.get("fingerprint") == fp:
+            yield entry
 
 
 def _key(config) -> str:
@@ -83,16 +87,9 @@ def made_on(path: Path | None, fp: str) -> dict[str, int]:
     """How many of the finished runs in ``path`` with fingerprint ``fp`` each device made (chapter 12); lines
     written before devices were recorded count as ``"unrecorded"``."""
     counts: dict[str, int] = {}
-    if path is None or not path.exists():
-        return counts
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and entry.get("fingerprint") == fp:
-            where = entry.get("made", {}).get("device", "unrecorded")
-            counts[where] = counts.get(where, 0) + 1
+    for entry in _entries(path, fp):
+        where = entry.get("made", {}).get("device", "unrecorded")
+        counts[where] = counts.get(where, 0) + 1
     return counts
 
 
