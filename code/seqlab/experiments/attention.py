@@ -138,7 +138,7 @@ def input_gradients(model, x: torch.Tensor) -> torch.Tensor:
     """
     x = x.clone().requires_grad_()
     y = model(x)                                                         # (B, T, d)
-    u = torch.randn(y.shape[-1], generator=torch.Generator().manual_seed(1)).to(x.device)
+    u = torch.randn(y.shape[-1], generator=batch_stream(0, 1)).to(x.device)          # seed 1 + SEQLAB_SEED_OFFSET
     (y[:, -1] @ (u / u.norm())).sum().backward()
     return x.grad.norm(dim=-1).mean(0).cpu()                             # (T,): ||d(u . y_T)/dx_t||
 
@@ -199,11 +199,11 @@ def equal_time_race(models: dict, corpus: CharCorpus, *, batch: int, context: in
 
     Speed first, measured interleaved: a round times one training step of each (on copies), the
     fastest round counts, so load on a shared machine slows both alike. Then each model trains
-    for ``seconds / step time`` steps on the same batches (seed 0), evaluated on ``val`` (N, T + 1)
+    for ``seconds / step time`` steps on the same batches (stream ``batches(0)``), evaluated on ``val`` (N, T + 1)
     in bits per character. Returns ``(results, step_time)``; ``results[name]`` has ``bits``,
     ``steps``, ``tokens_per_s`` and the ``history``.
     """
-    xb, yb = (t.to(device) for t in corpus.batch("train", batch, context, generator=torch.Generator().manual_seed(0)))
+    xb, yb = (t.to(device) for t in corpus.batch("train", batch, context, generator=batch_stream(0)))
 
     def val_bits(model):
         with torch.no_grad():
