@@ -280,15 +280,19 @@ def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse:
     steps = range(c - 1, -1, -1) if reverse else range(c)
     a_j, b_j = a.unbind(2), b.unbind(2)  # c slices (B, n, …)
     if shift:  # step c − 1 of chunk i takes the first factor of chunk i + 1: a slice, not a copy of a
-        a_j = (*a_j[1:], torch.cat([a[:, 1:, 0], torch.ones_like(a[:, :1, 0])], dim=1))
-    end, decay = torch.zeros_like(b_j[0]), torch.ones_like(a_j[0])
-    for j in steps:  # 1.
-        end.mul_(a_j[j]).add_(b_j[j])
-        decay.mul_(a_j[j])
+        after = torch.cat([a[:, 1:, 0], torch.ones_like(a[:, :1, 0])], dim=1)
+        a_j = (*a_j[1:], after)
+        decay = a[:, :, 1:].prod(2).mul_(after)  # Π a over each chunk's (shifted) factors: one pass over a
+    else:
+        decay = a.prod(2)
+    first, *rest = steps
+    end = b_j[first].clone()  # 1. from zero: h = a ⊙ 0 + b at the first step
+    for j in rest:
+        torch.addcmul(b_j[j], a_j[j], end, out=end)
     starts, h = torch.empty_like(end), h0
     for i in (range(n - 1, -1, -1) if reverse else range(n)):  # 2.
         starts[:, i] = h
-        h = decay[:, i] * h + end[:, i]
+        h = torch.addcmul(end[:, i], decay[:, i], h)
     hs, h = torch.empty_like(b), starts
     for j in steps:  # 3.
         h = torch.addcmul(b_j[j], a_j[j], h, out=hs[:, :, j])
