@@ -20,7 +20,9 @@ and the gradients are sums over time of local terms:
 
 The factor W_hh^T diag(1 - h_t^2) applied once per step is why gradients
 vanish or explode over long distances. ``truncate=k`` stops each error signal
-after k steps back in time (truncated BPTT).
+after k steps back in time (truncated BPTT, a sliding window per loss term);
+``truncated_forward`` cuts the sequence into chunks of k steps instead, so a
+loss term's signal reaches back only to the start of its chunk (1 to k steps).
 """
 from __future__ import annotations
 
@@ -88,23 +90,32 @@ def rnn_bptt(cell: RNNCell, x: torch.Tensor, h_0: torch.Tensor, hs: torch.Tensor
     return grads
 
 
-def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=None):
+def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=None, align: str = "start"):
     """Run a recurrent ``layer`` over ``x`` in chunks of ``k`` steps, detaching the state between chunks (chapter 3).
 
     The forward values are exactly those of ``layer(x, state)``; gradients stop at
-    chunk boundaries, so no error signal travels more than ``k`` steps back (truncated BPTT).
+    chunk boundaries (truncated BPTT), so the error signal of the output at a step
+    travels back only to the start of that step's chunk: between 1 and ``k`` steps,
+    never more. ``align="start"`` counts the chunks from the first step (the last
+    chunk may be short); ``align="end"`` counts them back from the last step (the
+    first chunk may be short), so the last step's output has a full window of ``k``
+    steps, as a task that scores only the last step needs.
     Returns ``(outputs (B, T, H), final state)``.
     """
     validate.positive_int("k", k)
     validate.tensor("x", x, ndim=3)
+    if align not in ("start", "end"):
+        raise ValueError(f"align must be 'start' or 'end', got {align!r}")
     if not (state is None or isinstance(state, torch.Tensor)
             or (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state))):
         raise TypeError(f"state must be None, a tensor h or a tuple of tensors (h, c), got {type(state).__name__}"
                         + (" (use a tuple, not a list)" if isinstance(state, list) else ""))
+    T = x.shape[1]
+    first = T % k if align == "end" and T % k else k          # the length of the first chunk
     outs = []
-    for start in range(0, x.shape[1], k):
+    for start in [0, *range(first, T, k)]:
         if state is not None:
             state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        out, state = layer(x[:, start : start + k], state)
+        out, state = layer(x[:, start : start + (first if start == 0 else k)], state)
         outs.append(out)
     return torch.cat(outs, dim=1), state

@@ -82,6 +82,24 @@ def test_truncated_forward_keeps_values_and_cuts_gradients(Layer):
     assert x.grad[:, :8].abs().max() == 0 and x.grad[:, 8:].abs().max() > 0
 
 
+@pytest.mark.parametrize("Layer", [RNN, LSTM, GRU])
+def test_truncated_forward_aligned_to_the_end_gives_the_last_step_a_full_window(Layer):
+    torch.manual_seed(0)
+    layer = Layer(3, 5)
+    x = torch.randn(2, 11, 3, requires_grad=True)                # 11 = 3 + 4 + 4: chunks [0..2], [3..6], [7..10]
+    full, _ = layer(x)
+    chunked, _ = truncated_forward(layer, x, k=4, align="end")
+    assert torch.allclose(full, chunked, atol=1e-6)
+    chunked[:, -1].sum().backward()
+    assert x.grad[:, :7].abs().max() == 0 and (x.grad[:, 7:].abs().amax(dim=(0, 2)) > 0).all()
+    x.grad = None
+    start, _ = truncated_forward(layer, x, k=4)                   # counted from the start: [0..3], [4..7], [8..10]
+    start[:, -1].sum().backward()
+    assert x.grad[:, :8].abs().max() == 0
+    with pytest.raises(ValueError, match="align"):
+        truncated_forward(layer, x, k=4, align="middle")
+
+
 def test_spectral_radius():
     W = torch.diag(torch.tensor([0.5, -2.0, 1.0]))
     assert spectral_radius(W) == pytest.approx(2.0)

@@ -24,7 +24,7 @@ elementwise product):
 The gate order and the two biases are PyTorch's, so ``LSTM.from_torch(nn.LSTM(...))``
 copies ``weight_ih_l{k}`` into ``W_x`` unchanged. ``forget_bias`` sets the
 forget gate's total bias b_xf + b_hf, which decides how much c_t keeps at
-initialisation (sigma(3) = 0.95: the cell starts out remembering).
+initialisation (sigma(3) ≈ 0.95: the cell starts out remembering).
 
 The equations live in ``seqlab.ops.recurrent``; ``LSTM`` shares ``StackedCells``
 with the RNN and the GRU (its state is the pair (h, c)) and takes the same
