@@ -560,3 +560,39 @@ def test_the_copying_summary_lists_the_longer_noise_runs_at_each_layers_chosen_r
     assert len(listed) == 2
     assert any(line.split()[0] == "A" and "0.900 0.450" in line for line in listed)
     assert any(line.split()[0] == "B" and "0.800 0.400" in line for line in listed)
+
+
+@pytest.mark.parametrize("seconds, steps", [(0.0, 1), (0.035, 3), (0.05, 5)])
+def test_the_equal_time_race_trains_each_model_for_its_share_of_the_seconds_and_at_least_one_step(monkeypatch, seconds,
+                                                                                                  steps):
+    """steps = max(1, int(seconds / step time)): with each model's step timed at 10 ms (a fake clock), a race of
+    0.035 s trains 3 steps, of 0.05 s 5, and of no time still one (a model is never left untrained)."""
+    from seqlab.data import CharCorpus
+    from seqlab.experiments import attention
+    from seqlab.models import GPT, GPTConfig, RecurrentLM
+
+    monkeypatch.setattr(attention, "time_calls",
+                        lambda calls, **kw: {name: type("T", (), {"min": 0.01, "median": 0.01})() for name in calls})
+    corpus = CharCorpus()
+    V = corpus.vocab_size
+    models = {"GPT": GPT(GPTConfig(vocab_size=V, d_model=8, n_heads=2, n_layers=1, max_len=8)),
+              "LSTM": RecurrentLM(V, 8, 8, cell="lstm", form="fused")}
+    val = corpus.batch("val", 2, 8, generator=torch.Generator().manual_seed(0))
+    val = torch.cat([val[0], val[1][:, -1:]], dim=1)                  # (N, T + 1)
+    results, step_time = attention.equal_time_race(models, corpus, batch=2, context=8, lr=1e-3, seconds=seconds,
+                                                   val=val, progress=False)
+    assert step_time == {"GPT": 0.01, "LSTM": 0.01}
+    assert {name: r["steps"] for name, r in results.items()} == {"GPT": steps, "LSTM": steps}
+    assert all(r["tokens_per_s"] == pytest.approx(2 * 8 / 0.01) for r in results.values())
+
+
+@pytest.mark.parametrize("n_runs", [1, 2, 3])
+def test_map_runs_estimates_the_sweeps_time_after_its_first_run_when_more_follow(capsys, n_runs):
+    """With progress on, one process, the estimate line (runs x the first run's seconds) is written once the first
+    run ends, and only when at least one run follows it; the results come back in order either way."""
+    from seqlab.experiments import distributed
+
+    out = distributed.map_runs(lambda c: c * c, list(range(n_runs)), progress=True, desc="toy sweep")
+    assert out == [c * c for c in range(n_runs)]
+    err = capsys.readouterr().err
+    assert err.count(f"toy sweep: {n_runs} runs; the first took") == (1 if n_runs > 1 else 0)

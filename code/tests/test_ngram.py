@@ -131,3 +131,26 @@ def test_errors():
     with pytest.raises(ValueError, match="overflows"):
         NGramLM(12, 103)
     assert uniform_bits(8) == 3.0
+
+
+@pytest.mark.parametrize("n_ctx", [0, 1, 2])
+def test_counts_of_each_pair_are_their_definitions_seen_or_not(n_ctx):
+    """N(c, x), N(c) and T(c) by a Counter over the text, for seen and unseen contexts: both count tables agree
+    with it, and an unseen context has zero counts (not a division by its zero 'seen' flag)."""
+    from collections import Counter
+
+    from seqlab.models.ngram import _Counts, _SparseCounts, context_codes
+
+    V = 4
+    ids = torch.tensor([0, 1, 2, 0, 1, 0, 1, 2, 2, 0, 1, 1])   # symbol 3 never occurs: contexts with it are unseen
+    ctx = context_codes(ids[:-1], n_ctx, V).tolist()
+    pairs = Counter(zip(ctx, ids[n_ctx:].tolist()))
+    totals = Counter(ctx)
+    queries = [(c, x) for c in range(V ** n_ctx) for x in range(V)]
+    q_ctx, q_x = (torch.tensor(v) for v in zip(*queries))
+    for table in (_Counts(ids, n_ctx, V), _SparseCounts(ids, n_ctx, V)):
+        n_cx, n_c, t_c = (t.tolist() for t in table.of(q_ctx, q_x))
+        for (c, x), a, b, d in zip(queries, n_cx, n_c, t_c):
+            assert (a, b, d) == (pairs[c, x], totals[c], sum(1 for (c2, _) in pairs if c2 == c)), (type(table), c, x)
+    if n_ctx:
+        assert any(totals[c] == 0 for c, _ in queries)   # the check covered unseen contexts

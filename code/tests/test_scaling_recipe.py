@@ -310,3 +310,17 @@ def test_a_rerun_without_the_runs_state_dicts_keeps_the_committed_checkpoints(ti
     again = scaling.scaling("tiny", seeds=[0, 1], runs_dir=copy / "runs")
     key = lambda c: (c["family"], c["width"], c["sha256"], c["bytes"])
     assert sorted(map(key, again["checkpoints"])) == sorted(map(key, first["checkpoints"])) and again["checkpoints"]
+
+
+def test_verdict_at_the_interval_edges():
+    """An interval that touches 0 at one end licenses neither word, and that word holds (lo <= 0 <= hi, both ends
+    inclusive); one strictly above or below 0 licenses 'above' or 'below'."""
+    from seqlab.experiments.scaling import verdict
+
+    words = ("above", "below", "neither")
+    assert verdict({"lo": 0.0, "hi": 0.3}, *words) == ("neither", True)
+    assert verdict({"lo": -0.3, "hi": 0.0}, *words) == ("neither", True)
+    assert verdict({"lo": 0.0, "hi": 0.0}, *words) == ("neither", True)
+    assert verdict({"lo": 1e-9, "hi": 0.3}, *words) == ("above", True)
+    assert verdict({"lo": -0.3, "hi": -1e-9}, *words) == ("below", True)
+    assert verdict({"lo": None, "hi": None}, *words) == ("neither", True)
