@@ -596,3 +596,11 @@ def test_map_runs_estimates_the_sweeps_time_after_its_first_run_when_more_follow
     assert out == [c * c for c in range(n_runs)]
     err = capsys.readouterr().err
     assert err.count(f"toy sweep: {n_runs} runs; the first took") == (1 if n_runs > 1 else 0)
+
+
+def test_map_runs_is_quiet_by_default(capsys):
+    """No bar and no estimate unless ``progress`` asks for them (the chapters' sweeps pass it explicitly)."""
+    from seqlab.experiments import distributed
+
+    assert distributed.map_runs(lambda c: -c, [1, 2, 3]) == [-1, -2, -3]
+    assert capsys.readouterr().err == ""

@@ -210,13 +210,18 @@ def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tas
     from seqlab.config import seed_offset
     x, _ = task.sample(8, generator=30_000 + seed_offset())
     store = {}
-    hook = layer.x_proj.register_forward_hook(lambda m, i, o: store.update(u=i[0]))
+    hooks = [layer.x_proj.register_forward_hook(lambda m, i, o: store.update(u=i[0])),
+             layer.dt_proj.register_forward_hook(lambda m, i, o: store.update(delta=torch.nn.functional.softplus(o)))]
     with torch.no_grad():
         emb = model.norms1[0](model.embed(x[:, :10]))
         _, state = layer(emb)
         h_scan = state[-1] if isinstance(state, tuple) else state
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     assert torch.allclose(torch.tensor(t["norm"][-1]), h_scan[0].norm(), rtol=1e-4)
+    # the trace is the first sequence's: its data positions and its Δ_t, the mean over channels
+    assert t["data"] == (x[0, :10] != task.noise).tolist()
+    assert torch.allclose(torch.tensor(t["delta"]), store["delta"][0].mean(-1), rtol=1e-5)
     with pytest.raises(TypeError, match="SelectiveCopy"):
         E.selectivity_probe(model, CopyTask(length=3, vocab=4), seed=0)
 
