@@ -3,7 +3,8 @@ and delayed recall against the lag for the RNN, LSTM and GRU (chapter 4).
 
 Glossary, code name -> book notation::
 
-    bits           bits per character on the whole validation text (windows of 256 characters)
+    bits           bits per character on almost all of the validation text: consecutive windows of 257
+                   characters, each predicting 256 from h_0 = 0; a leftover shorter than a window is dropped
     rho            the spectral radius of W_hh, set at initialisation (chapter 3)
     clip           the threshold c of gradient clipping: g <- g min(1, c / ||g||)
     lag            steps between a symbol and its recall (chapter 4); chance is 1 / vocab
@@ -33,7 +34,10 @@ from .distributed import map_runs
 
 # ---------------------------------------------------------------- chapter 2: a character RNN
 def validation_windows(corpus: CharCorpus, window: int = 257) -> torch.Tensor:
-    """All of the validation text as consecutive windows of ``window`` characters: (N, window) (chapter 2)."""
+    """The validation text as consecutive windows of ``window`` characters: (N, window) (chapter 2).
+
+    A remainder shorter than a window at the end is dropped, so almost all of the text is kept, not all of it.
+    """
     validate.positive_int("window", window, minimum=2)
     return corpus.val[: len(corpus.val) // window * window].view(-1, window)
 
