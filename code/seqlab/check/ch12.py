@@ -48,7 +48,11 @@ def linear_attention_recurrent(fn: Callable) -> Result:
         (lambda *a: _reference(*a, feature="identity"), "apply the feature map φ(x) = elu(x) + 1 to q and k"),
         (lambda *a: _reference(*a, off_by_one=True), "add φ(k_t)ᵀ v_t to the state before reading it: y_t attends to s ≤ t"),
     ]
-    return compare("linear_attention_recurrent", fn, _reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9, grad=True)
+    hints = [(lambda y: torch.cat([torch.zeros_like(y[:, :1]), y[:, :-1]], 1),
+              "your output at position t is the reference's at t − 1 (one step late, zeros first): add φ(k_t)ᵀ v_t to "
+              "the state, then read y_t and return it at position t")]
+    return compare("linear_attention_recurrent", fn, _reference, cases, hints=hints, mistakes=mistakes, rtol=1e-7,
+                   atol=1e-9, grad=True)
 
 
 # ---------------------------------------------------------------- the parallel (masked) form
