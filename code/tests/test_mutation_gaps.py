@@ -604,3 +604,23 @@ def test_map_runs_is_quiet_by_default(capsys):
 
     assert distributed.map_runs(lambda c: -c, [1, 2, 3]) == [-1, -2, -3]
     assert capsys.readouterr().err == ""
+
+
+def test_every_generator_samples_at_temperature_one_by_default():
+    """Each language model's ``generate`` draws from softmax(logits) itself unless told otherwise: the default gives
+    the same ids as an explicit temperature of 1 from the same seed (and not those of another temperature)."""
+    from seqlab.models import GPT, GPTConfig, NGramLM, RecurrentLM
+
+    torch.manual_seed(0)
+    V, prompt = 12, torch.tensor([1, 2, 3])
+    ngram = NGramLM(2, V)
+    ngram.fit(torch.randint(0, V, (400,)))
+    models = {"RecurrentLM": RecurrentLM(V, 8, 8), "GPT": GPT(GPTConfig(vocab_size=V, d_model=8, n_heads=2, n_layers=1,
+                                                                         max_len=64)), "NGramLM": ngram}
+    with torch.no_grad():                                       # sharper than at initialisation, so temperature shows
+        for p in (*models["RecurrentLM"].parameters(), *models["GPT"].parameters()):
+            p.mul_(4)
+    for name, m in models.items():
+        draw = lambda **kw: m.generate(prompt, 40, generator=torch.Generator().manual_seed(5), **kw)  # noqa: E731
+        assert torch.equal(draw(), draw(temperature=1.0)), name
+        assert not torch.equal(draw(), draw(temperature=3.0)), name

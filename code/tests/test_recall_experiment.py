@@ -222,6 +222,13 @@ def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tas
     # the trace is the first sequence's: its data positions and its Δ_t, the mean over channels
     assert t["data"] == (x[0, :10] != task.noise).tolist()
     assert torch.allclose(torch.tensor(t["delta"]), store["delta"][0].mean(-1), rtol=1e-5)
+    # delta_noise averages the noise positions with no data token in the last k steps (k = d_conv): at least k
+    # steps after the sequence's last data token, or before its first
+    k, d_mean = layer.config.d_conv, store["delta"].mean(-1)          # (8, 10)
+    far = [(b, i) for b in range(8) for i in range(10)
+           if all(x[b, j] == task.noise for j in range(max(0, i - k + 1), i + 1))]
+    assert far, "no far noise position in this draw: choose another"
+    assert probe[0]["delta_noise"] == pytest.approx(torch.stack([d_mean[b, i] for b, i in far]).mean().item(), rel=1e-5)
     with pytest.raises(TypeError, match="SelectiveCopy"):
         E.selectivity_probe(model, CopyTask(length=3, vocab=4), seed=0)
 
