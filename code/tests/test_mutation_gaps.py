@@ -624,3 +624,18 @@ def test_every_generator_samples_at_temperature_one_by_default():
         draw = lambda **kw: m.generate(prompt, 40, generator=torch.Generator().manual_seed(5), **kw)  # noqa: E731
         assert torch.equal(draw(), draw(temperature=1.0)), name
         assert not torch.equal(draw(), draw(temperature=3.0)), name
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_min_rnn_layers_start_like_nn_linear(cell):
+    """minGRU's and minLSTM's weights and biases start uniform in [-1/sqrt(d), 1/sqrt(d)], nn.Linear's default (their
+    docstring's): inside the bound, both signs, spread like the uniform (standard deviation bound/sqrt(3))."""
+    from seqlab.models.minrnn import MinRNN
+
+    d = 32
+    torch.manual_seed(0)
+    layer, bound = MinRNN(d, cell=cell), 1 / d ** 0.5
+    for name, p in layer.named_parameters():
+        assert p.abs().max() <= bound, name
+        assert abs(p.std().item() - bound / 3 ** 0.5) < 0.25 * bound / 3 ** 0.5, name
+        assert p.min() < 0 < p.max(), name
