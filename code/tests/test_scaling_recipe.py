@@ -128,8 +128,12 @@ def test_every_isoflop_size_has_a_rate_grid_on_the_first_seed_and_every_seed_at_
         assert r["lr"] == r["lr_grid"][min(range(3), key=lambda k: r["tune_losses"][k])]  # the lowest tune loss
         assert r["seeds"] == [0, 1] and len(r["val_losses"]) == 2
         assert r["val_loss"] == pytest.approx(sum(r["val_losses"]) / 2)
+    tiny = scaling.SETTINGS["tiny"]                      # one optimum per family and budget: the loop below is not empty
+    assert sorted((o["family"], o["budget"]) for o in first["isoflop_optima"]) == sorted(
+        (f, C) for f in tiny["iso_families"] for C in tiny["iso_budgets"])
     for o in first["isoflop_optima"]:
         pts = [r for r in first["isoflop"] if r["budget"] == o["budget"] and r["family"] == o["family"]]
+        assert pts and o["best_width"] in [r["width"] for r in pts]
         for k in range(2):
             assert o["best_N_by_seed"][k] == min(pts, key=lambda r: r["val_losses"][k])["params_nonemb"]
         assert o["best_N"] == min(pts, key=lambda r: r["val_loss"])["params_nonemb"]
