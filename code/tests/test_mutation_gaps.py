@@ -639,3 +639,12 @@ def test_min_rnn_layers_start_like_nn_linear(cell):
         assert p.abs().max() <= bound, name
         assert abs(p.std().item() - bound / 3 ** 0.5) < 0.25 * bound / 3 ** 0.5, name
         assert p.min() < 0 < p.max(), name
+
+
+def test_the_long_range_estimate_prints_each_line_as_it_is_made():
+    """``out`` gets every returned line, in order, as it is made: each arm's cost, then the total."""
+    import io
+
+    out = io.StringIO()
+    lines = longrange.estimate("tiny", probe_steps=1, out=out)
+    assert out.getvalue().splitlines() == lines and len(lines) >= 3 and lines[-1].startswith("in all:")
