@@ -648,3 +648,32 @@ def test_the_long_range_estimate_prints_each_line_as_it_is_made():
     out = io.StringIO()
     lines = longrange.estimate("tiny", probe_steps=1, out=out)
     assert out.getvalue().splitlines() == lines and len(lines) >= 3 and lines[-1].startswith("in all:")
+
+
+@pytest.mark.parametrize("side", ["src_vocab", "tgt_vocab"])
+def test_a_seq2seq_model_takes_a_two_symbol_vocabulary_and_refuses_one(side):
+    """Two symbols is the smallest vocabulary with a choice in it (a symbol and an end): accepted on either side and
+    run; one is refused by name."""
+    from seqlab.models.seq2seq import Seq2Seq
+
+    sizes = {"src_vocab": 5, "tgt_vocab": 5}
+    model = Seq2Seq(**{**sizes, side: 2}, d_embed=4, d_hidden=6, attention="additive")
+    V_src, V_tgt = model.src_vocab, model.tgt_vocab
+    logits, _ = model(torch.randint(0, V_src, (2, 3)), torch.randint(0, V_tgt, (2, 4)))
+    assert logits.shape == (2, 4, V_tgt)
+    with pytest.raises(ValueError, match=side):
+        Seq2Seq(**{**sizes, side: 1}, d_embed=4, d_hidden=6)
+
+
+def test_an_isoflop_plans_steps_spend_its_budget():
+    """Each planned run's steps spend the budget C and no more: steps x FLOPs per step <= C < (steps + 1) x FLOPs per
+    step, with FLOPs per step = FLOPs per token x batch x context (chapter 10)."""
+    from seqlab.experiments import scaling
+
+    s, vocab = scaling.SETTINGS["tiny"], 20
+    plan = scaling.isoflop_plan(s, vocab)
+    assert plan
+    for p in plan:
+        model = scaling.make_model(p["family"], p["width"], vocab, s["context"], s["layers"])
+        per_step = scaling.flops_per_token(model, s["context"])["C"] * s["batch"] * s["context"]
+        assert p["steps"] * per_step <= p["budget"] < (p["steps"] + 1) * per_step, p

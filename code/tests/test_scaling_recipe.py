@@ -328,3 +328,21 @@ def test_verdict_at_the_interval_edges():
     assert verdict({"lo": 1e-9, "hi": 0.3}, *words) == ("above", True)
     assert verdict({"lo": -0.3, "hi": -1e-9}, *words) == ("below", True)
     assert verdict({"lo": None, "hi": None}, *words) == ("neither", True)
+
+
+def test_the_design_finding_holds_at_its_bounds_exactly(tiny_study):
+    """'design' holds with at least 5 sizes per family, at least 3 seeds and under 4 passes: exactly 5 and 3 pass,
+    4 sizes, 2 seeds or 4 passes fail (the bounds chapter 10's sentence states)."""
+    import copy
+
+    first, _ = tiny_study
+
+    def design(n_sizes, n_seeds, passes):
+        res = copy.deepcopy(first)
+        for f in scaling.FAMILIES:
+            b = res["best"][f]
+            res["best"][f] = [dict(b[i % len(b)], seeds=list(range(n_seeds)), passes=passes) for i in range(n_sizes)]
+        return next(o for o in scaling.findings(res) if o["name"] == "design")["holds"]
+
+    assert design(5, 3, 3.9)
+    assert not design(4, 3, 3.9) and not design(5, 2, 3.9) and not design(5, 3, 4.0)
