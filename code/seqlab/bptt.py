@@ -112,10 +112,11 @@ def truncated_forward(layer: torch.nn.Module, x: torch.Tensor, k: int, state=Non
                         + (" (use a tuple, not a list)" if isinstance(state, list) else ""))
     T = x.shape[1]
     first = T % k if align == "end" and T % k else k          # the length of the first chunk
+    cuts = [0, *range(first, T, k), T]                        # chunk boundaries
     outs = []
-    for start in [0, *range(first, T, k)]:
+    for start, stop in zip(cuts, cuts[1:]):
         if state is not None:
             state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        out, state = layer(x[:, start : start + (first if start == 0 else k)], state)
+        out, state = layer(x[:, start:stop], state)
         outs.append(out)
     return torch.cat(outs, dim=1), state
