@@ -58,6 +58,15 @@ def tensor(
     return x
 
 
+def time_steps(name: str, x: torch.Tensor, dim: int = 1) -> int:
+    """The number of time steps of ``x`` along ``dim``, which must be at least one: a scan over no steps has
+    no last state to return, and an empty output would hide the mistake."""
+    T = x.shape[dim]
+    if T < 1:
+        raise ValueError(f"{name} must have at least one time step (dimension {dim}), got shape {tuple(x.shape)}")
+    return T
+
+
 def number(name: str, value, *, minimum: float | None = None, strict: bool = False) -> float:
     """``value`` as a finite float (an int or float, not a bool or a str), at least ``minimum``.
 

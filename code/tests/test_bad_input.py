@@ -160,3 +160,18 @@ def test_every_recurrent_family_refuses_a_state_of_another_shape_or_dtype(family
                 problem.state = (*states[:i], bad, *states[i + 1:]) if len(states) > 1 else bad
                 with pytest.raises(err, match="state"):
                     run_form(fam, form, problem)
+
+
+def test_every_form_of_every_family_refuses_a_sequence_of_no_steps():
+    """A scan over no steps has no last state and an empty output hides the mistake: every form of every ops family
+    refuses T = 0 with a ValueError that says so (attention: "at least one query"), never an IndexError, a
+    RuntimeError from deep inside, or an empty result."""
+    from seqlab import ops
+    from seqlab.ops.registry import Case, run_form
+
+    assert len(ops.FAMILIES) >= 14
+    for name, fam in ops.FAMILIES.items():
+        for form in fam.forms:
+            problem = fam.make(Case(B=2, T=0, D=3, H=4), torch.Generator().manual_seed(0))
+            with pytest.raises(ValueError, match="at least one (time step|query)"):
+                run_form(fam, form, problem)

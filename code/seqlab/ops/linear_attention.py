@@ -79,6 +79,7 @@ def _check_qkv(q, k, v):
     validate.tensor("q", q, ndim=3, dtype="float")
     validate.tensor("k", k, ndim=3, dtype="float")
     validate.tensor("v", v, ndim=3, dtype="float")
+    validate.time_steps("q", q)
     if q.shape != k.shape:
         raise ValueError(f"q and k must have the same shape (B, T, d_k), got {tuple(q.shape)} and {tuple(k.shape)}")
     if v.shape[:2] != q.shape[:2]:

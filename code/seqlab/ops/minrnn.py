@@ -62,6 +62,7 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
 
 def _check(x, weights):
     validate.tensor("x", x, ndim=3, dtype="float")
+    validate.time_steps("x", x)
     D = x.shape[-1]
     W = weights[0][1]
     validate.tensor(weights[0][0], W, ndim=2, dtype="float")

@@ -103,8 +103,8 @@ def _check(family: str, x, W_x, W_h, b_x, b_h, state, options: dict, ndim: int =
     if options.get("nonlinearity", "tanh") not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {options['nonlinearity']!r}")
     validate.tensor("x" if ndim == 3 else "x_t", x, ndim=ndim, dtype="float")
-    if ndim == 3 and x.shape[1] == 0:
-        raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+    if ndim == 3:
+        validate.time_steps("x", x)
     weights = {"W_x": W_x, "W_h": W_h, "b_x": b_x, "b_h": b_h}
     for name, w in weights.items():
         if not isinstance(w, (tuple, list)) or not w or not all(isinstance(t, torch.Tensor) for t in w):

@@ -59,6 +59,7 @@ def rglru_lambda_init(D: int, a_min: float = 0.9, a_max: float = 0.999, generato
 
 def _check(x, W_a, b_a, W_x, b_x, Lambda):
     validate.tensor("x", x, ndim=3, dtype="float")
+    validate.time_steps("x", x)
     D = x.shape[-1]
     validate.parameters([("W_a", W_a, (D, D)), ("b_a", b_a, (D,)), ("W_x", W_x, (D, D)), ("b_x", b_x, (D,)),
                          ("Lambda", Lambda, (D,))], x, "x")

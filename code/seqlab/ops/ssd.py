@@ -44,6 +44,7 @@ from .registry import Case, Family, Problem, register_family
 
 def _check(x, dt, B, C, A, D):
     validate.tensor("x", x, ndim=4, dtype="float")
+    validate.time_steps("x", x, dim=2)
     Bsz, H, T, P = x.shape
     validate.tensor("B", B, ndim=3, dtype="float")
     N = B.shape[-1]

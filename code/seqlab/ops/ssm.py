@@ -115,6 +115,7 @@ def s4d_kernel(log_dt, log_A_real, A_imag, B, C, T: int) -> torch.Tensor:
 
 def _check_s4d(u, log_dt, log_A_real, A_imag, B, C, D):
     validate.tensor("u", u, ndim=3, dtype="float")
+    validate.time_steps("u", u)
     width = u.shape[-1]
     validate.tensor("log_A_real", log_A_real, ndim=2, dtype="float")
     Dm, N = log_A_real.shape
@@ -201,6 +202,7 @@ def s4d_stream(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
 # ------------------------------------------------------------------------------------- selective scan
 def _check_scan(u, delta, A, B, C, D):
     validate.tensor("u", u, ndim=3, dtype="float")
+    validate.time_steps("u", u)
     Bsz, T, Dm = u.shape
     validate.tensor("A", A, ndim=2, dtype="float")
     if A.shape[0] != Dm:
