@@ -79,6 +79,13 @@ EQUIVALENT = [
     ("seqlab/models/linear_attention.py", "chunk: int = 64", "64", "65",
      "the chunked form's default chunk length: every length gives the same output (the harness checks the chunked "
      "form against the loop for chunks that do and do not divide T)"),
+    # seed 79's (read after that run)
+    ("seqlab/models/ssm.py", "chunk: int = 8", "8", "9",
+     "the SSM layer's default chunk length for its chunked form: every length gives the same output (the harness "
+     "checks the chunked form against the loop for chunks that do and do not divide T)"),
+    ("seqlab/ops/ssd.py", 'chunk = validate.positive_int("chunk", 64 if chunk is None else chunk)', "64", "65",
+     "SSD's default chunk length: every length gives the same output (the harness checks chunks that do and do not "
+     "divide T)"),
     ("seqlab/experiments/scaling.py", "if best is None or err < best[0]:", "<", "<=",
      "a tie of two floating-point fit errors on the grid: < keeps the first, <= the last, of equal errors"),
     ("seqlab/experiments/scaling.py", "flush=True)", "True", "False", "flushing a printed line"),

@@ -677,3 +677,128 @@ def test_an_isoflop_plans_steps_spend_its_budget():
         model = scaling.make_model(p["family"], p["width"], vocab, s["context"], s["layers"])
         per_step = scaling.flops_per_token(model, s["context"])["C"] * s["batch"] * s["context"]
         assert p["steps"] * per_step <= p["budget"] < (p["steps"] + 1) * per_step, p
+
+
+# ---------------------------------------------------------------- seed 79's survivors
+def test_seed_defaults_follow_one_convention():
+    """A page's run is seed 0 (plus ``SEQLAB_SEED_OFFSET``): every ``seed=`` default in the package is 0, and every
+    ``seeds=`` default is 0, 1, ... in order. The one exception is named here with its reason."""
+    exceptions = {("seqlab.experiments.scaling", "spread_windows"): 12345}  # a bootstrap's own stream, apart from runs'
+    seen = 0
+    for module, f, p in _defaults_named("seed", "seeds"):
+        seen += 1
+        where = f"{module}.{f.__qualname__}({p.name}={p.default!r})"
+        if p.name == "seed":
+            assert p.default == exceptions.get((module, f.__qualname__), 0), where
+        else:
+            assert tuple(p.default) == tuple(range(len(p.default))) and len(p.default) >= 1, where
+    assert seen >= 40  # the walk found the package's seeded functions, not nothing
+
+
+def test_progress_defaults_are_quiet():
+    """Only training loops decide for themselves whether to draw a bar: every ``progress=`` default in the package
+    is False (quiet) or None (``SEQLAB_PROGRESS`` decides: on for a reader, off in the book build and the tests)."""
+    seen = 0
+    for module, f, p in _defaults_named("progress"):
+        seen += 1
+        assert p.default is False or p.default is None, f"{module}.{f.__qualname__}(progress={p.default!r})"
+    assert seen >= 40
+
+
+def _defaults_named(*names):
+    """(module, function, parameter) for every parameter called one of ``names`` with a default, in every function
+    and method the package defines."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import seqlab
+
+    for info in pkgutil.walk_packages(seqlab.__path__, "seqlab."):
+        mod = importlib.import_module(info.name)
+        for obj in vars(mod).values():
+            if getattr(obj, "__module__", None) != info.name:
+                continue
+            fns = [obj] if inspect.isfunction(obj) else (
+                [f for f in vars(obj).values() if inspect.isfunction(f)] if inspect.isclass(obj) else [])
+            for f in fns:
+                for p in inspect.signature(f).parameters.values():
+                    if p.name in names and p.default is not inspect.Parameter.empty:
+                        yield info.name, f, p
+
+
+@pytest.mark.parametrize("optimizer,kind", [("sgd", torch.optim.SGD), ("adam", type(None))])
+def test_train_adder_uses_plain_sgd_or_leaves_the_default_adamw(monkeypatch, optimizer, kind):
+    """Chapter 3's adding problem: ``optimizer="sgd"`` hands ``train`` a plain SGD at the given rate; "adam" hands it
+    none, so ``train`` builds its default AdamW."""
+    from seqlab.experiments import recurrence
+
+    got = {}
+    monkeypatch.setattr(recurrence, "train", lambda model, batches, **kw: got.update(kw, x=batches()))
+    recurrence.train_adder(2.0, 1.0, 0, width=4, steps=1, optimizer=optimizer, lr=0.05, length=10)
+    assert isinstance(got["optimizer"], kind)
+    if kind is torch.optim.SGD:
+        assert got["optimizer"].defaults["lr"] == 0.05 and got["optimizer"].defaults["momentum"] == 0
+
+
+def test_recall_accuracy_trains_on_batches_of_64_fresh_sequences(monkeypatch):
+    """Chapter 4's delayed recall, as its docstring says: batches of 64 sequences, each call a new draw."""
+    from seqlab.experiments import recurrence
+
+    got = {}
+
+    def fake_train(model, batches, **kw):
+        got["a"], got["b"] = batches(), batches()
+        raise StopIteration  # the batches are all this test reads
+
+    monkeypatch.setattr(recurrence, "train", fake_train)
+    with pytest.raises(StopIteration):
+        recurrence.recall_accuracy(recurrence.SPECS[0] if isinstance(recurrence.SPECS, list) else
+                                   next(iter(recurrence.SPECS.values())), 5, 0, steps=1, width=4)
+    (xa, ya), (xb, yb) = got["a"], got["b"]
+    assert xa.shape[0] == ya.shape[0] == 64 and xb.shape[0] == 64 and not torch.equal(xa, xb)
+
+
+def test_encoder_decoder_validates_on_every_trained_length_max_len_included(monkeypatch):
+    """Chapter 7.9's ``val`` (the accuracy a learning rate is chosen on) averages the validation sources (stream 1)
+    over every length up to ``max_len``, that one included; ``by_length`` reads the test sources (stream 0)."""
+    from seqlab.experiments import encoder_decoder as ed
+
+    s = ed.SETTINGS["tiny"]
+    assert s["max_len"] in s["lengths"] and max(s["lengths"]) > s["max_len"]  # the edge and a length past it
+    calls = []
+
+    def fake_evaluate(model, L, vocab, n, device=None, stream=0):
+        calls.append((L, stream))
+        return {"accuracy": float(L)}
+
+    monkeypatch.setattr(ed, "evaluate", fake_evaluate)
+    monkeypatch.setattr(ed, "train_together", lambda models, s, seed, device, progress: {
+        n: {"seconds": [0.01], "loss": [1.0] * s["steps"]} for n in models})
+    result = ed.run_seed(s, 0)
+    trained = [L for L in s["lengths"] if L <= s["max_len"]]
+    for name in ed.NAMES:
+        assert result["val"][name] == pytest.approx(sum(trained) / len(trained))
+    assert sorted({L for L, st in calls if st == 1}) == trained
+    assert sorted({L for L, st in calls if st == 0}) == sorted(s["lengths"])
+
+
+def test_parallel_rnn_curve_reads_half_as_many_windows(monkeypatch):
+    """Chapter 13.10's loss curve (every ``eval_every`` steps) reads half as many windows as the final losses,
+    at least one, from its own held-out stream; the final validation and test losses read ``n_eval``."""
+    import types
+
+    from seqlab.experiments import parallel_rnn as pr
+
+    calls = []
+    monkeypatch.setattr(pr, "evaluate", lambda model, corpus, context, n, generator, device=None: calls.append(n) or 1.0)
+
+    def fake_train(model, batches, *, eval_fn, **kw):
+        return types.SimpleNamespace(eval_step=[0], eval={"val": [eval_fn(model)["val"]]})
+
+    monkeypatch.setattr(pr, "train", fake_train)
+    for n_eval in (1, 4, 7):
+        calls.clear()
+        s = dict(pr.SETTINGS["tiny"], n_eval=n_eval, eval_every=10)
+        pr.loss_run("LSTM", 1e-3, 0, s, types.SimpleNamespace(vocab_size=12))
+        assert calls == [max(1, n_eval // 2), n_eval, n_eval], (n_eval, calls)

@@ -189,7 +189,8 @@ def run_seed(s: dict, seed: int = 0, device=None, progress: bool = False, keep_m
 
     ``keep_models=True`` also returns the trained models under ``"models"`` (the chapter draws their
     attention); the command leaves them out of its results file. ``val`` is measured on validation sources
-    (stream 1), ``by_length`` on the test sources (stream 0).
+    (stream 1) at the lengths trained on (every length up to ``max_len``, that one included), ``by_length`` on the
+    test sources (stream 0) at every length.
     """
     models = make_models(s, seed)
     log = train_together(models, s, seed, device, progress)
