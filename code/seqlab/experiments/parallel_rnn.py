@@ -112,7 +112,7 @@ def throughput(models: dict, vocab: int, lengths, tokens: int, repeats: int, see
 
 
 def depth_per_token(model, lengths, vocab: int) -> float:
-    """Extra dependent operations one more token adds to the longest chain of the autograd graph (chapters 9, 13b)."""
+    """Extra dependent operations one more token adds to the longest chain of the autograd graph (chapter 9, section 13.10)."""
     T1, T2 = lengths
     depths = [graph_depth(logits_of(model(torch.zeros(1, T, dtype=torch.long) % vocab))) for T in (T1, T2)]
     return (depths[1] - depths[0]) / (T2 - T1)
