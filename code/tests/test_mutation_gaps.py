@@ -753,8 +753,7 @@ def test_recall_accuracy_trains_on_batches_of_64_fresh_sequences(monkeypatch):
 
     monkeypatch.setattr(recurrence, "train", fake_train)
     with pytest.raises(StopIteration):
-        recurrence.recall_accuracy(recurrence.SPECS[0] if isinstance(recurrence.SPECS, list) else
-                                   next(iter(recurrence.SPECS.values())), 5, 0, steps=1, width=4)
+        recurrence.recall_accuracy(recurrence.SPECS["RNN"], 5, 0, steps=1, width=4)
     (xa, ya), (xb, yb) = got["a"], got["b"]
     assert xa.shape[0] == ya.shape[0] == 64 and xb.shape[0] == 64 and not torch.equal(xa, xb)
 
