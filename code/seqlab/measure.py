@@ -11,8 +11,8 @@ log-log axes, y = c x^slope), ``crossover`` (where two cost curves cross) and
 
 Timings follow the usual discipline: run once or more to warm up (allocations,
 caches, lazy initialisation), then time several repeats and report the
-median or, on a shared machine, the fastest of several interleaved rounds
-(``time_calls``), as chapters 2, 4 and 9 do. On CUDA the device
+median or, on a shared machine, each function's fastest call over several
+interleaved rounds (``time_calls``), as chapters 2, 4 and 9 do. On CUDA the device
 is synchronised before each clock reading.
 """
 from __future__ import annotations

@@ -124,6 +124,9 @@ class Adder(nn.Module):
         return self.head(h[:, -1]).squeeze(-1)      # (B,)
 
 
+ADDER_BATCH = 64   # sequences in each of train_adder's batches
+
+
 def train_adder(rho: float, clip: float | None, seed: int, *, width: int, steps: int, optimizer: str = "sgd",
                 lr: float = 0.05, length: int = 50, device=None, progress: bool | None = None):
     """Train an ``Adder`` on the adding problem with plain SGD (or AdamW with ``optimizer="adam"``), clipped at ``clip`` or not (chapter 3).
@@ -138,8 +141,20 @@ def train_adder(rho: float, clip: float | None, seed: int, *, width: int, steps:
     model = Adder(width, rho).to(device)
     batches = torch.Generator().manual_seed(seed)   # ... and the same batches
     opt = torch.optim.SGD(model.parameters(), lr=lr) if optimizer == "sgd" else None   # None: the default AdamW
-    return train(model, lambda: adding.sample(64, batches), steps=steps, lr=lr, clip=clip, loss_fn=F.mse_loss,
+    return train(model, lambda: adding.sample(ADDER_BATCH, batches), steps=steps, lr=lr, clip=clip, loss_fn=F.mse_loss,
                  optimizer=opt, device=device, progress=progress, desc=f"rho={rho}, clip={clip}")
+
+
+def adder_chance_losses(seed: int, steps: int, *, length: int = 50) -> list[float]:
+    """The loss of predicting the mean, 1, on each batch ``train_adder`` draws for ``seed`` over ``steps`` steps (chapter 3).
+
+    The chance level on the very batches a run saw: a run's final loss set beside it differs only by what the
+    model predicts, not by which batches happened to come. Costs the sampling, no training.
+    """
+    validate.positive_int("steps", steps)
+    adding = AddingProblem(length=length)
+    batches = torch.Generator().manual_seed(seed)   # as in train_adder
+    return [F.mse_loss(torch.ones(ADDER_BATCH), adding.sample(ADDER_BATCH, batches)[1]).item() for _ in range(steps)]
 
 
 CLIP_SETTINGS = {
