@@ -263,15 +263,25 @@ def table(runs: list[dict], tune_seed: int | None = None) -> list[dict]:
     return out
 
 
+def grid_place(lr: float, rates, bracketed: bool) -> str:
+    """Where a cell's chosen rate ``lr`` sits in the ``rates`` it ran: "inside" the grid, "at an end, flat" (an inner
+    rate within the tolerance of ``runlog.brackets``, so the grid still counts as bracketing it) or "at an end: NOT
+    bracketed" (chapter 15)."""
+    if not bracketed:
+        return "at an end: NOT bracketed"
+    return "inside" if min(rates) < lr < max(rates) else "at an end, flat"
+
+
 def render_longrange(results: dict) -> list[str]:
     """The table of a ``longrange`` results dict: per task and family, length, parameters, best learning rate, test
     accuracy mean [min, max] over seeds, the input-blind baseline and whether the rate grid brackets the optimum
     (chapter 15)."""
     lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
-             f"{'baseline':>8s} bracketed"]
+             f"{'baseline':>8s} best rate in the grid"]
     for r in results["table"]:
+        rates = [x["lr"] for x in results["runs"] if (x["task"], x["arch"]) == (r["task"], r["arch"])]
         lines.append(f"{r['task']:10s} {r['arch']:22s} {r['length']:4d} {r['params']:6d} {r['lr']:7g} {r['mean']:9.3f} "
-                     f"[{r['min']:.3f}, {r['max']:.3f}] {r['baseline']:8.3f} {'yes' if r['bracketed'] else 'NO'}")
+                     f"[{r['min']:.3f}, {r['max']:.3f}] {r['baseline']:8.3f} {grid_place(r['lr'], rates, r['bracketed'])}")
     return lines
 
 
@@ -349,14 +359,16 @@ def lag_table(runs: list[dict]) -> list[dict]:
 def render_ssm_lags(results: dict) -> list[str]:
     """The table of an ``ssm_lags`` results dict: per family and lag, the best rate and the test accuracy mean
     [min, max] over seeds against the 1/vocab baseline (chapter 15)."""
-    lines = [f"{'arch':8s} {'lag':>4s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} {'baseline':>8s} bracketed"]
+    lines = [f"{'arch':8s} {'lag':>4s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} {'baseline':>8s} "
+             "best rate in the grid"]
     for r in results["table"]:
+        rates = [x["lr"] for x in results["runs"] if (x["arch"], x["lag"]) == (r["arch"], r["lag"])]
         lines.append(f"{r['arch']:8s} {r['lag']:4d} {r['lr']:7g} {r['mean']:9.3f} [{r['min']:.3f}, {r['max']:.3f}] "
-                     f"{r['baseline']:8.3f} {'yes' if r['bracketed'] else 'NO'}")
+                     f"{r['baseline']:8.3f} {grid_place(r['lr'], rates, r['bracketed'])}")
     return lines
 
 
-@register("ssm_lags", "chapter 15: the SSM on chapter 4's delayed recall at lags 4 to 64, three learning rates, "
+@register("ssm_lags", "chapter 15: the SSM on chapter 4's delayed recall at lags 4 to 64, a grid of learning rates, "
           "three seeds: is its failure at lag 64 about the distance?", chapter=15, render=render_ssm_lags,
           settings=LAG_SETTINGS)
 def ssm_lags(scale: str = "quick", seeds=(0, 1, 2), device=None, progress: bool = False) -> dict:
