@@ -10,7 +10,7 @@ Every cell that quotes a results file takes one of these forms, each checked aga
   step, the twelve earlier ones 120–400 ms a step": the runs at that rate, the file's `seconds`, and each range
   against the smallest and largest `step_ms` of its runs, both rounded as printed.
 
-Scaling's "220 runs … about 3.2 CPU-hours of training" is checked against the saved runs of
+Scaling's "228 runs … about 3.5 CPU-hours of training" is checked against the saved runs of
 `results/scaling-cpu/`, counted as chapter 10 counts them. A results-file cell of any other form fails here, so
 re-recording a sweep, or rewording a cell, without updating this test or the page fails.
 """

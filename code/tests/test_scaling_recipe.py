@@ -61,6 +61,67 @@ def test_lr_choice_must_bracket():
             scaling.choose_lr(lrs, [2.0, 1.8, 1.9][: len(lrs)] + [2.0] * (len(lrs) - 3))
 
 
+def test_a_flat_side_up_to_the_grid_edge_is_not_a_bracket():
+    lrs = [1e-3, 2e-3, 4e-3, 8e-3]
+    c = scaling.choose_lr(lrs, [2.0, 1.8, 1.700, 1.705], require_bracket=False, flat=0.01)  # the top rate 0.005 worse
+    assert c["lr"] == 4e-3 and c["edge"] is None and c["widen"] == ["high"] and not c["bracketed"]
+    with pytest.raises(ValueError, match=r"does not bracket.*every rate above it within 0.01 nats.*widen the grid upwards"):
+        scaling.choose_lr(lrs, [2.0, 1.8, 1.700, 1.705], flat=0.01)
+    c = scaling.choose_lr(lrs, [1.705, 1.700, 1.8, 2.0], require_bracket=False, flat=0.01)  # flat below, to the edge
+    assert c["widen"] == ["low"] and not c["bracketed"]
+    assert scaling.choose_lr(lrs, [1.705, 1.700, 1.704, 2.0], require_bracket=False, flat=0.01)["widen"] == ["low"]
+    assert scaling.choose_lr([1e-3, 2e-3, 4e-3], [1.704, 1.700, 1.703], require_bracket=False, flat=0.01)["widen"] \
+        == ["low", "high"]
+    # a side is bracketed by any rate worse by more than flat, however near its neighbour; a diverged run is worse
+    c = scaling.choose_lr(lrs + [1.6e-2], [2.0, 1.8, 1.700, 1.705, 1.9], flat=0.01)
+    assert c["bracketed"] and c["widen"] == []
+    assert scaling.choose_lr(lrs, [2.0, 1.8, 1.700, math.inf], flat=0.01)["bracketed"]
+    assert scaling.choose_lr(lrs, [2.0, 1.8, 1.700, 1.711], flat=0.01)["bracketed"]  # 0.011 > 0.01
+    # without the tolerance the old rule: a near-equal neighbour brackets
+    assert scaling.choose_lr(lrs, [2.0, 1.8, 1.700, 1.705])["bracketed"]
+    # the best at the edge is named as before, and widen takes the edges choose_lr returns
+    c = scaling.choose_lr(lrs, [2.0, 1.9, 1.8, 1.7], require_bracket=False, flat=0.01)
+    assert c["edge"] == "high" and c["widen"] == ["high"]
+    assert scaling.widen([1e-3, 2e-3, 4e-3], ["low", "high"]) == pytest.approx([5e-4, 1e-3, 2e-3, 4e-3, 8e-3])
+    assert scaling.widen([1e-3, 2e-3], []) == pytest.approx([1e-3, 2e-3])
+    for bad in (-0.01, math.nan, "0.01", True):
+        with pytest.raises(ValueError, match="flat must be"):
+            scaling.choose_lr(lrs, [2.0, 1.8, 1.7, 1.9], flat=bad)
+    with pytest.raises(ValueError, match="edge must be"):
+        scaling.widen(lrs, "up")
+
+
+def test_the_recorded_sweeps_settings_use_the_flat_rule_and_keep_it_out_of_the_run_hash():
+    for scale in ("cpu", "full"):
+        s = scaling.SETTINGS[scale]
+        assert s["bracket"] and s["flat"] == 0.01 and s["max_widen"] >= 2
+    assert not {"lrs", "bracket", "flat", "max_widen"} & set(scaling.HASHED)  # the cached runs stay valid
+
+
+def test_the_sweep_widens_a_flat_grid(monkeypatch):
+    """The main and the IsoFLOP grid loops widen a grid whose side is flat up to its edge (tiny scale, fake runs)."""
+    def fake(family, width, lr, *, seed=0, steps=1, **_):  # a tune loss flat (0.005 nats) from 6e-3 to 1.2e-2, then worse
+        tune = 2.0 - 0.1 * min(lr, 6e-3) / 3e-3 + (0.005 if lr > 8e-3 else 0.0) + (0.5 if lr > 0.02 else 0.0)
+        return {"family": family, "width": width, "lr": lr, "seed": seed, "params": 10 * width,
+                "params_nonemb": 8 * width, "steps": steps, "tokens": steps * 128, "passes": 0.1, "flops": 1e6 * width,
+                "flops_6N": 1e6 * width, "val_loss": tune, "tune_loss": tune, "diverged": False,
+                "window_losses": [tune + 0.01 * k for k in range(8)], "by_position": [tune] * 32, "curve": [],
+                "window_buckets": [[tune] * len(scaling.position_buckets(32))] * 8, "seconds": 1.0, "cpu_seconds": 1.0}
+
+    monkeypatch.setattr(scaling, "train_one", fake)
+    s = {**scaling.SETTINGS["tiny"], "lrs": {"lstm": [1.5e-3, 3e-3, 6e-3, 1.2e-2], "transformer": [1.5e-3, 3e-3, 6e-3, 1.2e-2]},
+         "bracket": True, "max_widen": 3, "flat": 0.01}
+    monkeypatch.setitem(scaling.SETTINGS, "tiny", s)
+    res = scaling.scaling("tiny", seeds=[0])
+    for c in res["lr_choice"]:  # 1.2e-2 is within 0.01 nats of 6e-3: the grid grows to 2.4e-2, worse by 0.5
+        assert c["grid"] == pytest.approx([1.5e-3, 3e-3, 6e-3, 1.2e-2, 2.4e-2]) and c["bracketed"], c
+    assert all(r["bracketed"] and max(r["lr_grid"]) > 0.02 for r in res["isoflop"])
+    s["flat"] = 0.0  # without the tolerance the near-equal neighbour brackets: no widening
+    res = scaling.scaling("tiny", seeds=[0])
+    assert all(len(c["grid"]) == 4 and c["bracketed"] for c in res["lr_choice"])
+    assert all(len(r["lr_grid"]) == 3 for r in res["isoflop"])
+
+
 def test_windows_are_spread_across_the_split():
     ids = torch.arange(10_000)
     w = scaling.spread_windows(ids, 20, 31)

@@ -16,7 +16,8 @@ The recipe (Porian et al., 2024; Hoffmann et al., 2022): AdamW with beta_2 = 0.9
 batch and weight decay 0.1, a linear warm-up over the first 10% of the steps then a cosine decay to
 10% of the peak learning rate at the run's last step (``cosine_schedule``), gradients clipped at 1.
 Each size's learning rate is chosen on the ``tune`` split, from a grid of at least 4 values that must
-bracket the optimum (``choose_lr``: a best value at the grid's edge widens the grid, up to
+bracket the optimum (``choose_lr``: on each side of the best rate some rate must be worse by more than
+``flat`` nats; a best value at the grid's edge, or a side flat up to the edge, widens the grid there, up to
 ``max_widen`` times, and then is an error); losses are reported on the ``val`` split, on windows
 drawn across all of it (``spread_windows``). The learning rate is swept on the first seed; the other
 seeds run at the chosen rate. Count baselines (unigram to 5-gram, ``seqlab.measure.ngram_baselines``)
@@ -77,13 +78,13 @@ SETTINGS = {
     "cpu": dict(corpus="stdlib", widths={"lstm": [24, 40, 56, 96, 160, 240], "transformer": [24, 32, 48, 80, 128, 192]},
                 lrs={"lstm": [2e-3, 4e-3, 8e-3, 1.6e-2], "transformer": [1e-3, 2e-3, 4e-3, 8e-3]}, steps=800, batch=16,
                 context=256, layers=2, tune_windows=128, eval_windows=512, curve_every=50, curve_windows=32, max_order=5,
-                bracket=True, max_widen=4, iso_families=["transformer"], iso_budgets=[3e11, 1e12, 3e12],
+                bracket=True, max_widen=6, flat=0.01, iso_families=["transformer"], iso_budgets=[3e11, 1e12, 3e12],
                 iso_factors=[0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0], pair={"lstm": 160, "transformer": 128}, n_boot=1000,
                 **_RECIPE),
     "full": dict(corpus="stdlib", widths={"lstm": [64, 128, 256, 384, 512, 768], "transformer": [64, 128, 192, 256, 384, 512]},
                  lrs={"lstm": [1e-3, 2e-3, 4e-3, 8e-3], "transformer": [5e-4, 1e-3, 2e-3, 4e-3]}, steps=4000, batch=32,
                  context=512, layers=4, tune_windows=256, eval_windows=1024, curve_every=200, curve_windows=64,
-                 max_order=5, bracket=True, max_widen=2, iso_families=["lstm", "transformer"],
+                 max_order=5, bracket=True, max_widen=2, flat=0.01, iso_families=["lstm", "transformer"],
                  iso_budgets=[1e14, 3e14, 1e15], iso_factors=[0.25, 0.5, 1.0, 2.0, 4.0],
                  pair={"lstm": 384, "transformer": 256}, n_boot=1000, **_RECIPE),
 }
@@ -403,34 +404,54 @@ def run_many(configs: list[dict], runs: Runs, common: dict, progress: Progress, 
     return out
 
 
-def choose_lr(lrs, losses, *, where: str = "", require_bracket: bool = True) -> dict:
+def choose_lr(lrs, losses, *, where: str = "", require_bracket: bool = True, flat: float = 0.0) -> dict:
     """The learning rate with the lowest loss, and whether the grid brackets it (chapter 10).
 
-    ``lrs`` increasing, ``losses`` the matching tune losses (inf for a diverged run). Returns
-    ``{"lr", "index", "bracketed", "edge"}``: ``edge`` is ``"low"``/``"high"`` when the best value is
-    the grid's smallest/largest (the optimum may lie beyond it), else None. With
-    ``require_bracket``, a best value at an edge raises ValueError naming the grid and what to do.
+    ``lrs`` increasing, ``losses`` the matching tune losses (inf for a diverged run). The grid brackets the
+    best rate when on each side of it some rate of the grid is worse by more than ``flat`` nats (a diverged
+    run counts as worse). So a best value at the grid's smallest or largest rate is not bracketed (the optimum
+    may lie beyond it), and neither is one whose every neighbour on a side, up to the grid's edge, is within
+    ``flat`` of it: that side is flat as far as the grid reaches, and the optimum may lie beyond it too.
+    Chapter 10's sweep widens such a grid at that edge (``widen``) and runs the new rate.
+
+    Returns ``{"lr", "index", "bracketed", "edge", "widen"}``: ``edge`` is ``"low"``/``"high"`` when the best
+    value is the grid's smallest/largest, else None; ``widen`` lists the edges (``"low"``, ``"high"``, in
+    that order) at which the grid does not bracket the best rate, ``edge`` among them; ``bracketed`` is True
+    when ``widen`` is empty and the grid has at least 3 values. With ``require_bracket``, a grid that does not
+    bracket raises ValueError naming the grid and what to do.
     """
     lrs, losses = [float(v) for v in lrs], [float(v) for v in losses]
     if len(lrs) != len(losses) or len(lrs) < 2:
         raise ValueError(f"need as many losses as learning rates (at least 2), got {len(lrs)} and {len(losses)}")
     if any(a >= b for a, b in zip(lrs, lrs[1:])):
         raise ValueError(f"learning rates must increase, got {lrs}")
+    if not isinstance(flat, (int, float)) or isinstance(flat, bool) or not flat >= 0:
+        raise ValueError(f"flat must be a number of nats >= 0, got {flat!r}")
     if not any(math.isfinite(v) for v in losses):
         raise ValueError(f"every run diverged{where}: lower the learning-rate grid {lrs}")
     i = min(range(len(lrs)), key=lambda k: losses[k] if math.isfinite(losses[k]) else math.inf)
     edge = "low" if i == 0 else "high" if i == len(lrs) - 1 else None
-    if edge and require_bracket:
-        raise ValueError(f"the learning-rate grid {lrs} does not bracket the optimum{where}: the best, {lrs[i]:g}, is its "
-                         f"{'smallest' if edge == 'low' else 'largest'} value; widen the grid "
-                         f"{'downwards' if edge == 'low' else 'upwards'} and rerun")
-    return {"lr": lrs[i], "index": i, "bracketed": edge is None and len(lrs) >= 3, "edge": edge}
+    worse = lambda k: not math.isfinite(losses[k]) or losses[k] - losses[i] > flat
+    sides = [s for s, ks in (("low", range(i)), ("high", range(i + 1, len(lrs)))) if not any(worse(k) for k in ks)]
+    if sides and require_bracket:
+        why = {"low": "is its smallest value" if edge == "low" else f"has every rate below it within {flat:g} nats of it",
+               "high": "is its largest value" if edge == "high" else f"has every rate above it within {flat:g} nats of it"}
+        raise ValueError(f"the learning-rate grid {lrs} does not bracket the optimum{where}: the best, {lrs[i]:g}, "
+                         + " and ".join(why[s] for s in sides) + "; widen the grid "
+                         + " and ".join({"low": "downwards", "high": "upwards"}[s] for s in sides) + " and rerun")
+    return {"lr": lrs[i], "index": i, "bracketed": not sides and len(lrs) >= 3, "edge": edge, "widen": sides}
 
 
-def widen(lrs, edge: str) -> list[float]:
-    """``lrs`` with one more value beyond ``edge`` ('low' or 'high'), at the grid's own ratio (chapter 10)."""
+def widen(lrs, edge) -> list[float]:
+    """``lrs`` with one more value beyond ``edge`` ('low' or 'high', or a list of them: one beyond each), at the
+    grid's own ratio (chapter 10)."""
     ratio = lrs[1] / lrs[0]
-    return [lrs[0] / ratio] + list(lrs) if edge == "low" else list(lrs) + [lrs[-1] * ratio]
+    out = list(lrs)
+    for e in [edge] if isinstance(edge, str) else edge:
+        if e not in ("low", "high"):
+            raise ValueError(f"edge must be 'low' or 'high', got {e!r}")
+        out = [out[0] / ratio] + out if e == "low" else out + [out[-1] * ratio]
+    return out
 
 
 # ---------------------------------------------------------------- statistics
@@ -650,7 +671,8 @@ def time_steps(family: str, width: int, s: dict, vocab: int, steps: int = 3) -> 
 
 # ---------------------------------------------------------------- the experiment
 HASHED = ("corpus", "steps", "batch", "context", "layers", "tune_windows", "eval_windows", "curve_every", "curve_windows",
-          "max_order", *_RECIPE)  # the settings that change a run's numbers (a widened lr grid does not)
+          "max_order", *_RECIPE)  # the settings that change a run's numbers (the lr grid, its widening and the bracket
+#                         rule, bracket, flat and max_widen, choose which runs are made, not what one gives)
 
 
 def corpus_info(corpus: CharCorpus) -> dict:
@@ -795,7 +817,8 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
             c["save_to"] = str(state_dir / f"{run_key(phase, f, w, lr, seed, steps)}.pt")
         return c
 
-    # 1. the learning-rate grid on the first seed, widened at an edge (max_widen times), then it must bracket
+    # 1. the learning-rate grid on the first seed, widened at an edge where it does not bracket the best rate (the best
+    #    at that edge, or every rate on that side within `flat` nats of it), up to max_widen times; then it must bracket
     grid = {(f, w): list(s["lrs"][f]) for f in FAMILIES for w in s["widths"][f]}
     for attempt in range(s["max_widen"] + 1):
         configs = [config("lr", f, w, lr, seeds[0]) for (f, w), lrs in grid.items() for lr in lrs]
@@ -806,12 +829,13 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
         for (f, w), lrs in grid.items():
             losses = [done[f, w, lr]["tune_loss"] for lr in lrs]
             where = f" of the {f} of width {w}"
-            c = choose_lr(lrs, losses, where=where, require_bracket=False)
-            if c["edge"] and s["bracket"]:
+            c = choose_lr(lrs, losses, where=where, require_bracket=False, flat=s.get("flat", 0.0))
+            if c["widen"] and s["bracket"]:
                 if attempt < s["max_widen"]:
-                    grid[f, w], widened = widen(lrs, c["edge"]), True
+                    grid[f, w], widened = widen(lrs, c["widen"]), True
                 else:
-                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True)
+                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True,
+                              flat=s.get("flat", 0.0))
             choice[f, w] = {**c, "grid": lrs, "tune_losses": losses}
         if not widened:
             break
@@ -848,12 +872,13 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
             p = plan_iso[i]
             losses = [iso_done[p["width"], p["steps"], lr]["tune_loss"] for lr in lrs]
             where = f" of the IsoFLOP {p['family']} of width {p['width']} at {p['budget']:.0e} FLOPs"
-            c = choose_lr(lrs, losses, where=where, require_bracket=False)
-            if c["edge"] and s["bracket"]:
+            c = choose_lr(lrs, losses, where=where, require_bracket=False, flat=s.get("flat", 0.0))
+            if c["widen"] and s["bracket"]:
                 if attempt < s["max_widen"]:
-                    iso_grid[i], widened = widen(lrs, c["edge"]), True
+                    iso_grid[i], widened = widen(lrs, c["widen"]), True
                 else:
-                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True)
+                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True,
+                              flat=s.get("flat", 0.0))
             iso_choice[i] = {**c, "grid": lrs, "tune_losses": losses}
         if not widened:
             break
