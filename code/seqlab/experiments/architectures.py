@@ -11,13 +11,13 @@ Glossary, code name -> book notation::
     gain           validation loss of the small model minus the large one's, after the same steps (nats)
     grows          bytes the generation state adds per token of context (0: a fixed state)
     step_work      FLOP of one generated token after each context length
-    latency        seconds per generated token at batch 1 after the longest context (fastest round)
+    latency        seconds per generated token at batch 1 after the longest context (its fastest call)
 
 ``matched_models``, ``depth_per_token``, ``gradient_fade`` (and ``gradient_sizes``, the absolute size of its
 signal), ``flop_exponent``, ``size_gain``,
 ``generation_state``, ``step_cost`` and ``table_rows`` are what chapter 15 measures and tabulates
 with; ``architectures`` (registered as ``python -m seqlab.experiments architectures``) runs them all
-for every seed. The latency is timed in interleaved rounds, the fastest round counting, so the
+for every seed. The latency is timed in interleaved rounds, each model's fastest call counting, so the
 command runs in one process (several would slow each other's clocks).
 """
 from __future__ import annotations

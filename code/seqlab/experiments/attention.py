@@ -198,7 +198,7 @@ def equal_time_race(models: dict, corpus: CharCorpus, *, batch: int, context: in
     """Train each model for as many steps as it runs in ``seconds`` (chapter 7).
 
     Speed first, measured interleaved: a round times one training step of each (on copies), the
-    fastest round counts, so load on a shared machine slows both alike. Then each model trains
+    fastest call of each counts, so load on a shared machine slows both alike. Then each model trains
     for ``seconds / step time`` steps on the same batches (stream ``batches(0)``), evaluated on ``val`` (N, T + 1)
     in bits per character. Returns ``(results, step_time)``; ``results[name]`` has ``bits``,
     ``steps``, ``tokens_per_s`` and the ``history``.

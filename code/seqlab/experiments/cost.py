@@ -9,7 +9,7 @@ Glossary, code name -> book notation::
 
 ``CausalSelfAttention``, ``cost_layers`` and ``time_against_length`` are what chapter 9 times with;
 ``cost`` (registered as ``python -m seqlab.experiments cost``) runs them at a scale. Timing is
-measured in rounds over every (layer, n), the fastest round counting, so the layers share any load
+measured in rounds over every (layer, n), each one's fastest call counting, so the layers share any load
 alike; the command runs it in one process (several would slow each other).
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def time_against_length(layers: dict, ns, n_max: dict, *, batch: int, d: int, re
                         generator: torch.Generator, device=None, clock: str = "wall") -> tuple[dict, dict]:
     """Forward + backward time of each layer (width ``d``) at each length n <= ``n_max[name]`` (chapter 9).
 
-    Returns ``(seconds, ns_of)``: ``seconds[name]`` the fastest round at each of ``ns_of[name]``. ``clock="cpu"``
+    Returns ``(seconds, ns_of)``: ``seconds[name]`` the fastest call at each of ``ns_of[name]``. ``clock="cpu"``
     counts the process's CPU seconds (``measure.time_calls``): with one thread, time other processes take is not counted.
     """
     def forward_backward(layer, n):
