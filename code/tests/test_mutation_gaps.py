@@ -195,11 +195,33 @@ def test_short_conv_refuses_a_state_of_the_wrong_structure_by_name():
     from seqlab.models import SelfAttention
     from seqlab.models.mixer import CausalConv1d, ShortConv
     layer = ShortConv(CausalConv1d(8, 3), SelfAttention(8, 2, causal=True))
-    x = torch.randn(2, 5, 8)
+    x = torch.randn(3, 5, 8)
     _, state = layer(x)
     layer(x, state)                                                                 # its own state is taken
     with pytest.raises(ValueError, match="does not belong to this layer"):
         layer(x, (*state, state[0]))
+    with pytest.raises(ValueError, match=r"expected \(float32\(3, 2, 8\), "):      # the batch it expected, B = 3
+        layer(x, (*state, state[0]))
+
+
+def test_offset_defaults_start_at_position_zero():
+    """Every ``offset=`` default in the package is 0: a sequence given without an offset starts at position 0
+    (chapter 8's learned, sinusoidal, RoPE and ALiBi positions, the causal mask, the encoder–decoder's embedding)."""
+    seen = 0
+    for module, f, p in _defaults_named("offset"):
+        seen += 1
+        assert p.default == 0, f"{module}.{f.__qualname__}(offset={p.default!r})"
+    assert seen >= 7  # the walk found the positional functions, not nothing
+
+
+def test_learned_positions_add_row_t_of_the_table_at_position_t():
+    """``LearnedPositions(x)`` is x_t + P[t] for t = 0..T−1, and with ``offset=o`` x_t + P[o + t] (chapter 8)."""
+    from seqlab.models.positional import LearnedPositions
+    torch.manual_seed(0)
+    pos = LearnedPositions(6, 4)
+    x = torch.randn(2, 3, 4)
+    torch.testing.assert_close(pos(x), x + pos.P.weight[:3], rtol=0, atol=0)
+    torch.testing.assert_close(pos(x, offset=2), x + pos.P.weight[2:5], rtol=0, atol=0)
 
 
 def test_cross_attention_needs_a_memory_of_at_least_one_position():
