@@ -823,3 +823,27 @@ def test_parallel_rnn_curve_reads_half_as_many_windows(monkeypatch):
         s = dict(pr.SETTINGS["tiny"], n_eval=n_eval, eval_every=10)
         pr.loss_run("LSTM", 1e-3, 0, s, types.SimpleNamespace(vocab_size=12))
         assert calls == [max(1, n_eval // 2), n_eval, n_eval], (n_eval, calls)
+
+
+class _ReversingDecoder:
+    """A stand-in for a trained Seq2Seq: decodes the reversed source then EOS, attending source L − 1 − i at step i
+    (``shift`` adds a constant to every decoded symbol, modulo the vocabulary: a decoder that is always wrong)."""
+
+    def __init__(self, vocab: int, shift: int = 0):
+        self.vocab, self.shift = vocab, shift
+
+    def greedy_decode(self, src, steps, bos, lengths):
+        B, L = src.shape
+        ids = torch.cat([(src.flip(1) + self.shift) % self.vocab, torch.full((B, 1), self.vocab + 2)], dim=1)
+        weights = torch.zeros(B, steps, L)
+        for i in range(L):
+            weights[:, i, L - 1 - i] = 1.0
+        return ids[:, :steps], weights
+
+
+def test_reversal_accuracy_is_the_share_of_symbols_decoded_right():
+    """Chapter 5's ``evaluate_reversal``: a decoder that reverses every source scores 1 on symbols and alignment,
+    one that shifts every symbol scores 0 on symbols (and still 1 on alignment: it looks at the right place)."""
+    from seqlab.experiments.attention import evaluate_reversal
+    assert evaluate_reversal(_ReversingDecoder(7), 5, vocab=7, n=16) == (1.0, 1.0)
+    assert evaluate_reversal(_ReversingDecoder(7, shift=3), 5, vocab=7, n=16) == (0.0, 1.0)
