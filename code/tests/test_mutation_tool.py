@@ -31,3 +31,18 @@ def test_the_harness_inputs_are_its_grid_and_problem_builders_in_ops_only(tmp_pa
     assert mutation.harness_inputs(ops / "f.py") == {1, 2, 5, 6, 7, 10, 11}    # not the form's lines (14, 15)
     (tmp_path / "g.py").write_text(src)
     assert mutation.harness_inputs(tmp_path / "g.py") == set()               # outside ops/: library code
+
+
+def test_settings_by_scale_are_found_whatever_the_dicts_name(tmp_path):
+    """A dict literal keyed by scale names only is an experiment's settings (``parallel_rnn.SWEEP``), like a
+    ``*SETTINGS`` dict; a dict with another key is not."""
+    from seqlab import experiments
+
+    assert mutation.SCALES == experiments.SCALES
+    f = tmp_path / "m.py"
+    f.write_text('SWEEP = {\n    "tiny": dict(a=1),\n    "full": dict(a=2,\n                 b=3),\n}\n'
+                 'OTHER = {"tiny": 1, "lr": 2}\nX_SETTINGS = {"quick": dict(c=4)}\n')
+    assert mutation.settings_scales(f) == {2: ("SWEEP", "tiny"), 3: ("SWEEP", "full"), 4: ("SWEEP", "full"),
+                                           7: ("X_SETTINGS", "quick")}
+    scales = mutation.settings_scales(mutation.CODE / "seqlab" / "experiments" / "parallel_rnn.py")
+    assert {v for v in scales.values() if v[0] == "SWEEP"} == {("SWEEP", s) for s in ("tiny", "quick", "full")}
