@@ -14,7 +14,7 @@ ratio seqlab / PyTorch is taken from the minimum of the rounds (the quietest
 moment of each) with the median beside it. Goals (issue "experiments at
 scale"): every ``fused`` form within 1.5x of the built-in, judged on both
 ratios: "met" when the minimum and the median are within it, "met on the
-fastest round only" when just the minimum is. The hand-written
+fastest calls only" when just the minimum is. The hand-written
 forms (``loop``, ``parallel``) are listed too, to show what a Python loop over
 time or a materialised attention matrix costs; they have no goal.
 
@@ -118,7 +118,7 @@ def markdown(result: dict) -> str:
         elif r["meets_goal"] and r.get("meets_goal_median", r["ratio_median"] <= r["goal"]):
             goal = f"≤ {r['goal']}: met"
         elif r["meets_goal"]:
-            goal = f"≤ {r['goal']}: met on the fastest round only (median {r['ratio_median']:.2f})"
+            goal = f"≤ {r['goal']}: met on the fastest calls only (median {r['ratio_median']:.2f})"
         else:
             goal = f"≤ {r['goal']}: **not met**"
         lines.append(f"| {r['module']} | {r['seqlab_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio_min']:.2f} | "

@@ -29,8 +29,8 @@ AdamW with weight decay 0.1, and training until the validation recall reaches 0.
 Every cell is trained at each of ≥ 4 learning rates with the first seed; the learning rate with the
 best *validation* recall is kept, the other seeds (≥ 3 in all) are trained at it, and the mean, min
 and max *test* recall over the seeds are reported; ``bracketed`` says whether the grid brackets that
-optimum (``runlog.map_tuned``: 4 + 2 runs per cell instead of 4 × 3; a cell whose best rate lies at
-an end of the grid, clearly, gets one more rate past that end, ``max_widen``). Two axes:
+optimum or is flat at its edge (``runlog.map_tuned``: 4 + 2 runs per cell instead of 4 × 3; a cell whose best
+rate lies at an end of the grid, clearly, gets one more rate past that end, ``max_widen``). Two axes:
 
     width   n_pairs fixed, width swept: state size and parameters grow together
     pairs   at each width of ``pairs_widths`` (state fixed), n_pairs swept: the load n / d_φ grows
@@ -177,12 +177,15 @@ def best_lr(runs: list[dict], key: str = "val_accuracy", tune_seed: int | None =
 
 def bracketed(runs: list[dict], key: str = "val_accuracy", tol: float = 0.02,
               tune_seed: int | None = None) -> dict[tuple, bool]:
-    """Per cell, whether the lr grid brackets the optimum of the mean ``key`` over seeds (chapter 12).
+    """Per cell, whether the lr grid brackets the optimum of the mean ``key`` over seeds or is flat at its edge
+    (chapter 12).
 
-    True when the best learning rate is inside the grid, or when it is at an end but an inner
-    learning rate comes within ``tol`` of it (a flat optimum: moving past the end cannot gain more
-    than ``tol``). False means the grid should be extended past that end. With ``tune_seed``, judged
-    on that seed's runs alone (the seed that ran the whole grid).
+    True when the best learning rate is inside the grid (bracketed), or when it is at an end but an
+    inner learning rate comes within ``tol`` of it: flat at the edge, as far as the grid reaches. The
+    optimum may still lie past that end; the grid does not locate it, so such a cell is not bracketed,
+    only not worth widening (the key and the name are kept for the recorded results). False means the
+    best rate is at an end and clearly better than its neighbour: the grid should be extended past
+    that end. With ``tune_seed``, judged on that seed's runs alone (the seed that ran the whole grid).
     """
     chosen = choose_rate(runs, _cell, lambda r: r.get(key, r["accuracy"]), lower=False, tune_seed=tune_seed)
     return {cell: brackets(c, tol) for cell, c in chosen.items()}
