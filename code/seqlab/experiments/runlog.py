@@ -192,8 +192,10 @@ def edge_optimum(by_lr: dict[float, float], tol: float = 0.02) -> str | None:
 
 
 def brackets(chosen: dict, tol: float = 0.02) -> bool:
-    """Whether one group of ``choose_rate`` has a grid that brackets its optimum: three rates or more, and no edge
-    optimum that an inner rate fails to come within ``tol`` of (``edge_optimum``; chapters 12 and 15)."""
+    """Whether one group of ``choose_rate`` has a grid that brackets its optimum or is flat at the edge where it lies:
+    three rates or more, and no edge optimum that an inner rate fails to come within ``tol`` of (``edge_optimum``;
+    chapters 12 and 15). An edge optimum with an inner rate within ``tol`` passes: the score is flat at that end as
+    far as the grid reaches, not worth widening, though the grid does not show that no rate past the end is better."""
     return len(chosen["mean"]) >= 3 and edge_optimum(dict(map(tuple, chosen["mean"])), tol) is None
 
 
