@@ -236,7 +236,8 @@ def cells(s: dict) -> list[tuple]:
 def chosen_rows(runs: list[dict], cell, tune_seed: int | None = None) -> list[dict]:
     """Per key ``cell(run)``, in the order of first appearance: the test accuracy of every seed at the rate best on
     mean validation accuracy (``runlog.choose_rate``), its mean/min/max, the baseline, and whether the grid brackets
-    that rate (``runlog.brackets``: three rates or more and no edge optimum); chapter 15.
+    that rate or is flat at the edge where it lies (``runlog.brackets``: three rates or more and no edge optimum
+    that an inner rate fails to come within the tolerance of); chapter 15.
 
     ``tune_seed``: the seed that ran the whole lr grid and chooses the lr. Each row keeps the chosen ``runs``.
     """
@@ -276,7 +277,7 @@ def grid_place(lr: float, rates, bracketed: bool) -> str:
 def render_longrange(results: dict) -> list[str]:
     """The table of a ``longrange`` results dict: per task and family, length, parameters, best learning rate, test
     accuracy mean [min, max] over seeds, the input-blind baseline and whether the rate grid brackets the optimum
-    (chapter 15)."""
+    or is flat at the edge where it lies (chapter 15)."""
     lines = [f"{'task':10s} {'arch':22s} {'T':>4s} {'params':>6s} {'best lr':>7s} {'accuracy mean [min, max]':>25s} "
              f"{'baseline':>8s} best rate in the grid"]
     for r in results["table"]:

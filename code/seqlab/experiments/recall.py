@@ -217,7 +217,8 @@ def cells(s: dict) -> list[tuple]:
 
 def render_recall(results: dict) -> list[str]:
     """The tables of a ``recall`` results dict, one per axis: per cell, its load, state bytes, best learning rate,
-    test recall mean [min, max] over seeds and whether the rate grid brackets the optimum (chapter 12)."""
+    test recall mean [min, max] over seeds and whether the rate grid brackets the optimum or is flat at the edge
+    where it lies (chapter 12)."""
     lines = []
     for axis in ("width", "pairs"):
         brackets = {tuple(cell): ok for *cell, ok in results[f"bracketed_{axis}"]}
