@@ -267,8 +267,7 @@ def table(runs: list[dict], tune_seed: int | None = None) -> list[dict]:
 def grid_place(lr: float, rates, bracketed: bool) -> str:
     """Where a cell's chosen rate ``lr`` sits in the ``rates`` it ran: "inside" the grid, "at an end, flat" (an inner
     rate within the tolerance of ``runlog.brackets``: the score is flat at that end as far as the grid reaches, though
-    the grid does not show that no rate past it is better) or "at an end: NOT
-    bracketed" (chapter 15)."""
+    the grid does not show that no rate past it is better) or "at an end: NOT bracketed" (chapter 15)."""
     if not bracketed:
         return "at an end: NOT bracketed"
     return "inside" if min(rates) < lr < max(rates) else "at an end, flat"

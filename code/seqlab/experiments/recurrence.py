@@ -127,6 +127,14 @@ class Adder(nn.Module):
 ADDER_BATCH = 64   # sequences in each of train_adder's batches
 
 
+def adder_batches(seed: int, length: int = 50):
+    """The stream of ``train_adder``'s batches for ``seed``: a function drawing the next (x, y) of ``ADDER_BATCH``
+    sequences of the adding problem, from a generator of its own (chapter 3)."""
+    adding = AddingProblem(length=length)
+    g = torch.Generator().manual_seed(seed)
+    return lambda: adding.sample(ADDER_BATCH, g)
+
+
 def train_adder(rho: float, clip: float | None, seed: int, *, width: int, steps: int, optimizer: str = "sgd",
                 lr: float = 0.05, length: int = 50, device=None, progress: bool | None = None):
     """Train an ``Adder`` on the adding problem with plain SGD (or AdamW with ``optimizer="adam"``), clipped at ``clip`` or not (chapter 3).
@@ -136,12 +144,10 @@ def train_adder(rho: float, clip: float | None, seed: int, *, width: int, steps:
     """
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    adding = AddingProblem(length=length)
     torch.manual_seed(seed)                         # the same initial weights for every clip setting
     model = Adder(width, rho).to(device)
-    batches = torch.Generator().manual_seed(seed)   # ... and the same batches
     opt = torch.optim.SGD(model.parameters(), lr=lr) if optimizer == "sgd" else None   # None: the default AdamW
-    return train(model, lambda: adding.sample(ADDER_BATCH, batches), steps=steps, lr=lr, clip=clip, loss_fn=F.mse_loss,
+    return train(model, adder_batches(seed, length), steps=steps, lr=lr, clip=clip, loss_fn=F.mse_loss,
                  optimizer=opt, device=device, progress=progress, desc=f"rho={rho}, clip={clip}")
 
 
@@ -152,9 +158,8 @@ def adder_chance_losses(seed: int, steps: int, *, length: int = 50) -> list[floa
     model predicts, not by which batches happened to come. Costs the sampling, no training.
     """
     validate.positive_int("steps", steps)
-    adding = AddingProblem(length=length)
-    batches = torch.Generator().manual_seed(seed)   # as in train_adder
-    return [F.mse_loss(torch.ones(ADDER_BATCH), adding.sample(ADDER_BATCH, batches)[1]).item() for _ in range(steps)]
+    batches = adder_batches(seed, length)
+    return [F.mse_loss(torch.ones(ADDER_BATCH), batches()[1]).item() for _ in range(steps)]
 
 
 CLIP_SETTINGS = {

@@ -817,6 +817,17 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
             c["save_to"] = str(state_dir / f"{run_key(phase, f, w, lr, seed, steps)}.pt")
         return c
 
+    def settle(lrs, losses, where, attempt):
+        """``choose_lr`` on one grid, and the grid widened where it does not bracket the best rate (None if it does, or
+        if ``bracket`` is off); past ``max_widen`` widenings, a grid that still does not bracket is an error."""
+        c = choose_lr(lrs, losses, where=where, require_bracket=False, flat=s.get("flat", 0.0))
+        if not (c["widen"] and s["bracket"]):
+            return c, None
+        if attempt < s["max_widen"]:
+            return c, widen(lrs, c["widen"])
+        choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True,
+                  flat=s.get("flat", 0.0))
+
     # 1. the learning-rate grid on the first seed, widened at an edge where it does not bracket the best rate (the best
     #    at that edge, or every rate on that side within `flat` nats of it), up to max_widen times; then it must bracket
     grid = {(f, w): list(s["lrs"][f]) for f in FAMILIES for w in s["widths"][f]}
@@ -829,13 +840,9 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
         for (f, w), lrs in grid.items():
             losses = [done[f, w, lr]["tune_loss"] for lr in lrs]
             where = f" of the {f} of width {w}"
-            c = choose_lr(lrs, losses, where=where, require_bracket=False, flat=s.get("flat", 0.0))
-            if c["widen"] and s["bracket"]:
-                if attempt < s["max_widen"]:
-                    grid[f, w], widened = widen(lrs, c["widen"]), True
-                else:
-                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True,
-                              flat=s.get("flat", 0.0))
+            c, wider = settle(lrs, losses, where, attempt)
+            if wider:
+                grid[f, w], widened = wider, True
             choice[f, w] = {**c, "grid": lrs, "tune_losses": losses}
         if not widened:
             break
@@ -872,13 +879,9 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
             p = plan_iso[i]
             losses = [iso_done[p["width"], p["steps"], lr]["tune_loss"] for lr in lrs]
             where = f" of the IsoFLOP {p['family']} of width {p['width']} at {p['budget']:.0e} FLOPs"
-            c = choose_lr(lrs, losses, where=where, require_bracket=False, flat=s.get("flat", 0.0))
-            if c["widen"] and s["bracket"]:
-                if attempt < s["max_widen"]:
-                    iso_grid[i], widened = widen(lrs, c["widen"]), True
-                else:
-                    choose_lr(lrs, losses, where=where + f" after widening it {s['max_widen']} times", require_bracket=True,
-                              flat=s.get("flat", 0.0))
+            c, wider = settle(lrs, losses, where, attempt)
+            if wider:
+                iso_grid[i], widened = wider, True
             iso_choice[i] = {**c, "grid": lrs, "tune_losses": losses}
         if not widened:
             break
