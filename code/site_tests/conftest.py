@@ -45,10 +45,16 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # a page asks for dozens of files at once (MathJax, figures), each on its own HTTP/1.0 connection:
+    # a longer queue of connections waiting to be accepted than socketserver's 5
+    request_queue_size = 128
+
+
 @pytest.fixture(scope="session")
 def site_server(site):
     """The built site on http://127.0.0.1:<free port>/, served from a thread."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    server = _Server(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"

@@ -10,6 +10,7 @@ Screenshots of every page's first screen go to ``_build/screenshots/``; with
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -57,10 +58,46 @@ def screenshot_name(page: str) -> str:
 
 
 LOAD_TIMEOUT_MS = 120_000
+QUIET_MS = 500  # no request in flight for this long: the page has stopped loading
+
+
+class InFlight:
+    """The requests a tab has sent and not yet seen finish or fail.
+
+    Playwright's own ``networkidle`` wait is discouraged by its authors as flaky, and it once
+    waited out its whole timeout on a page whose every request had finished: this counts the
+    page's requests from their events instead, so a wait that runs out names what it waited for.
+    """
+
+    def __init__(self, tab):
+        self.tab = tab
+        self.pending: dict = {}  # request -> its URL
+        self.last_change = 0.0
+        tab.on("request", self._sent)
+        tab.on("requestfinished", self._done)
+        tab.on("requestfailed", self._done)
+
+    def _sent(self, request):
+        self.pending[request] = request.url
+        self.last_change = time.monotonic()
+
+    def _done(self, request):
+        self.pending.pop(request, None)
+        self.last_change = time.monotonic()
+
+    def settle(self, page: str, timeout_ms: int = LOAD_TIMEOUT_MS) -> None:
+        """Wait until no request has been in flight for ``QUIET_MS``; fail naming those still pending."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.pending or time.monotonic() - self.last_change < QUIET_MS / 1000:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{page}: requests still in flight after {timeout_ms / 1000:.0f} s: "
+                            + ", ".join(sorted(self.pending.values())))
+            self.tab.wait_for_timeout(100)  # lets playwright deliver the request events
 
 
 def open_page(context, server, page):
-    """Open ``page``; return it with the list of problems the browser reported while loading."""
+    """Open ``page`` and wait until it stops loading; return it with the list of problems the browser
+    reported while loading and its request counter (``InFlight``)."""
     tab = context.new_page()
     context.external_requests.clear()  # this page's own
     problems: list[str] = []
@@ -68,17 +105,18 @@ def open_page(context, server, page):
     tab.on("pageerror", lambda err: problems.append(f"uncaught: {err}"))
     tab.on("requestfailed", lambda req: problems.append(f"failed request: {req.url} ({req.failure})"))
     tab.on("response", lambda res: problems.append(f"HTTP {res.status}: {res.url}") if res.status >= 400 else None)
+    in_flight = InFlight(tab)
     # make test runs the package tests beside these on two cores, where a long page (MathJax, dozens of figures)
-    # once took more than playwright's default 30 s to go quiet: a slow machine is not a broken page
+    # once took more than playwright's default 30 s to load: a slow machine is not a broken page
     tab.goto(server + page, wait_until="load", timeout=LOAD_TIMEOUT_MS)
-    tab.wait_for_load_state("networkidle", timeout=LOAD_TIMEOUT_MS)
-    return tab, problems
+    in_flight.settle(page)
+    return tab, problems, in_flight
 
 
 @pytest.mark.parametrize("page", site_pages())
 def test_page_in_the_browser(site, site_server, browser_context, page):
     html = (SITE / page).read_text(encoding="utf-8")
-    tab, problems = open_page(browser_context, site_server, page)
+    tab, problems, in_flight = open_page(browser_context, site_server, page)
     try:
         # math: MathJax typeset every math element, without a TeX error
         n_math = html.count('class="math notranslate')
@@ -123,7 +161,7 @@ def test_page_in_the_browser(site, site_server, browser_context, page):
                 toggle.click()
                 body.wait_for(state="hidden", timeout=5_000)
 
-        tab.wait_for_load_state("networkidle")
+        in_flight.settle(page)
         if FULL_SCREENSHOTS:  # the whole page (Chromium leaves the sticky sidebars out of a full-page capture)
             tab.screenshot(path=SCREENSHOTS / screenshot_name(page).replace(".png", ".full.png"), full_page=True)
         if page in widget_pages() and not vendored():
@@ -145,7 +183,7 @@ SEARCHES = [
 def test_search_finds_a_term_from_the_chapters(site, site_server, browser_context, term, expected):
     if not (SITE / expected).is_file():
         pytest.skip(f"{expected} is not in this build")
-    tab, problems = open_page(browser_context, site_server, "search.html?q=" + term.replace(" ", "+"))
+    tab, problems, _ = open_page(browser_context, site_server, "search.html?q=" + term.replace(" ", "+"))
     try:
         tab.wait_for_selector("ul.search li a", timeout=30_000)
         tab.wait_for_function("() => !document.querySelector('#search-progress') || "
