@@ -60,18 +60,18 @@ def teacher_forced_loss(model: nn.Module, batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_reversal(model: Seq2Seq, L: int, *, vocab: int, n: int, device=None) -> tuple[float, float | None]:
-    """Greedy-decode ``n`` new sources of length ``L``; returns (accuracy per output symbol, share of steps whose
+def evaluate_reversal(model: Seq2Seq, S: int, *, vocab: int, n: int, device=None) -> tuple[float, float | None]:
+    """Greedy-decode ``n`` new sources of length ``S``; returns (accuracy per output symbol, share of steps whose
     largest attention weight is on the right source position, or None without attention) (chapter 5).
 
-    The sources come from the held-out stream ``seqlab.seeding.held_out(L)``: one set per length, the same for
+    The sources come from the held-out stream ``seqlab.seeding.held_out(S)``: one set per length, the same for
     every model and seed.
     """
-    t = ReverseTask(L, L, vocab=vocab)
-    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(L)))
-    ids, weights = model.greedy_decode(src, L + 1, t.bos, lengths)      # (B, L+1), (B, L+1, L) or None
-    acc = (ids[:, :L] == tgt_out[:, :L]).float().mean().item()
-    aligned = None if weights is None else aligned_share(weights[:, :L], t.alignment(lengths)[:, :L].to(device))
+    t = ReverseTask(S, S, vocab=vocab)
+    src, _, tgt_out, lengths = (x.to(device) for x in t.sample(n, generator=held_out(S)))
+    ids, weights = model.greedy_decode(src, S + 1, t.bos, lengths)      # (B, S+1), (B, S+1, S) or None
+    acc = (ids[:, :S] == tgt_out[:, :S]).float().mean().item()
+    aligned = None if weights is None else aligned_share(weights[:, :S], t.alignment(lengths)[:, :S].to(device))
     return acc, aligned
 
 

@@ -349,7 +349,8 @@ LAG_GRID_KEYS = ("lags", "archs", "lrs")
 
 def lag_table(runs: list[dict]) -> list[dict]:
     """Per (arch, lag): test accuracy mean/min/max over seeds at the rate best on mean validation accuracy, and whether
-    the grid brackets that rate (``chosen_rows`` over all seeds; chapter 15)."""
+    the grid brackets that rate or is flat at the edge where it lies (``runlog.brackets``, via ``chosen_rows`` over
+    all seeds; chapter 15)."""
     out = []
     for row in chosen_rows(runs, lambda r: (r["arch"], r["lag"])):
         best = row.pop("runs")
