@@ -99,6 +99,13 @@ EQUIVALENT = [
     ("seqlab/experiments/attention.py", "hidden = next(h for h in range(16, 4096) if size(h) >= n_params)", "4096", "4097",
      "the search's upper bound: only a count above a 4095-wide LSTM's (about 67 million parameters) reaches it; "
      "chapter 7's race matches its GPTs at widths 20, 127 and 483 (tiny, quick, full)"),
+    # seed 89's (read after that run)
+    ("seqlab/experiments/scaling.py", "sorted(configs, key=cost, reverse=True), runs, common, show, cost,", "True", "False",
+     "the order the IsoFLOP grid's runs are dealt to the workers (dearest first, to balance them); each run's numbers "
+     "do not depend on when it runs (run_many keys every run by its config)"),
+    ("seqlab/experiments/scaling.py", "while term > 1e-17 * total:", "*", "/",
+     "the series' stopping tolerance: both stop once the terms fall below the sum's rounding (a convergent series, "
+     "its terms falling geometrically once n > t − a), so the sum agrees to rounding"),
     # seed 12's (read after that run)
     ("seqlab/experiments/encoder_decoder.py", "bar.update(1)", "1", "2", "a progress bar's count"),
     ("seqlab/experiments/distributed.py", "if k == 0 and len(indices) > 1:", ">", ">=",

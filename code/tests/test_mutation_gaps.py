@@ -847,3 +847,42 @@ def test_reversal_accuracy_is_the_share_of_symbols_decoded_right():
     from seqlab.experiments.attention import evaluate_reversal
     assert evaluate_reversal(_ReversingDecoder(7), 5, vocab=7, n=16) == (1.0, 1.0)
     assert evaluate_reversal(_ReversingDecoder(7, shift=3), 5, vocab=7, n=16) == (0.0, 1.0)
+
+
+def test_additive_attention_draws_each_matrix_within_its_own_fan_in():
+    """Chapter 5's ``AdditiveAttention.reset_parameters``, like ``nn.Linear``: W_s uniform in ±1/√d_query, W_h in
+    ±1/√d_key, v in ±1/√d_hidden. Widths far apart, so a bound taken from the wrong side of a matrix shows; with
+    hundreds of draws the largest comes within 10 % of its bound (a miss has probability below 1e-9)."""
+    from seqlab.models import AdditiveAttention
+    torch.manual_seed(0)
+    attn = AdditiveAttention(d_query=3, d_key=5, d_hidden=400)
+    for name, fan_in in (("W_s", 3), ("W_h", 5), ("v", 400)):
+        w, bound = getattr(attn, name).detach(), fan_in ** -0.5
+        assert w.abs().max() <= bound, name
+        assert w.abs().max() > 0.9 * bound, name
+
+
+def test_grid_place_reads_the_ends_of_the_grid_as_ends():
+    """Chapter 15's ``grid_place``: a rate strictly between the grid's smallest and largest is "inside"; either end,
+    bracketed (flat there), is "at an end, flat"; not bracketed, wherever it lies, says so."""
+    rates = [1e-3, 3e-3, 1e-2]
+    assert longrange.grid_place(3e-3, rates, True) == "inside"
+    assert longrange.grid_place(1e-3, rates, True) == "at an end, flat"
+    assert longrange.grid_place(1e-2, rates, True) == "at an end, flat"
+    assert longrange.grid_place(1e-2, rates, False) == "at an end: NOT bracketed"
+
+
+def test_position_study_table_averages_inside_and_the_rise_beyond_twice_the_length():
+    """Chapter 8's ``render_position_study``: per encoding and rate, the mean over seeds of the loss over positions
+    0..L-1 and of the rise over 2L..4L-1 (mean there minus mean inside), computed here by hand."""
+    from seqlab.experiments.attention import render_position_study
+    L = 2
+    pos = {0: [1.0, 3.0, 9.0, 9.0, 4.0, 6.0, 8.0, 10.0], 1: [2.0, 4.0, 9.0, 9.0, 6.0, 8.0, 10.0, 12.0]}
+    runs = [{"encoding": "rope", "lr": 1e-3, "seed": s, "train_tail": 1.0, "by_position": p} for s, p in pos.items()]
+    lines = render_position_study({"settings": {"train_len": L, "lrs": [1e-3]}, "runs": runs})
+    inside = [sum(p[:L]) / L for p in pos.values()]                          # 2.0 and 3.0
+    rise = [sum(p[2 * L:4 * L]) / (2 * L) - i for p, i in zip(pos.values(), inside)]   # 7 − 2 = 5 and 9 − 3 = 6
+    row = lines[1].split()
+    assert float(row[2]) == pytest.approx(sum(inside) / 2, abs=1e-3)            # 2.500
+    assert float(row[5]) == pytest.approx(sum(rise) / 2, abs=1e-3)              # +5.500
+    assert "chosen" in lines[1]
