@@ -89,7 +89,7 @@ def _clock(clock: str, device) -> Callable[[], float]:
 
 def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max_seconds: float = MAX_SECONDS,
                clock: str = "wall") -> dict:
-    """Time several functions *interleaved* (chapter 9): ``{key: fn}`` -> ``{key: Timing}``.
+    """Time several functions *interleaved* (chapter 9; chapters 2 and 4 use it too): ``{key: fn}`` -> ``{key: Timing}``.
 
     Each round calls every function once, in order; ``warmup`` rounds are not timed. On a shared
     machine a burst of load then slows one call of each function alike, instead of every call of

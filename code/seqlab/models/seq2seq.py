@@ -25,7 +25,7 @@ position off the "true" alignment: they match content, not positions.
 
 Two choices, to keep the chapter short and fast:
 - the recurrences are PyTorch's ``nn.GRU``: chapter 4 tests seqlab's GRU equal
-  to ``nn.GRU``, and the fused kernel is faster than seqlab's loop over time
+  to ``nn.GRU``, and PyTorch's compiled layer is faster than seqlab's loop over time
   (chapter 4 and the benchmarks page time the two);
 - attention sits on top of the decoder (Luong et al., 2015, without input
   feeding): the context enters the output layer, not the recurrence. So under

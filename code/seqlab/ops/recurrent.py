@@ -32,7 +32,7 @@ top layer's h_1..h_T:
     loop   the reference: layer by layer, one Python step per t, the cell equations above
     stream time step by time step, each through every layer with ``rnn_step``/``lstm_step``/``gru_step``:
            what a language model runs when it streams one token at a time
-    fused  PyTorch's kernel (``torch._VF.rnn_tanh``/``rnn_relu``/``lstm``/``gru``, what ``nn.RNN``,
+    fused  PyTorch's compiled layer (``torch._VF.rnn_tanh``/``rnn_relu``/``lstm``/``gru``, what ``nn.RNN``,
            ``nn.LSTM`` and ``nn.GRU`` call) on the same weights: the same numbers, faster (chapter 4's table and the benchmarks page time it)
 """
 from __future__ import annotations
@@ -216,8 +216,9 @@ def _forms(family: str, chapter: int, name: str) -> tuple[Callable, ...]:
                     f"``{family}_loop{sig}``; ``state=None`` starts from zeros.")
     stream.__doc__ = (f"{name}, the streaming form: ``{family}_step`` once per token, through every layer "
                       f"(chapter {chapter}). ``{family}_stream{sig}``.")
-    fused.__doc__ = (f"{name} by PyTorch's fused kernel on the same weights, what ``nn.{name.split()[0]}`` "
-                     f"runs (chapter {chapter}). ``{family}_fused{sig}``.")
+    fused.__doc__ = (f"{name} by PyTorch's compiled layer on the same weights, what ``nn.{name.split()[0]}`` "
+                     f"runs (chapter {chapter}): on a CPU a C++ loop over the steps, or fused oneDNN calls where "
+                     f"PyTorch has them (chapter 4 counts which). ``{family}_fused{sig}``.")
     step.__doc__ = (f"One time step of a {name} through every layer (chapter {chapter}): "
                     f"``{family}_step(x_t (B, D), W_x, W_h, b_x, b_h, *, state=None{opt}) -> (y_t (B, H), {state})``; "
                     f"``y_t`` is the top layer's new h_t. O(1) work and memory per step: how a trained model streams.")
