@@ -100,12 +100,22 @@ EQUIVALENT = [
      "the search's upper bound: only a count above a 4095-wide LSTM's (about 67 million parameters) reaches it; "
      "chapter 7's race matches its GPTs at widths 20, 127 and 483 (tiny, quick, full)"),
     # seed 89's (read after that run)
-    ("seqlab/experiments/scaling.py", "sorted(configs, key=cost, reverse=True), runs, common, show, cost,", "True", "False",
+    ("seqlab/experiments/scaling.py", 'sorted(configs, key=cost, reverse=True), runs, common, show, cost, '
+     'f"IsoFLOP lr grid, pass {attempt + 1}")}', "True", "False",
      "the order the IsoFLOP grid's runs are dealt to the workers (dearest first, to balance them); each run's numbers "
      "do not depend on when it runs (run_many keys every run by its config)"),
     ("seqlab/experiments/scaling.py", "while term > 1e-17 * total:", "*", "/",
      "the series' stopping tolerance: both stop once the terms fall below the sum's rounding (a convergent series, "
      "its terms falling geometrically once n > t − a), so the sum agrees to rounding"),
+    # seed 97's (read after that run)
+    ("seqlab/ops/ssm.py", "if n_chunks * chunk > T:", ">", ">=",
+     "at n_chunks · chunk == T the padding it would add has no steps: concatenating it changes nothing"),
+    ("seqlab/experiments/hybrid.py", '"chance": task.chance, "curve": {"step": list(h.eval_step), "accuracy": [round(a, 4) '
+     'for a in h.eval["acc"]]}}', "4", "5", "the decimals a results file keeps of a recall curve (read by plots only)"),
+    ("seqlab/experiments/scaling.py", '"window_losses": {k + 1: [round(v, 5) for v in losses[k].mean(1).tolist()] for k in '
+     'range(s["max_order"])},', "5", "6", "the decimals a results file keeps of a per-window loss"),
+    ("seqlab/experiments/recall.py", '"chance": task.chance, "seconds": round(h.seconds, 3)}', "3", "4",
+     "the decimals a results file keeps of a run's seconds"),
     # seed 12's (read after that run)
     ("seqlab/experiments/encoder_decoder.py", "bar.update(1)", "1", "2", "a progress bar's count"),
     ("seqlab/experiments/distributed.py", "if k == 0 and len(indices) > 1:", ">", ">=",

@@ -886,3 +886,30 @@ def test_position_study_table_averages_inside_and_the_rise_beyond_twice_the_leng
     assert float(row[2]) == pytest.approx(sum(inside) / 2, abs=1e-3)            # 2.500
     assert float(row[5]) == pytest.approx(sum(rise) / 2, abs=1e-3)              # +5.500
     assert "chosen" in lines[1]
+
+
+def test_width_for_returns_multiples_of_four_from_eight():
+    """Chapter 10's ``width_for``: the width is a multiple of 4 (the docstring's promise), the smallest 8, for any
+    target, for both families; a tiny target gets the smallest width."""
+    from seqlab.experiments.scaling import width_for
+    for family in ("lstm", "transformer"):
+        widths = {width_for(family, target, 65, 32, 2) for target in (1.0, 1e3, 3e4, 1e5)}
+        assert all(w % 4 == 0 for w in widths), (family, widths)
+        assert width_for(family, 1.0, 65, 32, 2) == 8, family
+
+
+def test_adamw_defaults_are_pytorchs():
+    """Chapter 2 says ``seqlab.train.adamw`` computes the update of PyTorch's default ``torch.optim.AdamW``: with the
+    same learning rate and nothing else given, two steps of each on the same gradients agree to rounding."""
+    from seqlab.train import adamw
+    torch.manual_seed(0)
+    p = torch.randn(5, 3, requires_grad=True)
+    q = p.detach().clone().requires_grad_(True)
+    ours, theirs = adamw([p], lr=0.1), torch.optim.AdamW([q], lr=0.1)
+    for _ in range(2):
+        g = torch.randn(5, 3)
+        for opt, w in ((ours, p), (theirs, q)):
+            opt.zero_grad()
+            w.grad = g.clone()
+            opt.step()
+    torch.testing.assert_close(p, q)

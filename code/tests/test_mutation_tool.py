@@ -46,3 +46,13 @@ def test_settings_by_scale_are_found_whatever_the_dicts_name(tmp_path):
                                            7: ("X_SETTINGS", "quick")}
     scales = mutation.settings_scales(mutation.CODE / "seqlab" / "experiments" / "parallel_rnn.py")
     assert {v for v in scales.values() if v[0] == "SWEEP"} == {("SWEEP", s) for s in ("tiny", "quick", "full")}
+
+
+def test_every_equivalent_mutant_names_a_line_of_the_code_and_a_change_on_it():
+    """Each ``EQUIVALENT`` entry is matched by a line's whole code (comment left out): a line since changed or
+    removed would silently stop matching, so every entry must still name a line that holds its old text."""
+    code = Path(__file__).resolve().parents[1]
+    for f, text, old, new, why in mutation.EQUIVALENT:
+        lines = [line.split("  #")[0].strip() for line in (code / f).read_text().splitlines()]
+        assert text in lines, f"{f}: no line reads {text!r}"
+        assert old in text and old != new and why, (f, text)

@@ -473,11 +473,12 @@ def _delta_chunks(Q, K, V, beta, S):
     for all chunks at once. Then chunk after chunk: U = U₀ − W S, y = Q S + (M ⊙ Q Kᵀ) U, S ← S + Kᵀ U.
     """
     L = K.shape[-2]
-    strict = torch.ones(L, L, dtype=torch.bool, device=K.device).tril(-1)
-    A = (beta.unsqueeze(-1) * (K @ K.transpose(-1, -2))).masked_fill(~strict, 0.0)  # (…, n, L, L)
-    eye = torch.eye(L, dtype=K.dtype, device=K.device)
+    # I + A with A = strictly-lower(diag(β) K Kᵀ): the solve below reads only the strictly lower triangle of the
+    # matrix it is given (upper=False ignores the upper part, unitriangular=True takes the diagonal as 1), so the
+    # full product stands for I + A without a mask
+    A_full = beta.unsqueeze(-1) * (K @ K.transpose(-1, -2))  # (…, n, L, L)
     rhs = beta.unsqueeze(-1) * torch.cat([K, V], dim=-1)  # (…, n, L, d_k + d_v)
-    WU = torch.linalg.solve_triangular(eye + A, rhs, upper=False, unitriangular=True)
+    WU = torch.linalg.solve_triangular(A_full, rhs, upper=False, unitriangular=True)
     W, U0 = WU[..., :K.shape[-1]], WU[..., K.shape[-1]:]
     causal = torch.ones(L, L, dtype=torch.bool, device=K.device).tril()
     scores = (Q @ K.transpose(-1, -2)).masked_fill(~causal, 0.0)  # (…, n, L, L)
