@@ -39,7 +39,7 @@ class RecurrentLM(nn.Module):
     (``nonlinearity="relu"`` for the RNN, ``forget_bias=3.0`` for the LSTM, ``update_bias=...``
     for the GRU; another cell's option is an error). ``form`` names the form that runs the
     recurrence (``seqlab.ops.recurrent``): ``"loop"`` the from-scratch equations, a Python loop
-    over time, to read; ``"fused"`` PyTorch's kernel on the same weights (the same numbers,
+    over time, to read; ``"fused"`` PyTorch's compiled layer on the same weights (the same numbers,
     tested, faster: chapter 4 times it); ``"stream"`` one time step at a time. ``forward(x (B, T), state, form=None)
     -> (logits (B, T, V), state)``; ``step(x_t (B,), state) -> (logits (B, V), state)``.
     """

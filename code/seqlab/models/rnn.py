@@ -22,7 +22,7 @@ weights have the shapes and the two biases of ``nn.RNN``, so
 The equations live in ``seqlab.ops.recurrent`` (one function per form); the
 modules here hold the parameters and choose a form with ``form=``:
 ``"loop"`` (the readable reference, the default), ``"stream"`` (one time step at a
-time through every layer) or ``"fused"`` (PyTorch's kernel on the same weights).
+time through every layer) or ``"fused"`` (PyTorch's compiled layer on the same weights).
 """
 from __future__ import annotations
 
