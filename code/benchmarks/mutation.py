@@ -224,11 +224,17 @@ def equivalent(rel: str, line: str, old: str, new: str) -> str | None:
 SCALES = ("tiny", "quick", "cpu", "full")  # seqlab.experiments.SCALES, read without importing the package
 
 
+def _all_scales(keys) -> bool:
+    """Whether ``keys`` are scale names only, and at least one: an experiment's settings by scale, whatever the
+    dict's name (``parallel_rnn.SWEEP``)."""
+    keys = list(keys)
+    return bool(keys) and all(k in SCALES for k in keys)
+
+
 def _keyed_by_scale(value) -> bool:
-    """A dict literal whose keys are all scale names: an experiment's settings by scale, whatever its name
-    (``parallel_rnn.SWEEP``)."""
-    return (isinstance(value, ast.Dict) and bool(value.keys)
-            and all(isinstance(k, ast.Constant) and k.value in SCALES for k in value.keys))
+    """A dict literal whose keys are all scale names (``_all_scales``)."""
+    return (isinstance(value, ast.Dict) and all(isinstance(k, ast.Constant) for k in value.keys)
+            and _all_scales(k.value for k in value.keys))
 
 
 def settings_scales(path: Path) -> dict[int, tuple[str, str]]:
@@ -269,8 +275,8 @@ def committed_scales() -> set[tuple[str, str, str]]:
         recorded = (record.get("results") or {}).get("settings") if isinstance(record.get("results"), dict) else None
         for attr in dir(module):
             table = getattr(module, attr)
-            by_scale = isinstance(table, dict) and bool(table) and all(k in SCALES for k in table)
-            if (attr.endswith("SETTINGS") or by_scale) and isinstance(table, dict) and isinstance(table.get(scale), dict):
+            if (isinstance(table, dict) and (attr.endswith("SETTINGS") or _all_scales(table))
+                    and isinstance(table.get(scale), dict)):
                 if recorded is None or all(k in recorded and same(v, recorded[k]) for k, v in table[scale].items()):
                     out.add((name.replace(".", "/") + ".py", attr, scale))
     return out
