@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -101,6 +102,7 @@ def run(device: str, rounds: int, sizes: dict) -> dict:
     return dict(benchmark="modules", device=measure.device_name(device), platform=platform.platform(),
                 python=platform.python_version(), torch=torch.__version__, seqlab=seqlab.__version__,
                 threads=torch.get_num_threads(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
                 command="python " + " ".join(sys.argv), sizes=sizes, rounds=rounds, rows=rows)
 
 
@@ -109,7 +111,9 @@ def markdown(result: dict) -> str:
     s = result["sizes"]
     lines = [f"Measured on {result['device']}, PyTorch {result['torch']}, "
              f"Python {result['python']}, {result['date']}; forward + backward, batch {s['B']}, length {s['T']}, width {s['d']}, "
-             f"{s['heads']} heads; times: the minimum of {result['rounds']} interleaved rounds; ratios: from the minimum and from the median (the goal is judged on both). Command: `{result['command']}`.", "",
+             f"{s['heads']} heads; times: the minimum of {result['rounds']} interleaved rounds; ratios: from the minimum and from the median (the goal is judged on both)"
+             + (f"; load average {result['load_average']:.1f} when it finished" if result.get("load_average") is not None else "")
+             + f". Command: `{result['command']}`.", "",
              "| module | seqlab (ms) | PyTorch (ms) | ratio (min) | ratio (median) | goal |",
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:

@@ -140,7 +140,8 @@ def power_laws(
 
     ``series`` maps a name to ``(x, y)``. With ``fit_last = k`` a straight line is fitted (on log-log
     axes, ``seqlab.measure.fit_power_law``) to the last k points of each series and drawn dashed over
-    them; the legend gives its slope. ``fit_last=None`` draws the points only.
+    them, on top of the measured line and a little (a factor 1.4) past either end, so that it shows where it
+    lies on the points; the legend gives its slope. ``fit_last=None`` draws the points only.
     """
     from .measure import fit_power_law
 
@@ -157,8 +158,8 @@ def power_laws(
         if fit_last is not None and len(x) >= 2:
             k = min(fit_last, len(x))
             fit = fit_power_law(x[-k:], y[-k:])
-            xs = np.geomspace(x[-k], x[-1], 20)
-            ax.plot(xs, fit(xs), color=color, ls="--", lw=1.2, alpha=0.8)
+            xs = np.geomspace(x[-k] / 1.4, x[-1] * 1.4, 20)
+            ax.plot(xs, fit(xs), color=color, ls="--", lw=1.2, alpha=0.8, zorder=3)
             label = f"{name} (slope {fit.slope:.2f})"
         ax.plot(x, y, marker="o", ms=4, color=color, label=label)
     ax.set_xscale("log")

@@ -54,8 +54,9 @@ def test_power_laws_draws_points_and_fitted_slopes():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["linear (slope 1.00)", "square (slope 2.00)"]
     assert len(ax.get_lines()) == 4                                        # points and a fitted line per series
-    fitted = ax.get_lines()[2]                                             # the square's fit spans the last 3 points
-    assert fitted.get_xdata()[0] == pytest.approx(16) and fitted.get_xdata()[-1] == pytest.approx(64)
+    fitted = ax.get_lines()[2]                     # the square's fit: the last 3 points and a factor 1.4 past either end
+    assert fitted.get_xdata()[0] == pytest.approx(16 / 1.4) and fitted.get_xdata()[-1] == pytest.approx(64 * 1.4)
+    assert fitted.get_ydata() == pytest.approx(fitted.get_xdata() ** 2) and fitted.get_zorder() > ax.get_lines()[3].get_zorder()
     ax = plot.power_laws({"a": (xs, xs)}, xlabel="n", ylabel="y", fit_last=None)
     assert len(ax.get_lines()) == 1
     with pytest.raises(ValueError, match="fit_last"):

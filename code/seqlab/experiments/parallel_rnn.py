@@ -271,10 +271,12 @@ def recorded_test_windows(corpus: CharCorpus, s: dict, seed: int) -> torch.Tenso
 
 def best_rates(runs: list[dict], lrs: list[float]) -> dict:
     """Per arch: the mean validation loss over seeds at each rate of ``lrs``, the rate with the lowest, whether it lies
-    inside the grid, and at that rate every seed's test loss (``runlog.choose_rate``; chapter 13, section 13.10)."""
+    inside the grid, and at that rate every seed's validation and test loss (``runlog.choose_rate``; chapter 13,
+    section 13.10)."""
     chosen = choose_rate(runs, lambda r: r["arch"], lambda r: r["val_loss"], lrs=lrs)
     return {arch: {"mean_val": c["mean"], "lr": c["lr"], "bracketed": c["bracketed"],
-                   "seeds": [r["seed"] for r in c["runs"]], "test_loss": [r["test_loss"] for r in c["runs"]]}
+                   "seeds": [r["seed"] for r in c["runs"]], "val_loss": [r["val_loss"] for r in c["runs"]],
+                   "test_loss": [r["test_loss"] for r in c["runs"]]}
             for arch, c in chosen.items()}
 
 

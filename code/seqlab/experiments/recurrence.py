@@ -214,23 +214,29 @@ SPECS = {
 }
 
 
+RECALL_TRAINING = dict(batch=64, lr=3e-3, clip=1.0, eval_every=50, n_eval=1024, stop_at=0.98)
+"""How ``recall_accuracy`` trains and scores (chapter 4 glues these into its prose and its standard error)."""
+
+
 def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, device=None,
                     progress: bool | None = None, return_model: bool = False) -> tuple:
-    """Train a fresh model on delayed recall at ``lag``; return its accuracy on 1,024 held-out sequences and the steps taken (chapter 4).
+    """Train a fresh model on delayed recall at ``lag``; return its accuracy on ``RECALL_TRAINING["n_eval"]`` (1,024)
+    held-out sequences and the steps taken (chapter 4).
 
-    ``spec`` holds the ``RecurrentLM`` options of the cell (``SPECS``); it trains on batches of 64 fresh
-    sequences (AdamW at 3e-3, clipped at 1) and stops early once
-    the accuracy on those same held-out sequences passes 0.98, so the accuracy returned is the stopping
-    set's. ``return_model``: also return the trained model, third.
+    ``spec`` holds the ``RecurrentLM`` options of the cell (``SPECS``); it trains on batches of fresh sequences
+    (AdamW, clipped; sizes, rate and threshold in ``RECALL_TRAINING``), scores the held-out sequences every
+    ``eval_every`` steps and stops early once their accuracy passes ``stop_at``, so the accuracy returned is the
+    stopping set's. ``return_model``: also return the trained model, third.
     """
     task = DelayedRecall(lag=lag, vocab=8)
     gen = seed_everything(seed)
     model = RecurrentLM(task.input_vocab, 16, width, form="fused", **spec).to(device)
-    x_eval, y_eval = (t.to(device) for t in task.sample(1024, generator=held_out(seed)))
+    r = RECALL_TRAINING
+    x_eval, y_eval = (t.to(device) for t in task.sample(r["n_eval"], generator=held_out(seed)))
     history = train(
-        model, lambda: task.sample(64, gen), steps=steps, lr=3e-3, clip=1.0, eval_every=50,
+        model, lambda: task.sample(r["batch"], gen), steps=steps, lr=r["lr"], clip=r["clip"], eval_every=r["eval_every"],
         eval_fn=lambda m: {"acc": accuracy(m(x_eval)[0], y_eval)},
-        stop_when=lambda h: h.eval["acc"][-1] > 0.98, progress=progress, desc=f"{spec['cell']} lag {lag}",
+        stop_when=lambda h: h.eval["acc"][-1] > r["stop_at"], progress=progress, desc=f"{spec['cell']} lag {lag}",
     )
     return (history.final("acc"), history.steps) + ((model,) if return_model else ())
 
