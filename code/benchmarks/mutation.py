@@ -116,6 +116,10 @@ EQUIVALENT = [
      'range(s["max_order"])},', "5", "6", "the decimals a results file keeps of a per-window loss"),
     ("seqlab/experiments/recall.py", '"chance": task.chance, "seconds": round(h.seconds, 3)}', "3", "4",
      "the decimals a results file keeps of a run's seconds"),
+    # seed 101's (read after that run)
+    ("seqlab/experiments/recall.py", '"selective": {"chunk": 16}}', "16", "17",
+     "chapter 12's selective layer's chunk length for its chunked form: every length gives the same output (the harness "
+     "checks chunks that do and do not divide T)"),
     # seed 12's (read after that run)
     ("seqlab/experiments/encoder_decoder.py", "bar.update(1)", "1", "2", "a progress bar's count"),
     ("seqlab/experiments/distributed.py", "if k == 0 and len(indices) > 1:", ">", ">=",

@@ -763,21 +763,36 @@ def test_train_adder_uses_plain_sgd_or_leaves_the_default_adamw(monkeypatch, opt
         assert got["optimizer"].defaults["lr"] == 0.05 and got["optimizer"].defaults["momentum"] == 0
 
 
-def test_recall_accuracy_trains_on_batches_of_64_fresh_sequences(monkeypatch):
-    """Chapter 4's delayed recall, as its docstring says: batches of 64 sequences, each call a new draw."""
+def test_recall_accuracy_trains_and_scores_as_recall_training_says(monkeypatch):
+    """Chapter 4's delayed recall trains and scores with ``RECALL_TRAINING``, the settings the chapter glues into its
+    prose and its standard error: batches of ``batch`` new sequences per call, the rate, the clipping, how often it
+    scores, on how many held-out sequences, and the threshold that stops it (strictly above)."""
+    from types import SimpleNamespace
+
     from seqlab.experiments import recurrence
 
-    got = {}
+    r, got = recurrence.RECALL_TRAINING, {}
 
     def fake_train(model, batches, **kw):
-        got["a"], got["b"] = batches(), batches()
-        raise StopIteration  # the batches are all this test reads
+        got.update(kw, a=batches(), b=batches())
+        raise StopIteration  # what the trainer was handed is all this test reads
 
     monkeypatch.setattr(recurrence, "train", fake_train)
     with pytest.raises(StopIteration):
         recurrence.recall_accuracy(recurrence.SPECS["RNN"], 5, 0, steps=1, width=4)
     (xa, ya), (xb, yb) = got["a"], got["b"]
-    assert xa.shape[0] == ya.shape[0] == 64 and xb.shape[0] == 64 and not torch.equal(xa, xb)
+    assert xa.shape[0] == ya.shape[0] == r["batch"] == xb.shape[0] and not torch.equal(xa, xb)
+    assert (got["lr"], got["clip"], got["eval_every"]) == (r["lr"], r["clip"], r["eval_every"])
+    seen = []
+
+    def model(x):  # records how many sequences it is scored on
+        seen.append(x.shape[0])
+        return torch.zeros(*x.shape, 16), None
+
+    got["eval_fn"](model)
+    assert seen == [r["n_eval"]]
+    history = lambda acc: SimpleNamespace(eval={"acc": [acc]})  # noqa: E731
+    assert not got["stop_when"](history(r["stop_at"])) and got["stop_when"](history(r["stop_at"] + 1e-6))
 
 
 def test_encoder_decoder_validates_on_every_trained_length_max_len_included(monkeypatch):
@@ -913,3 +928,44 @@ def test_adamw_defaults_are_pytorchs():
             w.grad = g.clone()
             opt.step()
     torch.testing.assert_close(p, q)
+
+
+def test_copier_scores_at_the_cadence_of_the_recorded_runs(monkeypatch):
+    """Chapter 13's recorded copying runs (``results/copying.json``) were scored every ``eval_every`` steps of
+    ``train_copier``'s default, which ``copier_run`` uses: the recorded curves' spacing is that default, so a rerun
+    of the sweep reproduces the file's curves step for step."""
+    import json
+
+    from seqlab import experiments
+    from seqlab.experiments import ssm as ssm_exp
+
+    recorded = json.loads((experiments.results_dir() / "copying.json").read_text())
+    spacing = {b - a for run in recorded["results"]["runs"] for a, b in zip(run["curve"]["step"], run["curve"]["step"][1:])}
+    got = {}
+
+    def fake_train(model, batches, **kw):
+        got.update(kw)
+        raise StopIteration
+
+    monkeypatch.setattr(ssm_exp, "train", fake_train)
+    with pytest.raises(StopIteration):
+        ssm_exp.train_copier("s4d", ssm_exp.CopyTask(length=5, vocab=4), 0, d_model=8, d_state=2, batch=4, lr=0.01, steps=1)
+    assert spacing == {got["eval_every"]}
+
+
+def test_recall_summarise_by_hand_one_seed_and_three():
+    """Chapter 12's recall table (``recall.summarise``): per cell, the mean, min and max over its seeds, with the
+    cell's sizes read from its runs; a sweep run with one seed (``--seeds 0``) summarises too."""
+    from seqlab.experiments import recall
+
+    def run(seed, acc, arch="linear", n_pairs=4):
+        return {"arch": arch, "width": 16, "n_pairs": n_pairs, "lr": 0.01, "seed": seed, "accuracy": acc,
+                "state_bytes": 1024, "params": 5000, "d_phi": 16, "steps": 100 + seed}
+
+    one = recall.summarise([run(0, 0.5)])
+    assert one == [{"arch": "linear", "width": 16, "n_pairs": 4, "lr": 0.01, "seeds": 1, "mean": 0.5, "min": 0.5,
+                    "max": 0.5, "state_bytes": 1024, "params": 5000, "d_phi": 16, "load": 0.25, "steps": 100}]
+    three = recall.summarise([run(0, 0.2), run(1, 0.5), run(2, 0.8), run(0, 1.0, arch="softmax")])
+    lin = next(c for c in three if c["arch"] == "linear")
+    assert (lin["seeds"], lin["min"], lin["max"], lin["steps"]) == (3, 0.2, 0.8, 102)
+    assert lin["mean"] == pytest.approx(0.5)

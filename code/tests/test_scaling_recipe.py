@@ -120,6 +120,11 @@ def test_the_sweep_widens_a_flat_grid(monkeypatch):
     res = scaling.scaling("tiny", seeds=[0])
     assert all(len(c["grid"]) == 4 and c["bracketed"] for c in res["lr_choice"])
     assert all(len(r["lr_grid"]) == 3 for r in res["isoflop"])
+    s["flat"], s["max_widen"] = 0.01, 0  # the same flat grid, no widening allowed: an error, not a grid taken as it is
+    with pytest.raises(ValueError, match="after widening it 0 times"):
+        scaling.scaling("tiny", seeds=[0])
+    s["max_widen"] = 1  # one widening is all this grid needs
+    assert all(c["bracketed"] for c in scaling.scaling("tiny", seeds=[0])["lr_choice"])
 
 
 def test_windows_are_spread_across_the_split():
