@@ -98,7 +98,7 @@ def lstm_gates(cell: torch.nn.Module, x: torch.Tensor, state=None) -> dict[str, 
     With the weights stacked ``[i, f, g, o]`` as in ``seqlab.models.LSTMCell`` (and PyTorch):
 
         i_t = σ(W_xi x_t + b_xi + W_hi h_{t-1} + b_hi)   (f_t, o_t alike),
-        g_t = tanh(W_xg x_t + b_xg + W_hg h_{t-1} + b_hg),
+        g_t = tanh(W_xg x_t + b_xg + W_hg h_{t-1} + b_hg)   (the candidate, the book's c̃_t; PyTorch's g_t),
         c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t,   h_t = o_t ⊙ tanh(c_t).
 
     Returns ``{"i", "f", "g", "o", "c", "h"}`` and ``"write"`` = i_t ⊙ g_t, what step t adds to the
