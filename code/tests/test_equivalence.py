@@ -106,3 +106,39 @@ def test_registry_rejects_bad_families():
         ops.Family(name="x", chapter=0, forms={"loop": abs}, make=None)
     with pytest.raises(TypeError, match="expects a Family"):
         ops.register_family("lstm")
+
+
+
+def _slices_of_length(t: torch.Tensor, T: int) -> list[str]:
+    """Every select or slice node in the autograd graph behind ``t`` that reads a tensor with a dimension of T."""
+    seen, stack, found = set(), [t.grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        name = type(node).__name__
+        if name in ("SelectBackward0", "SliceBackward0") and T in tuple(node._saved_self_sym_sizes):
+            found.append(name)
+        stack.extend(n for n, _ in node.next_functions)
+    return found
+
+
+@pytest.mark.parametrize("family_name", sorted(ops.FAMILIES))
+def test_step_by_step_forms_take_their_inputs_without_a_slice_per_step(family_name):
+    """A loop that reads ``x[:, t]`` adds, in the backward pass, a gradient the size of the whole input for every
+    step: O(T²) hidden in a linear loop (chapter 9). The forms take their steps and chunks with ``unbind``/``split``
+    (one node for all of them): the select and slice nodes that read a tensor of the sequence's length (a final
+    state's ``[:, -1]``, an unpadding ``[:, :T]``) are as many at T = 17 as at T = 13, not one more per step."""
+    family = ops.FAMILIES[family_name]
+
+    def counts(T):  # T prime: no other size of the problem, and not a multiple of the chunk
+        problem = family.make(ops.Case(B=2, T=T, D=4, H=4, chunk=4), torch.Generator().manual_seed(0))
+        inputs = {k: v.detach().requires_grad_() if v.is_floating_point() else v for k, v in problem.inputs.items()}
+        problem = ops.Problem(inputs=inputs, params=problem.params, state=problem.state, options=problem.options)
+        return {form: len(_slices_of_length(ops.run_form(family, form, problem)[0], T)) for form in family.forms}
+
+    short, long = counts(13), counts(17)
+    if family_name == "softmax_attention":  # its loop reads each query's visible prefix of keys, K[:, :, :t + 1]: a slice
+        short.pop("loop"), long.pop("loop")  # per query, O(T² d) like the attention itself, not a hidden extra order
+    assert long == short

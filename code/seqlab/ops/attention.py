@@ -217,9 +217,9 @@ def attention_loop(q, k, v, state=None, *, causal: bool = True, mask=None, bias=
     K, V, allowed, scale, T_past = _prepare(q, k, v, state, causal, mask, bias, scale)
     B, H, T, T_k = *q.shape[:3], K.shape[2]
     ys, rows = [], []
-    for i in range(T):
+    for i, q_i in enumerate(q.unbind(2)):  # unbind: one stacked gradient for q, not a full-size one per query
         keys = min(T_past + i + 1, T_k) if causal else T_k  # the keys query i may see
-        s = (K[:, :, :keys] @ q[:, :, i, :, None])[..., 0] * scale  # (B, H, keys): q_i . k_j / sqrt(d)
+        s = (K[:, :, :keys] @ q_i[..., None])[..., 0] * scale  # (B, H, keys): q_i . k_j / sqrt(d)
         if bias is not None:
             s = s + _row(bias, i, keys)
         if mask is not None:
@@ -279,9 +279,9 @@ def attention_stream(q, k, v, state=None, *, causal: bool = True, mask=None, bia
         raise ValueError(f"the step form reads one new key per new query: q has {q.shape[2]} positions, "
                          f"k {k.shape[2]} (cross-attention needs the parallel, loop or fused form)")
     ys = []
-    for t in range(q.shape[2]):
+    for t, (q_t, k_t, v_t) in enumerate(zip(q.unbind(2), k.unbind(2), v.unbind(2))):
         bias_t = _row(bias, t, T_past + t + 1)
-        y_t, state = attention_step(q[:, :, t], k[:, :, t], v[:, :, t], state=state, scale=scale, bias_t=bias_t)
+        y_t, state = attention_step(q_t, k_t, v_t, state=state, scale=scale, bias_t=bias_t)
         ys.append(y_t)
     y = torch.stack(ys, dim=2)  # (B, H, T, d_v)
     return (y, state, None) if need_weights else (y, state)

@@ -147,11 +147,11 @@ def linear_attention_loop(q, k, v, state=None, *, feature_map: str = "elu1", nor
     S, z = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
     fq, fk = _phi(q, feature_map), _phi(k, feature_map)  # (B, T, d_φ)
     ys = []
-    for t in range(T):
-        S = S + fk[:, t, :, None] * v[:, t, None, :]  # (B, d_φ, d_v): add the outer product φ(k_t)ᵀ v_t
-        z = z + fk[:, t]  # (B, d_φ)
-        num = (fq[:, t, :, None] * S).sum(1)  # (B, d_v)
-        den = (fq[:, t] * z).sum(-1)  # (B,)
+    for fq_t, fk_t, v_t in zip(fq.unbind(1), fk.unbind(1), v.unbind(1)):  # unbind: one stacked gradient, not T full-size ones
+        S = S + fk_t[:, :, None] * v_t[:, None, :]  # (B, d_φ, d_v): add the outer product φ(k_t)ᵀ v_t
+        z = z + fk_t  # (B, d_φ)
+        num = (fq_t[:, :, None] * S).sum(1)  # (B, d_v)
+        den = (fq_t * z).sum(-1)  # (B,)
         ys.append(_read(num, den, normalize))
     return torch.stack(ys, dim=1), (S, z)  # (B, T, d_v)
 
@@ -190,8 +190,7 @@ def linear_attention_chunked(q, k, v, state=None, *, feature_map: str = "elu1", 
     S, z = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
     fq, fk = _phi(q, feature_map), _phi(k, feature_map)  # (B, T, d_φ)
     ys = []
-    for start in range(0, T, chunk):
-        qc, kc, vc = fq[:, start:start + chunk], fk[:, start:start + chunk], v[:, start:start + chunk]
+    for qc, kc, vc in zip(fq.split(chunk, 1), fk.split(chunk, 1), v.split(chunk, 1)):  # split: one gradient for all chunks
         L = qc.shape[1]
         mask = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
         scores = (qc @ kc.transpose(1, 2)).masked_fill(~mask, 0.0)  # (B, L, L)
@@ -210,9 +209,8 @@ def linear_attention_stream(q, k, v, state=None, *, feature_map: str = "elu1", n
     B, T, d_k = q.shape
     state = _initial_state(state, B, feature_dim(d_k, feature_map), v.shape[-1], q, gated=False)
     ys = []
-    for t in range(T):
-        y_t, state = linear_attention_step(q[:, t], k[:, t], v[:, t], state=state, feature_map=feature_map,
-                                           normalize=normalize)
+    for q_t, k_t, v_t in zip(q.unbind(1), k.unbind(1), v.unbind(1)):
+        y_t, state = linear_attention_step(q_t, k_t, v_t, state=state, feature_map=feature_map, normalize=normalize)
         ys.append(y_t)
     return torch.stack(ys, dim=1), state
 
@@ -257,9 +255,9 @@ def gated_linear_attention_loop(q, k, v, log_alpha, state=None, *, feature_map: 
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     alpha = torch.exp(la)  # (B, T, d_k)
     ys = []
-    for t in range(q.shape[1]):
-        S = alpha[:, t, :, None] * S + fk[:, t, :, None] * v[:, t, None, :]  # (B, d_k, d_v)
-        ys.append((fq[:, t, :, None] * S).sum(1))  # (B, d_v)
+    for a_t, fq_t, fk_t, v_t in zip(alpha.unbind(1), fq.unbind(1), fk.unbind(1), v.unbind(1)):  # one stacked gradient
+        S = a_t[:, :, None] * S + fk_t[:, :, None] * v_t[:, None, :]  # (B, d_k, d_v)
+        ys.append((fq_t[:, :, None] * S).sum(1))  # (B, d_v)
     return torch.stack(ys, dim=1), S
 
 
@@ -356,8 +354,8 @@ def gated_linear_attention_stream(q, k, v, log_alpha, state=None, *, feature_map
     """The streaming form: ``gated_linear_attention_step`` on one token after another (chapter 12)."""
     fq, fk, la, S = _gated_setup(q, k, v, log_alpha, state, feature_map)
     ys = []
-    for t in range(q.shape[1]):
-        y_t, S = gated_linear_attention_step(q[:, t], k[:, t], v[:, t], la[:, t], state=S, feature_map=feature_map)
+    for q_t, k_t, v_t, la_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), la.unbind(1)):
+        y_t, S = gated_linear_attention_step(q_t, k_t, v_t, la_t, state=S, feature_map=feature_map)
         ys.append(y_t)
     return torch.stack(ys, dim=1), S
 
@@ -454,10 +452,10 @@ def delta_rule_loop(q, k, v, beta, state=None, *, chunk=None):
     """
     S = _delta_setup(q, k, v, beta, state)
     ys = []
-    for t in range(q.shape[1]):
-        old = (k[:, t, :, None] * S).sum(1)  # (B, d_v): k_tᵀ S_{t-1}
-        S = S + beta[:, t, None, None] * k[:, t, :, None] * (v[:, t] - old)[:, None, :]  # (B, d_k, d_v)
-        ys.append((q[:, t, :, None] * S).sum(1))  # (B, d_v)
+    for q_t, k_t, v_t, beta_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1)):
+        old = (k_t[:, :, None] * S).sum(1)  # (B, d_v): k_tᵀ S_{t-1}
+        S = S + beta_t[:, None, None] * k_t[:, :, None] * (v_t - old)[:, None, :]  # (B, d_k, d_v)
+        ys.append((q_t[:, :, None] * S).sum(1))  # (B, d_v)
     return torch.stack(ys, dim=1), S
 
 
@@ -522,8 +520,8 @@ def delta_rule_stream(q, k, v, beta, state=None, *, chunk=None):
     """The streaming form: ``delta_rule_step`` on one token after another (chapter 12)."""
     S = _delta_setup(q, k, v, beta, state)
     ys = []
-    for t in range(q.shape[1]):
-        y_t, S = delta_rule_step(q[:, t], k[:, t], v[:, t], beta[:, t], state=S)
+    for q_t, k_t, v_t, beta_t in zip(q.unbind(1), k.unbind(1), v.unbind(1), beta.unbind(1)):
+        y_t, S = delta_rule_step(q_t, k_t, v_t, beta_t, state=S)
         ys.append(y_t)
     return torch.stack(ys, dim=1), S
 

@@ -115,8 +115,8 @@ def mingru_stream(x, W_z, b_z, W_h, b_h, state=None, chunk=None):
     H = _check(x, [("W_z", W_z), ("b_z", b_z), ("W_h", W_h), ("b_h", b_h)])
     h = _state(state, x, H)
     ys = []
-    for t in range(x.shape[1]):
-        y_t, h = mingru_step(x[:, t], W_z, b_z, W_h, b_h, state=h)
+    for x_t in x.unbind(1):
+        y_t, h = mingru_step(x_t, W_z, b_z, W_h, b_h, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 
@@ -195,8 +195,8 @@ def minlstm_stream(x, W_f, b_f, W_i, b_i, W_h, b_h, state=None, chunk=None):
     H = _check(x, list(zip(_LSTM_NAMES, (W_f, b_f, W_i, b_i, W_h, b_h))))
     h = _state(state, x, H)
     ys = []
-    for t in range(x.shape[1]):
-        y_t, h = minlstm_step(x[:, t], W_f, b_f, W_i, b_i, W_h, b_h, state=h)
+    for x_t in x.unbind(1):
+        y_t, h = minlstm_step(x_t, W_f, b_f, W_i, b_i, W_h, b_h, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 

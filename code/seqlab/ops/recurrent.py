@@ -154,8 +154,8 @@ def _loop(family: str, x, W_x, W_h, b_x, b_h, state=None, **options):
     for l in range(len(W_x)):  # every layer reads the whole output sequence of the one below
         s = tuple(p[l] for p in parts)  # each (B, H)
         outputs = []
-        for t in range(x.shape[1]):
-            s = cell(x[:, t], s, W_x[l], W_h[l], b_x[l], b_h[l])
+        for x_t in x.unbind(1):  # views whose backward is one stack: x[:, t] would add a (B, T, D) gradient per step
+            s = cell(x_t, s, W_x[l], W_h[l], b_x[l], b_h[l])
             outputs.append(s[0])  # h_t
         x = torch.stack(outputs, dim=1)  # (B, T, H): the inputs of the next layer
         final.append(s)
@@ -176,8 +176,8 @@ def _step(family: str, x_t, W_x, W_h, b_x, b_h, state=None, **options):
 def _stream(family: str, x, W_x, W_h, b_x, b_h, state=None, **options):
     _check(family, x, W_x, W_h, b_x, b_h, state, options)
     ys = []
-    for t in range(x.shape[1]):
-        y_t, state = _step(family, x[:, t], W_x, W_h, b_x, b_h, state, **options)
+    for x_t in x.unbind(1):
+        y_t, state = _step(family, x_t, W_x, W_h, b_x, b_h, state, **options)
         ys.append(y_t)
     return torch.stack(ys, dim=1), state  # (B, T, H)
 

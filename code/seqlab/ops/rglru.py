@@ -130,8 +130,8 @@ def rglru_stream(x, W_a, b_a, W_x, b_x, Lambda, state=None, chunk=None):
     _check(x, W_a, b_a, W_x, b_x, Lambda)
     h = _state(state, x)
     ys = []
-    for t in range(x.shape[1]):
-        y_t, h = rglru_step(x[:, t], W_a, b_a, W_x, b_x, Lambda, state=h)
+    for x_t in x.unbind(1):
+        y_t, h = rglru_step(x_t, W_a, b_a, W_x, b_x, Lambda, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 

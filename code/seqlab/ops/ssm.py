@@ -152,9 +152,9 @@ def s4d_loop(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
     A_bar, B_bar = s4d_discretize(log_dt, log_A_real, A_imag, B)
     C_c = _complex(C)
     ys = []
-    for t in range(u.shape[1]):
-        h = A_bar * h + B_bar * u[:, t, :, None]  # (B, D, N)
-        ys.append(2.0 * (C_c * h).sum(-1).real + D * u[:, t])  # (B, D)
+    for u_t in u.unbind(1):  # unbind: one stacked gradient, not a full-size one per step
+        h = A_bar * h + B_bar * u_t[:, :, None]  # (B, D, N)
+        ys.append(2.0 * (C_c * h).sum(-1).real + D * u_t)  # (B, D)
     return torch.stack(ys, dim=1), torch.view_as_real(h)  # (B, T, D), (B, D, N, 2)
 
 
@@ -193,8 +193,8 @@ def s4d_stream(u, log_dt, log_A_real, A_imag, B, C, D, state=None):
     h = _s4d_state(state, u, N)
     A_bar, B_bar = s4d_discretize(log_dt, log_A_real, A_imag, B)
     ys = []
-    for t in range(u.shape[1]):
-        y_t, h = s4d_step(u[:, t], A_bar, B_bar, C, D, state=h)
+    for u_t in u.unbind(1):
+        y_t, h = s4d_step(u_t, A_bar, B_bar, C, D, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), torch.view_as_real(h)
 
@@ -252,8 +252,8 @@ def selective_scan_stream(u, delta, A, B, C, D, state=None, chunk=None):
     N = _check_scan(u, delta, A, B, C, D)
     h = _scan_state(state, u, N)
     ys = []
-    for t in range(u.shape[1]):
-        y_t, h = selective_scan_step(u[:, t], delta[:, t], A, B[:, t], C[:, t], D, state=h)
+    for u_t, delta_t, B_t, C_t in zip(u.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1)):
+        y_t, h = selective_scan_step(u_t, delta_t, A, B_t, C_t, D, state=h)
         ys.append(y_t)
     return torch.stack(ys, dim=1), h
 
