@@ -149,9 +149,6 @@ EQUIVALENT = [
      "whether a progress bar redraws at once"),
     ("seqlab/experiments/parallel_rnn.py", "x = torch.randint(0, vocab, (B, T), generator=g)", "0", "1",
      "the token ids of a timing benchmark's input: another input, the same work"),
-    ("seqlab/ops/linear_attention.py", "L = fq.shape[-2]", "2", "3",
-     "the reference step r of the factored scores: any step of the chunk is exact, and |b - r| stays within the span "
-     "_factored_ok checks"),
     ("seqlab/ops/linear_attention.py",
      "_FACTOR_LIMIT = {torch.float32: 30.0, torch.float64: 300.0, torch.bfloat16: 30.0, torch.float16: 5.0}",
      "30.0", "60.0", "a safety margin: e^(+-60) is still inside float32's range (e^88), so no input tells 30 from 60"),

@@ -280,18 +280,22 @@ def _decayed_scores(fq, fk, b):
 _FACTOR_LIMIT = {torch.float32: 30.0, torch.float64: 300.0, torch.bfloat16: 30.0, torch.float16: 5.0}
 
 
-def _decayed_scores_factored(fq, fk, b):
-    """The same scores as ``_decayed_scores``, as one matrix product per chunk (chapter 12).
+def _chunk_terms(Q, K, b):
+    """Each chunk's decayed scores D, φ(K) ⊙ e^{b_L − b} and φ(Q) ⊙ e^{b}, from one exponential (chapter 12).
 
-    e^{b_t − b_s} = e^{b_t − r} e^{r − b_s} with r = b at the chunk's middle step, so the scores are
-    tril((φ(Q) ⊙ e^{b − r}) (φ(K) ⊙ e^{r − b})ᵀ): a batched matmul instead of L(L+1)/2 × d_k decays.
-    Exact in real arithmetic; in floating point only while |b − r| is small enough that neither factor
-    overflows or underflows, which the caller checks (``_factored_ok``). The entries above the diagonal
-    (s > t) are finite and dropped by ``tril``.
+    ``Q, K, b`` (…, L, d_k), ``b`` the cumulative log decay from the chunk's start. With r = b at the
+    chunk's middle step and E = e^{b − r}: e^{b_t − b_s} = E_t / E_s, so D = tril((φ(Q) ⊙ E)(φ(K) ⊘ E)ᵀ)
+    is one matrix product per chunk instead of L(L+1)/2 × d_k decays, and the two other terms reuse E:
+    φ(K) ⊙ e^{b_L − b} = (φ(K) ⊘ E) e^{b_L − r}, φ(Q) ⊙ e^{b} = (φ(Q) ⊙ E) e^{r}. Exact in real
+    arithmetic; in floating point only while |b − r| is small enough that neither E nor 1/E overflows or
+    underflows, which the caller checks (``_factored_ok``). The entries above the diagonal (s > t) are
+    finite and dropped by ``tril``.
     """
-    L = fq.shape[-2]
-    r = b[..., L // 2:L // 2 + 1, :]  # (…, 1, d_k)
-    return ((fq * torch.exp(b - r)) @ (fk * torch.exp(r - b)).transpose(-1, -2)).tril()  # (…, L, L)
+    L = Q.shape[-2]
+    r, b_L = b[..., L // 2:L // 2 + 1, :], b[..., -1:, :]  # (…, 1, d_k)
+    E = torch.exp(b - r)
+    Q_E, K_E = Q * E, K / E
+    return (Q_E @ K_E.transpose(-1, -2)).tril(), K_E * torch.exp(b_L - r), Q_E * torch.exp(r)
 
 
 def _factored_ok(b: torch.Tensor) -> bool:
@@ -325,7 +329,8 @@ def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_ma
 
     The decayed scores D and each chunk's increment (φ(K) ⊙ e^{b_L − b})ᵀ V do not depend on S, so they
     are computed for all chunks at once; only the two-term update of S runs chunk after chunk (T/L
-    steps). D is one matrix product per chunk when the chunk's decays allow (``_decayed_scores_factored``);
+    steps). D is one matrix product per chunk when the chunk's decays allow (``_chunk_terms``, which also
+    gets the other two terms from the same exponential);
     when a chunk decays by more than the dtype can factor (say e^{−30} in float32) it falls back to the
     L(L+1)/2 × d_k pairwise decays of ``_decayed_scores``, every exponent ≤ 0.
     """
@@ -333,20 +338,24 @@ def gated_linear_attention_chunked(q, k, v, log_alpha, state=None, *, feature_ma
     chunk = validate.positive_int("chunk", chunk)
     B, T, d_k = fq.shape
     n = -(-T // chunk)  # chunks
-    pad = (0, 0, 0, n * chunk - T)
-    Q, K, b = (F.pad(t, pad).reshape(B, n, chunk, d_k) for t in (fq, fk, la))  # (B, n, L, d_k)
-    V = F.pad(v, pad).reshape(B, n, chunk, -1)  # (B, n, L, d_v)
+    if n * chunk != T:  # pad the last chunk (a copy of every input, so only when T needs it)
+        fq, fk, la, v = (F.pad(t, (0, 0, 0, n * chunk - T)) for t in (fq, fk, la, v))
+    Q, K, b = (t.reshape(B, n, chunk, d_k) for t in (fq, fk, la))  # (B, n, L, d_k)
+    V = v.reshape(B, n, chunk, -1)  # (B, n, L, d_v)
     b = b.cumsum(2)  # log decay from the chunk's start
     b_L = b[:, :, -1:]  # (B, n, 1, d_k): the whole chunk's
-    scores = _decayed_scores_factored(Q, K, b) if _factored_ok(b.detach()) else _decayed_scores(Q, K, b)
+    if _factored_ok(b.detach()):
+        scores, K_L, Q_0 = _chunk_terms(Q, K, b)
+    else:
+        scores, K_L, Q_0 = _decayed_scores(Q, K, b), K * torch.exp(b_L - b), Q * torch.exp(b)
     y = scores @ V  # (B, n, L, d_v): inside each chunk
-    increments = (K * torch.exp(b_L - b)).transpose(-1, -2) @ V  # (B, n, d_k, d_v)
+    increments = K_L.transpose(-1, -2) @ V  # (B, n, d_k, d_v): (φ(K) ⊙ e^{b_L − b})ᵀ V
     decays = torch.exp(b_L).transpose(-1, -2)  # (B, n, d_k, 1)
     starts = []
     for decay, increment in zip(decays.unbind(1), increments.unbind(1)):  # across chunks
         starts.append(S)  # the state entering this chunk
         S = decay * S + increment
-    y = y + (Q * torch.exp(b)) @ torch.stack(starts, dim=1)  # everything before the chunk
+    y = y + Q_0 @ torch.stack(starts, dim=1)  # everything before the chunk: (φ(Q) ⊙ e^{b}) S
     return y.reshape(B, n * chunk, -1)[:, :T], S
 
 
