@@ -2,6 +2,7 @@
 record, and that a seed's encodings share their batches."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from seqlab.data.corpus import CharCorpus
@@ -73,3 +74,26 @@ def test_time_against_length_counts_cpu_seconds_when_asked():
                                                   generator=torch.Generator().manual_seed(0), clock=clock)
         assert ns_of == {name: [8, 16] for name in layers}
         assert all(t > 0 for ts in seconds.values() for t in ts)
+
+
+def test_time_against_length_gives_the_short_lengths_their_own_rounds(monkeypatch):
+    layers = {name: layer for name, layer in cost.cost_layers(8).items() if name in ("nn.LSTM", "attention, fused")}
+    n_max = {"nn.LSTM": 32, "attention, fused": 16}
+    groups = []
+    real = cost.time_calls
+
+    def spy(calls, *, repeats, **kw):
+        groups.append((sorted(calls), repeats))
+        return real(calls, repeats=repeats, **kw)
+
+    monkeypatch.setattr(cost, "time_calls", spy)
+    seconds, ns_of = cost.time_against_length(layers, [8, 16, 32], n_max, batch=1, d=8, repeats=1, short_rounds=(16, 3),
+                                              generator=torch.Generator().manual_seed(0))
+    assert groups == [([("attention, fused", 8), ("attention, fused", 16), ("nn.LSTM", 8), ("nn.LSTM", 16)], 3),
+                      ([("nn.LSTM", 32)], 1)]                       # each group's layers side by side, its own rounds
+    assert ns_of == {"nn.LSTM": [8, 16, 32], "attention, fused": [8, 16]}
+    assert [len(seconds[name]) for name in layers] == [3, 2]
+    for bad in ((16,), (0, 3), (16, 0)):
+        with pytest.raises(ValueError, match="short_rounds"):
+            cost.time_against_length(layers, [8], n_max, batch=1, d=8, repeats=1, short_rounds=bad,
+                                     generator=torch.Generator().manual_seed(0))

@@ -55,20 +55,30 @@ def run_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def time_against_length(layers: dict, ns, n_max: dict, *, batch: int, d: int, repeats: int,
-                        generator: torch.Generator, device=None, clock: str = "wall") -> tuple[dict, dict]:
+                        generator: torch.Generator, device=None, clock: str = "wall",
+                        short_rounds: tuple[int, int] | None = None) -> tuple[dict, dict]:
     """Forward + backward time of each layer (width ``d``) at each length n <= ``n_max[name]`` (chapter 9).
 
-    Returns ``(seconds, ns_of)``: ``seconds[name]`` the fastest call at each of ``ns_of[name]``. ``clock="cpu"``
-    counts the process's CPU seconds (``measure.time_calls``): with one thread, time other processes take is not counted.
+    Returns ``(seconds, ns_of)``: ``seconds[name]`` the fastest call at each of ``ns_of[name]``. Every (layer, n)
+    is timed in rounds over all of them, so load falls on all alike. ``short_rounds=(n_short, k)`` times the lengths
+    n <= n_short in rounds of their own, k of them: calls of a few milliseconds, so that many rounds cost little and a
+    burst of load cannot decide which short length is the cheapest. ``clock="cpu"`` counts the process's CPU seconds
+    (``measure.time_calls``): with one thread, time other processes take is not counted.
     """
     def forward_backward(layer, n):
         x = torch.randn(batch, n, d, generator=generator).to(device).requires_grad_()   # (B, n, d)
         return lambda: run_layer(layer, x).sum().backward()
 
+    if short_rounds is not None and (len(short_rounds) != 2 or min(short_rounds) < 1):
+        raise ValueError(f"short_rounds must be (longest short length, rounds), both positive, got {short_rounds!r}")
     ns_of = {name: [n for n in ns if n <= n_max[name]] for name in layers}
-    calls = {(name, n): forward_backward(layer, n) for n in ns for name, layer in layers.items()
-             if n in ns_of[name]}
-    timings = time_calls(calls, repeats=repeats, device=device, clock=clock)   # rounds over every (layer, n), shortest first
+    n_short, k_short = short_rounds or (0, repeats)
+    timings = {}
+    for group, k in (([n for n in ns if n <= n_short], k_short), ([n for n in ns if n > n_short], repeats)):
+        calls = {(name, n): forward_backward(layer, n) for n in group for name, layer in layers.items()
+                 if n in ns_of[name]}
+        if calls:   # rounds over every (layer, n) of the group, shortest first
+            timings.update(time_calls(calls, repeats=k, device=device, clock=clock))
     return {name: [timings[name, n].min for n in ns_of[name]] for name in layers}, ns_of
 
 
@@ -76,10 +86,10 @@ SETTINGS = {
     "tiny": dict(batch=1, d=16, ns=[16, 32, 64], fit_last=3, repeats=2,
                  n_max={"LSTM, Python loop": 32, "nn.LSTM": 64, "attention, by hand": 64, "attention, fused": 64}),
     "quick": dict(batch=4, d=64, ns=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096], fit_last=3, repeats=5,
-                  n_max={"LSTM, Python loop": 1024, "nn.LSTM": 2048, "attention, by hand": 2048,
+                  short_rounds=(256, 20), n_max={"LSTM, Python loop": 1024, "nn.LSTM": 2048, "attention, by hand": 2048,
                          "attention, fused": 4096}),                                      # chapter 9's
     "full": dict(batch=8, d=128, ns=[64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384], fit_last=3, repeats=5,
-                 n_max={"LSTM, Python loop": 2048, "nn.LSTM": 16384, "attention, by hand": 8192,
+                 short_rounds=(512, 20), n_max={"LSTM, Python loop": 2048, "nn.LSTM": 16384, "attention, by hand": 8192,
                         "attention, fused": 16384}),
 }
 
@@ -106,7 +116,7 @@ def cost(scale: str = "quick", seeds=(0,), device=None, progress: bool = False) 
         g = seed_everything(seed)
         layers = cost_layers(s["d"], device)
         seconds, ns_of = time_against_length(layers, s["ns"], s["n_max"], batch=s["batch"], d=s["d"], repeats=s["repeats"],
-                                             generator=g, device=device)
+                                             short_rounds=s.get("short_rounds"), generator=g, device=device)
         k = s["fit_last"]
         slope = {name: fit_slope(ns_of[name][-k:], t[-k:]) for name, t in seconds.items()}
         common = ns_of["nn.LSTM"]
