@@ -154,6 +154,8 @@ EQUIVALENT = [
      "30.0", "60.0", "a safety margin: e^(+-60) is still inside float32's range (e^88), so no input tells 30 from 60"),
     ("seqlab/ops/ssm.py", "m = max(1, math.isqrt(T - 1) + 1) if T > 1 else 1", ">", ">=",
      "for T = 1 both branches give m = 1"),
+    ("seqlab/ops/recurrent.py", "H = W_h[0].shape[-1]", "-", "",
+     "the line before refuses a W_h[0] that is not 2-D, so its last axis is axis 1"),
     # seed 44's (read after that run)
     ("seqlab/ops/minrnn.py", "return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))", ">=", ">",
      "log g is continuous at 0: log(0 + 1/2) = -softplus(0)"),

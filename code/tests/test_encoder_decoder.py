@@ -357,3 +357,17 @@ def test_head_alignment_reads_each_head_and_signs_the_misses():
     assert out["offsets"] == {}                                 # the average still peaks on the right position
     out = ed.head_alignment(weights(0.9, 1.0), align)
     assert out["aligned"] == [[1.0, 0.0]] and out["offsets"] == {1: 1.0}   # now every averaged miss is one later
+
+
+def test_head_alignment_counts_near_within_one_position_only():
+    """``near`` is |argmax - right position| <= 1: a head one off is near, a head two off (either side) is not."""
+    from seqlab.experiments import encoder_decoder as ed
+    B, T, S = 2, 3, 7
+    align = torch.tensor([[4, 3, 2], [4, 3, 2]])
+    w = torch.zeros(B, 1, 5, T, S)
+    for h, shift in enumerate((0, 1, -1, 2, -2)):               # each head peaks `shift` positions from the right one
+        for i in range(T):
+            w[:, 0, h, i, align[0, i] + shift] = 1.0
+    out = ed.head_alignment(w, align)
+    assert out["aligned"] == [[1.0, 0.0, 0.0, 0.0, 0.0]]
+    assert out["near"] == [[1.0, 1.0, 1.0, 0.0, 0.0]]

@@ -502,3 +502,16 @@ def test_recurrent_forms_reject_bad_arguments():
     ]:
         with pytest.raises(exc, match=match):
             call()
+
+
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+def test_ops_stack_refuses_weights_of_the_wrong_rank_with_a_value_error(family):
+    """A layer's W_h must be (G·H, H): a 1-D or 3-D W_h is named, with the shape it should have, not an IndexError."""
+    G, H, D, L = {"rnn": 1, "lstm": 4, "gru": 3}[family], 4, 3, 1
+    x = torch.randn(2, 5, D)
+    good = dict(W_x=(torch.randn(G * H, D),), W_h=(torch.randn(G * H, H),), b_x=(torch.zeros(G * H),),
+                b_h=(torch.zeros(G * H),))
+    recurrent_ops.FORMS[family]["loop"](x, **good)                      # the right shapes run
+    for bad in (torch.randn(G * H), torch.randn(1, G * H, H)):
+        with pytest.raises(ValueError, match=r"W_h\[0\] of a .* layer must have (2 dimensions|shape)"):
+            recurrent_ops.FORMS[family]["loop"](x, **dict(good, W_h=(bad,)))

@@ -39,11 +39,11 @@ ARCHS = ("LSTM", "minGRU", "Transformer")
 
 SETTINGS = {
     "tiny": dict(params=12_000, n_layers=2, lengths=(16, 64), tokens=256, repeats=1, steps=20, context=32, batch=8,
-                 lr=3e-3, n_eval=4, depth_lengths=(8, 16)),
+                 lr=3e-3, clip=1.0, n_eval=4, depth_lengths=(8, 16)),
     "quick": dict(params=60_000, n_layers=2, lengths=(32, 128, 512, 2048), tokens=2048, repeats=3, steps=150,
-                  context=128, batch=16, lr=3e-3, n_eval=16, depth_lengths=(32, 64)),
+                  context=128, batch=16, lr=3e-3, clip=1.0, n_eval=16, depth_lengths=(32, 64)),
     "full": dict(params=1_000_000, n_layers=4, lengths=(64, 256, 1024, 4096), tokens=16384, repeats=5, steps=3000,
-                 context=512, batch=32, lr=1e-3, n_eval=64, depth_lengths=(64, 128)),
+                 context=512, batch=32, lr=1e-3, clip=1.0, n_eval=64, depth_lengths=(64, 128)),
 }
 
 
@@ -215,7 +215,7 @@ def run_one(s: dict, seed: int = 0, corpus: CharCorpus | None = None, progress: 
         out["params"][arch] = count_parameters(model)
         batches = batch_stream(seed)  # the same batches for every arch
         hist = train(model, lambda: corpus.batch("train", s["batch"], s["context"], generator=batches),
-                     steps=s["steps"], lr=s["lr"], clip=1.0, progress=progress, desc=arch)
+                     steps=s["steps"], lr=s["lr"], clip=s["clip"], progress=progress, desc=arch)
         out["val_loss"][arch] = evaluate(model, corpus, s["context"], s["n_eval"], generator=held_out(seed))
         out["seconds"][arch] = hist.seconds
         out["loss"][arch] = hist.loss

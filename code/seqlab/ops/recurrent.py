@@ -113,7 +113,10 @@ def _check(family: str, x, W_x, W_h, b_x, b_h, state, options: dict, ndim: int =
     if not len(W_h) == len(b_x) == len(b_h) == L:
         raise ValueError(f"W_x, W_h, b_x and b_h must have one tensor per layer each, got lengths "
                          f"{[len(w) for w in weights.values()]}")
-    G, H = GATES[family], W_h[0].shape[-1]
+    G = GATES[family]
+    if W_h[0].dim() != 2:  # H is read from it: a W_h of another rank would be blamed on W_x
+        raise ValueError(f"W_h[0] of a {family} layer must have 2 dimensions, ({G}·H, H), got shape {tuple(W_h[0].shape)}")
+    H = W_h[0].shape[-1]
     for l in range(L):
         D_l = x.shape[-1] if l == 0 else H
         want = {"W_x": (G * H, D_l), "W_h": (G * H, H), "b_x": (G * H,), "b_h": (G * H,)}
