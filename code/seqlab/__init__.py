@@ -15,7 +15,7 @@ numbers into the prose), ``claims`` (``claim``: a claim of the prose, its
 measured value and its rule; the evidence box), ``seeding`` (named random
 streams), ``usage`` (which chapter uses which task, read from their code), ``exercises`` (the
 exercise notebooks made from the chapters), ``ops`` (every mechanism's forms:
-loop, parallel, chunked, step), ``compare`` (the six architectures side by side,
+loop, parallel, chunked, stream), ``compare`` (the six architectures side by side,
 chapter 15).
 """
 from . import bptt, check, compare, data, experiments, interpret, measure, models, plot, probes, train, widgets

@@ -375,7 +375,7 @@ def unigram_entropy(ids: torch.Tensor, vocab_size: int) -> float:
 
 
 def ngram_level(loss: float, levels: dict) -> int:
-    """The highest n-gram order whose loss ``loss`` matches or beats: 0 above the unigram's (chapter 10).
+    """The highest n-gram order whose loss ``loss`` matches or beats, 0 if it is worse than the unigram's (chapter 10).
 
     ``levels`` maps an order ``n`` (1 = unigram, 2 = bigram, ...) to that count model's loss on
     the same evaluation windows (``ngram_baselines``). A model at level 3 predicts at least as well

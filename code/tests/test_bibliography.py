@@ -14,3 +14,33 @@ def test_the_bibliography_parses_with_unique_keys():
     keys = [line.split("{", 1)[1].split(",", 1)[0].strip() for line in text.splitlines() if line.startswith("@")]
     assert len(keys) == len(set(keys)), f"keys given twice: {sorted(k for k in set(keys) if keys.count(k) > 1)}"
     assert len(db.entries) == len(keys)
+
+
+def test_author_year_citations_differ_and_labels_keep_the_year_letter():
+    """Two works with the same first author, author count (one, two, "et al.") and year would be cited alike
+    ("Gu et al., 2022"): their years carry a letter (2022a, 2022b), and the bibliography's labels keep it whole
+    (book/_ext/bib_labels.py: [GGR22a], where pybtex's alpha labels give [GGR2a])."""
+    import importlib.util
+    import re
+    from collections import defaultdict
+
+    from pybtex.plugin import find_plugin
+
+    db = pybtex.parse_file(str(BIB))
+    cited_as = defaultdict(list)
+    for key, e in db.entries.items():
+        people = e.persons.get("author", [])
+        if people and "year" in e.fields:
+            n = min(len(people), 3)
+            cited_as[(people[0].last_names[0], n if n < 3 else "et al.", e.fields["year"])].append(key)
+    assert not {k: v for k, v in cited_as.items() if len(v) > 1}, "cited alike"
+    spec = importlib.util.spec_from_file_location("bib_labels", BIB.parent / "_ext" / "bib_labels.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    ext.setup(None)
+    labels = {e.key: e.label for e in find_plugin("pybtex.style.formatting", "alpha_year_letter")().format_bibliography(db)}
+    for key, e in db.entries.items():
+        m = re.match(r"^\d\d(\d\d)([a-z]?)$", e.fields.get("year", ""))
+        if m and key in labels:
+            assert labels[key].endswith(m.group(1) + m.group(2)), (key, labels[key])
+    assert labels["gu2022efficiently"] == "GGR22a" and labels["gu2022parameterization"] == "GGGR22b"

@@ -21,7 +21,7 @@ tuple of tensors, or None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -64,16 +64,21 @@ class Problem:
     """Inputs, parameters, initial state and options for one call of every form of a family (chapters 9 onward)."""
 
     inputs: dict[str, torch.Tensor]
-    params: dict[str, torch.Tensor]
+    params: dict[str, torch.Tensor | Sequence[torch.Tensor]]  # a tensor, or one per layer
     state: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def every_case(case: Case, form: str) -> bool:
+    """The default ``Family.supports``: every form takes every case (chapters 9 onward)."""
+    return True
 
 
 @dataclass
 class Family:
     """A mixer family: its forms, side by side, and how to make a random problem for a ``Case`` (chapters 9 onward).
 
-    ``forms`` maps a form's name (``loop``, ``parallel``, ``chunked``, ``step``,
+    ``forms`` maps a form's name (``loop``, ``parallel``, ``chunked``, ``stream``,
     ``fused``, …) to a function with the family's one signature. ``reference``
     names the form the others are compared against (the readable loop).
     ``supports(case, form)`` can exclude a case a form cannot take (say, a
@@ -85,7 +90,7 @@ class Family:
     forms: dict[str, Callable]
     make: Callable[[Case, torch.Generator], Problem]
     reference: str = "loop"
-    supports: Callable[[Case, str], bool] = lambda case, form: True
+    supports: Callable[[Case, str], bool] = field(default_factory=lambda: every_case)  # a field, not a method
 
     def __post_init__(self):
         if self.reference not in self.forms:
