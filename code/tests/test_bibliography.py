@@ -44,3 +44,21 @@ def test_author_year_citations_differ_and_labels_keep_the_year_letter():
         if m and key in labels:
             assert labels[key].endswith(m.group(1) + m.group(2)), (key, labels[key])
     assert labels["gu2022efficiently"] == "GGR22a" and labels["gu2022parameterization"] == "GGGR22b"
+
+
+def test_the_package_cites_only_labels_the_bibliography_has():
+    """A docstring that names a reference by its label ("[YWS+24a] in the References") names one the list shows."""
+    import importlib.util
+    import re
+
+    from pybtex.plugin import find_plugin
+
+    spec = importlib.util.spec_from_file_location("bib_labels", BIB.parent / "_ext" / "bib_labels.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    ext.setup(None)
+    labels = {e.label for e in find_plugin("pybtex.style.formatting", "alpha_year_letter")().format_bibliography(
+        pybtex.parse_file(str(BIB)))}
+    cited = {m for path in (BIB.parents[1] / "code" / "seqlab").rglob("*.py")
+             for m in re.findall(r"\[([A-Z][A-Za-z+]*\d{2}[a-z]?)\]", path.read_text(encoding="utf-8"))}
+    assert cited and cited <= labels, sorted(cited - labels)

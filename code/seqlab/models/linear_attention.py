@@ -7,7 +7,7 @@ Glossary (code name -> book notation):
     feature_map    φ: "elu1" (Katharopoulos et al., 2020), "taylor" (d_φ = 1 + d_head + d_head²) or "identity"
     W_beta         (delta only) β_t = sigmoid(W_beta x_t + b), one writing strength per head; keys and queries are
                    L2-normalised per head, so I − β_t k_t k_tᵀ is non-expansive: it shrinks the k_t direction by
-                   1 − β_t and leaves the rest (DeltaNet, Yang et al., 2024 [YWZ+24] in the References)
+                   1 − β_t and leaves the rest (DeltaNet, Yang et al., 2024b [YWZ+24b] in the References)
     W_alpha        (gated only) α_t = sigmoid(W_alpha x_t + b)^(1/``gate_temp``) (a fixed gate temperature,
                    not the sampling temperature τ), one forget factor per head ("scalar",
                    as in RetNet but input-dependent) or per key channel ("channel", as in GLA)

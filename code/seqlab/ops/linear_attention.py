@@ -25,7 +25,7 @@ Gated linear attention decays the state before each write,
     S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t,   y_t = φ(q_t) S_t,
 
 with α_t a scalar per step (RetNet, Sun et al., 2023, uses a constant γ) or one factor per
-key channel (GLA, Yang et al., 2024 [YWS+24] in the References, computes it from the input). It has no normaliser.
+key channel (GLA, Yang et al., 2024a [YWS+24a] in the References, computes it from the input). It has no normaliser.
 
 The forms, all with the signature ``form(q, k, v, [log_alpha,] state=None, **options) -> (y, state)``:
 
@@ -423,7 +423,7 @@ GATED_LINEAR_ATTENTION = register_family(Family(
 
 # ------------------------------------------------------------------------------- the delta rule (DeltaNet)
 # S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1})   (Widrow & Hoff's rule as a fast-weight memory: Schlag et al., 2021;
-#     = (I − β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ   DeltaNet, Yang et al., 2024 [YWZ+24]), y_t = q_tᵀ S_t,
+#     = (I − β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ   DeltaNet, Yang et al., 2024b [YWZ+24b]), y_t = q_tᵀ S_t,
 # with S of shape (d_k, d_v) (the layout of linear attention's S above), β_t ∈ (0, 1) the writing strength. Plain
 # linear attention *adds* k_t v_tᵀ, so a key read back returns its value plus the cross-talk of every other pair
 # (chapter 12's √((n−1)/d)); the delta rule first reads what the memory already holds for k_t and writes only the
@@ -469,7 +469,7 @@ def delta_rule_loop(q, k, v, beta, state=None, *, chunk=None):
 
 
 def _delta_chunks(Q, K, V, beta, S):
-    """The delta rule over chunks (…, n, L, ·) with the UT transform (Yang et al., 2024 [YWZ+24]), S carried across chunks.
+    """The delta rule over chunks (…, n, L, ·) with the UT transform (Yang et al., 2024b [YWZ+24b]), S carried across chunks.
 
     Inside a chunk the written increments u_t = β_t (v_t − k_tᵀ S_{t-1}) satisfy, with S the state entering it,
 

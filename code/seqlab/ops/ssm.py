@@ -10,7 +10,7 @@ Glossary (code name -> book notation):
     D              the skip connection y_t += D u_t, (D,)
     h              the state h_t: (B, D, N) (complex for S4D, stored as real/imaginary pairs (B, D, N, 2))
 
-**S4D** (Gu et al., 2022 [GGGR22] in the References). A continuous system per channel, h'(t) = A h(t) + B u(t), y(t) = Re(C h(t)),
+**S4D** (Gu et al., 2022b [GGGR22b] in the References). A continuous system per channel, h'(t) = A h(t) + B u(t), y(t) = Re(C h(t)),
 with A complex diagonal. Zero-order hold (the input held constant over a step of length Δ) gives
 the exact discrete system
 
