@@ -24,6 +24,11 @@ setup: $(STAMP)
 $(STAMP): requirements.txt code/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	@# Byte-compile what was installed, on every core (pip's own pass runs on one). Python caches a module's
+	@# bytecode when first imported, but not where PYTHONDONTWRITEBYTECODE is set (CI's machines set it):
+	@# there every notebook kernel compiled torch and matplotlib again, about 5 s of each chapter's time.
+	@# The few files meant for newer Pythons (torch's py312 tests) fail to compile and are left as they are.
+	$(PY) -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=2, workers=0)"
 	touch $@
 
 # jupyter-cache hashes only notebook cells, so a change to code/seqlab (or to
