@@ -42,12 +42,14 @@ def use_style(check: bool = False) -> None:
 
     ``check=True`` (in a notebook) also checks every figure at the end of the cell that drew it
     (``check_figure``: title, axis labels, colour bars, tick labels that do not overlap) and fails
-    the cell with ``FigureError`` when one lacks something.
+    the cell with ``FigureError`` when one lacks something. In a notebook every figure's PNG carries a
+    description of what it draws (``describe_figure``), which the website uses as the image's alt text.
     """
     if not isinstance(check, bool):
         raise TypeError(f"check must be a bool, got {type(check).__name__}")
     mpl.rcParams.update(STYLE)
     _install_cell_check(check)
+    _install_descriptions()
 
 
 def _labelled(ax, xlabel: str, ylabel: str, title: str | None):
@@ -277,6 +279,84 @@ def check_open_figures(value=None):
     if problems:
         raise FigureError("this cell's figure is not finished:\n  " + "\n  ".join(problems))
     return value
+
+
+_TEX = {r"\mathcal{L}": "L", r"\partial": "∂", r"\alpha": "α", r"\beta": "β", r"\gamma": "γ", r"\Delta": "Δ",
+        r"\delta": "δ", r"\rho": "ρ", r"\sigma": "σ", r"\phi": "φ", r"\lambda": "λ", r"\theta": "θ", r"\mu": "μ",
+        r"\times": "×", r"\cdot": "·", r"\le": "≤", r"\ge": "≥", r"\approx": "≈", r"\log": "log", r"\ln": "ln",
+        r"\|": "‖", r"\sqrt": "√", r"\infty": "∞", r"\pi": "π", r"\leq": "≤", r"\geq": "≥", r"\left": "",
+        r"\right": "", r"\mathrm": "", r"\operatorname": "", r"\text": "", r"\bar": "", r"\hat": "",
+        r"\tilde": "", "^": "", "_": " "}
+
+
+def _plain(text: str) -> str:
+    """A label's text without mathtext markup, for a screen reader: "$\\|\\partial \\mathcal{L}\\|$" -> "‖∂ L‖"."""
+    text = text.replace("\n", " ")
+    if "$" in text:
+        for tex in sorted(_TEX, key=len, reverse=True):          # longer first: \leq before \le
+            text = text.replace(tex, _TEX[tex])
+        text = text.replace("\\", "").replace("{", "").replace("}", "").replace("$", "")
+    return " ".join(text.split())
+
+
+def describe_figure(fig) -> str:
+    """A figure's alternative text, read from what it draws (chapter 1 on): its title, and for each panel its
+    title, what it plots against what, its kind (lines, points, bars, a heatmap) and its legend's entries.
+
+    ``use_style`` stores it in each figure's PNG (its "Description"), and the book's build gives it to the page's
+    image as its alt text (book/_ext/figure_alt.py), so that a reader who cannot see a figure learns what it shows.
+    """
+    if not isinstance(fig, mpl.figure.Figure):
+        raise TypeError(f"describe_figure takes a matplotlib Figure, got {type(fig).__name__}")
+    panels = [ax for ax in fig.axes if ax.get_visible() and not _is_colorbar(ax) and _has_content(ax)]
+    parts = []
+    if fig._suptitle is not None and fig._suptitle.get_text().strip():
+        parts.append(_plain(fig._suptitle.get_text()) + ".")
+    parts.append("A figure of " + ("one panel" if len(panels) == 1 else f"{len(panels)} panels") + ".")
+    for k, ax in enumerate(panels):
+        title = _plain(ax.get_title() or ax.get_title("left") or ax.get_title("right"))
+        kinds = []
+        if [ln for ln in ax.lines if ln.get_visible()]:
+            kinds.append("lines")
+        if [c for c in ax.collections if isinstance(c, mpl.collections.PathCollection)]:
+            kinds.append("points")
+        if ax.patches and not ax.images:
+            kinds.append("bars")
+        if ax.images or [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]:
+            cbar = [m.colorbar for m in list(ax.images) + list(ax.collections) if getattr(m, "colorbar", None) is not None]
+            label = _plain(cbar[0].ax.get_ylabel() or cbar[0].ax.get_xlabel()) if cbar else ""
+            kinds.append("a heatmap" + (f" of {label}" if label else ""))
+        x, y = _plain(ax.get_xlabel()), _plain(ax.get_ylabel())
+        text = (f"Panel {k + 1}" if len(panels) > 1 else "The panel") + (f", {title!r}" if title else "") + ": "
+        text += " and ".join(kinds) or "a diagram"
+        if ax.axison and (x or y):
+            text += f", {y or 'values'} against {x or 'position'}"
+        legend = ax.get_legend()
+        if legend is not None:
+            names = [_plain(t.get_text()) for t in legend.get_texts() if t.get_text().strip()]
+            if names:
+                text += "; legend: " + "; ".join(names)
+        parts.append(text + ".")
+    return " ".join(parts)
+
+
+def _png_with_description(fig):
+    """The inline PNG of ``fig`` (base64, as IPython's own formatter returns it) with its description inside."""
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(fig, "png", base64=True, metadata={"Description": describe_figure(fig)})
+
+
+def _install_descriptions() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is installed with the course
+        return False
+    ip = get_ipython()
+    if ip is None or not hasattr(ip, "display_formatter"):
+        return False
+    ip.display_formatter.formatters["image/png"].for_type(mpl.figure.Figure, _png_with_description)
+    return True
 
 
 _CHECK_NAME = "_seqlab_check_open_figures"

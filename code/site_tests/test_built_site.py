@@ -210,6 +210,16 @@ def test_chapter_page_shows_its_figures(site, chapter):
         assert (site / "chapters" / src).resolve().is_file(), src
 
 
+@pytest.mark.parametrize("chapter", chapter_pages())
+def test_every_figure_has_alt_text_that_says_what_it_draws(site, chapter):
+    """A figure's alt text is its description (seqlab.plot.describe_figure, via book/_ext/figure_alt.py), not the
+    image file's path, which is what a reader who cannot see the figure would otherwise hear."""
+    images = [a for tag, a in tags(site, f"{chapter}.html") if tag == "img" and "_images/" in a.get("src", "")]
+    bare = [a["src"] for a in images if not a.get("alt") or a["alt"].endswith(".png")]
+    assert not bare, f"{chapter}: {len(bare)} of {len(images)} figures have no description: {bare[:3]}"
+    assert all("panel" in a["alt"] for a in images), chapter
+
+
 @pytest.mark.parametrize("page", widget_pages() or ["(none)"])
 def test_every_widget_has_a_static_figure_before_it(site, page):
     if page == "(none)":

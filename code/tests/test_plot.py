@@ -161,3 +161,39 @@ def test_check_figure_reports_a_character_the_font_cannot_draw():
     ax.set_ylabel(r"$\|\partial\mathcal{L}/\partial h_t\|$")
     assert plot.check_figure(fig) == []
     plt.close(fig)
+
+
+def test_describe_figure_says_what_each_panel_draws():
+    plot.use_style()
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot([1, 2], [3, 4], label="Pre-Norm")
+    a.scatter([1, 2], [3, 5], label="Post-Norm")
+    a.legend()
+    a.set(xlabel="training step", ylabel=r"$\|\partial \mathcal{L} / \partial W_1\|$", title="12 layers")
+    im = b.imshow(np.eye(3))
+    fig.colorbar(im, ax=b, label="attention weight")
+    b.set(xlabel="key", ylabel="query", title="weights")
+    fig.suptitle("two views")
+    text = plot.describe_figure(fig)
+    plt.close(fig)
+    assert text.startswith("two views. A figure of 2 panels.")
+    assert "Panel 1, '12 layers': lines and points, ‖∂ L / ∂ W 1‖ against training step; legend: Pre-Norm; Post-Norm." in text
+    assert "Panel 2, 'weights': a heatmap of attention weight, query against key." in text
+    with pytest.raises(TypeError, match="Figure"):
+        plot.describe_figure(a)
+
+
+def test_the_inline_png_carries_the_description():
+    import base64
+    import io
+
+    from PIL import Image
+
+    plot.use_style()
+    fig, ax = plt.subplots()
+    ax.bar([1, 2], [3, 4])
+    ax.set(xlabel="arm", ylabel="loss (nats)", title="bars")
+    png = base64.b64decode(plot._png_with_description(fig))
+    plt.close(fig)
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.text["Description"] == "A figure of one panel. The panel, 'bars': bars, loss (nats) against arm."
