@@ -23,17 +23,27 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+QUOTED = re.compile(r"``([^`]+)``( {2,})?")
+
+
+def unquote(line: str) -> str:
+    """A preformatted line without reST's inline-code quotes, which a code block shows as they are ("``x``" becomes
+    "x"); a quoted name followed by a column gap keeps the line's columns where they were."""
+    return QUOTED.sub(lambda m: m.group(1) + (m.group(2) + "    " if m.group(2) else ""), line)
+
+
 def literal_blocks(lines: list[str]) -> list[str]:
-    """``lines`` with a ``.. code-block:: text`` inserted before every plain indented block."""
+    """``lines`` with a ``.. code-block:: text`` inserted before every plain indented block (its lines unquoted)."""
     out: list[str] = []
     block = None  # the indentation of the paragraph that opened the indented block we are in
     para = ""     # the last non-blank line outside any indented block
+    plain = False
     for i, line in enumerate(lines):
         if not line.strip():
             out.append(line)
             continue
         if block is not None and _indent(line) > block:
-            out.append(line)  # still inside the block
+            out.append(unquote(line) if plain else line)  # still inside the block
             continue
         block = None
         if (
@@ -50,7 +60,7 @@ def literal_blocks(lines: list[str]) -> list[str]:
             )
             if plain:
                 out += [" " * block + ".. code-block:: text", ""]
-            out.append(line)
+            out.append(unquote(line) if plain else line)
             continue
         para = line
         out.append(line)

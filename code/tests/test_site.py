@@ -152,6 +152,14 @@ def test_plain_text_docstring_blocks_become_literal_blocks():
     assert out.count(code) >= 2
 
 
+def test_preformatted_docstring_blocks_show_no_inline_code_quotes():
+    ext = load_module(ROOT / "book" / "_ext" / "plaintext_docstrings.py")
+    out = ext.literal_blocks(["Glossary:", "", "    x        token ids; ``logits`` (B, T, V)", "    ``y``  next ids",
+                              "    z        the rest", "", "See ``x``."])
+    assert out[4:7] == ["    x        token ids; logits (B, T, V)", "    y      next ids", "    z        the rest"]
+    assert out[-1] == "See ``x``."                                     # reST outside the block renders its quotes
+
+
 def test_each_script_loads_once():
     ext = load_module(ROOT / "book" / "_ext" / "dedupe_scripts.py")
     from sphinx.builders.html._assets import _JavaScript
