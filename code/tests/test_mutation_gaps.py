@@ -969,3 +969,20 @@ def test_recall_summarise_by_hand_one_seed_and_three():
     lin = next(c for c in three if c["arch"] == "linear")
     assert (lin["seeds"], lin["min"], lin["max"], lin["steps"]) == (3, 0.2, 0.8, 102)
     assert lin["mean"] == pytest.approx(0.5)
+
+
+def test_mqar_runs_train_with_the_recorded_runs_weight_decay_and_clip(monkeypatch):
+    """Every MQAR run (chapter 12's recorded grid among them) trains with AdamW's weight decay 0.1 and the gradient
+    norm clipped at 1: ``train_one`` hands both to the training loop, whatever else it is given."""
+    from seqlab.experiments import recall
+    seen = {}
+    real = recall.train
+
+    def spy(model, batches, **kw):
+        seen.update(kw)
+        return real(model, batches, **kw)
+
+    monkeypatch.setattr(recall, "train", spy)
+    recall.train_one("linear", 8, 1e-3, vocab=16, length=12, n_pairs=2, heads=2, layers=1, steps=1, batch=2,
+                     eval_batch=4)
+    assert (seen["weight_decay"], seen["clip"]) == (0.1, 1.0)

@@ -66,6 +66,7 @@ GRID_KEYS = ("archs", "widths", "lrs", "pairs_archs", "pairs", "pairs_widths", "
 
 ARCHS = ("softmax", "linear", "delta", "taylor", "gated", "selective")
 WEIGHT_DECAY = 0.1  # Zoology's AdamW setting
+CLIP = 1.0  # the gradient-norm clip of every MQAR run (the recorded ones included)
 TARGET = 0.99  # stop once the validation recall reaches it
 
 SETTINGS = {
@@ -142,7 +143,7 @@ def train_one(arch: str, width: int, lr: float, *, vocab: int, length: int, n_pa
     gen = seed_everything(seed)  # the model's initialisation, then the training stream
     model = make_model(arch, width, vocab, heads, layers).to(device)
     h = train(model, lambda: tuple(t.to(device) for t in task.sample(batch, generator=gen)), steps=steps, lr=lr,
-              weight_decay=WEIGHT_DECAY, clip=1.0, progress=progress, desc=f"{arch} d={width} n={n_pairs} lr={lr:g}",
+              weight_decay=WEIGHT_DECAY, clip=CLIP, progress=progress, desc=f"{arch} d={width} n={n_pairs} lr={lr:g}",
               eval_fn=lambda m: {"val_accuracy": accuracy(m(val[0])[0], val[1])}, eval_every=eval_every,
               stop_when=lambda hist: hist.eval["val_accuracy"][-1] >= TARGET)
     model.eval()
