@@ -355,6 +355,10 @@ def _install_descriptions() -> bool:
     ip = get_ipython()
     if ip is None or not hasattr(ip, "display_formatter"):
         return False
+    if not plt.get_fignums():
+        # load the backend now: the inline backend installs its own figure formatters when it loads, which
+        # would replace this one if it loaded later, at the first figure
+        plt.switch_backend(mpl.get_backend())
     ip.display_formatter.formatters["image/png"].for_type(mpl.figure.Figure, _png_with_description)
     return True
 
