@@ -28,10 +28,14 @@ def _description(path: Path) -> str | None:
 def _fill_alt(app, doctree):
     srcdir = Path(app.srcdir)
     for image in doctree.findall(nodes.image):
-        uri = image.get("uri", "")
-        if image.get("alt") or not uri.endswith(".png") or not uri.startswith("/"):
-            continue                                   # myst-nb's outputs are "/"-rooted at the source folder
-        text = _description(srcdir / uri.lstrip("/"))
+        if image.get("alt"):
+            continue
+        # Sphinx's image collector (also on doctree-read) may already have made the URI relative to the page and
+        # put the path from the source folder in ``candidates``; myst-nb's own URI is "/"-rooted at that folder
+        path = (image.get("candidates") or {}).get("*") or image.get("uri", "").lstrip("/")
+        if not path.endswith(".png"):
+            continue
+        text = _description(srcdir / path)
         if text:
             image["alt"] = text
 
