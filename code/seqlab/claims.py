@@ -138,6 +138,10 @@ class Claim:
     def __bool__(self) -> bool:
         return self.holds
 
+    def _ipython_display_(self) -> None:
+        """A cell that ends with a claim shows nothing: every claim of the page has its row in the evidence box
+        (``evidence_box``), so one echoed line per cell, for its last claim only, would single that one out."""
+
 
 _CLAIMS: dict[str, Claim] = {}
 

@@ -95,3 +95,12 @@ def test_the_evidence_box_lists_every_claim_in_order_as_a_table():
 def test_an_empty_box_fails():
     with pytest.raises(claims.ClaimError, match="no claim"):
         seqlab.evidence_box()
+
+
+def test_a_cell_that_ends_with_a_claim_shows_nothing(monkeypatch):
+    """IPython shows a cell's last value; a claim's goes to the evidence box instead, so it displays as nothing."""
+    from IPython.core.formatters import DisplayFormatter
+    monkeypatch.setattr(seqlab.claims, "glue", lambda *a, **k: None)
+    c = seqlab.claim("shown_nowhere", "a claim", 0.7, "> 0.5")
+    assert DisplayFormatter().format(c) == ({}, {})
+    assert "✓ shown_nowhere" in repr(c)                              # printed on purpose, it still says what it is
