@@ -44,7 +44,7 @@ class LinearAttentionConfig:
     form: str = "chunked"
     chunk: int = 64
     normalize: bool | None = None  # None: True for a positive feature map without a gate, else False
-    delta: bool = False  # the delta rule (DeltaNet): S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), no normaliser
+    delta: bool = False  # the delta rule (DeltaNet): S_t = S_{t-1} + β_t k_tᵀ (v_t − k_t S_{t-1}), no normaliser
 
     def __post_init__(self):
         validate.positive_int("d_model", self.d_model)
@@ -95,7 +95,7 @@ class LinearAttention(Mixer):
 
     y_t = W_o [φ(q_t) S_t / φ(q_t)·z_t]_heads with S_t = S_{t-1} + φ(k_t)ᵀ v_t (no gate), or
     S_t = diag(α_t) S_{t-1} + φ(k_t)ᵀ v_t, y_t = W_o [φ(q_t) S_t]_heads (gated), or
-    S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), y_t = W_o [q_tᵀ S_t]_heads with unit q, k (delta).
+    S_t = S_{t-1} + β_t k_tᵀ (v_t − k_t S_{t-1}), y_t = W_o [q_t S_t]_heads with unit q, k (delta).
     """
 
     def __init__(self, config: LinearAttentionConfig):

@@ -422,8 +422,8 @@ GATED_LINEAR_ATTENTION = register_family(Family(
 
 
 # ------------------------------------------------------------------------------- the delta rule (DeltaNet)
-# S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1})   (Widrow & Hoff's rule as a fast-weight memory: Schlag et al., 2021;
-#     = (I − β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ   DeltaNet, Yang et al., 2024b [YWZ+24b]), y_t = q_tᵀ S_t,
+# S_t = S_{t-1} + β_t k_tᵀ (v_t − k_t S_{t-1})   (Widrow & Hoff's rule as a fast-weight memory: Schlag et al., 2021;
+#     = (I − β_t k_tᵀ k_t) S_{t-1} + β_t k_tᵀ v_t   DeltaNet, Yang et al., 2024b [YWZ+24b]), y_t = q_t S_t,
 # with S of shape (d_k, d_v) (the layout of linear attention's S above), β_t ∈ (0, 1) the writing strength. Plain
 # linear attention *adds* k_t v_tᵀ, so a key read back returns its value plus the cross-talk of every other pair
 # (chapter 12's √((n−1)/d)); the delta rule first reads what the memory already holds for k_t and writes only the
@@ -445,7 +445,7 @@ def _delta_setup(q, k, v, beta, state):
 
 
 def delta_rule_step(q_t, k_t, v_t, beta_t, *, state):
-    """One step of the delta rule (chapter 12): S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), y_t = q_tᵀ S_t.
+    """One step of the delta rule (chapter 12): S_t = S_{t-1} + β_t k_tᵀ (v_t − k_t S_{t-1}), y_t = q_t S_t.
 
     ``q_t, k_t`` (B, d_k), ``v_t`` (B, d_v), ``beta_t`` (B,), ``state`` S (B, d_k, d_v); returns ``(y_t, S_t)``.
     """
@@ -457,7 +457,7 @@ def delta_rule_step(q_t, k_t, v_t, beta_t, *, state):
 def delta_rule_loop(q, k, v, beta, state=None, *, chunk=None):
     """The recurrent form of the delta rule, one step at a time (the reference; chapter 12).
 
-    S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}), y_t = q_tᵀ S_t; ``beta`` (B, T).
+    S_t = S_{t-1} + β_t k_tᵀ (v_t − k_t S_{t-1}), y_t = q_t S_t; ``beta`` (B, T).
     """
     S = _delta_setup(q, k, v, beta, state)
     ys = []

@@ -11,7 +11,8 @@ Glossary (code name -> book notation):
 
 The GRU and the LSTM of chapter 4 compute their gates from x_t *and* h_{t-1}, so step t cannot
 start before step t − 1 ends. Drop h_{t-1} from the gates and from the candidate and what is left is
-a recurrence that is *linear* in h:
+a recurrence that is *linear* in h (written as Feng et al. write it: the minGRU's z_t weights the
+candidate, where chapter 4's GRU, like PyTorch's, lets z_t weight the old state):
 
     minGRU    z_t = σ(W_z x_t + b_z),   h̃_t = g(W_h x_t + b_h),
               h_t = (1 − z_t) ⊙ h_{t-1} + z_t ⊙ h̃_t
