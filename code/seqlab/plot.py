@@ -162,7 +162,7 @@ def power_laws(
             fit = fit_power_law(x[-k:], y[-k:])
             xs = np.geomspace(x[-k] / 1.4, x[-1] * 1.4, 20)
             ax.plot(xs, fit(xs), color=color, ls="--", lw=1.2, alpha=0.8, zorder=3)
-            label = f"{name} (slope {fit.slope:.2f})"
+            label = f"{name} (slope {fit.slope + 0.0:.2f})".replace("slope -0.00", "slope 0.00")   # no negative zero
         ax.plot(x, y, marker="o", ms=4, color=color, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
