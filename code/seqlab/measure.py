@@ -395,15 +395,15 @@ NGRAM_NAMES = {1: "unigram", 2: "bigram", 3: "trigram", 4: "4-gram", 5: "5-gram"
 
 
 def ngram_level_name(level: int) -> str:
-    """``"above the unigram"``, ``"unigram"``, ``"bigram"``, ... for an ``ngram_level`` (chapter 10)."""
-    return "above the unigram" if level == 0 else NGRAM_NAMES.get(level, f"{level}-gram")
+    """``"worse than the unigram"``, ``"unigram"``, ``"bigram"``, ... for an ``ngram_level`` (chapter 10)."""
+    return "worse than the unigram" if level == 0 else NGRAM_NAMES.get(level, f"{level}-gram")
 
 
 def ngram_level_phrase(level: int, top: int) -> str:
-    """Where an ``ngram_level`` lies among orders 1 .. ``top``, in words: ``"above the unigram"``,
+    """Where an ``ngram_level`` lies among orders 1 .. ``top``, in words: ``"worse than the unigram"``,
     ``"between the bigram and the trigram"``, ``"below the 5-gram"`` (chapter 10)."""
     if level <= 0:
-        return "above the unigram"
+        return "worse than the unigram"
     if level >= top:
         return f"below the {ngram_level_name(top)}"
     return f"between the {ngram_level_name(level)} and the {ngram_level_name(level + 1)}"

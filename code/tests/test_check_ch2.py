@@ -58,4 +58,4 @@ def test_shapes_that_hide_bugs_are_covered():
         return right(x, h, Wx, bx, Wh, bh)
 
     r = check.rnn_step(square_only)
-    assert not r and "D=4, H=3" in r.message
+    assert not r and "D=4, d=3" in r.message

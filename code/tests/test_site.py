@@ -160,6 +160,13 @@ def test_preformatted_docstring_blocks_show_no_inline_code_quotes():
     assert out[-1] == "See ``x``."                                     # reST outside the block renders its quotes
 
 
+def test_exponent_notation_in_prose_reads_as_powers_of_ten():
+    ext = load_module(ROOT / "book" / "_ext" / "sci_numbers.py")
+    assert ext.power_of_ten("grew 6e+02 and 2e+06 times; 2.5e-05; -3.1e-10") == \
+        "grew 6 × 10² and 2 × 10⁶ times; 2.5 × 10⁻⁵; -3.1 × 10⁻¹⁰"
+    assert ext.power_of_ten("lr 1e-3, x1e+05, v2.0e+01b") == "lr 1e-3, x1e+05, v2.0e+01b"   # hand-written or inside a word
+
+
 def test_each_script_loads_once():
     ext = load_module(ROOT / "book" / "_ext" / "dedupe_scripts.py")
     from sphinx.builders.html._assets import _JavaScript

@@ -83,7 +83,7 @@ def test_window_ngram_losses_agree_with_chapter_1s_model():
 def test_ngram_level():
     levels = {1: 3.3, 2: 2.7, 3: 2.1, 4: 1.8, 5: 1.6}
     assert [ngram_level(v, levels) for v in (3.5, 3.3, 2.5, 1.9, 1.0)] == [0, 1, 2, 3, 5]
-    assert ngram_level_name(0) == "above the unigram" and ngram_level_name(3) == "trigram"
+    assert ngram_level_name(0) == "worse than the unigram" and ngram_level_name(3) == "trigram"
     with pytest.raises(ValueError, match="levels"):
         ngram_level(2.0, {})
 

@@ -41,10 +41,10 @@ def _rnn_step_cases() -> list[Case]:
         return (r(B, D), h, r(H, D) * 0.5, r(H) * 0.5, r(H, H) * 0.5, r(H) * 0.5)
 
     return [
-        Case(make(2, 3, 3), "B=2, input width D=3 = hidden width H=3"),
-        Case(make(1, 4, 3), "B=1, D=4, H=3 (input width differs from hidden width)"),
-        Case(make(5, 2, 6), "B=5, D=2, H=6"),
-        Case(make(3, 3, 4, zero_state=True), "B=3, D=3, H=4, h_prev = 0 (the first step)"),
+        Case(make(2, 3, 3), "B=2, input width D=3 = state width d=3"),
+        Case(make(1, 4, 3), "B=1, D=4, d=3 (input width differs from state width)"),
+        Case(make(5, 2, 6), "B=5, D=2, d=6"),
+        Case(make(3, 3, 4, zero_state=True), "B=3, D=3, d=4, h_prev = 0 (the first step)"),
     ]
 
 

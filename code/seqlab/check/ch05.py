@@ -46,9 +46,9 @@ def _additive_attention_cases() -> list[Case]:
         return (r(B, d_query), r(B, T, d_key), r(d_hidden, d_query), r(d_hidden, d_key), r(d_hidden), mask)
 
     return [
-        Case(make(2, 5, 3, 4, 6), "B=2, T=5, d_query=3, d_key=4, d_hidden=6, no mask"),
-        Case(make(1, 1, 2, 3, 4), "B=1, T=1 (a single source position: its weight is 1)"),
-        Case(make(3, 6, 4, 4, 5, lengths=[6, 2, 4]), "B=3, T=6, a padding mask with lengths [6, 2, 4]"),
+        Case(make(2, 5, 3, 4, 6), "B=2, S=5, d_query=3, d_key=4, d_hidden=6, no mask"),
+        Case(make(1, 1, 2, 3, 4), "B=1, S=1 (a single source position: its weight is 1)"),
+        Case(make(3, 6, 4, 4, 5, lengths=[6, 2, 4]), "B=3, S=6, a padding mask with lengths [6, 2, 4]"),
     ]
 
 

@@ -5,8 +5,8 @@ Glossary (code name -> book notation):
     pattern        one letter per layer: "R" a recurrent block (RG-LRU, Hawk), "A" local attention over a
                    sliding window of ``window`` = W positions, "G" global (full causal) attention.
                    "RRR" is Hawk, "AAA" local attention alone, "RRA" Griffin (De et al., 2024), "RRG" a
-                   recurrence interleaved with full attention as in Jamba ("RRA" is the layout of Griffin and
-                   of Samba, which interleaves Mamba with sliding-window attention), "GGG" a Transformer
+                   recurrence interleaved with full attention as in Jamba ("RRA" is Griffin's layout; Samba's,
+                   Mamba layers alternating with sliding-window attention, is "RA" repeated), "GGG" a Transformer
     x              the residual stream, (B, T, d_model)
     block          x <- x + mixer(LN(x)); x <- x + MLP(LN(x))   (Pre-Norm, chapter 7)
     E              the recurrent block's width ``d_rnn``
