@@ -33,17 +33,18 @@ def unquote(line: str) -> str:
 
 
 def literal_blocks(lines: list[str]) -> list[str]:
-    """``lines`` with a ``.. code-block:: text`` inserted before every plain indented block (its lines unquoted)."""
+    """``lines`` with a ``.. code-block:: text`` inserted before every plain indented block; the lines of those blocks
+    and of ``::`` literal blocks are unquoted (both are shown as written)."""
     out: list[str] = []
     block = None  # the indentation of the paragraph that opened the indented block we are in
     para = ""     # the last non-blank line outside any indented block
-    plain = False
+    plain = preformatted = False
     for i, line in enumerate(lines):
         if not line.strip():
             out.append(line)
             continue
         if block is not None and _indent(line) > block:
-            out.append(unquote(line) if plain else line)  # still inside the block
+            out.append(unquote(line) if preformatted else line)  # still inside the block
             continue
         block = None
         if (
@@ -60,7 +61,10 @@ def literal_blocks(lines: list[str]) -> list[str]:
             )
             if plain:
                 out += [" " * block + ".. code-block:: text", ""]
-            out.append(unquote(line) if plain else line)
+            # shown as written: a plain block (now a code block) and a "::" literal block, not a doctest
+            preformatted = plain or (para.rstrip().endswith("::") and not para.lstrip().startswith("..")
+                                     and not line.lstrip().startswith(">>>"))
+            out.append(unquote(line) if preformatted else line)
             continue
         para = line
         out.append(line)

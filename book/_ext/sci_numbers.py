@@ -21,6 +21,8 @@ KEEP = (nodes.literal_block, nodes.literal, nodes.math, nodes.math_block, nodes.
 def power_of_ten(text: str) -> str:
     """``"6e+02 and 2.5e-05"`` -> ``"6 × 10² and 2.5 × 10⁻⁵"``."""
     def one(m):
+        if float(m.group(1)) == 0:
+            return "0"                                  # 0e+00: a zero, not a power of ten
         exponent = int(m.group(3)) * (-1 if m.group(2) == "-" else 1)
         return f"{m.group(1)} × 10{str(exponent).translate(SUPERSCRIPT)}"
     return NUMBER.sub(one, text)

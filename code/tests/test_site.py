@@ -158,6 +158,8 @@ def test_preformatted_docstring_blocks_show_no_inline_code_quotes():
                               "    z        the rest", "", "See ``x``."])
     assert out[4:7] == ["    x        token ids; logits (B, T, V)", "    y      next ids", "    z        the rest"]
     assert out[-1] == "See ``x``."                                     # reST outside the block renders its quotes
+    lit = ext.literal_blocks(["Glossary::", "", "    x   a ``HybridLM``", "", ">>> f(``y``)"])
+    assert lit[2] == "    x   a HybridLM"                                # a "::" block is shown as written too
 
 
 def test_exponent_notation_in_prose_reads_as_powers_of_ten():
@@ -165,6 +167,7 @@ def test_exponent_notation_in_prose_reads_as_powers_of_ten():
     assert ext.power_of_ten("grew 6e+02 and 2e+06 times; 2.5e-05; -3.1e-10") == \
         "grew 6 × 10² and 2 × 10⁶ times; 2.5 × 10⁻⁵; -3.1 × 10⁻¹⁰"
     assert ext.power_of_ten("lr 1e-3, x1e+05, v2.0e+01b") == "lr 1e-3, x1e+05, v2.0e+01b"   # hand-written or inside a word
+    assert ext.power_of_ten("far/near 0e+00") == "far/near 0"
 
 
 def test_each_script_loads_once():

@@ -4,12 +4,12 @@ Glossary, code name -> book notation:
 
     arch           the sequence mixer of a ``MixerLM``: "softmax" (causal attention with a KV cache),
                    "linear" (linear attention, φ(x) = elu(x) + 1), "delta" (the delta rule, DeltaNet:
-                   S_t = S_{t-1} + β_t k_t (v_t − k_tᵀ S_{t-1}) with unit keys), "taylor" (linear attention
+                   S_t = S_{t-1} + β_t k_tᵀ (v_t − k_t S_{t-1}) with unit keys), "taylor" (linear attention
                    with the second-order Taylor feature map, d_φ = 1 + d_head + d_head²), "gated" (gated
                    linear attention, one forget factor per key channel), "selective" (chapter 13's selective
                    SSM, Mamba's layer, the SSM of chapter 15's comparison: a short convolution inside the layer,
                    d_state N = 8 per channel of d_inner = 2 d channels)
-    width          d_model; with ``heads`` heads, d_head = width / heads is each head's key width d
+    width          d_model; with ``heads`` heads, d_head = width / heads is each head's key width d_k
                    (the selective SSM has no heads: it writes each token into every channel's N-wide state)
     n_pairs        n, the key-value pairs written before the queries
     load           n / d_φ: pairs per key dimension of one head's state, the axis of chapter 12's

@@ -24,7 +24,7 @@ sequence. ``need_weights=True`` adds the attention weights (B, H, T, T_past + T)
 as a third value, or None where the form has none (the fused kernel):
 
     loop      the reference: one query at a time, over the keys it may see
-    parallel  every query at once: masked Q K^T / sqrt(d) softmax, the equation of ``scaled_dot_product_attention``
+    parallel  every query at once: masked Q K^T / sqrt(d_k) softmax, the equation of ``scaled_dot_product_attention``
     stream    one new token at a time with ``attention_step`` (causal only): what generation runs
     fused     PyTorch's ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels where they apply)
 

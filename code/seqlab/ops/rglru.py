@@ -15,8 +15,8 @@ De et al. (2024), equations (3)–(6): with a = exp(−softplus(Λ)) the base de
     log a_t = −c · r_t · softplus(Λ)        (so a_t = a^{c r_t}, in (0, 1)),
     h_t = a_t ⊙ h_{t-1} + √(1 − a_t²) ⊙ (i_t ⊙ x_t),   y_t = h_t.
 
-The recurrence gate r_t can only make the decay *stronger* (r_t → 1) or switch it off (r_t → 0:
-a_t → 1, the state is kept). The factor √(1 − a_t²) keeps the state's variance near the input's,
+The recurrence gate r_t moves the decay between the base a^c (r_t → 1, the strongest) and none
+(r_t → 0: a_t → 1, the state is kept). The factor √(1 − a_t²) keeps the state's variance near the input's,
 the normalisation of an LRU. Both gates look at x_t only, never at h_{t-1}: unlike an LSTM, the
 recurrence is *linear* in h, h_t = a_t ⊙ h_{t-1} + b_t, and a scan evaluates it in parallel.
 Griffin initialises a^c uniformly in [0.9, 0.999] (``rglru_lambda_init``).
