@@ -5,9 +5,9 @@ Glossary, code name -> book notation:
     A              attention weights of one layer, shape (B, H, T, T): A[b, h, t, s] is how much
                    query position t of head h attends to key position s (rows sum to 1)
     first, second  where a repeated span starts, the first time and the second (``SpanPositions``)
-    L, D           the span's length and the distance D = second - first between its two copies
+    L, Δ           the span's length and the distance Δ = second - first between its two copies
     prefix matching    the induction pattern: a token t in the second copy attends to the token
-                   *after* its earlier occurrence, key s = t - D + 1 (Olsson et al., 2022)
+                   *after* its earlier occurrence, key s = t - Δ + 1 (Olsson et al., 2022)
     previous token     a head that attends from t to s = t - 1
     OV circuit     what a head writes when it attends to a token: W_E W_V^h W_O^h W_U, shape (V, V)
     ICL score      in-context-learning score: loss late in the context minus loss early on
@@ -105,13 +105,13 @@ def prefix_matching_score(A: torch.Tensor, positions: SpanPositions) -> torch.Te
     """Each head's mean attention from a repeated token to the token after its earlier occurrence (chapter 11).
 
     For every row b and query position t of the second copy, ``second <= t <= second + L - 1``,
-    the token ``x[t]`` occurred before at ``t - D`` (``D = second - first``); the induction
-    pattern attends to the token that *followed* it, key ``s = t - D + 1``::
+    the token ``x[t]`` occurred before at ``t - Δ`` (``Δ = second - first``, ``D`` in the code); the induction
+    pattern attends to the token that *followed* it, key ``s = t - Δ + 1``::
 
-        score_h = mean over (b, t) of A[b, h, t, t - D + 1]
+        score_h = mean over (b, t) of A[b, h, t, t - Δ + 1]
 
     ``A`` is (B, H, T, T); returns (H,). A head attending to the earlier occurrence itself
-    (``t - D``, a duplicate-token head) scores 0, as does one attending one token too far.
+    (``t - Δ``, a duplicate-token head) scores 0, as does one attending one token too far.
     Uniform causal attention scores about the mean of 1 / (t + 1).
     """
     _check_weights(A)

@@ -66,7 +66,7 @@ def sliding_window_attention(fn: Callable) -> Result:
 
     ``q, k`` (..., T, d), ``v`` (..., T, d_v), ``window`` = W >= 1: query t may attend to keys
     t - W + 1 .. t (W keys, itself included; fewer at the start), and to no other:
-    ``softmax(q kᵀ / sqrt(d) + M) v`` with M = -inf outside that band.
+    ``softmax(q kᵀ / sqrt(d_k) + M) v`` with M = -inf outside that band.
     """
     g = torch.Generator().manual_seed(141)
 

@@ -229,7 +229,7 @@ class SpanPositions:
     """Where ``RepeatedSpans`` put the repeated span in each row: all LongTensors of shape (B,) (chapter 11).
 
     ``first`` and ``second`` are the positions of the span's two occurrences in ``x``,
-    ``length`` its length L; ``offset = second - first`` is the distance D between them.
+    ``length`` its length L; ``offset = second - first`` is the distance Δ between them.
     """
 
     first: torch.Tensor

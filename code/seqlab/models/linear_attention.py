@@ -6,7 +6,7 @@ Glossary (code name -> book notation):
     W_q, W_k, W_v  the projections to queries q_t, keys k_t, values v_t, each split into n_heads heads of d_head
     feature_map    φ: "elu1" (Katharopoulos et al., 2020), "taylor" (d_φ = 1 + d_head + d_head²) or "identity"
     W_beta         (delta only) β_t = sigmoid(W_beta x_t + b), one writing strength per head; keys and queries are
-                   L2-normalised per head, so I − β_t k_t k_tᵀ is non-expansive: it shrinks the k_t direction by
+                   L2-normalised per head, so I − β_t k_tᵀ k_t is non-expansive: it shrinks the k_t direction by
                    1 − β_t and leaves the rest (DeltaNet, Yang et al., 2024b [YWZ+24b] in the References)
     W_alpha        (gated only) α_t = sigmoid(W_alpha x_t + b)^(1/``gate_temp``) (a fixed gate temperature,
                    not the sampling temperature τ), one forget factor per head ("scalar",

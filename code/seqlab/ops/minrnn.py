@@ -80,9 +80,9 @@ def _state(state, x, H):
 
 # ------------------------------------------------------------------------------------------------ minGRU
 def mingru_log_coefficients(x, W_z, b_z, W_h, b_h):
-    """log a_t = log(1 − z_t) = −softplus(k_t), log b_t = log z_t + log h̃_t = −softplus(−k_t) + log g(W_h x_t + b_h).
+    """log a_t = log(1 − z_t) = −softplus(s_t), log b_t = log z_t + log h̃_t = −softplus(−s_t) + log g(W_h x_t + b_h).
 
-    With k_t = W_z x_t + b_z; every tensor (…, H). Chapter 13, section 13.10.
+    With s_t = W_z x_t + b_z; every tensor (…, H). Chapter 13, section 13.10.
     """
     k = x @ W_z.T + b_z
     return -F.softplus(k), -F.softplus(-k) + log_g(x @ W_h.T + b_h)

@@ -2,22 +2,22 @@
 
 Glossary (code name -> book notation; Dao & Gu, 2024, "Transformers are SSMs"):
 
-    x              the input x_t of every head, (B, H, T, P): H heads of width P
+    x              the input u_t of every head (the book's u_t: x in code), (B, H, T, P): H heads of width P
     dt             Δ_t > 0, the step size, one per head and step, (B, H, T)
     A              the decay rate, one negative scalar per head, (H,): a_t = exp(Δ_t A) ∈ (0, 1)
     B, C           the input and output maps B_t, C_t, shared by the heads, (B, T, N)
-    D              the skip connection y_t += D x_t, one per head, (H,)
+    D              the skip connection y_t += D u_t, one per head, (H,)
     h              the state h_t of every head, an N × P matrix: (B, H, N, P)
 
 The recurrence, per head (the selective scan of chapter 13 with A a scalar instead of a diagonal):
 
-    h_t = exp(Δ_t A) h_{t-1} + B_tᵀ (Δ_t x_t),   y_t = C_t h_t + D x_t.
+    h_t = exp(Δ_t A) h_{t-1} + B_tᵀ (Δ_t u_t),   y_t = C_t h_t + D u_t.
 
-Unrolled, y_t = Σ_{s≤t} (C_t · B_s) exp(Σ_{s<r≤t} Δ_r A) Δ_s x_s + C_t exp(Σ_{r≤t} Δ_r A) h_0 + D x_t:
-y = (M ⊙ C Bᵀ) (Δ x) with the lower-triangular M_ts = exp(cum_t − cum_s), cum_t = Σ_{r≤t} Δ_r A. M is
+Unrolled, y_t = Σ_{s≤t} (C_t · B_s) exp(Σ_{s<r≤t} Δ_r A) Δ_s u_s + C_t exp(Σ_{r≤t} Δ_r A) h_0 + D u_t:
+y = (M ⊙ C Bᵀ) (Δ u) with the lower-triangular M_ts = exp(cum_t − cum_s), cum_t = Σ_{r≤t} Δ_r A. M is
 *1-semiseparable* (every block below the diagonal has rank 1), and C Bᵀ is an attention matrix with
 queries C and keys B: this selective SSM *is* gated linear attention (chapter 12) with q = C, k = B,
-v = Δ x and a scalar forget factor α_t = exp(Δ_t A) (``test_ssd_is_gated_linear_attention``).
+v = Δ u and a scalar forget factor α_t = exp(Δ_t A) (``test_ssd_is_gated_linear_attention``).
 Because the decay is a scalar per head, the mask M factors out of the sum over the state index,
 and the quadratic form is a few matrix products: the duality Mamba-2 is named after.
 
