@@ -299,6 +299,17 @@ def _plain(text: str) -> str:
     return " ".join(text.split())
 
 
+def _axis_label(fig, ax, which: str) -> str:
+    """A panel's axis label: its own, else a panel it shares that axis with, else the figure's super-label."""
+    get = (lambda a: a.get_xlabel()) if which == "x" else (lambda a: a.get_ylabel())
+    shared = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
+    for other in [ax] + [a for a in shared.get_siblings(ax) if a is not ax]:
+        if get(other).strip():
+            return _plain(get(other))
+    sup = getattr(fig, "_supxlabel" if which == "x" else "_supylabel", None)
+    return _plain(sup.get_text()) if sup is not None and sup.get_text().strip() else ""
+
+
 def describe_figure(fig) -> str:
     """A figure's alternative text, read from what it draws (chapter 1 on): its title, and for each panel its
     title, what it plots against what, its kind (lines, points, bars, a heatmap) and its legend's entries.
@@ -326,11 +337,11 @@ def describe_figure(fig) -> str:
             cbar = [m.colorbar for m in list(ax.images) + list(ax.collections) if getattr(m, "colorbar", None) is not None]
             label = _plain(cbar[0].ax.get_ylabel() or cbar[0].ax.get_xlabel()) if cbar else ""
             kinds.append("a heatmap" + (f" of {label}" if label else ""))
-        x, y = _plain(ax.get_xlabel()), _plain(ax.get_ylabel())
+        x, y = _axis_label(fig, ax, "x"), _axis_label(fig, ax, "y")
         text = (f"Panel {k + 1}" if len(panels) > 1 else "The panel") + (f", {title!r}" if title else "") + ": "
         text += " and ".join(kinds) or "a diagram"
         if ax.axison and (x or y):
-            text += f", {y or 'values'} against {x or 'position'}"
+            text += f", {y or 'values'} against {x or 'the horizontal axis'}"
         legend = ax.get_legend()
         if legend is not None:
             names = [_plain(t.get_text()) for t in legend.get_texts() if t.get_text().strip()]

@@ -197,3 +197,13 @@ def test_the_inline_png_carries_the_description():
     plt.close(fig)
     with Image.open(io.BytesIO(png)) as im:
         assert im.text["Description"] == "A figure of one panel. The panel, 'bars': bars, loss (nats) against arm."
+
+
+def test_describe_figure_reads_a_shared_axis_label_from_the_panel_that_has_it():
+    plot.use_style()
+    fig, (a, b) = plt.subplots(2, 1, sharex=True)
+    a.plot([1, 2], [3, 4]); a.set(ylabel="loss (nats)", title="top")
+    b.plot([1, 2], [1, 2]); b.set(xlabel="training step", ylabel="accuracy", title="bottom")
+    text = plot.describe_figure(fig)
+    plt.close(fig)
+    assert "Panel 1, 'top': lines, loss (nats) against training step." in text
