@@ -403,7 +403,7 @@ def ngram_level_phrase(level: int, top: int) -> str:
     """Where an ``ngram_level`` lies among orders 1 .. ``top``, in words: ``"worse than the unigram"``,
     ``"between the bigram and the trigram"``, ``"below the 5-gram"`` (chapter 10)."""
     if level <= 0:
-        return "worse than the unigram"
+        return ngram_level_name(0)
     if level >= top:
         return f"below the {ngram_level_name(top)}"
     return f"between the {ngram_level_name(level)} and the {ngram_level_name(level + 1)}"

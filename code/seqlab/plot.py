@@ -162,7 +162,8 @@ def power_laws(
             fit = fit_power_law(x[-k:], y[-k:])
             xs = np.geomspace(x[-k] / 1.4, x[-1] * 1.4, 20)
             ax.plot(xs, fit(xs), color=color, ls="--", lw=1.2, alpha=0.8, zorder=3)
-            label = f"{name} (slope {fit.slope + 0.0:.2f})".replace("slope -0.00", "slope 0.00")   # no negative zero
+            slope = 0.0 if round(fit.slope, 2) == 0 else fit.slope          # no "-0.00" in the legend
+            label = f"{name} (slope {slope:.2f})"
         ax.plot(x, y, marker="o", ms=4, color=color, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -192,11 +193,26 @@ def _has_content(ax) -> bool:
     return bool(ax.lines or ax.images or ax.collections or ax.patches or ax.texts or ax.tables or ax.artists)
 
 
-def _shared_label(ax, which: str) -> bool:
-    """Whether an axes sharing this axis (a panel of the same row or column) carries the label."""
-    group = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
-    getter = "get_xlabel" if which == "x" else "get_ylabel"
-    return any(getattr(other, getter)().strip() for other in group.get_siblings(ax) if other is not ax)
+def _axis_label(fig, ax, which: str) -> str:
+    """A panel's axis label: its own, else that of a panel it shares the axis with (same row or column), else the
+    figure's supxlabel / supylabel; "" when none has one."""
+    get = (lambda a: a.get_xlabel()) if which == "x" else (lambda a: a.get_ylabel())
+    shared = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
+    for other in [ax] + [a for a in shared.get_siblings(ax) if a is not ax]:
+        if get(other).strip():
+            return get(other)
+    sup = getattr(fig, "_supxlabel" if which == "x" else "_supylabel", None)
+    return sup.get_text() if sup is not None and sup.get_text().strip() else ""
+
+
+def _panels(fig) -> list:
+    """The figure's panels: visible axes with something drawn in them, colour bars left out."""
+    return [ax for ax in fig.axes if ax.get_visible() and not _is_colorbar(ax) and _has_content(ax)]
+
+
+def _heatmaps(ax) -> list:
+    """A panel's images and meshes, the things a colour bar explains."""
+    return list(ax.images) + [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]
 
 
 def _overlaps(labels, renderer) -> list[tuple[str, str]]:
@@ -228,12 +244,9 @@ def check_figure(fig, *, draw: bool = True) -> list[str]:
         raise TypeError(f"check_figure takes a matplotlib Figure, got {type(fig).__name__}")
     out = []
     suptitle = fig._suptitle is not None and fig._suptitle.get_text().strip()
-    supx = getattr(fig, "_supxlabel", None) is not None and fig._supxlabel.get_text().strip()
-    supy = getattr(fig, "_supylabel", None) is not None and fig._supylabel.get_text().strip()
-    panels = [ax for ax in fig.axes if ax.get_visible() and not _is_colorbar(ax) and _has_content(ax)]
-    mappables_of = lambda ax: list(ax.images) + [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]
+    panels = _panels(fig)
     # a colour bar shared by several heatmaps: the others use its colour map and its limits
-    shared_scales = {(m.get_cmap().name, m.get_clim()) for ax in panels for m in mappables_of(ax) if m.colorbar is not None}
+    shared_scales = {(m.get_cmap().name, m.get_clim()) for ax in panels for m in _heatmaps(ax) if m.colorbar is not None}
     renderer = None
     if draw and panels:
         with warnings.catch_warnings(record=True) as caught:
@@ -248,12 +261,12 @@ def check_figure(fig, *, draw: bool = True) -> list[str]:
         if not (title or suptitle):
             out.append(f"{name}: no title (ax.set_title, or fig.suptitle for the whole figure)")
         if ax.axison:
-            if not (ax.get_xlabel().strip() or supx or _shared_label(ax, "x")):
+            if not _axis_label(fig, ax, "x"):
                 out.append(f"{name}: the x axis has no label (with its unit)")
-            if not (ax.get_ylabel().strip() or supy or _shared_label(ax, "y")):
+            if not _axis_label(fig, ax, "y"):
                 out.append(f"{name}: the y axis has no label (with its unit)")
         legend = ax.get_legend() is not None or fig.legends
-        for m in mappables_of(ax):
+        for m in _heatmaps(ax):
             if m.colorbar is None and not legend and (m.get_cmap().name, m.get_clim()) not in shared_scales:
                 out.append(f"{name}: a heatmap without a colour bar (fig.colorbar(im, ax=ax, label=...))")
                 break
@@ -299,17 +312,6 @@ def _plain(text: str) -> str:
     return " ".join(text.split())
 
 
-def _axis_label(fig, ax, which: str) -> str:
-    """A panel's axis label: its own, else a panel it shares that axis with, else the figure's super-label."""
-    get = (lambda a: a.get_xlabel()) if which == "x" else (lambda a: a.get_ylabel())
-    shared = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
-    for other in [ax] + [a for a in shared.get_siblings(ax) if a is not ax]:
-        if get(other).strip():
-            return _plain(get(other))
-    sup = getattr(fig, "_supxlabel" if which == "x" else "_supylabel", None)
-    return _plain(sup.get_text()) if sup is not None and sup.get_text().strip() else ""
-
-
 def describe_figure(fig) -> str:
     """A figure's alternative text, read from what it draws (chapter 1 on): its title, and for each panel its
     title, what it plots against what, its kind (lines, points, bars, a heatmap) and its legend's entries.
@@ -319,7 +321,7 @@ def describe_figure(fig) -> str:
     """
     if not isinstance(fig, mpl.figure.Figure):
         raise TypeError(f"describe_figure takes a matplotlib Figure, got {type(fig).__name__}")
-    panels = [ax for ax in fig.axes if ax.get_visible() and not _is_colorbar(ax) and _has_content(ax)]
+    panels = _panels(fig)
     parts = []
     if fig._suptitle is not None and fig._suptitle.get_text().strip():
         parts.append(_plain(fig._suptitle.get_text()) + ".")
@@ -333,11 +335,11 @@ def describe_figure(fig) -> str:
             kinds.append("points")
         if ax.patches and not ax.images:
             kinds.append("bars")
-        if ax.images or [c for c in ax.collections if isinstance(c, mpl.collections.QuadMesh)]:
-            cbar = [m.colorbar for m in list(ax.images) + list(ax.collections) if getattr(m, "colorbar", None) is not None]
+        if _heatmaps(ax):
+            cbar = [m.colorbar for m in _heatmaps(ax) if m.colorbar is not None]
             label = _plain(cbar[0].ax.get_ylabel() or cbar[0].ax.get_xlabel()) if cbar else ""
             kinds.append("a heatmap" + (f" of {label}" if label else ""))
-        x, y = _axis_label(fig, ax, "x"), _axis_label(fig, ax, "y")
+        x, y = _plain(_axis_label(fig, ax, "x")), _plain(_axis_label(fig, ax, "y"))
         text = (f"Panel {k + 1}" if len(panels) > 1 else "The panel") + (f", {title!r}" if title else "") + ": "
         text += " and ".join(kinds) or "a diagram"
         if ax.axison and (x or y):

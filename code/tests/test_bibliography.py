@@ -16,15 +16,25 @@ def test_the_bibliography_parses_with_unique_keys():
     assert len(db.entries) == len(keys)
 
 
+def _formatted(db):
+    """``db`` formatted by the book's label style, registered by book/_ext/bib_labels.py as the build does."""
+    import importlib.util
+
+    from pybtex.plugin import find_plugin
+
+    spec = importlib.util.spec_from_file_location("bib_labels", BIB.parent / "_ext" / "bib_labels.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    ext.setup(None)
+    return find_plugin("pybtex.style.formatting", "alpha_year_letter")().format_bibliography(db)
+
+
 def test_author_year_citations_differ_and_labels_keep_the_year_letter():
     """Two works with the same first author, author count (one, two, "et al.") and year would be cited alike
     ("Gu et al., 2022"): their years carry a letter (2022a, 2022b), and the bibliography's labels keep it whole
     (book/_ext/bib_labels.py: [GGR22a], where pybtex's alpha labels give [GGR2a])."""
-    import importlib.util
     import re
     from collections import defaultdict
-
-    from pybtex.plugin import find_plugin
 
     db = pybtex.parse_file(str(BIB))
     cited_as = defaultdict(list)
@@ -34,11 +44,7 @@ def test_author_year_citations_differ_and_labels_keep_the_year_letter():
             n = min(len(people), 3)
             cited_as[(people[0].last_names[0], n if n < 3 else "et al.", e.fields["year"])].append(key)
     assert not {k: v for k, v in cited_as.items() if len(v) > 1}, "cited alike"
-    spec = importlib.util.spec_from_file_location("bib_labels", BIB.parent / "_ext" / "bib_labels.py")
-    ext = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ext)
-    ext.setup(None)
-    labels = {e.key: e.label for e in find_plugin("pybtex.style.formatting", "alpha_year_letter")().format_bibliography(db)}
+    labels = {e.key: e.label for e in _formatted(db)}
     for key, e in db.entries.items():
         m = re.match(r"^\d\d(\d\d)([a-z]?)$", e.fields.get("year", ""))
         if m and key in labels:
@@ -48,17 +54,9 @@ def test_author_year_citations_differ_and_labels_keep_the_year_letter():
 
 def test_the_package_cites_only_labels_the_bibliography_has():
     """A docstring that names a reference by its label ("[YWS+24a] in the References") names one the list shows."""
-    import importlib.util
     import re
 
-    from pybtex.plugin import find_plugin
-
-    spec = importlib.util.spec_from_file_location("bib_labels", BIB.parent / "_ext" / "bib_labels.py")
-    ext = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ext)
-    ext.setup(None)
-    labels = {e.label for e in find_plugin("pybtex.style.formatting", "alpha_year_letter")().format_bibliography(
-        pybtex.parse_file(str(BIB)))}
+    labels = {e.label for e in _formatted(pybtex.parse_file(str(BIB)))}
     cited = {m for path in (BIB.parents[1] / "code" / "seqlab").rglob("*.py")
              for m in re.findall(r"\[([A-Z][A-Za-z+]*\d{2}[a-z]?)\]", path.read_text(encoding="utf-8"))}
     assert cited and cited <= labels, sorted(cited - labels)
