@@ -176,7 +176,7 @@ results-cpu: setup
 	$(TORCHRUN_CPU) parallel_rnn --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) ssm_lags --scale quick --seeds 0 1 2
 	$(TORCHRUN_CPU) norm_placement --scale quick --seeds 0 1 2
-	$(TORCHRUN_CPU) encoder_decoder --scale quick --seeds 0 1 2
+	$(PY) -m seqlab.experiments encoder_decoder --scale quick --seeds 0 1 2 --device cpu  # timed (step_ms): one process
 	$(TORCHRUN_CPU) positions --scale quick --seeds 0 1 2
 
 clean:

@@ -409,6 +409,14 @@ def ngram_level_phrase(level: int, top: int) -> str:
     return f"between the {ngram_level_name(level)} and the {ngram_level_name(level + 1)}"
 
 
+def ngram_levels_text(levels: dict, fmt: str = ".3f") -> str:
+    """Every count model's loss in words, lowest order first: ``"unigram 3.331, bigram 2.509, …, 5-gram 1.294"``
+    (chapter 10), so that a page placing a model between two orders prints both."""
+    if not isinstance(levels, dict) or not levels:
+        raise ValueError(f"levels must be a non-empty dict order -> loss, got {levels!r}")
+    return ", ".join(f"{ngram_level_name(int(n))} {levels[n]:{fmt}}" for n in sorted(levels, key=int))
+
+
 def ngram_baselines(train_ids, windows, vocab_size: int, max_order: int = 5) -> dict:
     """Count-model baselines on a model's own evaluation windows (chapter 10).
 

@@ -6,7 +6,7 @@ import torch
 
 from seqlab.data import load_corpus
 from seqlab.data import stdlib
-from seqlab.measure import ngram_level, ngram_level_name
+from seqlab.measure import ngram_level, ngram_level_name, ngram_levels_text
 from seqlab.models.ngram import NGramLM, window_losses
 
 
@@ -86,6 +86,15 @@ def test_ngram_level():
     assert ngram_level_name(0) == "worse than the unigram" and ngram_level_name(3) == "trigram"
     with pytest.raises(ValueError, match="levels"):
         ngram_level(2.0, {})
+
+
+def test_ngram_levels_text_prints_every_order_in_order():
+    # keys as a results file stores them (strings), given out of order: every order once, lowest first
+    text = ngram_levels_text({"5": 1.2944, "1": 3.3311, "3": 2.1, "2": 2.7, "4": 1.41249})
+    assert text == "unigram 3.331, bigram 2.700, trigram 2.100, 4-gram 1.412, 5-gram 1.294"
+    assert ngram_levels_text({1: 3.0}, fmt=".1f") == "unigram 3.0"
+    with pytest.raises(ValueError, match="levels"):
+        ngram_levels_text({})
 
 
 def test_ngram_baselines_give_levels_profiles_and_lines():

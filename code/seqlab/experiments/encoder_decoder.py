@@ -221,19 +221,19 @@ def best_runs(runs: list[dict], warmup: int) -> dict[str, list[dict]]:
 
 def render_encoder_decoder(results: dict) -> list[str]:
     """The table of an ``encoder_decoder`` results dict: per warm-up and model, each learning rate's mean validation
-    accuracy, then at the chosen rate the parameters, milliseconds per step and test accuracy at each length, means
-    over seeds (chapter 7)."""
+    accuracy, then at the chosen rate the parameters and test accuracy at each length, means over seeds (chapter 7).
+    The runs' ``step_ms`` is left out: a wall-clock time that moves with whatever else the machine runs, which a
+    comparison of the models should not read (chapter 9 times them side by side)."""
     s, runs = results["settings"], results["runs"]
-    lines = [f"{'model':16s} {'warm-up':>7s} {'lr':>7s} {'params':>7s} {'ms/step':>8s} "
+    lines = [f"{'model':16s} {'warm-up':>7s} {'lr':>7s} {'params':>7s} "
              + " ".join(f"L={L:<4d}" for L in s["lengths"]) + "  val by lr"]
     for warmup in s["warmups"]:
         best = best_runs(runs, warmup)
         for name in NAMES:
             rs = best[name]
             acc = [statistics.mean(r["by_length"][name][str(L)]["accuracy"] for r in rs) for L in s["lengths"]]
-            ms = statistics.mean(r["step_ms"][name] for r in rs)
             by_lr = ", ".join(f"{lr:g}: {v:.3f}" for lr, v in rs[0]["val_by_lr"])
-            lines.append(f"{name:16s} {warmup:7d} {rs[0]['lr']:7g} {rs[0]['params'][name]:7d} {ms:8.1f} "
+            lines.append(f"{name:16s} {warmup:7d} {rs[0]['lr']:7g} {rs[0]['params'][name]:7d} "
                          + " ".join(f"{a:6.2f}" for a in acc) + f"  {by_lr}")
     seeds = list(dict.fromkeys(r["seed"] for r in runs))
     lines.append(f"(trained on lengths {s['min_len']}-{s['max_len']}, {s['steps']} steps each; each model at the rate "

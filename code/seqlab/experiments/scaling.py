@@ -1077,7 +1077,7 @@ def findings(res: dict) -> list[dict]:
     ``holds`` is the check that pins it (for the design: at least 5 sizes, 3 seeds, fewer than 4 passes, every
     learning rate bracketed). Chapter 10 prints the texts and asserts every ``holds``.
     """
-    from ..measure import ngram_level_phrase
+    from ..measure import ngram_level_phrase, ngram_levels_text
 
     levels = {int(k): v for k, v in res["ngram"]["levels"].items()}
     out = []
@@ -1105,7 +1105,7 @@ def findings(res: dict) -> list[dict]:
         parts.append(f"{f}: " + ", ".join(words))
     out.append({"name": "n-gram levels", "holds": ok,
                 "text": "Validation loss by size (mean ± sd over seeds) and the count model each reaches "
-                        f"(unigram {levels[1]:.3f} … {max(levels)}-gram {levels[max(levels)]:.3f}): " + "; ".join(parts) + "."})
+                        f"({ngram_levels_text(levels)}): " + "; ".join(parts) + "."})
     fl, ft = res["fits"]["lstm"]["non_embedding"]["plain"], res["fits"]["transformer"]["non_embedding"]["plain"]
     d = res["alpha_difference"]
     word, holds = verdict(d, "larger than", "smaller than", "not distinguishable from")
