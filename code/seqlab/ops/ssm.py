@@ -268,7 +268,7 @@ def _to_chunks(x: torch.Tensor, chunk: int, fill: float) -> torch.Tensor:
 
 
 def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False,
-                    shift: bool = False) -> torch.Tensor:
+                    shift: bool = False, in_place: bool = False) -> torch.Tensor:
     """h = a ⊙ h + b over chunks ``a, b`` (B, n, c, …) from ``h0`` (B, …), forward or in reverse; no autograd.
 
     1. inside every chunk at once, from zero: each chunk's end state and its total decay Π a;
@@ -276,7 +276,8 @@ def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse:
     3. inside every chunk again, from its true start state, keeping every state.
     Sequential steps: 2c + n. ``reverse`` runs time backwards (the chunks and the steps in them).
     ``shift`` multiplies step t by the *next* step's factor, a_{t+1} (1 after the last step), as the
-    backward pass of a linear recurrence needs, without a shifted copy of ``a``.
+    backward pass of a linear recurrence needs, without a shifted copy of ``a``. ``in_place`` writes the
+    states over ``b`` (step 3 reads each b_t once, just before h_t replaces it): no second tensor of b's size.
     """
     n, c = a.shape[1:3]
     steps = range(c - 1, -1, -1) if reverse else range(c)
@@ -295,17 +296,18 @@ def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse:
     for i in (range(n - 1, -1, -1) if reverse else range(n)):  # 2.
         starts[:, i] = h
         h = torch.addcmul(end[:, i], decay[:, i], h)
-    hs, h = torch.empty_like(b), starts
+    hs, h = (b if in_place else torch.empty_like(b)), starts
     for j in steps:  # 3.
         h = torch.addcmul(b_j[j], a_j[j], h, out=hs[:, :, j])
     return hs
 
 
 def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int, reverse: bool = False,
-          shift: bool = False) -> torch.Tensor:
-    """``_two_level_scan`` on (B, T, …) tensors: cut into chunks (padded with a = 1, b = 0), scan, uncut."""
+          shift: bool = False, in_place: bool = False) -> torch.Tensor:
+    """``_two_level_scan`` on (B, T, …) tensors: cut into chunks (padded with a = 1, b = 0), scan, uncut.
+    ``in_place``: the states overwrite ``b`` where its time axis needs no padding (a padded b is a copy anyway)."""
     T = a.shape[1]
-    hs = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse, shift)
+    hs = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse, shift, in_place)
     return hs.flatten(1, 2)[:, :T]
 
 
@@ -333,9 +335,11 @@ class _ChunkedLinearScan(torch.autograd.Function):
         return _times_previous(g, hs, h0), g, a[:, 0] * g[:, 0], None
 
 
-def _reverse_scan(a, grad_hs, h0, chunk):
-    """g_t = ∂L/∂h_t (direct) + a_{t+1} ⊙ g_{t+1}, for t = T..1: the total gradient of every state."""
-    return _scan(a, grad_hs, torch.zeros_like(h0), chunk, reverse=True, shift=True)  # a_{t+1}; 1 after the last step
+def _reverse_scan(a, grad_hs, h0, chunk, in_place=False):
+    """g_t = ∂L/∂h_t (direct) + a_{t+1} ⊙ g_{t+1}, for t = T..1: the total gradient of every state
+    (``in_place``: written over ``grad_hs``)."""
+    return _scan(a, grad_hs, torch.zeros_like(h0), chunk, reverse=True, shift=True,  # a_{t+1}; 1 after the last step
+                 in_place=in_place)
 
 
 def _times_previous(g, hs, h0, out=None):
@@ -386,7 +390,7 @@ class _SelectiveScanChunked(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, h0, chunk):
         a = (delta[..., None] * A).exp_()  # (B, T, D, N)
         x = delta * u  # (B, T, D)
-        hs = _scan(a, x[..., None] * B[:, :, None, :], h0, chunk)  # (B, T, D, N)
+        hs = _scan(a, x[..., None] * B[:, :, None, :], h0, chunk, in_place=True)  # (B, T, D, N), over b's memory
         ctx.save_for_backward(u, delta, A, B, C, D, h0, a, hs)
         ctx.chunk = chunk
         y = (hs @ C[..., None])[..., 0] + D * u  # (B, T, D): C_t · h_t as a small product per step
@@ -400,15 +404,16 @@ class _SelectiveScanChunked(torch.autograd.Function):
         grad_hs = grad_y[..., None] * C[:, :, None, :]  # (B, T, D, N): through y_t
         grad_hs[:, -1] += grad_hT  # through the final state
         grad_C = (grad_y[:, :, None, :] @ hs)[:, :, 0]  # (B, T, N)
-        g = _reverse_scan(a, grad_hs, h0, ctx.chunk)  # (B, T, D, N) = ∂L/∂b_t
+        g = _reverse_scan(a, grad_hs, h0, ctx.chunk, in_place=True)  # (B, T, D, N) = ∂L/∂b_t, over grad_hs
         grad_x = (g @ B[..., None])[..., 0]  # (B, T, D)
         grad_B = ((delta * u)[:, :, None, :] @ g)[:, :, 0]  # (B, T, N)
-        grad_log_a = _times_previous(g, hs, h0, out=grad_hs).mul_(a)  # (B, T, D, N), in grad_hs's memory
+        grad_h0 = a[:, 0] * g[:, 0]
+        grad_log_a = _times_previous(g, hs, h0, out=g).mul_(a)  # (B, T, D, N), in g's memory (g is used up)
         grad_A = (delta[..., None] * grad_log_a).sum((0, 1))  # (D, N)
         grad_delta = grad_log_a.mul_(A).sum(-1) + u * grad_x
         grad_u = delta * grad_x + D * grad_y
         grad_D = (u * grad_y).sum((0, 1))
-        return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, a[:, 0] * g[:, 0], None
+        return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_h0, None
 
 
 def selective_scan_chunked(u, delta, A, B, C, D, state=None, chunk: int = 16):
