@@ -158,10 +158,11 @@ results-gpu: setup
 
 # The sweeps that need more than a chapter's minute but no GPU, on the CPU at the chapters'
 # scale (each prints an estimate of its time once its first run is done); their results
-# files are committed and chapters 10 to 15 plot them beside their live numbers.
+# files are committed and chapters 7 to 15 plot them beside their live numbers.
 # Each sweep saves every finished run as it completes and skips it when run again, so this target
-# can be stopped and resumed over several sittings (chapter 10's scaling study: ~2.3 CPU-hours;
-# recall and long range: a few CPU-hours each).
+# can be stopped and resumed over several sittings (chapter 10's scaling study: ~3.5 CPU-hours;
+# recall and long range: a few CPU-hours each). The process count does not change a run's numbers
+# (each run seeds itself), only the wall-clock times a results file records.
 TORCHRUN_CPU := SEQLAB_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc_per_node=2 -m seqlab.experiments
 results-cpu: setup
 	$(TORCHRUN_CPU) scaling --scale cpu --seeds 0 1 2 --out results/scaling-cpu.json

@@ -71,16 +71,22 @@ def lines(
     logx: bool = False,
     logy: bool = False,
     marker: str | None = None,
+    colors: Mapping[str, str] | None = None,
     ax=None,
 ):
-    """One line per entry of ``series`` (``name -> (x, y)``), with a legend (chapter 2)."""
+    """One line per entry of ``series`` (``name -> (x, y)``), with a legend (chapter 2). ``colors`` maps a name to
+    its colour, so that a model keeps one colour across the panels of a figure (chapter 9); the others take the
+    colour cycle's."""
     if not series:
         raise ValueError("series is empty: nothing to plot")
+    unknown = sorted(set(colors or {}) - set(series))
+    if unknown:
+        raise ValueError(f"colors names series that are not plotted: {unknown} (series: {list(series)})")
     ax = ax or plt.subplots()[1]
     for name, (x, y) in series.items():
         if len(x) != len(y):
             raise ValueError(f"series {name!r}: x has {len(x)} points but y has {len(y)}")
-        ax.plot(x, y, label=name, marker=marker)
+        ax.plot(x, y, label=name, marker=marker, **({"color": colors[name]} if colors and name in colors else {}))
     if logx:
         ax.set_xscale("log")
     if logy:

@@ -15,6 +15,16 @@ def test_style_and_lines():
     plt.close("all")
 
 
+def test_lines_keep_the_colour_asked_for_and_refuse_an_unknown_name():
+    from matplotlib.colors import to_hex
+    ax = plot.lines({"a": ([1, 2], [1, 2]), "b": ([1, 2], [2, 1])}, xlabel="x", ylabel="y", colors={"b": "#123456"})
+    assert to_hex(ax.get_lines()[1].get_color()) == "#123456"
+    assert to_hex(ax.get_lines()[0].get_color()) != "#123456"          # the others keep the cycle's colour
+    with pytest.raises(ValueError, match=r"not plotted: \['c'\]"):
+        plot.lines({"a": ([1], [1])}, xlabel="x", ylabel="y", colors={"c": "red"})
+    plt.close("all")
+
+
 def test_learning_curves_and_heatmap():
     h = History(loss=[3.0, 2.0, 1.0], eval_step=[3], eval={"acc": [0.5]})
     ax = plot.learning_curves({"run": h}, window=2)
