@@ -62,6 +62,21 @@ def problems(n: int, g: torch.Generator):
     }
 
 
+def memory_passes(n: int, selective: dict, rounds: int) -> str:
+    """The selective scan's fast form in units of one pass over its states: the time of one elementwise product of
+    two (B, T, D, N) tensors into a third at n = T, against the chunked form's and the loop's forward + backward."""
+    B, d, N = 4, 64, 16
+    x, y = torch.randn(B, n, d, N), torch.randn(B, n, d, N)
+    z = torch.empty_like(x)
+    one = measure.time_calls({"pass": lambda: torch.mul(x, y, out=z)}, repeats=max(rounds, 5))["pass"].median
+    mb = 3 * x.numel() * x.element_size() / 2 ** 20
+    return (f"One pass over the selective scan's states at n = {n} (a product of two (B, T, D, N) = ({B}, {n}, {d}, {N}) "
+            f"float32 tensors into a third: {mb:.0f} MiB read and written) takes {one * 1e3:.2f} ms, median of "
+            f"{max(rounds, 5)}. The chunked form's forward + backward takes {selective['chunked'] / one:.0f} such passes' "
+            f"time, the loop's {selective['loop'] / one:.0f}: a tenth of the loop would be "
+            f"{selective['loop'] / 10 / one:.0f} passes.")
+
+
 def call(form, kw):
     leaves = {k: v.detach().requires_grad_(True) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
               for k, v in kw.items()}
@@ -90,6 +105,7 @@ def main():
     rows = ["| family | form | n | min (ms) | median (ms) | loop / form |", "|---|---|---|---|---|---|"]
     print(f"{'family':24s} {'form':9s} {'n':>5s} {'min (ms)':>9s} {'median (ms)':>12s} {'loop/form':>10s}")
     best = {}  # family -> (speed-up, form) of its fastest form at the largest n
+    selective = {}  # form -> median seconds of the selective scan at the largest n
     for n in args.lengths:
         g = torch.Generator().manual_seed(n)
         for name, (family, kw) in problems(n, g).items():
@@ -105,15 +121,19 @@ def main():
                 rows.append(f"| {name} | {f} | {n} | {tf.min * 1e3:.2f} | {tf.median * 1e3:.2f} | {speedup:.2f} |")
                 if n == max(args.lengths) and f != "loop" and speedup > best.get(name, (0.0, ""))[0]:
                     best[name] = (speedup, f)
+                if n == max(args.lengths) and name == "selective_scan":
+                    selective[f] = tf.median
     summary = [f"| family | fastest form | loop / form at n = {max(args.lengths)} | at least {SPEEDUP_GOAL:g} |",
                "|---|---|---|---|"]
     for name, (speedup, f) in best.items():
         summary.append(f"| {name} | {f} | {speedup:.2f} | {'yes' if speedup >= SPEEDUP_GOAL else 'no'} |")
     print("\n".join(summary))
+    traffic = memory_passes(max(args.lengths), selective, args.rounds)
+    print(traffic)
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(head + f" Goal: the fastest form at least {SPEEDUP_GOAL:g} times its loop at n = {max(args.lengths)}."
-                                 + "\n\n" + "\n".join(summary) + "\n\n" + "\n".join(rows) + "\n")
+                                 + "\n\n" + "\n".join(summary) + "\n\n" + traffic + "\n\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":
