@@ -233,6 +233,36 @@ def test_selectivity_probe_reruns_the_layers_state_exactly_and_rejects_other_tas
         E.selectivity_probe(model, CopyTask(length=3, vocab=4), seed=0)
 
 
+def test_steps_since_data_by_hand():
+    from seqlab.experiments.ssm import steps_since_data
+    data = torch.tensor([[False, True, False, False, True, True, False]])
+    assert steps_since_data(data).tolist() == [[7, 0, 1, 2, 0, 0, 1]]       # before the first: t + L
+    with pytest.raises(TypeError, match="bool mask"):
+        steps_since_data(data.long())
+    with pytest.raises(ValueError, match="data"):
+        steps_since_data(data[0])
+
+
+def test_selectivity_by_offset_agrees_with_the_probe_on_the_same_sequences():
+    """Two ways to the same numbers: at offset 0 (the data tokens) over far noise, the aligned means equal the probe's
+    data / noise ratios for layer 1; the isolated and crowded tokens split the data tokens."""
+    from seqlab.data.tasks import SelectiveCopy
+    from seqlab.experiments import ssm as E
+    task = SelectiveCopy(n_data=4, length=16, vocab=4)
+    torch.manual_seed(1)
+    model = E.MixerLM(E.MixerLMConfig(task.input_vocab, mixer="selective", d_model=8, n_layers=2, mlp=False,
+                                      options=dict(d_state=2)))
+    probe = E.selectivity_probe(model, task, seed=0, n=32)[0]
+    aligned = E.selectivity_by_offset(model, task, seed=0, n=32, max_offset=3)
+    assert len(aligned["delta"]) == len(aligned["move"]) == 4
+    assert aligned["delta"][0] == pytest.approx(probe["delta_data"] / probe["delta_noise"], rel=1e-5)
+    assert aligned["dh_all"] == pytest.approx(probe["dh_data"] / probe["dh_noise"], rel=1e-5)
+    assert 0 < aligned["crowded_share"] < 1
+    lo, hi = sorted((aligned["delta_alone"], aligned["delta_crowded"]))
+    assert lo <= aligned["delta"][0] <= hi                                   # the data tokens' mean lies between its parts
+    assert 0 < aligned["decay_far"] < 1 and aligned["norm_kept"] > 0
+
+
 def test_a_grid_extended_by_a_learning_rate_reruns_only_the_new_points(tmp_path):
     path = tmp_path / "x.jsonl"
     calls = []

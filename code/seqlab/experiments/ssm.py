@@ -59,6 +59,66 @@ def norm_change(norms: torch.Tensor) -> torch.Tensor:
     return (norms - previous).abs() / norms.mean()
 
 
+def _selective_layers(model: MixerLM, task) -> list:
+    if not isinstance(task, SelectiveCopy):
+        raise TypeError(f"task must be a SelectiveCopy, got {type(task).__name__}")
+    layers = [m for m in model.mixers if isinstance(m, SSMLayer) and m.config.selective]
+    if not layers:
+        raise ValueError("the model has no selective layer to probe")
+    return layers
+
+
+def _hooked_run(model: MixerLM, layers: list, task: SelectiveCopy, seed: int, n: int, device) -> tuple:
+    """Run ``model`` on the probe's ``n`` sequences (held-out stream 2 of ``seed``) with hooks on each of ``layers``:
+    the sequences' bodies (n, L) and, per layer, Δ_t (n, L, E), the scan input u_t (n, L, E), B_t (n, L, N) and
+    A (E, N) (chapter 13)."""
+    captured, hooks = [], []
+    for layer in layers:
+        store = {}
+        captured.append(store)
+        hooks.append(layer.x_proj.register_forward_hook(lambda mod, inp, out, st=store: st.update(u=inp[0], xp=out)))
+        hooks.append(layer.dt_proj.register_forward_hook(
+            lambda mod, inp, out, st=store: st.update(delta=torch.nn.functional.softplus(out))))
+    x, _ = task.sample(n, generator=held_out(seed, stream=2))  # 30 000 + seed, shifted
+    try:
+        with torch.no_grad():
+            model.eval()(x.to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    L = task.length
+    per_layer = []
+    for layer, st in zip(layers, captured):
+        c = layer.config
+        per_layer.append({"delta": st["delta"][:, :L], "u": st["u"][:, :L],
+                          "B": st["xp"][:, :L, c.dt_rank:c.dt_rank + c.d_state], "A": -torch.exp(layer.A_log).detach()})
+    return x[:, :L].to(device), per_layer
+
+
+def _rerun_states(delta, u, B_t, A):
+    """h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t from h_0 = 0, step by step: every ‖h_t‖ and ‖h_t − h_{t−1}‖, (n, L) each."""
+    h, norms, moves = torch.zeros(delta.shape[0], *A.shape, device=delta.device), [], []
+    with torch.no_grad():
+        for t in range(delta.shape[1]):
+            h_new = torch.exp(delta[:, t, :, None] * A) * h + delta[:, t, :, None] * B_t[:, t, None, :] * u[:, t, :, None]
+            moves.append((h_new - h).flatten(1).norm(dim=1))
+            norms.append(h_new.flatten(1).norm(dim=1))
+            h = h_new
+    return torch.stack(norms, 1), torch.stack(moves, 1)
+
+
+def steps_since_data(data: torch.Tensor) -> torch.Tensor:
+    """For a (n, L) mask of data tokens, the steps since the last data token at every position (0 at a data token;
+    before the first one, more than L) (chapter 13)."""
+    validate.tensor("data", data, ndim=2)
+    if data.dtype != torch.bool:
+        raise TypeError(f"data must be a bool mask, got {data.dtype}")
+    L = data.shape[1]
+    t = torch.arange(L, device=data.device)
+    last = torch.cummax(torch.where(data, t, torch.full_like(t, -L)), dim=1).values
+    return t - last
+
+
 def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int = 256, device=None,
                       trace: bool = False) -> list[dict]:
     """What the trained selective layers do on noise against data tokens, per layer (chapter 13).
@@ -75,55 +135,60 @@ def selectivity_probe(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int 
         trace                     (with ``trace``) the first sequence's Δ_t (mean over channels), ‖h_t‖ and
                                   which of its positions hold data, as lists
     """
-    if not isinstance(task, SelectiveCopy):
-        raise TypeError(f"task must be a SelectiveCopy, got {type(task).__name__}")
-    layers = [m for m in model.mixers if isinstance(m, SSMLayer) and m.config.selective]
-    if not layers:
-        raise ValueError("the model has no selective layer to probe")
-    captured = []
-    hooks = []
-    for layer in layers:
-        store = {}
-        captured.append(store)
-        hooks.append(layer.x_proj.register_forward_hook(lambda mod, inp, out, st=store: st.update(u=inp[0], xp=out)))
-        hooks.append(layer.dt_proj.register_forward_hook(
-            lambda mod, inp, out, st=store: st.update(delta=torch.nn.functional.softplus(out))))
-    x, _ = task.sample(n, generator=held_out(seed, stream=2))  # 30 000 + seed, shifted
-    try:
-        with torch.no_grad():
-            model.eval()(x.to(device))
-    finally:
-        for h in hooks:
-            h.remove()
-    body = x[:, :task.length].to(device)  # (n, L)
+    layers = _selective_layers(model, task)
+    body, per_layer = _hooked_run(model, layers, task, seed, n, device)
     data = body != task.noise
-    # noise positions at least k steps after the last data token (no data token in the conv window)
-    k = layers[0].config.d_conv
-    since = torch.zeros_like(body)
-    last = torch.full((n,), -10**6, device=body.device)
-    for t in range(task.length):
-        last = torch.where(data[:, t], torch.full_like(last, t), last)
-        since[:, t] = t - last
-    far_noise = (~data) & (since >= k)
+    far_noise = steps_since_data(data) >= layers[0].config.d_conv  # no data token in the conv window
     out = []
-    for layer, st in zip(layers, captured):
-        c = layer.config
-        delta = st["delta"][:, :task.length]  # (n, L, E)
-        B_t = st["xp"][:, :task.length, c.dt_rank:c.dt_rank + c.d_state]  # (n, L, N)
-        u = st["u"][:, :task.length]  # (n, L, E)
-        A = -torch.exp(layer.A_log)  # (E, N)
-        h = torch.zeros(n, A.shape[0], A.shape[1], device=u.device)
-        norms = []
-        for t in range(task.length):
-            h = torch.exp(delta[:, t, :, None] * A) * h + delta[:, t, :, None] * B_t[:, t, None, :] * u[:, t, :, None]
-            norms.append(h.flatten(1).norm(dim=1))
-        norms = torch.stack(norms, 1)  # (n, L)
+    for q in per_layer:
+        norms, _ = _rerun_states(q["delta"], q["u"], q["B"], q["A"])
         dh = norm_change(norms)  # (n, L)
-        d_mean = delta.mean(-1)  # (n, L)
+        d_mean = q["delta"].mean(-1)  # (n, L)
         out.append({"delta_data": d_mean[data].mean().item(), "delta_noise": d_mean[far_noise].mean().item(),
                     "dh_data": dh[data].mean().item(), "dh_noise": dh[far_noise].mean().item()})
         if trace:
             out[-1]["trace"] = {"delta": d_mean[0].tolist(), "norm": norms[0].tolist(), "data": data[0].tolist()}
+    return out
+
+
+def selectivity_by_offset(model: MixerLM, task: SelectiveCopy, seed: int, *, n: int = 256, max_offset: int = 6,
+                          device=None) -> dict:
+    """The first selective layer on the probe's ``n`` sequences, aligned on the data tokens (chapter 13).
+
+    Every value is a mean divided by the same mean on far noise (no data token in the short convolution's window):
+
+        delta[j], move[j]         Δ_t (mean over channels) and ‖h_t − h_{t−1}‖ (over the mean ‖h_t‖; it sees
+                                  rotations of the state that its norm misses) j steps after the last data token,
+                                  j = 0 .. max_offset (0: the data token itself)
+        delta_alone, delta_crowded   Δ_t on isolated data tokens (none in the d_conv − 1 before) and on the others
+        dh_*, move_* (all, alone, crowded)   the probe's |‖h_t‖ − ‖h_{t−1}‖| and ‖h_t − h_{t−1}‖, split the same way
+        crowded_share             the share of data tokens with another in their window
+        norm_kept                 the median of ‖h_t‖ / ‖h_{t−1}‖ on far noise (1: the state is held)
+        decay_far                 the mean of e^{Δ_t A} on far noise
+    """
+    layer = _selective_layers(model, task)[0]
+    body, (q,) = _hooked_run(model, [layer], task, seed, n, device)
+    delta, A = q["delta"], q["A"]
+    norm, moves = _rerun_states(delta, q["u"], q["B"], A)
+    move = moves / norm.mean()  # (n, L)
+    data = body != task.noise
+    since = steps_since_data(data)
+    k = layer.config.d_conv
+    far = since >= k
+    previous = torch.cat([torch.full_like(since[:, :1], data.shape[1] + k), since[:, :-1] + 1], 1)   # steps since the data token before t
+    alone = data & (previous >= k)
+    d_mean = delta.mean(-1)
+    out = {key: [(v[since == j].mean() / v[far].mean()).item() for j in range(max_offset + 1)]
+           for key, v in (("delta", d_mean), ("move", move))}
+    out["delta_alone"] = (d_mean[alone].mean() / d_mean[far].mean()).item()
+    out["delta_crowded"] = (d_mean[data & ~alone].mean() / d_mean[far].mean()).item()
+    out["crowded_share"] = ((data & ~alone).sum() / data.sum()).item()
+    dh = norm_change(norm)
+    for key, v in (("dh", dh), ("move", move)):
+        for part, where in (("all", data), ("alone", alone), ("crowded", data & ~alone)):
+            out[f"{key}_{part}"] = (v[where].mean() / v[far].mean()).item()
+    out["norm_kept"] = (norm[:, 1:] / norm[:, :-1].clamp_min(1e-12))[far[:, 1:]].median().item()
+    out["decay_far"] = torch.exp(delta[..., None] * A)[far].mean().item()
     return out
 
 
