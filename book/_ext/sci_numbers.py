@@ -3,7 +3,7 @@
 A measured value glued into a sentence with a format such as ``.0e`` comes out as ``6e+02`` or ``2.5e-05``: fine
 in code and printed output, hard to read in a sentence. This post-transform rewrites such numbers in running text
 and in Markdown an output displays (an evidence box, after myst-nb has pasted its glued values) as ``6 × 10²`` and
-``2.5 × 10⁻⁵``. Code, printed outputs, inline code and mathematics are left as they are, and so is a hand-written
+``2.5 × 10⁻⁵`` (and ``1.4e+00`` as ``1.4``). Code, printed outputs, inline code and mathematics are left as they are, and so is a hand-written
 ``1e-3`` (Python always writes two exponent digits).
 """
 from __future__ import annotations
@@ -24,6 +24,8 @@ def power_of_ten(text: str) -> str:
         if float(m.group(1)) == 0:
             return "0"                                  # 0e+00: a zero, not a power of ten
         exponent = int(m.group(3)) * (-1 if m.group(2) == "-" else 1)
+        if exponent == 0:
+            return m.group(1)                           # 1.4e+00: the number itself, not 1.4 × 10⁰
         return f"{m.group(1)} × 10{str(exponent).translate(SUPERSCRIPT)}"
     return NUMBER.sub(one, text)
 

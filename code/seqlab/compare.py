@@ -19,8 +19,8 @@ n_heads) -> model`` and, for each of the three forms, the ``seqlab.ops`` form of
 it. Every model maps token ids to next-token logits through an embedding and a head, with the
 mixers of its chapter in between (``RecurrentLM`` for the RNN and the LSTM, ``SeqLM`` for the
 others), and every one streams the same way: ``model(x, state) -> (logits, state)``,
-``model.step(token, state)``. A new architecture is one row. ``verdict`` and ``dominant_use``
-are the written-down rules that turn a measured number into a table cell.
+``model.step(token, state)``. A new architecture is one row. ``verdict`` is the written-down rule that turns a
+measured number into a table cell.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ TABLE = {
 ARCHS = tuple(TABLE)
 
 __all__ = ["ARCHS", "TABLE", "Arch", "FORM_NAMES", "make_model", "set_form", "forward_state", "step", "state_bytes",
-           "width_for_parameters", "verdict", "dominant_use", "gradient_reach", "embedding_gradient", "quantize"]
+           "width_for_parameters", "verdict", "gradient_reach", "embedding_gradient", "quantize"]
 
 
 def _check_arch(arch) -> str:
@@ -166,24 +166,6 @@ def verdict(value: float, threshold: float, above: str, below: str) -> str:
     validate.number("value", value)
     validate.number("threshold", threshold)
     return above if value >= threshold else below
-
-
-def dominant_use(parallel_training: bool, state_grows: bool) -> str:
-    """Where an architecture fits, from two measured facts (chapter 15).
-
-    ``parallel_training``: its depth does not grow with the length (it trains on all positions at
-    once); ``state_grows``: the state it needs per generated token grows with the context.
-    """
-    if not isinstance(parallel_training, bool) or not isinstance(state_grows, bool):
-        raise TypeError(f"parallel_training and state_grows must be bools, got "
-                        f"{type(parallel_training).__name__} and {type(state_grows).__name__}")
-    if parallel_training and state_grows:
-        return "large-scale training on parallel hardware"
-    if parallel_training:
-        return "parallel training and constant-memory streaming"
-    if state_grows:
-        return "neither (sequential and growing)"
-    return "streaming and small devices"
 
 
 def gradient_reach(model: nn.Module, x: torch.Tensor, seed: int = 0) -> torch.Tensor:

@@ -219,10 +219,11 @@ def graph_depth(y: torch.Tensor) -> int:
 
     Counts backward nodes (one per differentiable operation; the leaves' ``AccumulateGrad`` nodes
     count 0) on the longest path from ``y.grad_fn`` to a leaf. Operations on that path must run one
-    after another, whatever the hardware: it is the *depth* (span) of the computation, while the
-    number of operations of each kind and their sizes give its *work*. A Python loop over time adds a
-    fixed number of nodes per step; a fused kernel (``nn.LSTM``) is a single node, although its steps
-    still run in sequence inside it.
+    after another, whatever the hardware: it is the *depth* (span) of the computation as counted at node
+    granularity, while the number of operations of each kind and their sizes give its *work*. A Python loop
+    over time adds a fixed number of nodes per step; a one-node kernel hides its own chain: ``nn.LSTM`` is a
+    single node although its steps run in sequence inside it, and ``cumsum`` one although its own depth is
+    at least log n.
     """
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")

@@ -38,6 +38,10 @@ def problems(nb: dict) -> list[str]:
         if c.get("outputs") or c.get("execution_count") is not None:
             out.append("committed with outputs or execution counts (strip them)")
             break
+    ids = [c.get("id") for c in cells]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        out.append(f"cell ids must be unique (nbformat renames a repeated one on every read): {repeated}")
     if not cells or cells[0].get("cell_type") != "markdown" or not src(cells[0]).lstrip().startswith("# "):
         out.append("the first cell must be markdown starting with the title ('# ...')")
     for part in ("Learning objectives", "Prerequisites", "## Summary", "## Exercises", "## References"):

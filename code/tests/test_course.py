@@ -60,6 +60,12 @@ def test_lint_catches_outputs(good):
     assert any("outputs" in p for p in problems(bad))
 
 
+def test_lint_catches_a_repeated_cell_id(good):
+    bad = copy.deepcopy(good)
+    bad["cells"][2]["id"] = bad["cells"][1]["id"]
+    assert any("cell ids must be unique" in p and bad["cells"][1]["id"] in p for p in problems(bad))
+
+
 def test_lint_catches_missing_asserts(good):
     def drop_asserts(cell):
         text = "".join(cell["source"])

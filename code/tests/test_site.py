@@ -168,6 +168,7 @@ def test_exponent_notation_in_prose_reads_as_powers_of_ten():
         "grew 6 × 10² and 2 × 10⁶ times; 2.5 × 10⁻⁵; -3.1 × 10⁻¹⁰"
     assert ext.power_of_ten("lr 1e-3, x1e+05, v2.0e+01b") == "lr 1e-3, x1e+05, v2.0e+01b"   # hand-written or inside a word
     assert ext.power_of_ten("far/near 0e+00") == "far/near 0"
+    assert ext.power_of_ten("norm 1.4e+00, ratio 4e+00") == "norm 1.4, ratio 4"                  # exponent 0: the number
 
 
 def test_each_script_loads_once():

@@ -50,7 +50,7 @@ def mingru_step(fn: Callable) -> Result:
 
 def _scan_reference(log_a, log_b, h0, *, drop_h0=False, exclusive=False):
     a_star = log_a.cumsum(1)
-    if exclusive:  # a*_t = Σ_{s<t}: one decay short
+    if exclusive:  # log a*_t = Σ_{s<t}: one decay short
         a_star = a_star - log_a
     h = torch.exp(a_star + torch.logcumsumexp(log_b - a_star, dim=1))
     return h if drop_h0 else h + torch.exp(a_star) * h0[:, None]
@@ -61,7 +61,7 @@ def log_space_scan(fn: Callable) -> Result:
     """Chapter 13 (section 13.10): ``fn(log_a, log_b, h0)`` must return every h_t of h_t = a_t ⊙ h_{t-1} + b_t, computed in log space.
 
     ``log_a, log_b`` (B, T, H) (a_t ∈ (0, 1), b_t > 0), ``h0`` (B, H) of either sign; returns (B, T, H):
-    h_t = exp(a*_t) ⊙ h_0 + exp(a*_t + logcumsumexp_{s≤t}(log b_s − a*_s)), a*_t = Σ_{s≤t} log a_s.
+    h_t = exp(log a*_t) ⊙ h_0 + exp(log a*_t + logcumsumexp_{s≤t}(log b_s − log a*_s)), log a*_t = Σ_{s≤t} log a_s.
     """
     gen = torch.Generator().manual_seed(132)
 
@@ -69,11 +69,11 @@ def log_space_scan(fn: Callable) -> Result:
         r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
         return Case((-F.softplus(r(B, T, H)), r(B, T, H), r(B, H)), describe)
 
-    # at T = 300 the product of the decays is far below e^{-100}: exp(−a*) alone would overflow
+    # at T = 300 the product of the decays is far below e^{-100}: exp(−log a*) alone would overflow
     cases = [case(2, 6, 3, "B=2, T=6, H=3"), case(1, 1, 2, "T=1 (a single step)"),
              case(2, 300, 2, "T=300, where Π a_s is below e^{-100}")]
     mistakes = [
-        (lambda *a: _scan_reference(*a, drop_h0=True), "add the initial state's part exp(a*_t) ⊙ h_0"),
-        (lambda *a: _scan_reference(*a, exclusive=True), "a*_t = Σ_{s≤t} log a_s includes step t itself (cumsum)"),
+        (lambda *a: _scan_reference(*a, drop_h0=True), "add the initial state's part exp(log a*_t) ⊙ h_0"),
+        (lambda *a: _scan_reference(*a, exclusive=True), "log a*_t = Σ_{s≤t} log a_s includes step t itself (cumsum)"),
     ]
     return compare("log_space_scan", fn, _scan_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)

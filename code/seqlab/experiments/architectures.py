@@ -230,8 +230,8 @@ def scale_cells(gain: dict | None, exponents: dict | None = None, steps: int | N
     return out
 
 
-#: the exponent of the work above which the table says "like n²": the n² term is then more than half the work
-#: (an exponent of 1.25 would mean only about a quarter of it)
+#: the exponent of the work (fitted between two lengths) above which the table says "like n²": the n² term is then at
+#: least half the work from the geometric middle of the two lengths on (an exponent of 1.25 would mean about a quarter)
 QUADRATIC = 1.5
 #: a trained cell reads "solved" when its worst seed reaches this accuracy (chapter 15's long-range and recall rows)
 SOLVED = 0.95

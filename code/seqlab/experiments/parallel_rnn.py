@@ -84,7 +84,8 @@ def _train_step(model, opt, x, y):
 
 
 def throughput(models: dict, vocab: int, lengths, tokens: int, repeats: int, seed: int = 0) -> dict:
-    """Training tokens per second of every model at every length T, batch B = tokens // T (chapter 13, section 13.10).
+    """Training tokens per CPU-second (one thread: close to per second) of every model at every length T, batch
+    B = tokens // T (chapter 13, section 13.10).
 
     ``models`` maps a name to ``(model, form)`` (``form`` None, or the form to set before each step:
     one minGRU model runs in two forms). The steps of all models at one T are timed interleaved, in

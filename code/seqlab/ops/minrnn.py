@@ -29,8 +29,8 @@ work with log b_t: ``g`` and ``log_g``.
 The forms, all ``form(x, <weights>, state=None, chunk=None) -> (y (B, T, H), h_T (B, H))``:
 
     loop      the equations above, one Python step per time step (the reference)
-    logspace  Heinsen's (2023) scan in log space, as in the paper: a*_t = Σ_{s≤t} log a_s and
-              h_t = exp(a*_t) ⊙ h_0 + exp(a*_t + logcumsumexp_{s≤t}(log b_s − a*_s)); log a_t and
+    logspace  Heinsen's (2023) scan in log space, as in the paper: log a*_t = Σ_{s≤t} log a_s and
+              h_t = exp(log a*_t) ⊙ h_0 + exp(log a*_t + logcumsumexp_{s≤t}(log b_s − log a*_s)); log a_t and
               log b_t come straight from the pre-activations (log σ(k) = −softplus(−k)), no Python
               loop over time. The initial state h_0 is added as its own decayed term: h_0 may be
               negative and has no real logarithm (a public port that prepends log h_0 to the
@@ -125,7 +125,7 @@ def mingru_stream(x, W_z, b_z, W_h, b_h, state=None, chunk=None):
 def scan_logspace_real(log_a: torch.Tensor, log_b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """All states of h_t = a_t ⊙ h_{t-1} + b_t from log a_t and log b_t (b_t > 0), any h_0 (chapter 13).
 
-    h_t = exp(a*_t) ⊙ h_0 + exp(a*_t + logcumsumexp_{s≤t}(log b_s − a*_s)), a*_t = Σ_{s≤t} log a_s
+    h_t = exp(log a*_t) ⊙ h_0 + exp(log a*_t + logcumsumexp_{s≤t}(log b_s − log a*_s)), log a*_t = Σ_{s≤t} log a_s
     (Heinsen, 2023). ``log_a, log_b`` (B, T, …), ``h0`` (B, …): every quantity stays real, and h_0
     takes either sign because it never goes through a logarithm.
     """

@@ -25,7 +25,7 @@ The forms, all ``form(x, W_a, b_a, W_x, b_x, Lambda, state=None, chunk=None) -> 
 
     loop      one Python step per time step (the reference; recurrentgemma's PyTorch scan is this loop)
     scan      the log-space parallel scan of Heinsen (2023): a_t ∈ (0, 1) so log a_t is real and
-              h_t = Re exp(a*_t + logcumsumexp_s(log b_s − a*_s)), no Python loop over time
+              h_t = Re exp(log a*_t + logcumsumexp_s(log b_s − log a*_s)), no Python loop over time
               (``seqlab.ops.ssm.linear_scan_logspace``, chapter 13)
     chunked   the two-level scan of chapter 13, ``chunk`` steps inside chunks, then across them
     stream    ``rglru_step`` on one token after another (streaming)

@@ -40,8 +40,8 @@ h_t = a_t h_{t-1} + b_t, which an associative scan evaluates in parallel. The fo
               across chunks (T/chunk steps), then inside all chunks again from their true start
               states; about 3√T sequential steps instead of T. Its backward pass is the same scan
               run backwards in time (``linear_scan_chunked``), not a replay of every small step
-    logspace  Heinsen's (2023) scan in log space: with a*_t = Σ_{s≤t} log a_s,
-              h_t = exp(a*_t + logcumsumexp_s(log b_s − a*_s)), with the initial state as b_0 at a*_0 = 0;
+    logspace  Heinsen's (2023) scan in log space: with log a*_t = Σ_{s≤t} log a_s,
+              h_t = exp(log a*_t + logcumsumexp_s(log b_s − log a*_s)), with the initial state as b_0 at log a*_0 = 0;
               it is one cumsum and one logcumsumexp, no Python loop over time
     stream    ``selective_scan_step`` on one token after another
 
@@ -451,8 +451,8 @@ def selective_scan_parallel(u, delta, A, B, C, D, state=None, chunk=None):
 def linear_scan_logspace(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """All states of h_t = a_t ⊙ h_{t-1} + b_t in log space (Heinsen, 2023; chapter 13).
 
-    ``log_a`` (B, T, …) real, ``b`` (B, T, …), ``h0`` (B, …). With h0 prepended as b_0 and a*_t = Σ_{s≤t} log a_s,
-    h_t = exp(a*_t) Σ_{s≤t} exp(−a*_s) b_s = Re exp(a*_t + logcumsumexp_s(log b_s − a*_s)), where
+    ``log_a`` (B, T, …) real, ``b`` (B, T, …), ``h0`` (B, …). With h0 prepended as b_0 and log a*_t = Σ_{s≤t} log a_s,
+    h_t = exp(log a*_t) Σ_{s≤t} exp(−log a*_s) b_s = Re exp(log a*_t + logcumsumexp_s(log b_s − log a*_s)), where
     log b is the complex logarithm log|b| + iπ[b < 0] so that negative b keep their sign.
     """
     log_a = torch.cat([torch.zeros_like(log_a[:, :1]), log_a], dim=1)  # (B, T+1, …): a_0 = 1 for h_0
