@@ -212,6 +212,15 @@ EQUIVALENT = [
      "p.shape[1] is p.shape[-1] in the branch where p has two dimensions"),
     ("seqlab/ops/ssm.py", "log_A_real=log_A_real + 0.1 * torch.randn(Dm, N, **kw), A_imag=A_imag + 0.1 * torch.randn(Dm, N, **kw),",
      "+", "-", "the harness's random S4D test problem: another test input, not library behaviour"),
+    # seed 107's (read after that run)
+    ("seqlab/experiments/scaling.py", '"window_buckets": {k + 1: [[round(v, 5) for v in row] for row in bucket_means(losses[k], '
+     's["context"]).tolist()]', "5", "6", "the decimals a results file keeps of a count model's bucketed losses"),
+    ("seqlab/models/minrnn.py", 'def __init__(self, d: int, cell: str = "mingru", form: str = "chunked", chunk: int = 16):',
+     "16", "17", "the minGRU / minLSTM layer's default chunk length: every length gives the same output (the harness "
+     "checks chunks that do and do not divide T)"),
+    ("seqlab/ops/ssd.py", "def ssd_chunked(x, dt, B, C, A, D, state=None, chunk: int = 64):", "64", "65",
+     "SSD's default chunk length: every length gives the same output (the harness checks chunks that do and do not "
+     "divide T)"),
 ]
 
 
