@@ -68,11 +68,12 @@ def memory_passes(n: int, selective: dict, rounds: int) -> str:
     B, d, N = 4, 64, 16
     x, y = torch.randn(B, n, d, N), torch.randn(B, n, d, N)
     z = torch.empty_like(x)
-    one = measure.time_calls({"pass": lambda: torch.mul(x, y, out=z)}, repeats=max(rounds, 5))["pass"].median
+    repeats = max(rounds, 5)
+    one = measure.time_calls({"pass": lambda: torch.mul(x, y, out=z)}, repeats=repeats)["pass"].median
     mb = 3 * x.numel() * x.element_size() / 2 ** 20
     return (f"One pass over the selective scan's states at n = {n} (a product of two (B, T, D, N) = ({B}, {n}, {d}, {N}) "
             f"float32 tensors into a third: {mb:.0f} MiB read and written) takes {one * 1e3:.2f} ms, median of "
-            f"{max(rounds, 5)}. The chunked form's forward + backward takes {selective['chunked'] / one:.0f} such passes' "
+            f"{repeats}. The chunked form's forward + backward takes {selective['chunked'] / one:.0f} such passes' "
             f"time, the loop's {selective['loop'] / one:.0f}: a tenth of the loop would be "
             f"{selective['loop'] / 10 / one:.0f} passes.")
 

@@ -86,7 +86,7 @@ def lines(
     for name, (x, y) in series.items():
         if len(x) != len(y):
             raise ValueError(f"series {name!r}: x has {len(x)} points but y has {len(y)}")
-        ax.plot(x, y, label=name, marker=marker, **({"color": colors[name]} if colors and name in colors else {}))
+        ax.plot(x, y, label=name, marker=marker, color=(colors or {}).get(name))   # None: the colour cycle's next
     if logx:
         ax.set_xscale("log")
     if logy:

@@ -226,7 +226,7 @@ def render_encoder_decoder(results: dict) -> list[str]:
     comparison of the models should not read (chapter 9 times them side by side)."""
     s, runs = results["settings"], results["runs"]
     lines = [f"{'model':16s} {'warm-up':>7s} {'lr':>7s} {'params':>7s} "
-             + " ".join(f"S={L:<4d}" for L in s["lengths"]) + "  val by lr"]
+             + " ".join(f"S={S:<4d}" for S in s["lengths"]) + "  val by lr"]
     for warmup in s["warmups"]:
         best = best_runs(runs, warmup)
         for name in NAMES:
