@@ -8,7 +8,8 @@ rounds and the loop's median divided by the form's (the speed-up; below 1 the fo
 than the loop on this machine). Sizes: batch 4, width 64 (linear attention: d_k = d_v = 64; SSMs:
 D = 64 channels, N = 16 states; SSD: 8 heads of width 8, N = 16; RG-LRU, minGRU, minLSTM: D = H = 64);
 chunks of 64 (linear attention; gated linear attention, whose chunks are one matrix product each when
-their decay allows), 32 (SSD) and √n (selective scan, RG-LRU, minGRU, minLSTM). The selective scan's
+their decay allows), 32 (SSD) and √n (selective scan, RG-LRU, minGRU, minLSTM), and blocks of 128 steps for the
+selective scan's ``blocked`` form (``FORM_OPTIONS``). The selective scan's
 and SSD's ``parallel`` forms are left out: O(n² D N) and O(n² H) memory. Gated linear attention's
 ``parallel`` form (O(n² d_k): half a gigabyte of pairwise decays at n = 1024) is timed at the shorter
 lengths only: at n = 1024 one call takes seconds, and the forms timed after it in a round ran slower
@@ -35,6 +36,9 @@ from seqlab.ops import linear_attention as la
 from seqlab.ops import minrnn, rglru, ssd, ssm
 
 SPEEDUP_GOAL = 10.0
+# Options that one form takes instead of its family's: the blocked form's chunk is a block of steps whose
+# states stay in the cache (its two-level scan inside takes chunks of about √(2·block) steps).
+FORM_OPTIONS = {("selective_scan", "blocked"): dict(chunk=128)}
 
 
 def problems(n: int, g: torch.Generator):
@@ -75,7 +79,9 @@ def memory_passes(n: int, selective: dict, rounds: int) -> str:
             f"float32 tensors into a third: {mb:.0f} MiB read and written) takes {one * 1e3:.2f} ms, median of "
             f"{repeats}. The chunked form's forward + backward takes {selective['chunked'] / one:.0f} such passes' "
             f"time, the loop's {selective['loop'] / one:.0f}: a tenth of the loop would be "
-            f"{selective['loop'] / 10 / one:.0f} passes.")
+            f"{selective['loop'] / 10 / one:.0f} passes. The blocked form does the chunked form's work block by block "
+            f"(blocks of {FORM_OPTIONS[('selective_scan', 'blocked')]['chunk']} steps, whose states stay in the cache) "
+            f"and recomputes the states in its backward pass: {selective['blocked'] / one:.0f} passes' time.")
 
 
 def call(form, kw):
@@ -115,7 +121,8 @@ def main():
                 forms.pop("parallel")  # O(n²·D·N) memory: 1 GB at n = 256, 17 GB at n = 1024 (SSD: O(n² H))
             if name == "gated_linear_attention" and n > 256:
                 forms.pop("parallel")  # O(n²·d_k): 0.5 GB at n = 1024, seconds a call, slows the forms after it
-            t = measure.time_calls({f: (lambda fn=fn: call(fn, kw)) for f, fn in forms.items()}, repeats=args.rounds)
+            t = measure.time_calls({f: (lambda fn=fn, kw_f={**kw, **FORM_OPTIONS.get((name, f), {})}: call(fn, kw_f))
+                                    for f, fn in forms.items()}, repeats=args.rounds)
             for f, tf in t.items():
                 speedup = t["loop"].median / tf.median
                 print(f"{name:24s} {f:9s} {n:5d} {tf.min * 1e3:9.2f} {tf.median * 1e3:12.2f} {speedup:10.2f}")

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seqlab import measure
 from seqlab.models import (LinearAttention, LinearAttentionConfig, MixerLM, MixerLMConfig, SSMConfig, SSMLayer)
 from seqlab.ops import linear_attention as la_ops
 from seqlab.ops import ssm as ssm_ops
@@ -91,7 +92,7 @@ def test_linear_attention_equals_softmax_free_attention_by_hand():
 
 
 @pytest.mark.parametrize("selective,modes", [(False, ("loop", "conv", "stream")),
-                                             (True, ("loop", "parallel", "chunked", "logspace", "stream"))])
+                                             (True, ("loop", "parallel", "chunked", "blocked", "logspace", "stream"))])
 def test_ssm_layer_modes_agree_and_state_continues(selective, modes):
     torch.manual_seed(0)
     layers = {}
@@ -145,6 +146,51 @@ def test_ssm_rejects_bad_input():
     log_A_real, A_imag = ssm_ops.s4d_lin_init(3, 2)
     with pytest.raises(ValueError, match="B must have shape"):
         ssm_ops.s4d_conv(u, torch.zeros(3), log_A_real, A_imag, torch.zeros(3, 2), torch.zeros(3, 2, 2), torch.zeros(3))
+
+
+def test_inner_chunk_is_the_largest_divisor_of_the_block_not_above_the_root_of_twice_it():
+    assert [ssm_ops._inner_chunk(k) for k in (1, 2, 7, 8, 100, 128, 131)] == [1, 2, 1, 4, 10, 16, 1]
+
+
+def _scan_inputs(Bsz, T, Dm, N, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
+    return dict(u=r(Bsz, T, Dm), delta=F.softplus(r(Bsz, T, Dm) - 1), A=-torch.exp(r(Dm, N)), B=r(Bsz, T, N),
+                C=r(Bsz, T, N), D=r(Dm)), r(Bsz, Dm, N)
+
+
+@pytest.mark.parametrize("T,block", [(100, 32), (37, 16), (100, 50), (64, 64), (20, 128)])
+def test_blocked_scan_equals_the_loop_with_long_blocks(T, block):
+    """Blocks of several inner chunks, a short last block, one block longer than T: outputs, final state and
+    every gradient equal the loop's (the harness's cases have blocks of at most 8 steps)."""
+    inputs, h0 = _scan_inputs(2, T, 3, 4, seed=T + block)
+    results = {}
+    for form in ("loop", "blocked"):
+        leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+        state = h0.clone().requires_grad_()
+        fn = ssm_ops.SELECTIVE_SCAN.forms[form]
+        y, h = fn(**leaves, state=state, **({"chunk": block} if form == "blocked" else {}))
+        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().add((h ** 2).sum()).backward()
+        results[form] = (y, h, {k: v.grad for k, v in leaves.items()}, state.grad)
+    (y0, h0_, g0, s0), (y1, h1, g1, s1) = results["loop"], results["blocked"]
+    torch.testing.assert_close(y1, y0)
+    torch.testing.assert_close(h1, h0_)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], msg=lambda m, k=k: f"gradient of {k}: {m}")
+    torch.testing.assert_close(s1, s0)
+
+
+def test_blocked_scan_saves_the_inputs_and_the_states_entering_its_chunks():
+    """What the docstring promises: no B·T·D·N tensor is kept for the backward pass."""
+    Bsz, T, Dm, N, block = 2, 50, 3, 4, 16
+    inputs, _ = _scan_inputs(Bsz, T, Dm, N, seed=0, dtype=torch.float32)
+    leaves = {k: v.requires_grad_() for k, v in inputs.items()}
+    saved = measure.saved_tensor_bytes(lambda: ssm_ops.selective_scan_blocked(**leaves, chunk=block)[0])
+    chunks = 3 * (16 // 4) + 2 // 2  # three blocks of 16 steps in chunks of 4, a last block of 2 in one chunk of 2
+    numbers = 2 * Bsz * T * Dm + 2 * Bsz * T * N + Dm * N + Dm + chunks * Bsz * Dm * N
+    assert saved == 4 * numbers
+    chunked = measure.saved_tensor_bytes(lambda: ssm_ops.selective_scan_chunked(**leaves, chunk=block)[0])
+    assert chunked >= 4 * 2 * Bsz * T * Dm * N  # the chunked form keeps a_t and h_t for every step
 
 
 def test_logspace_scan_keeps_signs():

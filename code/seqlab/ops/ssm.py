@@ -40,6 +40,13 @@ h_t = a_t h_{t-1} + b_t, which an associative scan evaluates in parallel. The fo
               across chunks (T/chunk steps), then inside all chunks again from their true start
               states; about 3√T sequential steps instead of T. Its backward pass is the same scan
               run backwards in time (``linear_scan_chunked``), not a replay of every small step
+    blocked   the same two-level scan, block by block (``chunk`` steps a block), the state carried from one
+              block to the next: a block's decays, inputs and states fill a buffer the size of one block,
+              which stays in the CPU's cache, and the backward pass recomputes them instead of reading
+              back every stored state. Saved for the backward pass: the inputs and the states entering the
+              scan's chunks (T/c of them, c ≈ √(2·chunk)), not B T D N numbers. Mamba's kernel does the
+              same in a GPU's on-chip memory (Gu & Dao, 2023); on this CPU, whose memory, not its
+              arithmetic, bounds the chunked form, it is the faster of the two (``code/benchmarks/scans.py``)
     logspace  Heinsen's (2023) scan in log space: with log a*_t = Σ_{s≤t} log a_s,
               h_t = exp(log a*_t + logcumsumexp_s(log b_s − log a*_s)), with the initial state as b_0 at log a*_0 = 0;
               it is one cumsum and one logcumsumexp, no Python loop over time
@@ -267,8 +274,9 @@ def _to_chunks(x: torch.Tensor, chunk: int, fill: float) -> torch.Tensor:
     return x.reshape(Bsz, n_chunks, chunk, *x.shape[2:])
 
 
-def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False,
-                    shift: bool = False, in_place: bool = False) -> torch.Tensor:
+def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, reverse: bool = False,
+                    shift: bool = False, in_place: bool = False,
+                    starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """h = a ⊙ h + b over chunks ``a, b`` (B, n, c, …) from ``h0`` (B, …), forward or in reverse; no autograd.
 
     1. inside every chunk at once, from zero: each chunk's end state and its total decay Π a;
@@ -278,6 +286,8 @@ def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse:
     ``shift`` multiplies step t by the *next* step's factor, a_{t+1} (1 after the last step), as the
     backward pass of a linear recurrence needs, without a shifted copy of ``a``. ``in_place`` writes the
     states over ``b`` (step 3 reads each b_t once, just before h_t replaces it): no second tensor of b's size.
+    ``starts`` (B, n, …): the states entering the chunks, kept from an earlier scan of the same a and b;
+    then only step 3 runs (c steps) and ``h0`` is not used. Returns every state and the states entering the chunks.
     """
     n, c = a.shape[1:3]
     steps = range(c - 1, -1, -1) if reverse else range(c)
@@ -285,21 +295,22 @@ def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse:
     if shift:  # step c − 1 of chunk i takes the first factor of chunk i + 1: a slice, not a copy of a
         after = torch.cat([a[:, 1:, 0], torch.ones_like(a[:, :1, 0])], dim=1)
         a_j = (*a_j[1:], after)
-        decay = a[:, :, 1:].prod(2).mul_(after)  # Π a over each chunk's (shifted) factors: one pass over a
-    else:
-        decay = a.prod(2)
-    first, *rest = steps
-    end = b_j[first].clone()  # 1. from zero: h = a ⊙ 0 + b at the first step
-    for j in rest:
-        torch.addcmul(b_j[j], a_j[j], end, out=end)
-    starts, h = torch.empty_like(end), h0
-    for i in (range(n - 1, -1, -1) if reverse else range(n)):  # 2.
-        starts[:, i] = h
-        h = torch.addcmul(end[:, i], decay[:, i], h)
+    if starts is None:
+        # Π a over each chunk's (shifted) factors: one pass over a
+        decay = a[:, :, 1:].prod(2).mul_(after) if shift else a.prod(2)
+        first, *rest = steps
+        end = b_j[first].clone()  # 1. from zero: h = a ⊙ 0 + b at the first step
+        for j in rest:
+            torch.addcmul(b_j[j], a_j[j], end, out=end)
+        order = range(n - 1, -1, -1) if reverse else range(n)
+        starts = torch.empty_like(end)
+        starts[:, order[0]] = h0
+        for i, i_next in zip(order, order[1:]):  # 2. the state entering chunk i_next, written in place
+            torch.addcmul(end[:, i], decay[:, i], starts[:, i], out=starts[:, i_next])
     hs, h = (b if in_place else torch.empty_like(b)), starts
     for j in steps:  # 3.
         h = torch.addcmul(b_j[j], a_j[j], h, out=hs[:, :, j])
-    return hs
+    return hs, starts
 
 
 def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int, reverse: bool = False,
@@ -307,7 +318,7 @@ def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int, revers
     """``_two_level_scan`` on (B, T, …) tensors: cut into chunks (padded with a = 1, b = 0), scan, uncut.
     ``in_place``: the states overwrite ``b`` where its time axis needs no padding (a padded b is a copy anyway)."""
     T = a.shape[1]
-    hs = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse, shift, in_place)
+    hs, _ = _two_level_scan(_to_chunks(a, chunk, 1.0), _to_chunks(b, chunk, 0.0), h0, reverse, shift, in_place)
     return hs.flatten(1, 2)[:, :T]
 
 
@@ -430,6 +441,128 @@ def selective_scan_chunked(u, delta, A, B, C, D, state=None, chunk: int = 16):
     return _SelectiveScanChunked.apply(u, delta, A, B, C, D, h0, chunk)
 
 
+LOG2_E = 1 / math.log(2)  # exp(x) = 2^(x log2 e): PyTorch's exp2 takes about a third of exp's time on this CPU
+
+
+def _inner_chunk(k: int) -> int:
+    """The largest divisor of ``k`` not above √(2k): the chunk of a two-level scan over one block of k steps.
+    Its 2c steps inside the chunks move more data than its k/c steps across them, and on this CPU
+    c ≈ √(2k) was the fastest (a block of 128 steps: 16 steps a chunk)."""
+    c = max(1, math.isqrt(2 * k))
+    while k % c:
+        c -= 1
+    return c
+
+
+def _block_scan(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor | None, reverse: bool = False,
+                shift: bool = False, starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """h = a ⊙ h + b over one block of time-major ``a, b`` (k, B, …) from ``h`` (B, …), by ``_two_level_scan``
+    with chunks of ``_inner_chunk(k)`` steps; the states are written over ``b``. Returns them and the states
+    entering the chunks (k/c, B, …); given those (``starts``), only the scan's last step runs."""
+    k = a.shape[0]
+    c = _inner_chunk(k)
+    cut = lambda x: x.view(1, k // c, c, *x.shape[1:])  # noqa: E731  one sequence of k/c chunks
+    hs, starts = _two_level_scan(cut(a), cut(b), None if h is None else h[None], reverse, shift, in_place=True,
+                                 starts=None if starts is None else starts[None])
+    return hs.view_as(b), starts[0]
+
+
+def _block_states(delta, x, A2, B, h, a_out, h_out, starts=None):
+    """One block's a_t = exp(Δ_t A) (into ``a_out``) and states h_t from ``h`` (into ``h_out``), time-major:
+    ``delta, x`` (k, B, D) with x_t = Δ_t u_t, ``A2`` = A log2 e, ``B`` (k, B, N). Returns the states and the
+    states entering the block's chunks (given as ``starts``, the scan's first two steps are skipped)."""
+    torch.exp2(torch.mul(delta[..., None], A2, out=a_out), out=a_out)
+    torch.mul(x[..., None], B[:, :, None, :], out=h_out)  # b_t = x_t B_t, then scanned in place
+    return _block_scan(a_out, h_out, h, starts=starts)
+
+
+class _SelectiveScanBlocked(torch.autograd.Function):
+    """The selective scan block by block, with the states recomputed in the backward pass (chapter 13).
+
+    The same equations as ``_SelectiveScanChunked``; the data are laid out time-major, (T, B, …), so that
+    a block of steps is one contiguous slice. Forward: for each block, a_t and the states h_t in two
+    buffers of one block's size, y_t = C_t · h_t, and the last state carried on; only the states entering
+    the chunks of the two-level scan inside each block are kept (T/c states, c ≈ √(2·block)). Backward,
+    blocks last to first: the block's states again, from those (the last of the scan's three steps only),
+    then g_t = ∂L/∂y_t C_t + a_{t+1} ⊙ g_{t+1} by the reverse scan (the term from the steps after the
+    block carried in as a_{e+1} ⊙ g_{e+1}), and the gradients of ``_SelectiveScanChunked`` for the block.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, h0, block):
+        T = u.shape[1]
+        u_, delta_, B_, C_ = (z.transpose(0, 1).contiguous() for z in (u, delta, B, C))  # (T, B, …)
+        x_, A2 = delta_ * u_, A * LOG2_E
+        a_buf, h_buf = (u.new_empty(min(block, T), *h0.shape) for _ in range(2))  # one block's a_t and h_t
+        y_ = torch.empty_like(u_)
+        kept, h = [], h0
+        for s in range(0, T, block):
+            e = min(s + block, T)
+            hs, starts = _block_states(delta_[s:e], x_[s:e], A2, B_[s:e], h, a_buf[:e - s], h_buf[:e - s])
+            kept.append(starts)  # the states entering the block's chunks: a new tensor, not a view of a buffer
+            torch.matmul(C_[s:e, :, None, :], hs.transpose(-1, -2), out=y_[s:e, :, None, :])  # C_t · h_t
+            h = hs[-1].clone()
+        ctx.save_for_backward(u_, delta_, A, B_, C_, D, torch.cat(kept))
+        ctx.block = block
+        return y_.add_(D * u_).transpose(0, 1).contiguous(), h
+
+    @staticmethod
+    @once_differentiable  # a second derivative would need the backward's own backward: an error, not a wrong number
+    def backward(ctx, grad_y, grad_hT):
+        u_, delta_, A, B_, C_, D, kept = ctx.saved_tensors
+        T, block = u_.shape[0], ctx.block
+        gy_ = grad_y.transpose(0, 1).contiguous()  # (T, B, D)
+        x_, A2 = delta_ * u_, A * LOG2_E
+        gx_, gdelta_, gB_, gC_ = (torch.empty_like(z) for z in (u_, u_, B_, C_))
+        k0 = min(block, T)
+        gA, ones = torch.zeros_like(A), A.new_ones(max(k0 * u_.shape[1], A.shape[1]))  # sums as products with ones
+        a_buf, g_buf = (u_.new_empty(k0, *kept.shape[1:]) for _ in range(2))
+        h_buf = u_.new_empty(k0 + 1, *kept.shape[1:])  # h_buf[j]: the state after j steps of the block
+        blocks = [(s, min(s + block, T)) for s in range(0, T, block)]
+        first = [0]  # where each block's chunk starts begin in ``kept``
+        for s, e in blocks:
+            first.append(first[-1] + (e - s) // _inner_chunk(e - s))
+        carry = grad_hT  # a_{e+1} ⊙ g_{e+1}: the gradient reaching the block's last state from the steps after it
+        for i in reversed(range(len(blocks))):
+            s, e = blocks[i]
+            k, starts = e - s, kept[first[i]:first[i + 1]]
+            h_buf[0] = starts[0]
+            hs, _ = _block_states(delta_[s:e], x_[s:e], A2, B_[s:e], None, a_buf[:k], h_buf[1:k + 1], starts=starts)
+            a = a_buf[:k]
+            torch.matmul(gy_[s:e, :, None, :], hs, out=gC_[s:e, :, None, :])  # ∂L/∂C_t = Σ_d ∂L/∂y_t,d h_t,d
+            direct = torch.mul(gy_[s:e, :, :, None], C_[s:e, :, None, :], out=g_buf[:k])  # ∂L/∂h_t through y_t
+            g, _ = _block_scan(a, direct, carry, reverse=True, shift=True)
+            carry = a[0] * g[0]
+            torch.matmul(B_[s:e, :, None, :], g.transpose(-1, -2), out=gx_[s:e, :, None, :])  # ∂L/∂x_t = g_t B_t
+            torch.matmul(x_[s:e, :, None, :], g, out=gB_[s:e, :, None, :])  # ∂L/∂B_t = Σ_d x_t,d g_t,d
+            g_log_a = g.mul_(h_buf[:k]).mul_(a)  # ∂L/∂log a_t = g_t ⊙ h_{t-1} ⊙ a_t, in g's memory
+            delta_g = torch.mul(g_log_a, delta_[s:e, :, :, None], out=h_buf[1:k + 1])  # in the states' memory (used up)
+            gA.view(-1).addmv_(delta_g.view(-1, A.numel()).T, ones[:delta_g.shape[0] * delta_g.shape[1]])  # Σ_t Δ_t ∂L/∂log a_t
+            torch.mv(g_log_a.mul_(A).view(-1, A.shape[1]), ones[:A.shape[1]], out=gdelta_[s:e].view(-1))  # Σ_n A ∂L/∂log a_t
+            # (sums as products with a vector of ones: on this CPU PyTorch's sums over these axes take longer)
+        gdelta_ += u_ * gx_
+        grad_u = delta_ * gx_ + D * gy_
+        grad_D = (u_ * gy_).sum((0, 1))
+        back = lambda z: z.transpose(0, 1)  # noqa: E731  (T, B, …) -> (B, T, …)
+        return back(grad_u), back(gdelta_), gA, back(gB_), back(gC_), grad_D, carry, None
+
+
+def selective_scan_blocked(u, delta, A, B, C, D, state=None, chunk: int = 128):
+    """The selective scan block by block, each block's states recomputed in the backward pass (chapter 13).
+
+    h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t u_t and y_t = C_t · h_t + D u_t over blocks of ``chunk`` steps
+    (the last may be shorter): inside a block by the two-level scan of ``selective_scan_chunked`` (chunks
+    of about √(2·chunk) steps), from the state the block before ended in. Only one block's states exist at
+    a time, so they stay in the CPU's cache; the backward pass recomputes them from the states entering the
+    chunks rather than storing B T D N numbers (``_SelectiveScanBlocked``; the equivalence harness checks it
+    against the loop).
+    """
+    N = _check_scan(u, delta, A, B, C, D)
+    chunk = validate.positive_int("chunk", chunk)
+    h0 = _scan_state(state, u, N)
+    return _SelectiveScanBlocked.apply(u, delta, A, B, C, D, h0, chunk)
+
+
 def selective_scan_parallel(u, delta, A, B, C, D, state=None, chunk=None):
     """The selective scan with every pair of steps at once, O(T²) memory, like attention (chapter 13).
 
@@ -504,6 +637,6 @@ S4D = register_family(Family(
 SELECTIVE_SCAN = register_family(Family(
     name="selective_scan", chapter=13,
     forms={"loop": selective_scan_loop, "parallel": selective_scan_parallel, "chunked": selective_scan_chunked,
-           "logspace": selective_scan_logspace, "stream": selective_scan_stream},
+           "blocked": selective_scan_blocked, "logspace": selective_scan_logspace, "stream": selective_scan_stream},
     make=_make_scan,
 ))
