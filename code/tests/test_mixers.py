@@ -233,3 +233,15 @@ def test_multi_head_attention_checks_its_form_as_every_mixer_does():
     assert attn.form == "fused"
     with pytest.raises(ValueError, match="form must be one of 'loop', 'parallel', 'stream', 'fused', got 'nope'"):
         attn.form = "nope"
+
+
+def test_a_state_spec_is_a_value_it_cannot_be_changed_and_equal_specs_hash_alike():
+    """``Spec`` describes what a state must be; a layer hands its specs out, so no caller may alter one."""
+    from dataclasses import FrozenInstanceError
+
+    from seqlab.models.mixer import Spec
+    spec = Spec((2, None, 4), torch.float32)
+    with pytest.raises(FrozenInstanceError):
+        spec.shape = (3, None, 4)
+    assert spec == Spec((2, None, 4), torch.float32) and len({spec, Spec((2, None, 4), torch.float32)}) == 1
+    assert str(spec) == "float32(2, T, 4)"
