@@ -371,3 +371,13 @@ def test_head_alignment_counts_near_within_one_position_only():
     out = ed.head_alignment(w, align)
     assert out["aligned"] == [[1.0, 0.0, 0.0, 0.0, 0.0]]
     assert out["near"] == [[1.0, 1.0, 1.0, 0.0, 0.0]]
+
+
+def test_embeddings_start_at_n_0_1_over_d_so_that_the_sqrt_d_scale_gives_unit_size():
+    """The class promises embeddings drawn from N(0, 1/d): times √d they are of unit size, like the positions."""
+    torch.manual_seed(0)
+    d = 64
+    model = EncoderDecoder(EncoderDecoderConfig(src_vocab=40, tgt_vocab=40, d_model=d, n_heads=4, n_layers=1))
+    for e in (model.src_embed, model.tgt_embed):
+        sd = e.weight.std().item()   # 2,560 draws: the sample sd is within 5% of sigma with room to spare (its SE is 1.4%)
+        assert abs(sd * d ** 0.5 - 1) < 0.05, sd

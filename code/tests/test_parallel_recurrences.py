@@ -184,3 +184,11 @@ def test_minrnn_lm_refuses_a_state_of_another_depth():
     assert len(state) == 2
     with pytest.raises(ValueError, match="list of 2"):
         model(torch.randint(0, 10, (1, 5)), state[:1])
+
+
+def test_a_one_layer_min_rnn_lm_reports_and_sets_its_form():
+    from seqlab.models.minrnn import MinRNNLM
+    lm = MinRNNLM(vocab_size=5, d=4, n_layers=1, form="loop")
+    assert lm.form == "loop"
+    lm.form = "chunked"
+    assert lm.form == "chunked" and all(m.form == "chunked" for m in lm.mixers)

@@ -312,3 +312,11 @@ def test_errors():
         TransformerBlock.from_torch(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1))
     with pytest.raises(TypeError, match="TransformerEncoderLayer"):
         TransformerBlock.from_torch(nn.Linear(2, 2))
+
+
+def test_self_attention_repr_names_the_options_it_was_built_with():
+    from seqlab.models.transformer import SelfAttention
+    plain = repr(SelfAttention(8, 2))
+    assert "rope" not in plain and "alibi" not in plain and "window" not in plain
+    assert "rope=True" in repr(SelfAttention(8, 2, rope=True))
+    assert "alibi=True" in repr(SelfAttention(8, 2, alibi=True))
