@@ -67,8 +67,9 @@ def problems(n: int, g: torch.Generator):
 
 
 def memory_passes(n: int, selective: dict, rounds: int) -> str:
-    """The selective scan's fast form in units of one pass over its states: the time of one elementwise product of
-    two (B, T, D, N) tensors into a third at n = T, against the chunked form's and the loop's forward + backward."""
+    """The selective scan's fast forms in units of one pass over its states: the time of one elementwise product of
+    two (B, T, D, N) tensors into a third at n = T, against the chunked and blocked forms' and the loop's forward +
+    backward."""
     B, d, N = 4, 64, 16
     x, y = torch.randn(B, n, d, N), torch.randn(B, n, d, N)
     z = torch.empty_like(x)
