@@ -22,6 +22,7 @@ from .. import _validate as validate
 from ..config import seed_everything
 from ..seeding import held_out
 from ..models.ssm import SSMLayer
+from ..ops.ssm import selective_scan_step
 from ..data.tasks import CopyTask, SelectiveCopy
 from ..models.mixer_lm import MixerLM, MixerLMConfig
 from ..train import accuracy, train
@@ -96,11 +97,14 @@ def _hooked_run(model: MixerLM, layers: list, task: SelectiveCopy, seed: int, n:
 
 
 def _rerun_states(delta, u, B_t, A):
-    """h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t from h_0 = 0, step by step: every ‖h_t‖ and ‖h_t − h_{t−1}‖, (n, L) each."""
-    h, norms, moves = torch.zeros(delta.shape[0], *A.shape, device=delta.device), [], []
+    """The layer's states rerun with ``ops.ssm.selective_scan_step`` from h_0 = 0 (h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t):
+    every ‖h_t‖ and ‖h_t − h_{t−1}‖, (n, L) each (chapter 13)."""
+    n, D = delta.shape[0], A.shape[0]
+    h, norms, moves = torch.zeros(n, *A.shape, device=delta.device), [], []
+    no_C, no_D = torch.zeros(n, A.shape[1], device=delta.device), torch.zeros(D, device=delta.device)  # the states only
     with torch.no_grad():
-        for t in range(delta.shape[1]):
-            h_new = torch.exp(delta[:, t, :, None] * A) * h + delta[:, t, :, None] * B_t[:, t, None, :] * u[:, t, :, None]
+        for u_t, delta_t, B_step in zip(u.unbind(1), delta.unbind(1), B_t.unbind(1)):
+            _, h_new = selective_scan_step(u_t, delta_t, A, B_step, no_C, no_D, state=h)
             moves.append((h_new - h).flatten(1).norm(dim=1))
             norms.append(h_new.flatten(1).norm(dim=1))
             h = h_new
