@@ -1,4 +1,6 @@
 """Chapter 15's long-range benchmark: ListOps and Pathfinder labels checked independently, arguments, the grid."""
+import math
+
 import pytest
 import torch
 
@@ -180,7 +182,7 @@ def test_chapter_15s_trained_cells_read_the_worst_seed_and_the_baseline():
                         lag={"SSM": row(0.12, 0.11, 0.125)}, recall={}, margin=0.05)
     assert rows["long"]["SSM"].startswith("not learned") and rows["long"]["RNN"] == "not run"
     assert set(rows["recall"].values()) == {"not run"}
-    assert all(c.startswith("like n²") for c in rows["cost"].values())          # 1.52 >= QUADRATIC = 1.5
+    assert all(c.startswith("between n and n² (slope 1.52)") for c in rows["cost"].values())   # 4/3 <= 1.52 < 5/3
     assert all("not measured" in rows["scale"][a] for a in A.ARCHS if a not in ("LSTM", "Transformer"))
     zero = dict(ones, Transformer=0.0, SSM=0.0, hybrid=0.0)
     notes = A.log_depth_notes(zero, {"scan": 4, "sum": 3})
@@ -189,3 +191,19 @@ def test_chapter_15s_trained_cells_read_the_worst_seed_and_the_baseline():
     rows = A.table_rows(ones, zero, ones, ones, ones, None, ones, par_notes=notes)
     assert rows["parallel"]["SSM"] == "yes (0.0 ops/token as counted; each prefix sum +4 per doubling of n)"
     assert rows["parallel"]["RNN"] == "no (1.0 ops/token)"
+
+
+def test_cost_verdict_bins_at_their_edges():
+    """The cost row's three words: the n² term under a third of the work on average, over two thirds, or between."""
+    from seqlab.experiments import architectures as A
+    assert [A.cost_verdict(x) for x in (1.0, A.LINEAR - 1e-9, A.LINEAR, 1.5, A.QUADRATIC - 1e-9, A.QUADRATIC, 2.0)] == \
+        ["like n"] * 2 + ["between n and n²"] * 3 + ["like n²"] * 2
+    # W = a n + b n^2: the exponent between n1 and 4 n1 is the average over log n of 1 + the n^2 term's share
+    a, b, n1 = 300.0, 1.0, 100.0
+    W = lambda n: a * n + b * n * n
+    slope = math.log(W(4 * n1) / W(n1)) / math.log(4)
+    u = torch.linspace(math.log(n1), math.log(4 * n1), 100001, dtype=torch.float64)
+    share = b * u.exp() / (a + b * u.exp())
+    assert abs(slope - (1 + torch.trapezoid(share, u).item() / math.log(4))) < 1e-9
+    with pytest.raises(TypeError):
+        A.cost_verdict("1.5")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import compare
+from .. import _validate as validate, compare
 from ..compare import ARCHS
 from ..config import seed_everything
 from ..seeding import batches as batch_stream, held_out
@@ -230,9 +230,19 @@ def scale_cells(gain: dict | None, exponents: dict | None = None, steps: int | N
     return out
 
 
-#: the exponent of the work (fitted between two lengths) above which the table says "like n²": the n² term is then at
-#: least half the work from the geometric middle of the two lengths on (an exponent of 1.25 would mean about a quarter)
-QUADRATIC = 1.5
+#: the cost row's bins (chapter 15). For work W = a·n + b·n², d log W / d log n = 1 + b·n² / W: one plus the n² term's
+#: share of the work. The exponent fitted between two lengths is that local exponent averaged over log n between
+#: them, so an exponent below LINEAR means the n² term averaged under a third of the work ("like n"), at or above
+#: QUADRATIC over two thirds ("like n²"), and in between, "between n and n²".
+LINEAR, QUADRATIC = 4 / 3, 5 / 3
+
+
+def cost_verdict(slope: float) -> str:
+    """The cost row's word for a work exponent ``slope`` (``LINEAR`` and ``QUADRATIC`` say why; chapter 15)."""
+    validate.number("slope", slope)
+    return "like n²" if slope >= QUADRATIC else "between n and n²" if slope >= LINEAR else "like n"
+
+
 #: a trained cell reads "solved" when its worst seed reaches this accuracy (chapter 15's long-range and recall rows)
 SOLVED = 0.95
 
@@ -284,7 +294,7 @@ def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows, e
                         + (f" as counted; {par_notes[a]})" if a in par_notes else ")") for a in ARCHS},
         "long": ({a: trained_cell(lag.get(a), margin) for a in ARCHS} if lag is not None else
                  {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS}),
-        "cost": {a: f"{compare.verdict(cost_slope[a], QUADRATIC, 'like n²', 'like n')} (slope {cost_slope[a]:.2f})"
+        "cost": {a: f"{cost_verdict(cost_slope[a])} (slope {cost_slope[a]:.2f})"
                  for a in ARCHS},
         "scale": scale_cells(gain, exponents, steps),
         "memory": {a: f"{compare.verdict(grows[a], 1, 'grows', 'fixed')} (+{grows[a]:.0f} B/token)" for a in ARCHS},
