@@ -986,3 +986,19 @@ def test_mqar_runs_train_with_the_recorded_runs_weight_decay_and_clip(monkeypatc
     recall.train_one("linear", 8, 1e-3, vocab=16, length=12, n_pairs=2, heads=2, layers=1, steps=1, batch=2,
                      eval_batch=4)
     assert (seen["weight_decay"], seen["clip"]) == (0.1, 1.0)
+
+
+def test_train_together_takes_one_optimiser_step_per_model_per_step():
+    """Each of ``train_together``'s steps is one AdamW update of each model (chapter 7.9): Adam's first update moves a
+    weight by at most the rate (|m̂ / (√v̂ + ε)| ≤ 1, plus the tiny weight decay), so after one step no weight has moved
+    by much more than the rate, while two updates in that step would move many by nearly twice it."""
+    from seqlab.experiments import encoder_decoder as ed
+
+    s = dict(ed.SETTINGS["tiny"], steps=1, lr=1e-3, warmup=1)
+    models = ed.make_models(s, seed=0)
+    before = {n: [p.detach().clone() for p in m.parameters()] for n, m in models.items()}
+    log = ed.train_together(models, s, seed=0)
+    for name, m in models.items():
+        assert len(log[name]["loss"]) == 1
+        moved = max((p.detach() - q).abs().max().item() for p, q in zip(m.parameters(), before[name]))
+        assert 0.5 * s["lr"] < moved <= 1.05 * s["lr"], (name, moved)
