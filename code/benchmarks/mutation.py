@@ -225,6 +225,15 @@ EQUIVALENT = [
     ("seqlab/models/ngram.py", "lam = total / (total + distinct).clamp(min=1)", "1", "2",
      "the clamp acts only where total + distinct is 0 (an unseen context: 0 either way); it is never 1, since a seen "
      "context has total >= 1 and distinct >= 1"),
+    # seed 113's (read after that run)
+    ("seqlab/experiments/parallel_rnn.py", "opt.zero_grad(set_to_none=True)", "True", "False",
+     "the throughput benchmark's training step: every parameter gets a gradient each step, so zeroed tensors and None "
+     "give the same update; only the time to zero them differs, and no test times a step"),
+    ("seqlab/experiments/attention.py",
+     'share = gradient_share(lambda x: attn(x, x, x, causal=True)[0], s["Ts"], batch=s["batch"], d=s["d_model"],',
+     "True", "False",
+     "chapter 6's dilution differentiates only the last output, and the last position sees every key with or without "
+     "the causal mask (a test shows the two give the same numbers)"),
 ]
 
 

@@ -1002,3 +1002,69 @@ def test_train_together_takes_one_optimiser_step_per_model_per_step():
         assert len(log[name]["loss"]) == 1
         moved = max((p.detach() - q).abs().max().item() for p, q in zip(m.parameters(), before[name]))
         assert 0.5 * s["lr"] < moved <= 1.05 * s["lr"], (name, moved)
+
+
+def test_a_registered_experiment_cannot_be_changed():
+    """``experiments.Experiment`` is frozen: the registry's entries are read by the command and the pages alike."""
+    import dataclasses
+
+    from seqlab.experiments import REGISTRY
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        REGISTRY["dilution"].chapter = 0
+
+
+def test_the_dilution_experiment_measures_causal_attention():
+    """Chapter 6's recorded gradient share is that of a causal layer: the experiment equals the same measurement
+    with ``causal=True`` written out. Only the last output is differentiated, and the last position sees every key
+    with or without the mask, so the bidirectional layer gives the same numbers (the mutant ``causal=False`` is
+    equivalent; ``benchmarks/mutation.py`` lists it)."""
+    from seqlab.config import seed_everything
+    from seqlab.experiments import attention as att
+
+    s = att.DILUTION_SETTINGS["tiny"]
+    got = att.dilution("tiny", seeds=(0,))["runs"][0]["share"]
+
+    def share(causal):
+        g = seed_everything(0)
+        attn = MultiHeadAttention(s["d_model"], s["n_heads"])
+        out = att.gradient_share(lambda x: attn(x, x, x, causal=causal)[0], s["Ts"], batch=s["batch"], d=s["d_model"],
+                                 generator=g)
+        return [out[T] for T in s["Ts"]]
+
+    assert got == pytest.approx(share(True), rel=1e-6)
+    assert got == pytest.approx(share(False), rel=1e-6)
+
+
+def test_the_position_study_table_prints_a_single_seed_with_no_spread():
+    """``render_position_study`` on one seed: the sample standard deviation is undefined, so it prints 0.000."""
+    from seqlab.experiments.attention import render_position_study
+
+    L = 2
+    runs = [{"encoding": "none", "lr": lr, "seed": 0, "by_position": [1.0] * (4 * L), "train_tail": t}
+            for lr, t in ((1e-3, 2.0), (3e-3, 1.0))]
+    lines = render_position_study({"settings": {"train_len": L, "lrs": [1e-3, 3e-3]}, "runs": runs})
+    assert len(lines) == 3 and all("± 0.000" in line for line in lines[1:]) and lines[2].endswith("<- chosen")
+
+
+def test_the_crossing_finding_counts_only_intervals_that_exclude_zero():
+    """``scaling.findings``' crossing line: a matched pair counts as the Transformer lower (higher) only when the whole
+    interval of its loss minus the LSTM's lies below (above) zero."""
+    from seqlab.experiments import scaling
+
+    gaps = [{"transformer_minus_lstm": {"value": v, "lo": lo, "hi": hi}}
+            for v, lo, hi in ((0.1, -0.5, 0.5), (-0.3, -0.4, -0.2), (0.3, 0.2, 0.4), (0.5, 0.1, 0.9))]
+    line = scaling._crossing_finding(gaps, None, False)
+    assert "lower at 1 and higher at 2 of 4 pairs" in line["text"] and line["holds"]
+
+
+def test_a_scaling_runs_defaults_are_the_studys_recipe():
+    """``scaling.train_one``'s defaults are the recipe the recorded study passes (``_RECIPE``: warm-up, final rate,
+    β₂, weight decay, clipping), so a run made with the defaults, as chapter 10's live slice's can be, is trained the
+    same way as the study's."""
+    import inspect
+
+    from seqlab.experiments import scaling
+
+    defaults = {k: p.default for k, p in inspect.signature(scaling.train_one).parameters.items()}
+    assert {k: defaults[k] for k in scaling._RECIPE} == scaling._RECIPE

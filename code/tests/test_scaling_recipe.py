@@ -412,3 +412,15 @@ def test_the_design_finding_holds_at_its_bounds_exactly(tiny_study):
 
     assert design(5, 3, 3.9)
     assert not design(4, 3, 3.9) and not design(5, 2, 3.9) and not design(5, 3, 4.0)
+
+
+def test_the_late_gain_is_the_fall_from_the_second_bucket_to_the_last(tiny_study):
+    """The recorded late gain of each family of the matched pair is the fall of its loss relative to the unigram
+    reference from positions 8–31 (the second bucket) to the last bucket, averaged over the windows (chapter 10)."""
+    res, _ = tiny_study
+    fams = res["pair"]["families"]
+    assert set(fams) == set(scaling.FAMILIES)
+    for f, fam in fams.items():
+        rel = fam["relative"]                                   # the windows' mean of loss − reference, per bucket
+        assert len(rel) == len(scaling.position_buckets(res["settings"]["context"])) >= 2
+        assert fam["late_gain"]["value"] == pytest.approx(rel[1] - rel[-1], abs=1e-9)

@@ -1070,6 +1070,18 @@ def verdict(b: dict, above: str, below: str, neither: str) -> tuple[str, bool]:
     return neither, b["lo"] is None or b["lo"] <= 0 <= b["hi"]
 
 
+def _crossing_finding(gaps: list[dict], cross: float | None, inside: bool) -> dict:
+    """``findings``' crossing item (chapter 10): at how many matched pairs the Transformer is lower (the whole paired
+    interval of its loss minus the LSTM's below zero) or higher (above zero), and where the fitted laws cross."""
+    lower = [g for g in gaps if g["transformer_minus_lstm"]["hi"] < 0]
+    higher = [g for g in gaps if g["transformer_minus_lstm"]["lo"] > 0]
+    where = ("the fitted laws do not cross between 1e3 and 1e10 parameters" if cross is None else
+             f"the fitted laws cross at N ≈ {cross:.3g}, {'inside' if inside else 'outside'} the measured range")
+    return {"name": "crossing", "holds": len(lower) + len(higher) <= len(gaps),
+            "text": f"At matched sizes the Transformer is lower at {len(lower)} and higher at {len(higher)} of "
+                    f"{len(gaps)} pairs (intervals excluding zero); {where}."}
+
+
 def findings(res: dict) -> list[dict]:
     """What a recorded scaling study shows, as sentences with their numbers and the rule each must meet (chapter 10).
 
@@ -1114,14 +1126,7 @@ def findings(res: dict) -> list[dict]:
                         f"[{fl['lo']:.3f}, {fl['hi']:.3f}], Transformer {ft['alpha']:.3f} [{ft['lo']:.3f}, "
                         f"{ft['hi']:.3f}]; the Transformer's exponent is {word} the LSTM's (difference "
                         f"{_interval(d)}, paired bootstrap over the validation windows)."})
-    cross, inside = res["crossing_N"], res["crossing_in_range"]
-    lower = [g for g in res["gaps"] if g["transformer_minus_lstm"]["hi"] < 0]
-    higher = [g for g in res["gaps"] if g["transformer_minus_lstm"]["lo"] > 0]
-    where = ("the fitted laws do not cross between 1e3 and 1e10 parameters" if cross is None else
-             f"the fitted laws cross at N ≈ {cross:.3g}, {'inside' if inside else 'outside'} the measured range")
-    out.append({"name": "crossing", "holds": len(lower) + len(higher) <= len(res["gaps"]),
-                "text": f"At matched sizes the Transformer is lower at {len(lower)} and higher at {len(higher)} of "
-                        f"{len(res['gaps'])} pairs (intervals excluding zero); {where}."})
+    out.append(_crossing_finding(res["gaps"], res["crossing_N"], res["crossing_in_range"]))
     pair = res["pair"]
     if "late_gain_difference" in pair:
         g = {f: pair["families"][f]["late_gain"] for f in FAMILIES}
