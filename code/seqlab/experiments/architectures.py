@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import _validate as validate, compare
+from .. import compare
 from ..compare import ARCHS
 from ..config import seed_everything
 from ..seeding import batches as batch_stream, held_out
@@ -239,8 +239,7 @@ LINEAR, QUADRATIC = 4 / 3, 5 / 3
 
 def cost_verdict(slope: float) -> str:
     """The cost row's word for a work exponent ``slope`` (``LINEAR`` and ``QUADRATIC`` say why; chapter 15)."""
-    validate.number("slope", slope)
-    return "like n²" if slope >= QUADRATIC else "between n and n²" if slope >= LINEAR else "like n"
+    return compare.verdict(slope, QUADRATIC, "like n²", compare.verdict(slope, LINEAR, "between n and n²", "like n"))
 
 
 #: a trained cell reads "solved" when its worst seed reaches this accuracy (chapter 15's long-range and recall rows)
