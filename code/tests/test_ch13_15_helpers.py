@@ -73,3 +73,20 @@ def test_gradient_sizes_show_a_float32_norm_of_0_for_a_gradient_that_is_not_0():
 def test_gradient_sizes_needs_a_family_of_the_table():
     with pytest.raises(ValueError, match="arch must be one of"):
         arch_exp.gradient_sizes(torch.nn.Linear(2, 2), torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_generation_state_keeps_each_prompts_last_token_and_the_state_after_it():
+    """``generation_state``: per model and length, the prompt's last token and the state after the whole prompt,
+    fed in pieces (chapter 15): the same state as one forward pass, and the token a step starts from."""
+    V, contexts = 11, [5, 9]
+    models = {"LSTM": compare.make_model("LSTM", V, 8), "Transformer": compare.make_model("Transformer", V, 8)}
+    _, states, _ = arch_exp.generation_state(models, V, contexts, piece=2, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    for k, T in enumerate(contexts):
+        prompt = torch.randint(0, V, (1, T), generator=g)
+        for a, m in models.items():
+            token, state = states[a][k]
+            assert torch.equal(token, prompt[:, -1]), (a, T)
+            logits, _ = compare.step(m, token, state)
+            whole, _ = compare.forward_state(m, torch.cat([prompt, prompt[:, -1:]], 1), None)
+            torch.testing.assert_close(logits, whole[:, -1], atol=1e-5, rtol=1e-4)

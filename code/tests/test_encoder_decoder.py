@@ -381,3 +381,18 @@ def test_embeddings_start_at_n_0_1_over_d_so_that_the_sqrt_d_scale_gives_unit_si
     for e in (model.src_embed, model.tgt_embed):
         sd = e.weight.std().item()   # 2,560 draws: the sample sd is within 5% of sigma with room to spare (its SE is 1.4%)
         assert abs(sd * d ** 0.5 - 1) < 0.05, sd
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_decoder_cache_length_counts_the_target_tokens_fed(n_layers):
+    """``DecoderCache.length``: the target tokens its self-attention caches hold, whatever the depth (chapter 7)."""
+    torch.manual_seed(0)
+    cfg = EncoderDecoderConfig(9, 11, d_model=16, n_heads=2, n_layers=n_layers, d_ff=24, max_len=32)
+    model = EncoderDecoder(cfg).double().eval()
+    memory = model.encode_embedded(torch.randn(1, 5, 16, dtype=torch.float64))
+    cache = model.new_cache()
+    assert cache.length == 0
+    model.decode_embedded(torch.randn(1, 3, 16, dtype=torch.float64), memory, cache=cache)
+    assert cache.length == 3
+    model.decode_embedded(torch.randn(1, 1, 16, dtype=torch.float64), memory, cache=cache)
+    assert cache.length == 4

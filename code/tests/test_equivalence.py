@@ -8,6 +8,7 @@ agree to a tolerance set by the dtype. A family added to
 """
 from __future__ import annotations
 
+import re
 import zlib
 
 import pytest
@@ -97,6 +98,15 @@ def test_the_course_families_are_registered():
     assert set(ops.FAMILIES["lstm"].forms) == {"loop", "stream", "fused"}
     assert set(ops.FAMILIES["softmax_attention"].forms) == {"loop", "parallel", "stream", "fused"}
     assert len(CASES) >= len(ops.GRID) * (4 * 2 + 3)  # non-reference forms of the five families
+
+
+def test_every_family_is_registered_under_the_chapter_its_loop_names():
+    """The registry's chapter of a family is the chapter its reference form's docstring says introduces it (here, in
+    the harness every ops mutant runs, so that a registry entry's chapter is checked whichever file registers it)."""
+    for name, family in ops.FAMILIES.items():
+        doc = family.forms[family.reference].__doc__ or ""
+        chapters = [int(c) for c in re.findall(r"chapter (\d+)", doc)]
+        assert chapters and chapters[0] == family.chapter, (name, family.chapter, chapters)
 
 
 def test_registry_rejects_bad_families():

@@ -245,3 +245,25 @@ def test_a_state_spec_is_a_value_it_cannot_be_changed_and_equal_specs_hash_alike
         spec.shape = (3, None, 4)
     assert spec == Spec((2, None, 4), torch.float32) and len({spec, Spec((2, None, 4), torch.float32)}) == 1
     assert str(spec) == "float32(2, T, 4)"
+
+
+@pytest.mark.parametrize("mlp", [True, False])
+def test_seqlm_is_embedding_then_pre_norm_residual_blocks_then_norm_and_head(mlp):
+    """SeqLM, written out with its own modules: h = E[x]; per block h += mixer(LN₁ h), then h += MLP(LN₂ h);
+    logits = head(LN h) (chapters 12–15). Step-by-step and forward share ``_blocks``, so only a second writing
+    of the stack sees a wrong sign or a missing residual."""
+    from seqlab.models import SeqLM
+    torch.manual_seed(0)
+    lm = SeqLM(11, D, [LAYERS["LSTM"](D), LAYERS["self-attention, RoPE"](D)], mlp=mlp).double()
+    with torch.no_grad():  # non-trivial norms, so that a norm applied in the wrong place shows
+        for p in lm.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(1))
+    h = lm.embed(x)
+    for i, mixer in enumerate(lm.mixers):
+        h = h + mixer(lm.norms1[i](h))[0]
+        if mlp:
+            h = h + lm.mlps[i](lm.norms2[i](h))
+    logits, state = lm(x)
+    torch.testing.assert_close(logits, lm.head(lm.norm(h)), atol=1e-12, rtol=1e-10)
+    assert len(state) == 2

@@ -119,16 +119,6 @@ def test_matched_hidden_inverts_the_lstm_parameter_count(hidden):
     assert induction.matched_hidden(n, vocab=16, d_embed=8) == hidden
 
 
-def test_every_family_is_registered_under_the_chapter_its_loop_names():
-    """The registry's chapter of a family is the chapter its reference form's docstring says introduces it."""
-    import re
-    from seqlab.ops.registry import FAMILIES
-    for name, family in FAMILIES.items():
-        doc = family.forms[family.reference].__doc__ or ""
-        chapters = [int(c) for c in re.findall(r"chapter (\d+)", doc)]
-        assert chapters and chapters[0] == family.chapter, (name, family.chapter, chapters)
-
-
 def test_the_row_lstm_sets_the_forget_gate_bias_and_only_it():
     """PyTorch orders an LSTM's gates i, f, g, o: the forget gate's bias is the second quarter (chapters 4, 15)."""
     from seqlab.experiments.longrange import RowLSTM

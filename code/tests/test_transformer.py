@@ -260,6 +260,10 @@ def test_kv_cache_crop():
     cache.crop(4)
     assert cache.length == 4
     torch.testing.assert_close(model(x[:, 4:], cache=cache)[0], model(x)[0][:, 4:], atol=1e-10, rtol=1e-9)
+    cache.crop(4)  # the call above stored positions 4-7: back to 4
+    cache.crop(4)  # to its own length: allowed, and changes nothing
+    assert cache.length == 4
+    torch.testing.assert_close(model(x[:, 4:], cache=cache)[0], model(x)[0][:, 4:], atol=1e-10, rtol=1e-9)
     cache.crop(0)
     assert cache.length == 0 and cache.nbytes() == 0
     with pytest.raises(ValueError, match="cannot crop"):
