@@ -234,6 +234,11 @@ EQUIVALENT = [
      "True", "False",
      "chapter 6's dilution differentiates only the last output, and the last position sees every key with or without "
      "the causal mask (a test shows the two give the same numbers)"),
+    # seed 131's (read after that run)
+    ("seqlab/experiments/scaling.py",
+     '"passes": round(tokens / len(parts["train"]), 4), "flops": fl["C"] * tokens, "flops_6N": fl["6N"] * tokens,',
+     "4", "5", "the stored precision of a derived ratio (passes over the training split: the tokens, stored beside it, over "
+     "the split's length): a fifth decimal changes no reading, and the pages print two"),
 ]
 
 

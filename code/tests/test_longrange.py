@@ -207,3 +207,19 @@ def test_cost_verdict_bins_at_their_edges():
     assert abs(slope - (1 + torch.trapezoid(share, u).item() / math.log(4))) < 1e-9
     with pytest.raises(TypeError):
         A.cost_verdict("1.5")
+
+
+def test_the_sweep_estimate_is_time_per_step_times_steps_times_runs(monkeypatch):
+    """``estimate``'s arithmetic: each line's CPU minutes are its ms/step × steps × runs, and the total their sum
+    (the tiny scale's budget raised, so that the minutes show in the printed digits; the probe steps stay 2)."""
+    import re
+    monkeypatch.setitem(exp.SETTINGS["tiny"], "steps", 200_000)
+    lines = exp.estimate("tiny", probe_steps=2)
+    total = 0.0
+    for line in lines[:-1]:
+        ms, runs, steps, minutes = re.search(r"([\d.]+) ms/step \(CPU\) -> (\d+) runs x (\d+) steps: +([\d.]+) CPU-min",
+                                             line).groups()
+        assert float(minutes) == pytest.approx(float(ms) * int(runs) * int(steps) / 6e4, abs=0.06 + 1e-3 * float(minutes))
+        total += float(ms) * int(runs) * int(steps) / 1e3
+    hours = float(re.search(r"in all: ([\d.]+) CPU-hours", lines[-1]).group(1))
+    assert hours == pytest.approx(total / 3600, abs=0.006)

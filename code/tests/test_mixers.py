@@ -267,3 +267,19 @@ def test_seqlm_is_embedding_then_pre_norm_residual_blocks_then_norm_and_head(mlp
     logits, state = lm(x)
     torch.testing.assert_close(logits, lm.head(lm.norm(h)), atol=1e-12, rtol=1e-10)
     assert len(state) == 2
+
+
+def test_mixer_lm_defaults_build_the_models_the_recorded_recall_grid_trained():
+    """MixerLMConfig's defaults (an MLP per block among them) are those of chapter 12's recorded grid: every
+    architecture and width of ``results/recall.json`` rebuilt today has the parameter count its runs recorded."""
+    import json
+    from pathlib import Path
+    from seqlab.experiments import recall
+    record = json.loads((Path(__file__).resolve().parents[2] / "results" / "recall.json").read_text())["results"]
+    s = record["settings"]
+    cells = {(r["arch"], r["width"], r["heads"]): r["params"] for r in record["runs"]}
+    assert len(cells) >= 10
+    for (arch, width, heads), params in cells.items():
+        model = recall.make_model(arch, width, s["vocab"], heads, s["layers"])
+        assert isinstance(model, MixerLM) and isinstance(model.config, MixerLMConfig)
+        assert sum(p.numel() for p in model.parameters()) == params, (arch, width)

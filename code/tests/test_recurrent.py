@@ -515,3 +515,14 @@ def test_ops_stack_refuses_weights_of_the_wrong_rank_with_a_value_error(family):
     for bad in (torch.randn(G * H), torch.randn(1, G * H, H)):
         with pytest.raises(ValueError, match=r"W_h\[0\] of a .* layer must have (2 dimensions|shape)"):
             recurrent_ops.FORMS[family]["loop"](x, **dict(good, W_h=(bad,)))
+
+
+def test_a_two_symbol_alphabet_is_the_smallest_a_recurrent_lm_takes():
+    """Two symbols are the smallest vocabulary a next-token model can choose from; one is refused, with the name."""
+    from seqlab.models import RecurrentLM
+    torch.manual_seed(0)
+    lm = RecurrentLM(2, 3, 4, cell="gru")
+    logits, _ = lm(torch.tensor([[0, 1, 1, 0]]))
+    assert logits.shape == (1, 4, 2)
+    with pytest.raises(ValueError, match="vocab_size"):
+        RecurrentLM(1, 3, 4)

@@ -424,3 +424,15 @@ def test_the_late_gain_is_the_fall_from_the_second_bucket_to_the_last(tiny_study
         rel = fam["relative"]                                   # the windows' mean of loss − reference, per bucket
         assert len(rel) == len(scaling.position_buckets(res["settings"]["context"])) >= 2
         assert fam["late_gain"]["value"] == pytest.approx(rel[1] - rel[-1], abs=1e-9)
+
+
+def test_the_recorded_scales_keep_their_runs_where_chapter_10s_command_resumes_from():
+    """``default_runs_dir``: 'cpu' and 'full' keep each run under results/scaling-<scale>/runs (the committed cpu runs
+    are there), the test and page scales keep none, and an unknown scale is refused."""
+    from seqlab.experiments import results_dir
+    cpu = scaling.default_runs_dir("cpu")
+    assert cpu == results_dir() / "scaling-cpu" / "runs" and any(cpu.glob("*.json"))
+    assert scaling.default_runs_dir("full") == results_dir() / "scaling-full" / "runs"
+    assert scaling.default_runs_dir("tiny") is None and scaling.default_runs_dir("quick") is None
+    with pytest.raises(ValueError, match="scale must be one of"):
+        scaling.default_runs_dir("huge")

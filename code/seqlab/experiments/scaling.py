@@ -778,6 +778,18 @@ def render_scaling(results: dict) -> list[str]:
 @register("scaling", "chapter 10: LSTM and Transformer families, lr bracketed per size, n-gram levels, L(N) fits, "
                      "IsoFLOP, loss by position; --scale cpu is the recorded, resumable study", chapter=10,
           scales=("tiny", "quick", "cpu", "full"), render=render_scaling)
+def default_runs_dir(scale: str):
+    """Where the recorded scales keep each finished run: ``results/scaling-<scale>/runs`` at 'cpu' and 'full' (the
+    folder chapter 10's command fills and a rerun resumes from), None at the test and page scales (chapter 10)."""
+    if scale not in SETTINGS:
+        raise ValueError(f"scale must be one of {tuple(SETTINGS)}, got {scale!r}")
+    if scale not in ("cpu", "full"):
+        return None
+    from . import results_dir
+
+    return results_dir() / f"scaling-{scale}" / "runs"
+
+
 def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = False, runs_dir=None) -> dict:
     """The whole scaling experiment of chapter 10 at ``scale`` ('tiny' for tests, 'quick', 'cpu', 'full').
 
@@ -790,10 +802,8 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
     seeds = list(seeds)
     corpus = load_corpus(s["corpus"])
     parts, V, info = splits(corpus), corpus.vocab_size, corpus_info(corpus)
-    if runs_dir is None and scale in ("cpu", "full"):
-        from . import results_dir
-
-        runs_dir = results_dir() / f"scaling-{scale}" / "runs"
+    if runs_dir is None:
+        runs_dir = default_runs_dir(scale)
     runs = Runs(runs_dir, settings_hash({k: s[k] for k in HASHED}, info["sha256"]))
     show = Progress(progress)
     plan_iso = isoflop_plan(s, V)
