@@ -219,7 +219,8 @@ def test_the_sweep_estimate_is_time_per_step_times_steps_times_runs(monkeypatch)
     for line in lines[:-1]:
         ms, runs, steps, minutes = re.search(r"([\d.]+) ms/step \(CPU\) -> (\d+) runs x (\d+) steps: +([\d.]+) CPU-min",
                                              line).groups()
-        assert float(minutes) == pytest.approx(float(ms) * int(runs) * int(steps) / 6e4, abs=0.06 + 1e-3 * float(minutes))
+        slack = 0.05 * int(runs) * int(steps) / 6e4      # the printed ms/step is rounded to 0.05 ms
+        assert float(minutes) == pytest.approx(float(ms) * int(runs) * int(steps) / 6e4, abs=slack + 0.05)
         total += float(ms) * int(runs) * int(steps) / 1e3
     hours = float(re.search(r"in all: ([\d.]+) CPU-hours", lines[-1]).group(1))
-    assert hours == pytest.approx(total / 3600, abs=0.006)
+    assert hours == pytest.approx(total / 3600, abs=(len(lines) - 1) * slack / 60 + 0.005)
