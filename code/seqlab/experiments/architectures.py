@@ -292,7 +292,7 @@ def table_rows(seq_depth, par_depth, fade, reach_far, cost_slope, gain, grows, e
         "parallel": {a: f"{compare.verdict(par_depth[a], 1, 'no', 'yes')} ({par_depth[a]:.1f} ops/token"
                         + (f" as counted; {par_notes[a]})" if a in par_notes else ")") for a in ARCHS},
         "long": ({a: trained_cell(lag.get(a), margin) for a in ARCHS} if lag is not None else
-                 {a: f"{compare.verdict(fade[a], 1e-2, 'easier', 'harder')} (far/near {fade[a]:.0e})" for a in ARCHS}),
+                 {a: f"{compare.verdict(fade[a], 1e-2, 'reaches far back', 'fades')} (far/near {fade[a]:.0e})" for a in ARCHS}),
         "cost": {a: f"{cost_verdict(cost_slope[a])} (slope {cost_slope[a]:.2f})"
                  for a in ARCHS},
         "scale": scale_cells(gain, exponents, steps),
@@ -331,7 +331,7 @@ def recorded_rows(longrange: dict | None, recall: dict | None) -> tuple[list[str
         for task in dict.fromkeys(r["task"] for r in table):
             by = {r["arch"]: r for r in table if r["task"] == task}
             base = next(iter(by.values()))["baseline"]
-            rows.append([f"{task} (T = {next(iter(by.values()))['length']}; baseline {base:.2f})",
+            rows.append([f"{task} (T = {next(iter(by.values()))['length']}; baseline {base:.3g})",
                          *(f"{by[a]['mean']:.2f} [{by[a]['min']:.2f}, {by[a]['max']:.2f}]" if a in by else "—"
                            for a in ARCHS)])
     if recall is not None and "table_width" in recall["results"]:

@@ -775,9 +775,6 @@ def render_scaling(results: dict) -> list[str]:
     return lines
 
 
-@register("scaling", "chapter 10: LSTM and Transformer families, lr bracketed per size, n-gram levels, L(N) fits, "
-                     "IsoFLOP, loss by position; --scale cpu is the recorded, resumable study", chapter=10,
-          scales=("tiny", "quick", "cpu", "full"), render=render_scaling)
 def default_runs_dir(scale: str):
     """Where the recorded scales keep each finished run: ``results/scaling-<scale>/runs`` at 'cpu' and 'full' (the
     folder chapter 10's command fills and a rerun resumes from), None at the test and page scales (chapter 10)."""
@@ -790,6 +787,9 @@ def default_runs_dir(scale: str):
     return results_dir() / f"scaling-{scale}" / "runs"
 
 
+@register("scaling", "chapter 10: LSTM and Transformer families, lr bracketed per size, n-gram levels, L(N) fits, "
+                     "IsoFLOP, loss by position; --scale cpu is the recorded, resumable study", chapter=10,
+          scales=("tiny", "quick", "cpu", "full"), render=render_scaling)
 def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = False, runs_dir=None) -> dict:
     """The whole scaling experiment of chapter 10 at ``scale`` ('tiny' for tests, 'quick', 'cpu', 'full').
 

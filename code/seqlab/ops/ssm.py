@@ -381,6 +381,33 @@ def _read_out(hs, C, D, u):
     return (hs * C[:, :, None, :]).sum(-1) + D * u  # a product and a sum: einsum would make B·T tiny matmuls
 
 
+def _grads_from_states(g, times_previous, a, x, B, delta, A, gA, grad_x, grad_B, grad_delta, scratch, ones):
+    """The selective scan's gradients from g_t = ∂L/∂h_t in total, for a run of steps in any layout (L₁, L₂, D, N),
+    written into the given tensors (chapter 13; shared by the chunked and the blocked forms):
+
+        ∂L/∂x_t = g_t B_t     ∂L/∂B_t = Σ_d x_t,d g_t,d     ∂L/∂log a_t = g_t ⊙ h_{t-1} ⊙ a_t
+        ∂L/∂A += Σ_t Δ_t ∂L/∂log a_t     ∂L/∂Δ_t = Σ_n A ∂L/∂log a_t   (+ u_t ∂L/∂x_t, added by ``_grads_of_inputs``)
+
+    ``times_previous(g)`` multiplies g by h_{t-1} in place (a layout that stores h_0 before h_1… gives it as a
+    slice). ``g`` is used up (∂L/∂log a_t is formed in its memory), ``scratch`` (g's shape) too. The sums over D and
+    N are small matrix products with a vector of ``ones`` (at least L₁·L₂ and N long): on this CPU PyTorch's sums
+    over these axes take longer."""
+    N = A.shape[1]
+    torch.matmul(B[..., None, :], g.transpose(-1, -2), out=grad_x[..., None, :])  # ∂L/∂x_t = g_t B_t
+    torch.matmul(x[..., None, :], g, out=grad_B[..., None, :])  # ∂L/∂B_t = Σ_d x_t,d g_t,d
+    g_log_a = times_previous(g).mul_(a)  # ∂L/∂log a_t, in g's memory
+    delta_g = torch.mul(g_log_a, delta[..., None], out=scratch)
+    gA.view(-1).addmv_(delta_g.view(-1, A.numel()).T, ones[:delta_g.shape[0] * delta_g.shape[1]])  # Σ_t Δ_t ∂L/∂log a_t
+    torch.mv(g_log_a.mul_(A).view(-1, N), ones[:N], out=grad_delta.view(-1))  # Σ_n A ∂L/∂log a_t
+
+
+def _grads_of_inputs(u, delta, D, grad_y, grad_x, grad_delta):
+    """From ∂L/∂x_t (x_t = Δ_t u_t) and the direct ∂L/∂y_t: ∂L/∂u_t = Δ_t ∂L/∂x_t + D ∂L/∂y_t, ∂L/∂Δ_t += u_t ∂L/∂x_t
+    (in place) and ∂L/∂D = Σ_t u_t ∂L/∂y_t, in any layout (L₁, L₂, D) (chapter 13)."""
+    grad_delta += u * grad_x
+    return delta * grad_x + D * grad_y, grad_delta, (u * grad_y).sum((0, 1))
+
+
 class _SelectiveScanChunked(torch.autograd.Function):
     """The selective scan by ``_two_level_scan``, forward and backward written out (chapter 13).
 
@@ -389,12 +416,11 @@ class _SelectiveScanChunked(torch.autograd.Function):
     Backward, with g_t = ∂L/∂h_t in total (the reverse scan of ``_reverse_scan``, fed
     ∂L/∂h_t = ∂L/∂y_t C_t, plus ∂L/∂h_T at the last step):
 
-        ∂L/∂C_t = Σ_d ∂L/∂y_t,d h_t,d        ∂L/∂B_t = Σ_d x_t,d g_t,d        ∂L/∂x_t = g_t B_t
-        ∂L/∂log a_t = g_t ⊙ h_{t-1} ⊙ a_t    ∂L/∂A = Σ_t Δ_t ∂L/∂log a_t      ∂L/∂h_0 = a_1 ⊙ g_1
-        ∂L/∂Δ_t = Σ_n A ∂L/∂log a_t + u_t ∂L/∂x_t       ∂L/∂u_t = Δ_t ∂L/∂x_t + D ∂L/∂y_t
+        ∂L/∂C_t = Σ_d ∂L/∂y_t,d h_t,d        ∂L/∂h_0 = a_1 ⊙ g_1
 
-    Autograd would record the same products as broadcasts over (B, T, D, N) and reduce them with
-    strided sums; written out, the sums over D and N are small matrix products per step.
+    and from g_t the gradients of the inputs, B, A and Δ written once for this form and the blocked one
+    (``_grads_from_states``, ``_grads_of_inputs``). Autograd would record the same products as broadcasts over
+    (B, T, D, N) and reduce them with strided sums; written out, the sums over D and N are small matrix products.
     """
 
     @staticmethod
@@ -416,14 +442,14 @@ class _SelectiveScanChunked(torch.autograd.Function):
         grad_hs[:, -1] += grad_hT  # through the final state
         grad_C = (grad_y[:, :, None, :] @ hs)[:, :, 0]  # (B, T, N)
         g = _reverse_scan(a, grad_hs, h0, ctx.chunk, in_place=True)  # (B, T, D, N) = ∂L/∂b_t, over grad_hs
-        grad_x = (g @ B[..., None])[..., 0]  # (B, T, D)
-        grad_B = ((delta * u)[:, :, None, :] @ g)[:, :, 0]  # (B, T, N)
+        g = g.contiguous()  # a slice of the padded chunks when chunk does not divide T: the sums below view it flat
         grad_h0 = a[:, 0] * g[:, 0]
-        grad_log_a = _times_previous(g, hs, h0, out=g).mul_(a)  # (B, T, D, N), in g's memory (g is used up)
-        grad_A = (delta[..., None] * grad_log_a).sum((0, 1))  # (D, N)
-        grad_delta = grad_log_a.mul_(A).sum(-1) + u * grad_x
-        grad_u = delta * grad_x + D * grad_y
-        grad_D = (u * grad_y).sum((0, 1))
+        grad_x, grad_delta, grad_B = u.new_empty(u.shape), u.new_empty(u.shape), B.new_empty(B.shape)  # contiguous
+        grad_A = torch.zeros_like(A)
+        _grads_from_states(g, lambda g: _times_previous(g, hs, h0, out=g), a, delta * u, B, delta, A, grad_A, grad_x,
+                           grad_B, grad_delta, scratch=g.new_empty(g.shape),
+                           ones=A.new_ones(max(u.shape[0] * u.shape[1], A.shape[1])))
+        grad_u, grad_delta, grad_D = _grads_of_inputs(u, delta, D, grad_y, grad_x, grad_delta)
         return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_h0, None
 
 
@@ -533,16 +559,9 @@ class _SelectiveScanBlocked(torch.autograd.Function):
             direct = torch.mul(gy_[s:e, :, :, None], C_[s:e, :, None, :], out=g_buf[:k])  # ∂L/∂h_t through y_t
             g, _ = _block_scan(a, direct, carry, reverse=True, shift=True)
             carry = a[0] * g[0]
-            torch.matmul(B_[s:e, :, None, :], g.transpose(-1, -2), out=gx_[s:e, :, None, :])  # ∂L/∂x_t = g_t B_t
-            torch.matmul(x_[s:e, :, None, :], g, out=gB_[s:e, :, None, :])  # ∂L/∂B_t = Σ_d x_t,d g_t,d
-            g_log_a = g.mul_(h_buf[:k]).mul_(a)  # ∂L/∂log a_t = g_t ⊙ h_{t-1} ⊙ a_t, in g's memory
-            delta_g = torch.mul(g_log_a, delta_[s:e, :, :, None], out=h_buf[1:k + 1])  # in the states' memory (used up)
-            gA.view(-1).addmv_(delta_g.view(-1, A.numel()).T, ones[:delta_g.shape[0] * delta_g.shape[1]])  # Σ_t Δ_t ∂L/∂log a_t
-            torch.mv(g_log_a.mul_(A).view(-1, A.shape[1]), ones[:A.shape[1]], out=gdelta_[s:e].view(-1))  # Σ_n A ∂L/∂log a_t
-            # (sums as products with a vector of ones: on this CPU PyTorch's sums over these axes take longer)
-        gdelta_ += u_ * gx_
-        grad_u = delta_ * gx_ + D * gy_
-        grad_D = (u_ * gy_).sum((0, 1))
+            _grads_from_states(g, lambda g: g.mul_(h_buf[:k]), a, x_[s:e], B_[s:e], delta_[s:e], A, gA, gx_[s:e],
+                               gB_[s:e], gdelta_[s:e], scratch=h_buf[1:k + 1], ones=ones)  # the states' memory, used up
+        grad_u, gdelta_, grad_D = _grads_of_inputs(u_, delta_, D, gy_, gx_, gdelta_)
         back = lambda z: z.transpose(0, 1)  # noqa: E731  (T, B, …) -> (B, T, …)
         return back(grad_u), back(gdelta_), gA, back(gB_), back(gC_), grad_D, carry, None
 
