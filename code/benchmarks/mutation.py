@@ -239,6 +239,10 @@ EQUIVALENT = [
      '"passes": round(tokens / len(parts["train"]), 4), "flops": fl["C"] * tokens, "flops_6N": fl["6N"] * tokens,',
      "4", "5", "the stored precision of a derived ratio (passes over the training split: the tokens, stored beside it, over "
      "the split's length): a fifth decimal changes no reading, and the pages print two"),
+    # seed 137's (read after that run)
+    ("seqlab/experiments/runlog.py", "order[lr] = (worst, (m if lower else -m) if not worst else 0.0,", "0.0", "1.0",
+     "the placeholder score of a rate whose mean is NaN: every such rate gets the same constant, and the first key "
+     "(worst = True) already puts them after every finite rate, so which constant it is orders nothing"),
 ]
 
 

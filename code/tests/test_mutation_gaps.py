@@ -5,6 +5,8 @@ implementation to compare with.
 """
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 from torch import nn
@@ -109,10 +111,10 @@ def test_a_scaling_runs_clock_counts_only_training(monkeypatch):
     assert r["seconds"] >= 0.95 * r["cpu_seconds"] - 0.01, (r["seconds"], r["cpu_seconds"])
 
 
-@pytest.mark.parametrize("hidden", [4, 37])
+@pytest.mark.parametrize("hidden", [1, 4, 37, 512, 700])
 def test_matched_hidden_inverts_the_lstm_parameter_count(hidden):
-    """The LSTM control's state size is chosen by its parameter count: a count made by size h gives back h,
-    down to the smallest size searched (chapter 11)."""
+    """The LSTM control's state size is chosen by its parameter count: a count made by size h gives back h, from
+    the smallest size to sizes beyond any fixed search range (chapter 11)."""
     from seqlab.experiments import induction
     from seqlab.measure import count_parameters
     n = count_parameters(induction.lstm_model(hidden, vocab=16, d_embed=8))
@@ -428,13 +430,17 @@ def test_the_repeat_probe_averages_each_occurrences_predictions_but_its_first(mo
         return torch.arange(w.shape[1] - 1, dtype=torch.float64).expand(w.shape[0], -1)
 
     monkeypatch.setattr(scaling, "position_losses", losses)
-    span, context = 6, 20
-    P = context + 1 - 2 * span
-    r = scaling.repeat_probe(None, torch.randint(0, 9, (500,), generator=torch.Generator().manual_seed(0)), 3,
-                             span=span, context=context)
-    w = seen[0]
-    assert w.shape == (3, context + 1) and torch.equal(w[:, P + span:], w[:, P:P + span])
-    assert r["first"] == pytest.approx([P + (span - 2) / 2] * 3) and r["repeat"] == pytest.approx([P + span + (span - 2) / 2] * 3)
+    ids = torch.randint(0, 9, (500,), generator=torch.Generator().manual_seed(0))
+    for span, context in ((6, 20), (10, 20)):        # the second: two spans fill the window, a prefix of one character
+        seen.clear()
+        P = context + 1 - 2 * span
+        r = scaling.repeat_probe(None, ids, 3, span=span, context=context)
+        w = seen[0]
+        assert w.shape == (3, context + 1) and torch.equal(w[:, P + span:], w[:, P:P + span])
+        assert r["first"] == pytest.approx([P + (span - 2) / 2] * 3)
+        assert r["repeat"] == pytest.approx([P + span + (span - 2) / 2] * 3)
+    with pytest.raises(ValueError, match="do not fit"):
+        scaling.repeat_probe(None, ids, 3, span=11, context=20)
 
 
 def test_parabola_minimum_finds_the_valley_of_a_shallow_or_steep_parabola():
@@ -890,6 +896,8 @@ def test_position_study_table_averages_inside_and_the_rise_beyond_twice_the_leng
     row = lines[1].split()
     assert float(row[2]) == pytest.approx(sum(inside) / 2, abs=1e-3)            # 2.500
     assert float(row[5]) == pytest.approx(sum(rise) / 2, abs=1e-3)              # +5.500
+    assert float(row[4]) == pytest.approx(statistics.stdev(inside), abs=1e-3)   # two seeds: the sample sd, 0.707
+    assert float(row[7]) == pytest.approx(statistics.stdev(rise), abs=1e-3)
     assert "chosen" in lines[1]
 
 

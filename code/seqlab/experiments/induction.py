@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from .. import _validate as validate
 from .. import interpret
 from ..config import seed_everything
 from ..data.tasks import RepeatedSpans
@@ -61,9 +62,20 @@ def lstm_model(hidden: int, *, vocab: int, d_embed: int, device=None) -> Recurre
 
 
 def matched_hidden(n_params: int, *, vocab: int, d_embed: int) -> int:
-    """The LSTM state size whose parameter count is closest to ``n_params`` (chapter 11)."""
-    count = lambda h: count_parameters(lstm_model(h, vocab=vocab, d_embed=d_embed))
-    return min(range(4, 512), key=lambda h: abs(count(h) - n_params))
+    """The LSTM state size whose parameter count is closest to ``n_params`` (chapter 11; the smaller size on a tie).
+
+    The count grows with the size, so the search doubles the size until the count reaches ``n_params`` and then
+    bisects: about 2 log₂ h models are built, whatever the size."""
+    validate.positive_int("n_params", n_params)
+    count = lambda h: count_parameters(lstm_model(h, vocab=vocab, d_embed=d_embed))  # noqa: E731
+    hi = 1
+    while count(hi) < n_params:
+        hi *= 2
+    lo = max(1, hi // 2)
+    while lo < hi:  # the smallest size whose count reaches n_params
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if count(mid) < n_params else (lo, mid)
+    return min((h for h in (lo - 1, lo) if h >= 1), key=lambda h: abs(count(h) - n_params))
 
 
 def train_on_spans(model, task: RepeatedSpans, seed: int, *, batch: int, steps: int, lr: float, eval_fn,
