@@ -400,6 +400,18 @@ def test_results_dir_is_the_checkouts_or_the_environments(monkeypatch, tmp_path)
     assert experiments.results_dir() == tmp_path / "elsewhere"
 
 
+def test_an_installed_package_finds_results_beside_the_working_directorys_chapters(monkeypatch, tmp_path):
+    """Outside a source checkout (the package installed elsewhere), ``results/`` is found from the working directory:
+    beside ``chapters/`` when a page runs from there, else in the working directory itself."""
+    monkeypatch.delenv("SEQLAB_RESULTS", raising=False)
+    monkeypatch.setattr(experiments, "__file__", str(tmp_path / "site-packages" / "seqlab" / "experiments" / "__init__.py"))
+    (tmp_path / "course" / "chapters").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "course" / "chapters")
+    assert experiments.results_dir() == tmp_path / "course" / "results"
+    monkeypatch.chdir(tmp_path / "course")
+    assert experiments.results_dir() == tmp_path / "course" / "results"
+
+
 def test_seed_streams_apply_the_offset_once(monkeypatch):
     from seqlab import seeding
     draw = lambda g: torch.randint(0, 10**9, (3,), generator=g).tolist()  # noqa: E731

@@ -436,3 +436,20 @@ def test_the_recorded_scales_keep_their_runs_where_chapter_10s_command_resumes_f
     assert scaling.default_runs_dir("tiny") is None and scaling.default_runs_dir("quick") is None
     with pytest.raises(ValueError, match="scale must be one of"):
         scaling.default_runs_dir("huge")
+
+
+def test_an_isoflop_valley_is_interior_only_when_neither_end_of_the_profile_is_lowest():
+    """``isoflop_optima``: the lowest mean loss at the smallest or the largest width is an edge (the grid does not
+    bracket it), anywhere between an interior valley; each seed's best size is read from its own losses."""
+    def profile(budget, losses, by_seed):
+        return [{"family": "transformer", "budget": budget, "width": 8 * (k + 1), "params_nonemb": 100 * (k + 1),
+                 "val_loss": v, "val_losses": s_, "seeds": [0, 1], "n_opt_predicted": 150}
+                for k, (v, s_) in enumerate(zip(losses, by_seed))]
+    iso = (profile(1e9, [1.0, 2.0, 3.0], [[1.0, 2.1], [2.0, 2.0], [3.0, 3.0]])          # lowest at the smallest width
+           + profile(1e10, [3.0, 1.0, 2.0], [[3.0, 3.0], [1.0, 1.0], [2.0, 0.5]])       # a valley; seed 1's best is the largest
+           + profile(1e11, [3.0, 2.0, 1.0], [[3.0, 3.0], [2.0, 2.0], [1.0, 1.0]]))      # lowest at the largest width
+    opt = {o["budget"]: o for o in scaling.isoflop_optima(iso, ["transformer"], [1e9, 1e10, 1e11, 1e12])}
+    assert set(opt) == {1e9, 1e10, 1e11}                                               # no profile, no optimum
+    assert [opt[C]["interior"] for C in (1e9, 1e10, 1e11)] == [False, True, False]
+    assert [opt[C]["best_N"] for C in (1e9, 1e10, 1e11)] == [100, 200, 300]
+    assert opt[1e9]["best_N_by_seed"] == [100, 200] and opt[1e10]["best_N_by_seed"] == [200, 300]

@@ -907,6 +907,27 @@ def scaling(scale: str = "quick", seeds=(0,), device=None, progress: bool = Fals
     return summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est)
 
 
+def isoflop_optima(iso: list[dict], families, budgets) -> list[dict]:
+    """Each IsoFLOP profile's valley (chapter 10): per family and budget, the width of lowest mean loss, whether it
+    lies strictly inside the profile (``interior``: neither the smallest nor the largest width, so the grid
+    brackets it), the least-squares parabola's minimum, and each seed's best size. ``iso``: the profile points
+    (``family``, ``budget``, ``width``, ``params_nonemb``, ``val_loss``, ``val_losses`` per seed, ``seeds``,
+    ``n_opt_predicted``)."""
+    optima = []
+    for f in families:
+        for C in budgets:
+            pts = sorted((r for r in iso if r["family"] == f and r["budget"] == C), key=lambda r: r["params_nonemb"])
+            if not pts:
+                continue
+            i = min(range(len(pts)), key=lambda k: pts[k]["val_loss"])
+            per_seed = [min(pts, key=lambda p, k=k: p["val_losses"][k])["params_nonemb"] for k in range(len(pts[0]["seeds"]))]
+            optima.append({"family": f, "budget": C, "best_width": pts[i]["width"], "best_N": pts[i]["params_nonemb"],
+                           "interior": 0 < i < len(pts) - 1, "parabola_N": parabola_minimum(
+                               [p["params_nonemb"] for p in pts], [p["val_loss"] for p in pts]),
+                           "best_N_by_seed": per_seed, "n_opt_predicted": pts[0]["n_opt_predicted"]})
+    return optima
+
+
 def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, runs, est) -> dict:
     """Everything chapter 10 reads, from the finished runs (chapter 10)."""
     levels = {int(k): v for k, v in base["levels"].items()}
@@ -982,18 +1003,7 @@ def summarise(s, seeds, info, base, grid, choice, by_size, iso_configs, iso_by, 
                     "params_nonemb": rs[0]["params_nonemb"], "tokens": rs[0]["tokens"], "seeds": [r["seed"] for r in rs],
                     "val_losses": vals, "val_loss": _mean(vals), "val_sd": _sd(vals),
                     "ngram_level": ngram_level(_mean(vals), levels)})
-    optima = []
-    for f in s["iso_families"]:
-        for C in s["iso_budgets"]:
-            pts = sorted((r for r in iso if r["family"] == f and r["budget"] == C), key=lambda r: r["params_nonemb"])
-            if not pts:
-                continue
-            i = min(range(len(pts)), key=lambda k: pts[k]["val_loss"])
-            per_seed = [min(pts, key=lambda p, k=k: p["val_losses"][k])["params_nonemb"] for k in range(len(pts[0]["seeds"]))]
-            optima.append({"family": f, "budget": C, "best_width": pts[i]["width"], "best_N": pts[i]["params_nonemb"],
-                           "interior": 0 < i < len(pts) - 1, "parabola_N": parabola_minimum(
-                               [p["params_nonemb"] for p in pts], [p["val_loss"] for p in pts]),
-                           "best_N_by_seed": per_seed, "n_opt_predicted": pts[0]["n_opt_predicted"]})
+    optima = isoflop_optima(iso, s["iso_families"], s["iso_budgets"])
     # checkpoints of the matched pair (seed 0, the chosen lr), with their hashes
     checkpoints = []
     if runs.dir is not None:
