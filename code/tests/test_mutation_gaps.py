@@ -765,6 +765,7 @@ def test_recall_accuracy_trains_and_scores_as_recall_training_says(monkeypatch):
     scores, on how many held-out sequences, and the threshold that stops it (strictly above)."""
     from types import SimpleNamespace
 
+    from seqlab import data
     from seqlab.experiments import recurrence
 
     r, got = recurrence.RECALL_TRAINING, {}
@@ -778,6 +779,9 @@ def test_recall_accuracy_trains_and_scores_as_recall_training_says(monkeypatch):
         recurrence.recall_accuracy(recurrence.SPECS["RNN"], 5, 0, steps=1, width=4)
     (xa, ya), (xb, yb) = got["a"], got["b"]
     assert xa.shape[0] == ya.shape[0] == r["batch"] == xb.shape[0] and not torch.equal(xa, xb)
+    task = data.DelayedRecall(lag=5, vocab=r["vocab"])                      # the task chapter 4 reads its chance from
+    assert int(xa.max()) < task.input_vocab and int(ya.max()) < task.n_classes
+    assert {int(v) for v in ya[ya >= 0].unique()} == set(range(r["vocab"]))  # every one of its symbols is asked for
     assert (got["lr"], got["clip"], got["eval_every"]) == (r["lr"], r["clip"], r["eval_every"])
     seen = []
 

@@ -453,3 +453,14 @@ def test_an_isoflop_valley_is_interior_only_when_neither_end_of_the_profile_is_l
     assert [opt[C]["interior"] for C in (1e9, 1e10, 1e11)] == [False, True, False]
     assert [opt[C]["best_N"] for C in (1e9, 1e10, 1e11)] == [100, 200, 300]
     assert opt[1e9]["best_N_by_seed"] == [100, 200] and opt[1e10]["best_N_by_seed"] == [200, 300]
+
+
+def test_a_sweep_keeps_its_runs_in_a_folder_it_makes_whole_and_reads_them_back(tmp_path):
+    """``Runs``: the first finished run makes the runs folder, parents included (a fresh clone has no
+    results/scaling-cpu/runs), and a rerun reads each run back; a run made with other settings is refused."""
+    runs = scaling.Runs(tmp_path / "results" / "scaling-cpu" / "runs", "tag-1")
+    assert runs.get("lr-lstm-d8") is None
+    runs.put("lr-lstm-d8", {"val_loss": 2.5})
+    assert runs.get("lr-lstm-d8") == {"val_loss": 2.5}
+    with pytest.raises(ValueError, match="other settings"):
+        scaling.Runs(tmp_path / "results" / "scaling-cpu" / "runs", "tag-2").get("lr-lstm-d8")

@@ -214,8 +214,9 @@ SPECS = {
 }
 
 
-RECALL_TRAINING = dict(batch=64, lr=3e-3, clip=1.0, eval_every=50, n_eval=1024, stop_at=0.98)
-"""How ``recall_accuracy`` trains and scores (chapter 4 glues these into its prose and its standard error)."""
+RECALL_TRAINING = dict(vocab=8, batch=64, lr=3e-3, clip=1.0, eval_every=50, n_eval=1024, stop_at=0.98)
+"""The task ``recall_accuracy`` trains on (``vocab`` symbols), and how it trains and scores (chapter 4 reads its task and its
+chance from here, and glues the rest into its prose and its standard error)."""
 
 
 def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, device=None,
@@ -228,7 +229,7 @@ def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, 
     ``eval_every`` steps and stops early once their accuracy passes ``stop_at``, so the accuracy returned is the
     stopping set's. ``return_model``: also return the trained model, third.
     """
-    task = DelayedRecall(lag=lag, vocab=8)
+    task = DelayedRecall(lag=lag, vocab=RECALL_TRAINING["vocab"])
     gen = seed_everything(seed)
     model = RecurrentLM(task.input_vocab, 16, width, form="fused", **spec).to(device)
     r = RECALL_TRAINING
