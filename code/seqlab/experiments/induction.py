@@ -28,6 +28,7 @@ The sweep is resumable: every finished run is saved at once to ``results/inducti
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -67,7 +68,7 @@ def matched_hidden(n_params: int, *, vocab: int, d_embed: int) -> int:
     The count grows with the size, so the search doubles the size until the count reaches ``n_params`` and then
     bisects: about 2 log₂ h models are built, whatever the size."""
     validate.positive_int("n_params", n_params)
-    count = lambda h: count_parameters(lstm_model(h, vocab=vocab, d_embed=d_embed))  # noqa: E731
+    count = functools.cache(lambda h: count_parameters(lstm_model(h, vocab=vocab, d_embed=d_embed)))  # each size built once
     hi = 1
     while count(hi) < n_params:
         hi *= 2

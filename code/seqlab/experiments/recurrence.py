@@ -229,10 +229,10 @@ def recall_accuracy(spec: dict, lag: int, seed: int, *, steps: int, width: int, 
     ``eval_every`` steps and stops early once their accuracy passes ``stop_at``, so the accuracy returned is the
     stopping set's. ``return_model``: also return the trained model, third.
     """
-    task = DelayedRecall(lag=lag, vocab=RECALL_TRAINING["vocab"])
+    r = RECALL_TRAINING
+    task = DelayedRecall(lag=lag, vocab=r["vocab"])
     gen = seed_everything(seed)
     model = RecurrentLM(task.input_vocab, 16, width, form="fused", **spec).to(device)
-    r = RECALL_TRAINING
     x_eval, y_eval = (t.to(device) for t in task.sample(r["n_eval"], generator=held_out(seed)))
     history = train(
         model, lambda: task.sample(r["batch"], gen), steps=steps, lr=r["lr"], clip=r["clip"], eval_every=r["eval_every"],
