@@ -519,7 +519,6 @@ def test_ops_stack_refuses_weights_of_the_wrong_rank_with_a_value_error(family):
 
 def test_a_two_symbol_alphabet_is_the_smallest_a_recurrent_lm_takes():
     """Two symbols are the smallest vocabulary a next-token model can choose from; one is refused, with the name."""
-    from seqlab.models import RecurrentLM
     torch.manual_seed(0)
     lm = RecurrentLM(2, 3, 4, cell="gru")
     logits, _ = lm(torch.tensor([[0, 1, 1, 0]]))
