@@ -31,3 +31,19 @@ def test_zoh_checker_names_each_classic_mistake():
     assert not r and "differs at index (1," in r.message
     r = check.zoh_discretize(lambda *a: _zoh_reference(*a)[0])
     assert not r and "pair" in r.message
+
+
+def test_selective_scan_checker_accepts_every_form_of_the_library():
+    for form in ("loop", "parallel", "chunked", "blocked", "logspace"):
+        f = getattr(ssm, f"selective_scan_{form}")
+        assert check.selective_scan(lambda *a, f=f: f(*a)[0]), form
+
+
+def test_selective_scan_checker_names_each_classic_mistake():
+    from seqlab.check.ch13 import _selective_reference as ref
+    for kw, words in [({"skip": False}, "skip term"), ({"delta_input": False}, "Δ_t is missing"),
+                      ({"own_decay": True}, "decayed at its own step"), ({"shift": True}, "off by one")]:
+        r = check.selective_scan(lambda *a, kw=kw: ref(*a, **kw))
+        assert not r and words in r.message, (kw, r.message)
+    r = check.selective_scan(lambda *a: ssm.selective_scan_loop(*a)[0] * 1.001)   # close, but not equal
+    assert not r and "differs" in r.message

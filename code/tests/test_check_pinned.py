@@ -178,6 +178,7 @@ PINS = {
     "fit_power_law": lambda N, L: (lambda p: (p.coefficient, -p.slope))(fit_power_law(N, L)),
     "icl_score": interpret.icl_score,
     "linear_attention_parallel": lambda q, k, v: la.linear_attention_parallel(q, k, v)[0],
+    "selective_scan": lambda u, delta, A, B, C, D: ssm.selective_scan_parallel(u, delta, A, B, C, D)[0],
     "s4d_kernel": lambda A_bar, B_bar, C, T: ssm._power_sum(C * B_bar, *ssm.s4d_powers(torch.log(A_bar), T)[:2], T),
     "clip_grad_norm": _clip_grad_norm,
     "alignment_accuracy": _alignment_accuracy,

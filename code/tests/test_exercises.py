@@ -68,6 +68,7 @@ MISTAKES = {
     "linear_attention_parallel": (".tril()", ".tril(-1)", "diagonal is masked too"),
     "zoh_discretize": ("torch.exp(log_dt)[:, None] * A", "log_dt[:, None] * A", "log_dt is log"),
     "s4d_kernel": ("return 2 * (", "return (", "factor 2 is missing"),
+    "selective_scan": (", C) + D * u", ", C)", "skip term is missing"),
     "rglru_step": ("torch.sqrt(1 - a_t ** 2) * ", "", "√(1 − a_t²)"),
     "sliding_window_attention": ("(i - j < window)", "(i - j <= window)", "off by one: the window holds W keys"),
     "kv_cache_bytes": ("return 2 * T", "return T", "factor 2"),

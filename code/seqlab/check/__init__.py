@@ -30,7 +30,7 @@ from .ch09 import cached_attention_step, linear_scan
 from .ch10 import fit_power_law, forward_flops
 from .ch11 import icl_score, prefix_matching_score
 from .ch12 import linear_attention_parallel, linear_attention_recurrent
-from .ch13 import s4d_kernel, zoh_discretize
+from .ch13 import s4d_kernel, selective_scan, zoh_discretize
 from .ch13b import log_space_scan, mingru_step
 from .ch14 import rglru_step, sliding_window_attention
 from .ch15 import kv_cache_bytes, pareto_front
@@ -41,5 +41,5 @@ __all__ = ['Result', 'Case', 'Summary', 'compare', 'summary', 'checkers',
            'multi_head_attention', 'pre_norm_block', 'layer_norm', 'cross_attention', 'masked_token_loss',
            'apply_rope', 'sinusoidal_encoding', 'cached_attention_step', 'linear_scan', 'forward_flops',
            'fit_power_law', 'prefix_matching_score', 'icl_score', 'linear_attention_recurrent',
-           'linear_attention_parallel', 'zoh_discretize', 's4d_kernel', 'mingru_step', 'log_space_scan', 'rglru_step', 'sliding_window_attention',
+           'linear_attention_parallel', 'zoh_discretize', 's4d_kernel', 'selective_scan', 'mingru_step', 'log_space_scan', 'rglru_step', 'sliding_window_attention',
            'kv_cache_bytes', 'pareto_front']

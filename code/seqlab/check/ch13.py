@@ -1,4 +1,4 @@
-"""Exercise checkers of chapter 13: ``zoh_discretize`` and ``s4d_kernel``."""
+"""Exercise checkers of chapter 13: ``zoh_discretize``, ``s4d_kernel`` and ``selective_scan``."""
 from __future__ import annotations
 
 from typing import Callable
@@ -114,3 +114,53 @@ def s4d_kernel(fn: Callable) -> Result:
         (variant(with_B=False), "B_bar is missing: K_j = 2 Re(Σ_n C_n Ā_n^j B̄_n)"),
     ]
     return compare("s4d_kernel", fn, _kernel_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9)
+
+
+# ---------------------------------------------------------------- the selective scan in its parallel form
+def _selective_reference(u, delta, A, B, C, D, *, delta_input=True, skip=True, own_decay=False, shift=False):
+    """y_t = C_t · h_t + D u_t with h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t from h_0 = 0, one step at a time.
+
+    ``u``, ``delta`` (B, T, E); ``A`` (E, N); ``B``, ``C`` (B, T, N); ``D`` (E,). Variants name the classic mistakes.
+    """
+    h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])  # (B, E, N)
+    ys = []
+    for t in range(u.shape[1]):
+        dA = torch.exp(delta[:, t, :, None] * A)  # (B, E, N)
+        x = (delta[:, t] if delta_input else torch.ones_like(delta[:, t])) * u[:, t]  # (B, E)
+        prev = h
+        h = dA * (h + x[..., None] * B[:, t, None, :]) if own_decay else dA * h + x[..., None] * B[:, t, None, :]
+        y = torch.einsum("ben,bn->be", prev if shift else h, C[:, t])
+        ys.append(y + D * u[:, t] if skip else y)
+    return torch.stack(ys, dim=1)  # (B, T, E)
+
+
+@checker("13")
+def selective_scan(fn: Callable) -> Result:
+    """Chapter 13: ``fn(u, delta, A, B, C, D)`` must return the selective scan's outputs ``y`` (B, T, E).
+
+    h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t from h_0 = 0 and y_t = C_t · h_t + D u_t, with ``u`` and
+    ``delta`` (B, T, E), a real diagonal ``A`` (E, N) below zero, ``B`` and ``C`` (B, T, N), ``D`` (E,). The
+    exercise asks for the parallel form (every pair of steps at once, through the cumulative sum of Δ A);
+    any correct method passes: the checker compares y, and its gradients, with a loop's.
+    """
+    g = torch.Generator().manual_seed(1313)
+
+    def case(Bsz, T, E, N, describe):
+        r = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)
+        n = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+        return Case((n(Bsz, T, E), 0.05 + r(Bsz, T, E), -(0.2 + 2 * r(E, N)), n(Bsz, T, N), n(Bsz, T, N), n(E)),
+                    describe)
+
+    cases = [case(2, 6, 3, 4, "B=2, T=6, E=3 channels, N=4 states"), case(1, 1, 2, 2, "T=1: one step"),
+             case(2, 9, 1, 3, "B=2, T=9, E=1, N=3")]
+    variant = lambda **kw: (lambda *a: _selective_reference(*a, **kw))
+    mistakes = [
+        (variant(skip=False), "the skip term is missing: y_t = C_t · h_t + D u_t"),
+        (variant(delta_input=False), "Δ_t is missing from the input term: the write is Δ_t B_t u_t (the zero-order "
+                                     "hold's simplified input), not B_t u_t"),
+        (variant(own_decay=True), "the new input is decayed at its own step: exp(Δ_t A) multiplies h_{t−1} only, "
+                                  "so the weight of step s in h_t is exp(c_t − c_s), with c_t = Σ_{r≤t} Δ_r A"),
+        (variant(shift=True), "off by one: y_t reads h_t, the state after step t's write, not h_{t−1}"),
+    ]
+    return compare("selective_scan", fn, _selective_reference, cases, mistakes=mistakes, rtol=1e-7, atol=1e-9,
+                   grad=True)
