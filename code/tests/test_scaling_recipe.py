@@ -286,7 +286,7 @@ def test_exponent_cells_give_each_fit_and_the_verdict_its_interval_licenses(tiny
     for f in scaling.FAMILIES:
         p = res["fits"][f]["non_embedding"]["plain"]
         assert (cells[f]["alpha"], cells[f]["lo"], cells[f]["hi"]) == (p["alpha"], p["lo"], p["hi"])
-        assert cells[f]["cell"] == f"α {p['alpha']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]"
+        assert cells[f]["cell"] == f"α = {p['alpha']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}]"
     d = res["alpha_difference"]
     expected = "larger" if d["lo"] > 0 else "smaller" if d["hi"] < 0 else "not distinguishable"
     assert cells["verdict"] == expected and expected in cells["sentence"]

@@ -1175,7 +1175,7 @@ def exponent_cells(res: dict, digits: int = 3) -> dict:
     bootstrap): "larger" when its interval lies above 0, "smaller" below, "not distinguishable" otherwise.
 
     Returns ``{"lstm": {"alpha", "lo", "hi", "cell"}, "transformer": {...}, "difference": {"value", "lo",
-    "hi"}, "verdict": str, "relation": str, "sentence": str}`` (``relation``: "larger than the LSTM's", ...), each ``cell`` a short text for a table ("α 0.123 [0.081, 0.150]").
+    "hi"}, "verdict": str, "relation": str, "sentence": str}`` (``relation``: "larger than the LSTM's", ...), each ``cell`` a short text for a table ("α = 0.123 [0.081, 0.150]").
     Raises ValueError when ``res`` lacks the fits (not a scaling study's results).
     """
     if not isinstance(res, dict):
@@ -1189,7 +1189,7 @@ def exponent_cells(res: dict, digits: int = 3) -> dict:
     for f in FAMILIES:
         p = res["fits"][f]["non_embedding"]["plain"]
         interval = "no interval" if p["lo"] is None or p["hi"] is None else f"[{num(p['lo'])}, {num(p['hi'])}]"
-        out[f] = {"alpha": p["alpha"], "lo": p["lo"], "hi": p["hi"], "cell": f"α {num(p['alpha'])} {interval}"}
+        out[f] = {"alpha": p["alpha"], "lo": p["lo"], "hi": p["hi"], "cell": f"α = {num(p['alpha'])} {interval}"}
     d = res["alpha_difference"]
     word, _ = verdict(d, "larger", "smaller", "not distinguishable")
     out["difference"] = {k: d[k] for k in ("value", "lo", "hi")}
