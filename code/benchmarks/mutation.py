@@ -3,6 +3,7 @@
     python code/benchmarks/mutation.py [--n 40] [--seed 0] [--timeout 240] [--jobs 1] [--out results/mutation.md]
     python code/benchmarks/mutation.py --named     # the issue's eleven named survivors, each must die
     python code/benchmarks/mutation.py --package-only   # the package tests alone, without the chapters' stage
+    python code/benchmarks/mutation.py --only experiments/scaling.py   # mutants of one module only (targeted)
 
 Every candidate mutant changes one token of one line of code (never a docstring or a comment) in
 ``ops/``, ``models/``, ``interpret.py``, ``experiments/`` or ``train.py``: an operator swapped
@@ -243,6 +244,16 @@ EQUIVALENT = [
     ("seqlab/experiments/runlog.py", "order[lr] = (worst, (m if lower else -m) if not worst else 0.0,", "0.0", "1.0",
      "the placeholder score of a rate whose mean is NaN: every such rate gets the same constant, and the first key "
      "(worst = True) already puts them after every finite rate, so which constant it is orders nothing"),
+    # seed 151's (read after that run)
+    ("seqlab/ops/minrnn.py", 'chunk = validate.positive_int("chunk", 16 if chunk is None else chunk)', "16", "17",
+     "the chunked scan's default chunk length: every length gives the same states (the harness checks the chunked "
+     "form against the loop at several chunk lengths, ragged last chunks included)"),
+    ("seqlab/experiments/attention.py", "warmup=2, repeats=7, device=device).items()}", "2", "3",
+     "one more untimed call before chapter 7's race times a step: the steps run on copies of the models "
+     "(``one_step`` deep-copies), so only the timing's warm-up changes, and the fastest of seven calls is kept"),
+    ("seqlab/experiments/__init__.py", 'results = {**results, "seconds": round(time.perf_counter() - start, 1)}', "1", "2",
+     "the decimals a results file keeps of a command's wall time (a clock reading that no two runs share; the pages "
+     "and the README quote it in minutes)"),
 ]
 
 
@@ -383,7 +394,8 @@ def tests_for(rel: str, root: Path = CODE) -> list[str]:
     A test "imports" the module when its imports (parsed, so that an import over several lines counts)
     name the module (``ssd``, ``from seqlab.ops import minrnn, ssd``) or one of the module's top-level
     public functions and classes (``from seqlab.models import GPT``). Mutants of ``ops/`` also run the
-    equivalence harness, which reaches every family; mutants of ``experiments/`` ``test_experiments.py``.
+    batteries that reach every family through the registry (equivalence, bad input, layers, pinned checkers),
+    mutants of ``models/`` the layer and bad-input batteries, mutants of ``experiments/`` ``test_experiments.py``.
     """
     stem = Path(rel).stem
     src = (root / rel).read_text()
@@ -394,9 +406,13 @@ def tests_for(rel: str, root: Path = CODE) -> list[str]:
         imports = " ".join(imported_names(t))
         if any(re.search(r"\b" + re.escape(n) + r"\b", imports) for n in names):
             found.append(f"tests/{t.name}")
-    # ops/ mutants also run the equivalence harness, which reaches every family; experiments/ mutants the battery
-    # that runs every experiment at the tiny scale and checks the committed results files against the settings
-    extra = (["tests/test_equivalence.py"] if rel.startswith("seqlab/ops") else
+    # the batteries that reach every family or layer through a registry rather than by name: ops/ mutants run the
+    # equivalence harness, the bad-input battery, the layer battery and the checkers pinned to the ops; models/
+    # mutants the layer and bad-input batteries; experiments/ mutants the battery that runs every experiment at the
+    # tiny scale and checks the committed results files against the settings
+    extra = (["tests/test_equivalence.py", "tests/test_bad_input.py", "tests/test_mixers.py", "tests/test_check_pinned.py"]
+             if rel.startswith("seqlab/ops") else
+             ["tests/test_mixers.py", "tests/test_bad_input.py"] if rel.startswith("seqlab/models") else
              ["tests/test_experiments.py"] if rel.startswith("seqlab/experiments") else [])
     chosen = set(found + extra) - {"tests/test_course.py", "tests/test_site.py"} - set(ALWAYS)
     # pytest runs them in this order and stops at the first failure: the quick definitions first, the
@@ -574,6 +590,9 @@ def main():
     ap.add_argument("--package-only", action="store_true",
                     help="the package tests alone: no chapters for the mutants they let through")
     ap.add_argument("--chapter-timeout", type=int, default=600, help="seconds for one chapter under a mutant")
+    ap.add_argument("--only", nargs="+", metavar="PATH",
+                    help="draw mutants only from files whose path (relative to code/) contains one of these, e.g. "
+                         "experiments/scaling.py: a targeted run, to find a module's gaps (not an unseen sample)")
     args = ap.parse_args()
     if args.named:
         return run_named()
@@ -590,6 +609,10 @@ def main():
     for target in TARGETS:
         p = src / target
         files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    if args.only:
+        files = [f for f in files if any(o in str(f.relative_to(src)) for o in args.only)]
+        if not files:
+            raise SystemExit(f"--only {args.only}: no file of {TARGETS} matches")
     pool = [(f, *c) for f in files for c in candidates(f)]
     rng = random.Random(args.seed)
     sample = rng.sample(pool, min(args.n, len(pool)))

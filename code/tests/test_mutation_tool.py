@@ -56,3 +56,14 @@ def test_every_equivalent_mutant_names_a_line_of_the_code_and_a_change_on_it():
         lines = [line.split("  #")[0].strip() for line in (code / f).read_text().splitlines()]
         assert text in lines, f"{f}: no line reads {text!r}"
         assert old in text and old != new and why, (f, text)
+
+
+def test_a_mutant_runs_the_batteries_that_reach_its_module_through_a_registry():
+    """A test that walks ``ops.FAMILIES`` or every layer imports neither the mutated module nor its names, so the
+    selection adds those batteries by where the mutant is: ops/, models/, experiments/."""
+    ops_sel = set(mutation.tests_for("seqlab/ops/ssd.py"))
+    assert {"tests/test_equivalence.py", "tests/test_bad_input.py", "tests/test_mixers.py",
+            "tests/test_check_pinned.py"} <= ops_sel
+    assert {"tests/test_mixers.py", "tests/test_bad_input.py"} <= set(mutation.tests_for("seqlab/models/ssm.py"))
+    assert "tests/test_experiments.py" in mutation.tests_for("seqlab/experiments/recall.py")
+    assert mutation.tests_for("seqlab/ops/ssd.py")[0] == "tests/test_definitions.py"     # the quick battery first
