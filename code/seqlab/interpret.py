@@ -152,12 +152,14 @@ def ov_circuits(model: GPT, layer: int) -> torch.Tensor:
     _check_forml(model)
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(model.blocks):
         raise ValueError(f"layer must be an int in [0, {len(model.blocks)}), got {layer!r}")
+    if not model.config.norm_first:
+        raise ValueError("ov_circuits reads the direct path of a Pre-Norm model (norm_first=True); a Post-Norm block "
+                         "normalises after the residual sum, so its LayerNorm gains do not sit on that path")
     block, H = model.blocks[layer], model.config.n_heads
     d_head = model.config.d_model // H
-    gain = lambda norm: norm.weight if isinstance(norm, nn.LayerNorm) else 1.0
     with torch.no_grad():
-        W_E = model.embed.weight * gain(block.norm1)  # (V, d)
-        W_U = (model.head.weight * gain(model.norm)).T  # (d, V)
+        W_E = model.embed.weight * block.norm1.weight  # (V, d): the block's LayerNorm gain gamma_1
+        W_U = (model.head.weight * model.norm.weight).T  # (d, V): the final LayerNorm's gain gamma_f
         out = []
         for h in range(H):
             cols = slice(h * d_head, (h + 1) * d_head)

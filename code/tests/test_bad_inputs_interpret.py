@@ -22,6 +22,8 @@ def test_the_interpretability_tools_refuse_what_they_cannot_read():
         interpret.ov_circuits(small_gpt(), 2)
     with pytest.raises(ValueError, match=r"layer must be an int in \[0, 2\), got True"):
         interpret.ov_circuits(small_gpt(), True)
+    with pytest.raises(ValueError, match=r"Pre-Norm model \(norm_first=True\)"):
+        interpret.ov_circuits(small_gpt(norm_first=False), 0)
     with pytest.raises(ValueError, match="previous_token_score needs T >= 2, got T = 1"):
         interpret.previous_token_score(torch.ones(1, 2, 1, 1))
     x = torch.zeros(2, 5, dtype=torch.long)

@@ -396,3 +396,12 @@ def test_decoder_cache_length_counts_the_target_tokens_fed(n_layers):
     assert cache.length == 3
     model.decode_embedded(torch.randn(1, 1, 16, dtype=torch.float64), memory, cache=cache)
     assert cache.length == 4
+
+
+def test_the_feed_forward_width_defaults_to_four_times_d_model_in_every_layer():
+    """d_ff = None means the original Transformer's 4 d_model, in the encoder's and the decoder's layers alike."""
+    assert DecoderLayer(8, 2).ffn.linear1.out_features == 32 == EncoderLayer(8, 2).ffn.linear1.out_features
+    assert DecoderLayer(8, 2, d_ff=12).ffn.linear1.out_features == 12
+    model = EncoderDecoder(EncoderDecoderConfig(src_vocab=7, tgt_vocab=9, d_model=8, n_heads=2, n_layers=1))
+    widths = {m.linear1.out_features for m in model.modules() if hasattr(m, "linear1") and hasattr(m, "linear2")}
+    assert widths == {32}

@@ -310,3 +310,12 @@ def test_the_selective_ssm_is_a_recall_arch_with_its_own_cells():
     assert recall.d_phi("selective", 32, 4) == 8                   # its d_state N, not a head width
     m = recall.make_model("selective", 8, vocab=16)
     assert m(torch.zeros(2, 6, dtype=torch.long))[0].shape == (2, 6, 16)
+
+
+@pytest.mark.parametrize("level, steps", [(recall.TARGET, 1), (recall.TARGET - 1e-3, 4)])
+def test_training_stops_once_validation_recall_reaches_the_target(monkeypatch, level, steps):
+    """``train_one`` with ``eval_every`` stops at the first evaluation whose recall is at least ``TARGET`` (equal counts)."""
+    monkeypatch.setattr(recall, "accuracy", lambda logits, y: level)
+    r = recall.train_one("linear", 8, 1e-3, vocab=8, length=12, n_pairs=2, heads=2, layers=1, steps=4, batch=4,
+                         eval_batch=8, eval_every=1)
+    assert r["steps"] == steps

@@ -1,9 +1,11 @@
 """The scaling study's recipe (chapter 10): schedule, betas, bracketed lr grid, windows, paired bootstrap, resuming."""
 import math
+import statistics
 
 import pytest
 import torch
 
+from seqlab import measure
 from seqlab.experiments import scaling
 from seqlab.train import train
 
@@ -341,6 +343,7 @@ def test_t_table_holds_the_975_points_of_students_t():
     """The density integrated numerically from 0 to each tabled quantile holds 0.475 of the mass."""
     import math
     from seqlab.experiments.scaling import T_975
+    assert sorted(T_975) == list(range(1, 11))          # every degree of freedom from 1 to 10, none skipped
     for nu, q in T_975.items():
         t = torch.linspace(0, q, 200_001, dtype=torch.float64)
         c = math.gamma((nu + 1) / 2) / (math.sqrt(nu * math.pi) * math.gamma(nu / 2))
@@ -464,3 +467,33 @@ def test_a_sweep_keeps_its_runs_in_a_folder_it_makes_whole_and_reads_them_back(t
     assert runs.get("lr-lstm-d8") == {"val_loss": 2.5}
     with pytest.raises(ValueError, match="other settings"):
         scaling.Runs(tmp_path / "results" / "scaling-cpu" / "runs", "tag-2").get("lr-lstm-d8")
+
+
+def test_each_size_summarises_its_own_runs_at_the_chosen_rate(tiny_study):
+    """``summarise``: a size's entry is the mean and sample sd of its seeds' runs at the chosen rate, with that
+    rate's grid and tune losses, its counts from the runs, and the n-gram level of the mean (chapter 10)."""
+    res, _ = tiny_study
+    levels = {int(k): v for k, v in res["ngram"]["levels"].items()}
+    chosen = {(c["family"], c["width"]): c for c in res["lr_choice"]}
+    for f in scaling.FAMILIES:
+        widths = [b["width"] for b in res["best"][f]]
+        assert widths == sorted(widths) == sorted(scaling.SETTINGS["tiny"]["widths"][f])
+        for b in res["best"][f]:
+            runs = [r for r in res["runs"] if r["family"] == f and r["width"] == b["width"] and r["lr"] == b["lr"]
+                    and r["steps"] == res["settings"]["steps"]]
+            runs = {r["seed"]: r for r in runs}                       # one run per seed (the grid's and the seeds')
+            assert sorted(runs) == b["seeds"] == [0, 1]
+            vals = [runs[s]["val_loss"] for s in b["seeds"]]
+            assert b["val_losses"] == vals
+            assert b["val_loss"] == pytest.approx(sum(vals) / 2) and b["val_sd"] == pytest.approx(statistics.stdev(vals))
+            c = chosen[f, b["width"]]
+            assert (b["lr"], b["lr_grid"], b["tune_losses"], b["bracketed"]) == (c["lr"], c["grid"], c["tune_losses"], c["bracketed"])
+            for k in ("params", "params_nonemb", "tokens", "flops"):
+                assert b[k] == runs[0][k], k
+            assert b["ngram_level"] == measure.ngram_level(b["val_loss"], levels)
+    # the matched sizes' gaps pair the i-th size of each family, in order
+    assert [(g["lstm_width"], g["transformer_width"]) for g in res["gaps"]] == list(
+        zip([b["width"] for b in res["best"]["lstm"]], [b["width"] for b in res["best"]["transformer"]]))
+    Ns = [b["params_nonemb"] for f in scaling.FAMILIES for b in res["best"][f]]
+    cross = res["crossing_N"]
+    assert res["crossing_in_range"] == (cross is not None and min(Ns) <= cross <= max(Ns))

@@ -274,9 +274,8 @@ def _to_chunks(x: torch.Tensor, chunk: int, fill: float) -> torch.Tensor:
     return x.reshape(Bsz, n_chunks, chunk, *x.shape[2:])
 
 
-def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, reverse: bool = False,
-                    shift: bool = False, in_place: bool = False,
-                    starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _two_level_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, reverse: bool, shift: bool,
+                    in_place: bool, starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """h = a ⊙ h + b over chunks ``a, b`` (B, n, c, …) from ``h0`` (B, …), forward or in reverse; no autograd.
 
     1. inside every chunk at once, from zero: each chunk's end state and its total decay Π a;
