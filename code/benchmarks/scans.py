@@ -3,7 +3,8 @@
     python code/benchmarks/scans.py [--rounds 5] [--lengths 256 1024] [--markdown results/bench-scans.md]
 
 Forms are timed interleaved (``seqlab.measure.time_calls``: one call of each form per round, in
-turn), so a busy machine slows all of them alike; the table shows the min and the median over
+turn, each round starting one form later, so that each form follows each other equally often), so a busy
+machine, and whatever one form's call leaves in the caches, fall on all of them alike; the table shows the min and the median over
 rounds and the loop's median divided by the form's (the speed-up; below 1 the form is *slower*
 than the loop on this machine). Sizes: batch 4, width 64 (linear attention: d_k = d_v = 64; SSMs:
 D = 64 channels, N = 16 states; SSD: 8 heads of width 8, N = 16; RG-LRU, minGRU, minLSTM: D = H = 64);
@@ -123,7 +124,7 @@ def main():
             if name == "gated_linear_attention" and n > 256:
                 forms.pop("parallel")  # O(n²·d_k): 0.5 GB at n = 1024, seconds a call, slows the forms after it
             t = measure.time_calls({f: (lambda fn=fn, kw_f={**kw, **FORM_OPTIONS.get((name, f), {})}: call(fn, kw_f))
-                                    for f, fn in forms.items()}, repeats=args.rounds)
+                                    for f, fn in forms.items()}, repeats=args.rounds, rotate=True)
             for f, tf in t.items():
                 speedup = t["loop"].median / tf.median
                 print(f"{name:24s} {f:9s} {n:5d} {tf.min * 1e3:9.2f} {tf.median * 1e3:12.2f} {speedup:10.2f}")

@@ -88,7 +88,7 @@ def _clock(clock: str, device) -> Callable[[], float]:
 
 
 def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max_seconds: float = MAX_SECONDS,
-               clock: str = "wall") -> dict:
+               clock: str = "wall", rotate: bool = False) -> dict:
     """Time several functions *interleaved* (chapter 9; chapters 2 and 4 use it too): ``{key: fn}`` -> ``{key: Timing}``.
 
     Each round calls every function once, in order; ``warmup`` rounds are not timed. On a shared
@@ -97,6 +97,9 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max
     ``min`` of each ``Timing`` picks a quiet moment for every key. No round starts once
     ``max_seconds`` have passed since the first timed round (at least one round is timed).
     ``clock="cpu"`` times each call in this process's CPU seconds instead of wall seconds.
+    ``rotate=True`` starts round r at the (r mod k)-th of the k functions, so that each is timed after each of the
+    others equally often: what one call leaves behind (a warm or a cold cache, the allocator's state) then falls on
+    every function alike, not always on the one that follows it.
     """
     now = _clock(clock, device)
     if not isinstance(fns, dict) or not fns:
@@ -107,6 +110,8 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max
             raise TypeError(f"fns[{key!r}] must be callable, got {type(fn).__name__}")
     validate.positive_int("warmup", warmup, minimum=0)
     validate.positive_int("repeats", repeats)
+    if not isinstance(rotate, bool):
+        raise TypeError(f"rotate must be a bool, got {type(rotate).__name__} {rotate!r}")
     max_seconds = _check_max_seconds(max_seconds)
     for _ in range(warmup):
         for fn in fns.values():
@@ -116,7 +121,10 @@ def time_calls(fns: dict, *, warmup: int = 1, repeats: int = 5, device=None, max
     for r in range(repeats):
         if r and time.monotonic() > deadline:
             break
-        for key, fn in fns.items():
+        order = list(fns.items())
+        if rotate:
+            order = order[r % len(order):] + order[:r % len(order)]
+        for key, fn in order:
             _sync(device)
             t0 = now()
             fn()

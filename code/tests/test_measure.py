@@ -172,6 +172,19 @@ def test_time_calls_interleaves_rounds():
         time_calls({"a": 3})
 
 
+def test_time_calls_can_rotate_the_order_of_each_round():
+    """``rotate=True``: round r starts at the (r mod k)-th function, so each follows each other equally often; the
+    warm-up rounds keep the given order, and each key's times are still its own."""
+    from seqlab.measure import time_calls
+
+    order = []
+    result = time_calls({k: (lambda k=k: order.append(k)) for k in "abc"}, warmup=1, repeats=4, rotate=True)
+    assert "".join(order) == "abc" + "abc" + "bca" + "cab" + "abc"
+    assert all(len(t.times) == 4 for t in result.values())
+    with pytest.raises(TypeError, match="rotate must be a bool, got int 1"):
+        time_calls({"a": lambda: None}, rotate=1)
+
+
 @pytest.mark.parametrize("timer", ["time_call", "time_calls"])
 def test_timings_report_the_median_min_and_max_of_the_repeats(monkeypatch, timer):
     # a scripted clock: the repeats take 1, 9 and 2 seconds, so the median (2) differs from the mean (4)
