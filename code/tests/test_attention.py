@@ -579,3 +579,21 @@ def test_attention_forms_with_masks_cross_attention_and_weights():
     with pytest.raises(ValueError, match="do not fit the cache"):
         A.attention_parallel(q, q, q, state=(k[:1], v[:1]))
 
+
+
+def test_causal_attention_with_unequal_lengths_agrees_in_every_form():
+    """Causal without a cache and T_q != T_k: query i sees keys 0 .. i (the mask is aligned at the top left, as
+    ``is_causal=True`` aligns it), in the loop, the parallel and the fused form alike."""
+    from seqlab.ops import attention as ops_attention
+    g = torch.Generator().manual_seed(3)
+    for T_q, T_k in ((3, 5), (5, 3)):
+        q = torch.randn(2, 2, T_q, 4, generator=g, dtype=torch.float64)
+        k, v = (torch.randn(2, 2, T_k, 4, generator=g, dtype=torch.float64) for _ in range(2))
+        ref = ops_attention.attention_loop(q, k, v, causal=True)[0]
+        for form in (ops_attention.attention_parallel, ops_attention.attention_fused):
+            torch.testing.assert_close(form(q, k, v, causal=True)[0], ref)
+        torch.testing.assert_close(ref[:, :, 0], v[:, :, 0])                # the first query sees the first key only
+        i = min(T_q, T_k) - 1                                               # a query that sees i + 1 keys
+        scores = (q[:, :, i, None] @ k[:, :, :i + 1].transpose(-1, -2))[:, :, 0] / 2.0    # / sqrt(d), d = 4
+        w = torch.softmax(scores, -1)                                       # (B, H, i + 1)
+        torch.testing.assert_close(ref[:, :, i], (w[..., None] * v[:, :, :i + 1]).sum(2))

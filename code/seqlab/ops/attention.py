@@ -296,7 +296,7 @@ def attention_fused(q, k, v, state=None, *, causal: bool = True, mask=None, bias
     (the third value is None with ``need_weights``).
     """
     K, V, allowed, scale, T_past = _prepare(q, k, v, state, causal, mask, bias, scale)
-    if causal and T_past == 0 and mask is None and bias is None and q.shape[2] == K.shape[2]:
+    if causal and T_past == 0 and mask is None and bias is None:  # is_causal's mask is aligned at the top left, as ours
         y = F.scaled_dot_product_attention(q, K, V, is_causal=True, scale=scale)  # no (T, T) mask to build
     else:
         attn_mask = allowed
