@@ -99,3 +99,20 @@ def test_time_steps_is_a_positive_time_for_each_family():
     for f in scaling.FAMILIES:
         t = scaling.time_steps(f, 8, s, 10, steps=1)
         assert 0 < t < 60 and math.isfinite(t)
+
+
+@pytest.mark.parametrize("curve_every", [None, 1, 2, 7])
+def test_the_sweeps_estimate_counts_every_run_and_evaluation(monkeypatch, curve_every):
+    """``estimate``: one timed step per size times the steps of every planned run, plus the evaluations (a forward pass
+    over a window costs about a third of a training step per sequence of the batch)."""
+    monkeypatch.setattr(scaling, "time_steps", lambda f, w, s, vocab: 0.5 if f == "lstm" else 2.0)
+    s = {**scaling.SETTINGS["tiny"], "curve_every": curve_every}
+    plan = [{"family": "transformer", "width": 8, "steps": 5}]
+    est = scaling.estimate(s, 20, [0, 1, 2], scaling.Runs(None, "x"), plan)
+    curves = s["steps"] // curve_every if curve_every else 0
+    evals = (s["eval_windows"] + s["tune_windows"] + s["curve_windows"] * curves) / s["batch"] / 3
+    assert est["eval_steps"] == pytest.approx(evals)
+    want = sum((0.5 if f == "lstm" else 2.0) * (s["steps"] + evals) * (len(s["lrs"][f]) + 2)
+               for f in scaling.FAMILIES for _ in s["widths"][f])
+    want += 2.0 * (5 + evals) * (3 + 2)                       # the IsoFLOP size: three rates, then two more seeds
+    assert est["total_seconds"] == pytest.approx(want)

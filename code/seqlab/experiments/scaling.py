@@ -719,8 +719,8 @@ def estimate(s: dict, vocab: int, seeds, runs: Runs, plan_iso: list[dict]) -> di
         return saved
     sizes = {(f, w) for f in FAMILIES for w in s["widths"][f]} | {(p["family"], p["width"]) for p in plan_iso}
     per_step = {f"{f}-{w}": time_steps(f, w, s, vocab) for f, w in sorted(sizes)}
-    evals = (s["eval_windows"] + s["tune_windows"] + s["curve_windows"] * (s["steps"] // max(1, s["curve_every"] or 1e9))) \
-        / s["batch"] / 3
+    curves = s["steps"] // s["curve_every"] if s["curve_every"] else 0  # the learning curve's evaluations in one run
+    evals = (s["eval_windows"] + s["tune_windows"] + s["curve_windows"] * curves) / s["batch"] / 3
     lines, total = [], 0.0
     for f in FAMILIES:
         for w in s["widths"][f]:
