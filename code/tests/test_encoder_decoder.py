@@ -405,3 +405,12 @@ def test_the_feed_forward_width_defaults_to_four_times_d_model_in_every_layer():
     model = EncoderDecoder(EncoderDecoderConfig(src_vocab=7, tgt_vocab=9, d_model=8, n_heads=2, n_layers=1))
     widths = {m.linear1.out_features for m in model.modules() if hasattr(m, "linear1") and hasattr(m, "linear2")}
     assert widths == {32}
+
+
+def test_the_default_config_is_the_small_model_its_docstring_names():
+    """d_model 64, 4 heads, 2 layers on each side, d_ff = 4 d_model, Post-Norm (``EncoderDecoderConfig``'s docstring)."""
+    model = EncoderDecoder(EncoderDecoderConfig(src_vocab=7, tgt_vocab=9))
+    assert len(model.encoder_layers) == len(model.decoder_layers) == 2
+    layer = model.decoder_layers[0]
+    assert layer.self_attn.n_heads == 4 and layer.ffn.linear1.in_features == 64 and layer.ffn.linear1.out_features == 256
+    assert layer.norm_first is False

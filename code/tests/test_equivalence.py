@@ -152,3 +152,25 @@ def test_step_by_step_forms_take_their_inputs_without_a_slice_per_step(family_na
     if family_name == "softmax_attention":  # its loop reads each query's visible prefix of keys, K[:, :, :t + 1]: a slice
         short.pop("loop"), long.pop("loop")  # per query, O(T² d) like the attention itself, not a hidden extra order
     assert long == short
+
+
+def test_the_chunked_scans_backward_leaves_the_upstream_gradient_alone():
+    """``linear_scan_chunked``'s backward reads the gradient autograd hands it and must not write over it: that
+    tensor may be the caller's (``y.backward(g)``) or an expanded one (``y.sum().backward()``)."""
+    from seqlab.ops import ssm as ops_ssm
+    g = torch.Generator().manual_seed(5)
+    a = torch.rand(2, 6, 3, generator=g, dtype=torch.float64).requires_grad_()   # T = 6: whole chunks of 3
+    b = torch.randn(2, 6, 3, generator=g, dtype=torch.float64).requires_grad_()
+    h0 = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    hs = ops_ssm.linear_scan_chunked(a, b, h0, 3)
+    upstream = torch.randn(hs.shape, generator=g, dtype=torch.float64)
+    kept = upstream.clone()
+    hs.backward(upstream)
+    assert torch.equal(upstream, kept)
+    grads = a.grad.clone(), b.grad.clone()
+    a.grad = b.grad = None
+    ops_ssm.linear_scan_chunked(a, b, h0, 3).mul(kept).sum().backward()    # the same gradient, through a product
+    torch.testing.assert_close((a.grad, b.grad), grads)
+    a.grad = b.grad = None
+    ops_ssm.linear_scan_chunked(a, b, h0, 3).sum().backward()             # an expanded upstream gradient
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()

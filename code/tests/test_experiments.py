@@ -474,3 +474,14 @@ def test_every_experiment_is_registered_under_the_chapter_its_summary_names():
     for name, e in experiments.REGISTRY.items():
         said = re.match(r"chapter (\d+)", e.summary)
         assert said and int(said.group(1)) == e.chapter, (name, e.chapter, e.summary)
+
+
+def test_validation_windows_take_any_window_of_two_or_more():
+    """Chapter 2's validation windows: a window of 2 (one input, one target) is the shortest that predicts anything."""
+    from seqlab.data import CharCorpus
+    from seqlab.experiments import recurrence
+    corpus = CharCorpus()
+    w = recurrence.validation_windows(corpus, 2)
+    assert w.shape == (len(corpus.val) // 2, 2) and torch.equal(w.flatten(), corpus.val[: w.numel()])
+    with pytest.raises(ValueError, match="window"):
+        recurrence.validation_windows(corpus, 1)

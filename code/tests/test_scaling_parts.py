@@ -116,3 +116,15 @@ def test_the_sweeps_estimate_counts_every_run_and_evaluation(monkeypatch, curve_
                for f in scaling.FAMILIES for _ in s["widths"][f])
     want += 2.0 * (5 + evals) * (3 + 2)                       # the IsoFLOP size: three rates, then two more seeds
     assert est["total_seconds"] == pytest.approx(want)
+
+
+def test_the_lstm_family_starts_with_a_forget_gate_bias_of_one():
+    """``make_model('lstm')``: every layer's forget gate starts with bias 1 (Jozefowicz et al., 2015), as the docstring
+    says: the input and hidden biases of the gate's rows sum to 1, the other gates' to 0 (PyTorch's order i, f, g, o)."""
+    model = scaling.make_model("lstm", 8, 11, 16, layers=2)
+    cells = list(model.recurrent.cells)
+    assert len(cells) == 2
+    for cell in cells:
+        i, f, g, o = (cell.b_x + cell.b_h).detach().chunk(4)                   # (H,) each
+        assert torch.allclose(f, torch.ones_like(f))
+        assert not torch.allclose(i, torch.ones_like(i))                       # only the forget gate is set

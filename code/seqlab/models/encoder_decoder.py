@@ -255,6 +255,8 @@ class DecoderLayer(nn.Module):
 class EncoderDecoderConfig:
     """Sizes of an ``EncoderDecoder`` (chapter 7): N = ``n_layers`` encoder and N decoder layers.
 
+    The defaults are a small model: d_model 64, 4 heads, 2 layers on each side, d_ff = 4 d_model, Post-Norm.
+
     ``positions``: 'sinusoidal' (the paper's) or 'learned' (limited to ``max_len``). ``norm_first=False``
     is the paper's Post-Norm; Pre-Norm adds a final LayerNorm after each stack, as PyTorch does.
     """
