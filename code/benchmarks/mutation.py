@@ -254,6 +254,10 @@ EQUIVALENT = [
     ("seqlab/experiments/__init__.py", 'results = {**results, "seconds": round(time.perf_counter() - start, 1)}', "1", "2",
      "the decimals a results file keeps of a command's wall time (a clock reading that no two runs share; the pages "
      "and the README quote it in minutes)"),
+    # seed 163's (read after that run)
+    ("seqlab/experiments/attention.py", "ids, weights = model.greedy_decode(src, S + 1, t.bos, lengths)", "1", "2",
+     "one more greedy step after the S that are scored: decoding is autoregressive, so the first S outputs and their "
+     "attention weights do not depend on how many steps follow them"),
 ]
 
 
