@@ -399,7 +399,8 @@ def tests_for(rel: str, root: Path = CODE) -> list[str]:
     name the module (``ssd``, ``from seqlab.ops import minrnn, ssd``) or one of the module's top-level
     public functions and classes (``from seqlab.models import GPT``). Mutants of ``ops/`` also run the
     batteries that reach every family through the registry (equivalence, bad input, layers, pinned checkers),
-    mutants of ``models/`` the layer and bad-input batteries, mutants of ``experiments/`` ``test_experiments.py``.
+    mutants of ``models/`` the layer and bad-input batteries, mutants of ``experiments/`` ``test_experiments.py``
+    and ``test_replay.py`` (the reruns of recorded runs, which ``train.py``'s mutants run too).
     """
     stem = Path(rel).stem
     src = (root / rel).read_text()
@@ -413,11 +414,13 @@ def tests_for(rel: str, root: Path = CODE) -> list[str]:
     # the batteries that reach every family or layer through a registry rather than by name: ops/ mutants run the
     # equivalence harness, the bad-input battery, the layer battery and the checkers pinned to the ops; models/
     # mutants the layer and bad-input batteries; experiments/ mutants the battery that runs every experiment at the
-    # tiny scale and checks the committed results files against the settings
+    # tiny scale and checks the committed results files against the settings, and the reruns of recorded runs (which
+    # train.py's options reach too)
     extra = (["tests/test_equivalence.py", "tests/test_bad_input.py", "tests/test_mixers.py", "tests/test_check_pinned.py"]
              if rel.startswith("seqlab/ops") else
              ["tests/test_mixers.py", "tests/test_bad_input.py"] if rel.startswith("seqlab/models") else
-             ["tests/test_experiments.py"] if rel.startswith("seqlab/experiments") else [])
+             ["tests/test_experiments.py", "tests/test_replay.py"] if rel.startswith("seqlab/experiments") else
+             ["tests/test_replay.py"] if rel == "seqlab/train.py" else [])
     chosen = set(found + extra) - {"tests/test_course.py", "tests/test_site.py"} - set(ALWAYS)
     # pytest runs them in this order and stops at the first failure: the quick definitions first, the
     # chapters' checks (which train models) last, so that a killed mutant is found early

@@ -65,5 +65,6 @@ def test_a_mutant_runs_the_batteries_that_reach_its_module_through_a_registry():
     assert {"tests/test_equivalence.py", "tests/test_bad_input.py", "tests/test_mixers.py",
             "tests/test_check_pinned.py"} <= ops_sel
     assert {"tests/test_mixers.py", "tests/test_bad_input.py"} <= set(mutation.tests_for("seqlab/models/ssm.py"))
-    assert "tests/test_experiments.py" in mutation.tests_for("seqlab/experiments/recall.py")
+    assert {"tests/test_experiments.py", "tests/test_replay.py"} <= set(mutation.tests_for("seqlab/experiments/recall.py"))
+    assert "tests/test_replay.py" in mutation.tests_for("seqlab/train.py")
     assert mutation.tests_for("seqlab/ops/ssd.py")[0] == "tests/test_definitions.py"     # the quick battery first
