@@ -33,15 +33,18 @@ In the summary, each bullet names the claims behind it with the role
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from numbers import Real
+from pathlib import Path
 from typing import Any, Sequence
 
 from .pages import glue
 
-__all__ = ["Claim", "ClaimError", "EvidenceBox", "claim", "claims", "evidence_box", "reset", "check_rule"]
+__all__ = ["Claim", "ClaimError", "EvidenceBox", "claim", "claims", "evidence_box", "prose_order", "reset", "check_rule"]
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -206,13 +209,17 @@ def _cell(text: str) -> str:
 
 
 class EvidenceBox:
-    """The table "What this page measured" (chapter 1 on), shown as a Markdown table: a real table in the book."""
+    """The table "What this page measured" (chapter 1 on), shown as a Markdown table: a real table in the book.
 
-    def __init__(self, items: Sequence[Claim]):
+    ``note``: a line shown above the table (where the rows could not be put in the prose's order, it says why)."""
+
+    def __init__(self, items: Sequence[Claim], note: str = ""):
         self.claims = list(items)
+        self.note = note
 
     def _repr_markdown_(self) -> str:
-        rows = ["| claim | what the page says | measured | rule | holds |", "|:--|:--|--:|:--|:-:|"]
+        rows = ([self.note, ""] if self.note else []) + ["| claim | what the page says | measured | rule | holds |",
+                                                         "|:--|:--|--:|:--|:-:|"]
         for c in self.claims:
             anchor = f'<span id="claim-{c.name}"></span>'
             rows.append(f"| {anchor}`{c.name}` | {_cell(c.text)} | {_cell(c.shown)} | {_cell(c.rule)} | {'✓' if c.holds else '✗'} |")
@@ -220,7 +227,7 @@ class EvidenceBox:
 
     def __repr__(self) -> str:
         width = max([len(c.name) for c in self.claims] + [5])
-        lines = [f"What this page measured: {len(self.claims)} claims"]
+        lines = [f"What this page measured: {len(self.claims)} claims"] + ([self.note] if self.note else [])
         lines += [f"{'✓' if c.holds else '✗'} {c.name:<{width}}  {c.shown:>10}  {c.rule:<18} {c.text}" for c in self.claims]
         return "\n".join(lines)
 
@@ -228,16 +235,39 @@ class EvidenceBox:
         return len(self.claims)
 
 
-def evidence_box() -> EvidenceBox:
+CITED = re.compile(r"\{claim\}`([A-Za-z][A-Za-z0-9_]*)`")
+
+
+def prose_order(page: str | os.PathLike) -> list[str]:
+    """The claim names a notebook's Markdown cites (``{claim}`name```), in the order of their first citation (chapter 1 on)."""
+    cells = json.loads(Path(page).read_text(encoding="utf-8"))["cells"]
+    names = [m.group(1) for c in cells if c.get("cell_type") == "markdown"
+             for m in CITED.finditer("".join(c.get("source", [])))]
+    return list(dict.fromkeys(names))
+
+
+def evidence_box(page: str | os.PathLike | None = None) -> EvidenceBox:
     """The page's closing table, "What this page measured": every claim, its value, its rule, ✓ (chapter 1 on).
 
-    Call it in the last cell of the chapter. It fails when the page made no claim, or when one did not hold
-    (which ``claim`` already refuses, so only a claim recorded with a caught error gets here).
+    Call it in the last cell of the chapter, with the chapter's file name (``evidence_box("10_scaling_behaviour.ipynb")``):
+    the rows then follow the prose, each claim where the page first cites it, and the claims it never cites come last,
+    in the order they were made. Without ``page``, or where that file is not beside the running notebook (a copy opened
+    elsewhere), the rows are in the order the claims were made, and the box says so. It fails when the page made no
+    claim, or when one did not hold (which ``claim`` already refuses, so only a claim recorded with a caught error
+    gets here).
     """
+    if page is not None and not isinstance(page, (str, os.PathLike)):
+        raise TypeError(f"page must be the notebook's file name (a str or path), got {type(page).__name__}")
     items = claims()
     if not items:
         raise ClaimError("the page made no claim: the evidence box would be empty (call seqlab.claim(...) where the prose claims)")
     failed = [c.name for c in items if not c.holds]
     if failed:
         raise ClaimError(f"claims that do not hold: {failed}")
-    return EvidenceBox(items)
+    if page is None:
+        return EvidenceBox(items)
+    if not Path(page).is_file():
+        return EvidenceBox(items, note=f"(In the order the claims were made: {os.fspath(page)} is not in this folder, so "
+                                       "the prose's order is not known.)")
+    first = {name: i for i, name in enumerate(prose_order(page))}
+    return EvidenceBox(sorted(items, key=lambda c: first.get(c.name, len(first))))   # sorted() is stable: uncited last, as made

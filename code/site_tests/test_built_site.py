@@ -227,3 +227,12 @@ def test_every_widget_has_a_static_figure_before_it(site, page):
     text = (site / page).read_text(encoding="utf-8")
     first_widget = text.index("application/vnd.jupyter.widget-view+json")
     assert "_images/" in text[:first_widget], f"{page}: a widget with no static figure before it"
+
+
+@pytest.mark.parametrize("chapter", chapter_pages())
+def test_every_evidence_box_follows_its_pages_prose(site, chapter):
+    """The build runs each chapter beside its file, so ``evidence_box(page)`` finds the prose's order; where it could
+    not, the box would say so (and list the claims in the order they were made)."""
+    text = (site / f"{chapter}.html").read_text(encoding="utf-8")
+    assert "What this page measured" in text, chapter
+    assert "is not in this folder" not in text, f"{chapter}: the evidence box could not read its page"

@@ -1,4 +1,6 @@
 """seqlab.claim and the evidence box: a claim fails the run when its rule does not hold, and the table shows each one."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,30 @@ def test_the_evidence_box_lists_every_claim_in_order_as_a_table():
     assert md[2] == '| <span id="claim-gap"></span>`gap` | a \\| in words | 12 | >= 3 | ✓ |'
     assert "| 98% | > 0.9 | ✓ |" in md[3]
     assert "2 claims" in repr(box)
+
+
+def test_the_evidence_box_follows_the_prose_order_of_the_page_it_is_given(tmp_path):
+    page = tmp_path / "99_page.ipynb"
+    page.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["First {claim}`late` is cited, ", "then {claim}`early`."]},
+        {"cell_type": "code", "source": ["{claim}`made_only` in code is not prose"]},
+        {"cell_type": "markdown", "source": ["{claim}`early` again, and {claim}`unknown` (made nowhere)."]}]}))
+    for name in ("early", "made_only", "late"):                     # the order the page's cells made them
+        seqlab.claim(name, "words", 1, "> 0")
+    assert claims.prose_order(page) == ["late", "early", "unknown"]
+    box = seqlab.evidence_box(page)
+    assert [c.name for c in box.claims] == ["late", "early", "made_only"] and not box.note   # never cited: last
+    assert [c.name for c in seqlab.evidence_box().claims] == ["early", "made_only", "late"]  # no page: as made
+
+
+def test_an_evidence_box_whose_page_is_not_here_keeps_the_order_made_and_says_so(tmp_path):
+    seqlab.claim("b", "words", 1, "> 0")
+    seqlab.claim("a", "words", 1, "> 0")
+    box = seqlab.evidence_box(tmp_path / "absent.ipynb")
+    assert [c.name for c in box.claims] == ["b", "a"]
+    assert "absent.ipynb is not in this folder" in box._repr_markdown_().splitlines()[0]
+    with pytest.raises(TypeError, match="page must be the notebook's file name.*got int"):
+        seqlab.evidence_box(10)
 
 
 def test_an_empty_box_fails():

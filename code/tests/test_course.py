@@ -179,6 +179,13 @@ def test_converted_chapters_end_with_an_evidence_box(path):
     assert has_evidence_box(load(path)), f"{path.name} is not in EVIDENCE_TODO, so it must end with seqlab.evidence_box()"
 
 
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if _prefix(p) not in EVIDENCE_TODO], ids=lambda p: p.name)
+def test_the_evidence_box_is_given_its_own_page_so_that_its_rows_follow_the_prose(path):
+    """``evidence_box(page)`` orders the rows by the prose's first citation of each claim; another page's name would
+    order them by that page's prose."""
+    assert "".join(load(path)["cells"][-1]["source"]).strip() == f'seqlab.evidence_box("{path.name}")'
+
+
 @pytest.mark.parametrize("path", [p for p in CHAPTERS if has_evidence_box(load(p))], ids=lambda p: p.name)
 def test_every_summary_bullet_names_a_claim_the_page_makes(path):
     assert evidence_problems(load(path)) == []
