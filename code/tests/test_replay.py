@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from seqlab import experiments
+from seqlab import experiments, measure
 
 
 @pytest.fixture
@@ -23,6 +23,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def processor(device: str) -> str:
+    """The processor's name in a recorded device string (``measure.device_name``): what comes before the first comma."""
+    return device.split(",")[0]
 
 
 def record(name: str) -> dict:
@@ -68,6 +73,9 @@ def test_recorded_copying_runs_are_reproduced(task, layer, lr, seed, budget, one
     (want,) = [r for r in rec["results"]["runs"]
                if (r["task"], r["layer"], r["lr"], r["seed"], r["budget"]) == (task, layer, lr, seed, budget)]
     steps = budget if want["steps"] < budget or task != "copying" else 100  # a run that stops early runs whole
+    if steps > 150 and processor(rec["device"]) != processor(measure.device_name()):
+        pytest.skip(f"recorded on {rec['device']}: a whole run of {steps} steps is replayed only on that processor (another "
+                    "one's float rounding, grown over hundreds of steps, can move an accuracy by more than the tolerance)")
     tasks = {"copying": CopyTask(**s["copy"]), ssm.SELECTIVE_COPYING: SelectiveCopy(**s["sel"])}
     got = ssm.copier_run(task, layer, lr, seed, steps, s, tasks)
     if steps < budget:  # a run cut short: its curve so far
