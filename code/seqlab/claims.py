@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 from .pages import glue
 
-__all__ = ["Claim", "ClaimError", "EvidenceBox", "claim", "claims", "evidence_box", "prose_order", "reset", "check_rule"]
+__all__ = ["Claim", "ClaimError", "EvidenceBox", "claim", "claims", "evidence_box", "page_places", "reset", "check_rule"]
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -236,22 +236,38 @@ class EvidenceBox:
 
 
 CITED = re.compile(r"\{claim\}`([A-Za-z][A-Za-z0-9_]*)`")
+MADE = re.compile(r"\bclaim\(\s*(?:name\s*=\s*)?[\"']([A-Za-z][A-Za-z0-9_]*)[\"']")
 
 
-def prose_order(page: str | os.PathLike) -> list[str]:
-    """The claim names a notebook's Markdown cites (``{claim}`name```), in the order of their first citation (chapter 1 on)."""
+def page_places(page: str | os.PathLike) -> dict[str, int]:
+    """Where each claim belongs on a notebook page, as a cell index (chapter 1 on).
+
+    A claim's place is the first Markdown cell before the ``## Summary`` that cites it (``{claim}`name```): where
+    the reader first meets it. A claim cited only in the summary, or nowhere, takes the place of the code cell that
+    makes it (``claim("name", ...)``): where it is measured.
+    """
     cells = json.loads(Path(page).read_text(encoding="utf-8"))["cells"]
-    names = [m.group(1) for c in cells if c.get("cell_type") == "markdown"
-             for m in CITED.finditer("".join(c.get("source", [])))]
-    return list(dict.fromkeys(names))
+    text = ["".join(c.get("source", [])) for c in cells]
+    summary = next((i for i, (c, t) in enumerate(zip(cells, text))
+                    if c.get("cell_type") == "markdown" and re.search(r"^## Summary", t, flags=re.M)), len(cells))
+    places: dict[str, int] = {}
+    for i, (c, t) in enumerate(zip(cells, text)):
+        if c.get("cell_type") == "markdown" and i < summary:
+            for m in CITED.finditer(t):
+                places.setdefault(m.group(1), i)
+    for i, (c, t) in enumerate(zip(cells, text)):
+        if c.get("cell_type") == "code":
+            for m in MADE.finditer(t):
+                places.setdefault(m.group(1), i)
+    return places
 
 
 def evidence_box(page: str | os.PathLike | None = None) -> EvidenceBox:
     """The page's closing table, "What this page measured": every claim, its value, its rule, ✓ (chapter 1 on).
 
     Call it in the last cell of the chapter, with the chapter's file name (``evidence_box("10_scaling_behaviour.ipynb")``):
-    the rows then follow the prose, each claim where the page first cites it, and the claims it never cites come last,
-    in the order they were made. Without ``page``, or where that file is not beside the running notebook (a copy opened
+    the rows then follow the page (``page_places``: each claim where the prose first cites it before the summary, else
+    where the code makes it). Without ``page``, or where that file is not beside the running notebook (a copy opened
     elsewhere), the rows are in the order the claims were made, and the box says so. It fails when the page made no
     claim, or when one did not hold (which ``claim`` already refuses, so only a claim recorded with a caught error
     gets here).
@@ -269,5 +285,5 @@ def evidence_box(page: str | os.PathLike | None = None) -> EvidenceBox:
     if not Path(page).is_file():
         return EvidenceBox(items, note=f"(In the order the claims were made: {os.fspath(page)} is not in this folder, so "
                                        "the prose's order is not known.)")
-    first = {name: i for i, name in enumerate(prose_order(page))}
-    return EvidenceBox(sorted(items, key=lambda c: first.get(c.name, len(first))))   # sorted() is stable: uncited last, as made
+    places = page_places(page)
+    return EvidenceBox(sorted(items, key=lambda c: places.get(c.name, len(places) + 10**6)))  # stable: ties as made

@@ -94,18 +94,25 @@ def test_the_evidence_box_lists_every_claim_in_order_as_a_table():
     assert "2 claims" in repr(box)
 
 
-def test_the_evidence_box_follows_the_prose_order_of_the_page_it_is_given(tmp_path):
+def test_the_evidence_box_follows_the_page_it_is_given(tmp_path):
+    """A claim sits where the prose first cites it before the summary; one cited only in the summary (or nowhere) sits
+    where its code cell makes it; claims not on the page at all come last."""
+    md = lambda *t: {"cell_type": "markdown", "source": list(t)}
+    code = lambda *t: {"cell_type": "code", "source": list(t)}
     page = tmp_path / "99_page.ipynb"
     page.write_text(json.dumps({"cells": [
-        {"cell_type": "markdown", "source": ["First {claim}`late` is cited, ", "then {claim}`early`."]},
-        {"cell_type": "code", "source": ["{claim}`made_only` in code is not prose"]},
-        {"cell_type": "markdown", "source": ["{claim}`early` again, and {claim}`unknown` (made nowhere)."]}]}))
-    for name in ("early", "made_only", "late"):                     # the order the page's cells made them
+        md("## One\n", "In short: {claim}`late` first."),                      # 0
+        code('seqlab.claim("early", "w", 1, "> 0")'),                         # 1
+        code('seqlab.claim("summary_only", "w", 1, "> 0")'),                  # 2
+        code('seqlab.claim("late", "w", 1, "> 0")\n', "{claim}`early` in code is not prose"),   # 3
+        md("Here {claim}`early` is read."),                                   # 4
+        md("## Summary\n", "- {claim}`summary_only` and {claim}`early`")]}))  # 5
+    for name in ("early", "summary_only", "late", "elsewhere"):              # the order the cells made them
         seqlab.claim(name, "words", 1, "> 0")
-    assert claims.prose_order(page) == ["late", "early", "unknown"]
+    assert claims.page_places(page) == {"late": 0, "summary_only": 2, "early": 4}
     box = seqlab.evidence_box(page)
-    assert [c.name for c in box.claims] == ["late", "early", "made_only"] and not box.note   # never cited: last
-    assert [c.name for c in seqlab.evidence_box().claims] == ["early", "made_only", "late"]  # no page: as made
+    assert [c.name for c in box.claims] == ["late", "summary_only", "early", "elsewhere"] and not box.note
+    assert [c.name for c in seqlab.evidence_box().claims] == ["early", "summary_only", "late", "elsewhere"]  # as made
 
 
 def test_an_evidence_box_whose_page_is_not_here_keeps_the_order_made_and_says_so(tmp_path):
