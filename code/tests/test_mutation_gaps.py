@@ -1070,3 +1070,42 @@ def test_a_scaling_runs_defaults_are_the_studys_recipe():
 
     defaults = {k: p.default for k, p in inspect.signature(scaling.train_one).parameters.items()}
     assert {k: defaults[k] for k in scaling._RECIPE} == scaling._RECIPE
+
+
+def test_ssd_parallel_is_one_chunk_over_the_whole_sequence(monkeypatch):
+    """Its docstring's O(T²) form: the chunked algorithm with a single chunk of all T steps (every form gives the same
+    numbers, so only the chunk it passes tells them apart)."""
+    from seqlab.ops import ssd
+    seen = []
+    real = ssd._ssd
+    monkeypatch.setattr(ssd, "_ssd", lambda *a: seen.append(a[-1]) or real(*a))
+    Bsz, H, T, P, N = 2, 3, 7, 5, 4                              # T unlike every other size
+    x = torch.randn(Bsz, H, T, P)
+    ssd.ssd_parallel(x, torch.rand(Bsz, H, T), torch.randn(Bsz, T, N), torch.randn(Bsz, T, N), -torch.rand(H),
+                     torch.randn(H))
+    assert seen == [T]
+
+
+def test_previous_token_score_takes_two_positions_and_refuses_one():
+    from seqlab import interpret
+    A = torch.tensor([[1.0, 0.0], [0.3, 0.7]])[None, None]     # (B, H, T, T) = (1, 1, 2, 2): one pair, t = 1 -> 0
+    assert interpret.previous_token_score(A).tolist() == pytest.approx([0.3])
+    with pytest.raises(ValueError, match="T >= 2, got T = 1"):
+        interpret.previous_token_score(torch.ones(1, 1, 1, 1))
+
+
+def test_general_attentions_weight_starts_uniform_within_one_over_root_d_key():
+    """nn.Linear's convention for a d_key-wide input: U(−1/√d_key, 1/√d_key)."""
+    from seqlab.models.attention import DotProductAttention
+    torch.manual_seed(0)
+    W = DotProductAttention(d_query=64, d_key=400, kind="general").W.detach()
+    bound = 1 / 400 ** 0.5
+    assert W.abs().max() <= bound and W.abs().max() > 0.99 * bound
+    assert W.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.03)     # a uniform's sd: half-width / √3
+
+
+def test_a_sweeps_time_estimate_switches_to_minutes_at_one_minute():
+    from seqlab.experiments.distributed import estimate
+    assert "about 59 s in all" in estimate(59, 1.0)
+    assert "about 1.0 min in all" in estimate(60, 1.0)
+    assert "about 2.5 min in all" in estimate(3, 50.0)
