@@ -1109,3 +1109,40 @@ def test_a_sweeps_time_estimate_switches_to_minutes_at_one_minute():
     assert "about 59 s in all" in estimate(59, 1.0)
     assert "about 1.0 min in all" in estimate(60, 1.0)
     assert "about 2.5 min in all" in estimate(3, 50.0)
+
+
+def test_a_sweeps_estimate_names_the_processes_from_two_on():
+    from seqlab.experiments.distributed import estimate
+    assert "on each of 2 processes" in estimate(4, 1.0, processes=2)
+    assert "processes" not in estimate(4, 1.0, processes=1)
+
+
+def test_two_laws_crossing_near_the_top_of_the_range_are_found_there():
+    """``crossing``'s scan reaches hi: laws that cross at N = 9.8e9, in the last of its 400 log-spaced intervals below
+    hi = 1e10 (which starts at about 9.6e9), are found there by bisection."""
+    from seqlab.experiments import scaling
+    a = {"a": 1.0, "alpha": 0.1, "c": 0.0}
+    b = {"a": (9.8e9) ** -0.1 / (9.8e9) ** -0.2, "alpha": 0.2, "c": 0.0}    # equal to a's law at N = 9.8e9
+    assert scaling.crossing(a, b) == pytest.approx(9.8e9, rel=1e-6)
+    assert scaling.crossing(a, b, hi=9.7e9) is None
+
+
+def test_norm_placements_table_lists_each_arms_own_runs():
+    from seqlab.experiments.norms import render_norm_placement
+    runs = [{"arm": arm, "seed": seed, "final": final, "reach": reach}
+            for arm, seed, final, reach in (("Pre", 1, 2.5, 30), ("Pre", 0, 2.4, 20), ("Post", 0, 3.1, 90))]
+    lines = render_norm_placement({"unigram": 3.0, "runs": runs, "settings": {"arms": [["Pre"], ["Post"]]}})
+    assert lines[1].split() == ["Pre", "2.400", "(step", "20)", "2.500", "(step", "30)"]     # by seed
+    assert lines[2].split() == ["Post", "3.100", "(step", "90)"]
+
+
+def test_gradient_fade_takes_any_near_distance_short_of_the_far_one():
+    from seqlab.experiments import architectures
+    torch.manual_seed(0)
+    model = architectures.make_model("RNN", 5, 8)
+    x = torch.randint(0, 5, (2, 6))
+    _, fade = architectures.gradient_fade({"m": model}, x, k_near=4)          # T - 2: the nearest allowed to k = T - 1
+    assert set(fade) == {"m"}
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match="k_near must lie between 0 and T - 1 = 5"):
+            architectures.gradient_fade({"m": model}, x, k_near=bad)

@@ -497,3 +497,21 @@ def test_each_size_summarises_its_own_runs_at_the_chosen_rate(tiny_study):
     Ns = [b["params_nonemb"] for f in scaling.FAMILIES for b in res["best"][f]]
     cross = res["crossing_N"]
     assert res["crossing_in_range"] == (cross is not None and min(Ns) <= cross <= max(Ns))
+
+
+def test_the_lr_bracketed_finding_holds_from_a_grid_of_four(tiny_study):
+    """'lr bracketed' holds when every size's rate is bracketed by a grid of at least four values (the setting's
+    minimum): exactly four pass, three fail, and so does one size left unbracketed."""
+    import copy
+
+    first, _ = tiny_study
+
+    def bracketed(n_grid, all_bracketed=True):
+        res = copy.deepcopy(first)
+        for f in scaling.FAMILIES:
+            res["best"][f] = [dict(b, bracketed=all_bracketed or i > 0, lr_grid=[1e-3 * 2 ** k for k in range(n_grid)])
+                              for i, b in enumerate(res["best"][f])]
+        return next(o for o in scaling.findings(res) if o["name"] == "lr bracketed")["holds"]
+
+    assert bracketed(4)
+    assert not bracketed(3) and not bracketed(4, all_bracketed=False)

@@ -504,9 +504,10 @@ def law(fit: dict, N) -> float:
 
 def crossing(fit_a: dict, fit_b: dict, lo: float = 1e3, hi: float = 1e10) -> float | None:
     """The N in ``[lo, hi]`` where two fitted laws first cross (log-spaced scan, then bisection), or None (chapter 10)."""
-    grid = [lo * (hi / lo) ** (k / 400) for k in range(401)]
-    gap = [law(fit_a, n) - law(fit_b, n) for n in grid]
-    for k in range(400):
+    n = 400                                                   # log-spaced intervals between lo and hi
+    grid = [lo * (hi / lo) ** (k / n) for k in range(n + 1)]
+    gap = [law(fit_a, N) - law(fit_b, N) for N in grid]
+    for k in range(n):
         if gap[k] == 0:
             return grid[k]
         if gap[k] * gap[k + 1] < 0:
