@@ -401,15 +401,6 @@ def test_seq2seq_padding_is_invisible(attention, bidirectional):
     torch.testing.assert_close(model(other_pad, tgt_in, lengths)[0], logits)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared CPU they can slow training tenfold."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_seq2seq_learns_to_reverse_with_attention(one_thread):
     """A short training run: attention reverses length-6 sequences far above chance (1/4)."""
     torch.manual_seed(0)

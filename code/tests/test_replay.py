@@ -11,18 +11,8 @@ import json
 import math
 
 import pytest
-import torch
 
 from seqlab import experiments, measure
-
-
-@pytest.fixture
-def one_thread():
-    """The recorded runs used one PyTorch thread; so does their rerun (the sum order of a reduction can depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def processor(device: str) -> str:
