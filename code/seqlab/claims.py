@@ -235,8 +235,10 @@ class EvidenceBox:
         return len(self.claims)
 
 
-CITED = re.compile(r"\{claim\}`([A-Za-z][A-Za-z0-9_]*)`")
-MADE = re.compile(r"\bclaim\(\s*(?:name\s*=\s*)?[\"']([A-Za-z][A-Za-z0-9_]*)[\"']")
+# A page's claims as its text writes them (the course lint reads pages with the same two patterns): a citation in the
+# prose, {claim}`name`, and a claim made in code, claim("name", ...) with a literal name.
+CITED = re.compile(r"\{claim\}`([^`]*)`")
+MADE = re.compile(r"\bclaim\(\s*(?:name\s*=\s*)?(?P<q>[\"'])(?P<name>[^\"']*)(?P=q)")
 
 
 def page_places(page: str | os.PathLike) -> dict[str, int]:
@@ -258,7 +260,7 @@ def page_places(page: str | os.PathLike) -> dict[str, int]:
     for i, (c, t) in enumerate(zip(cells, text)):
         if c.get("cell_type") == "code":
             for m in MADE.finditer(t):
-                places.setdefault(m.group(1), i)
+                places.setdefault(m.group("name"), i)
     return places
 
 
@@ -286,4 +288,4 @@ def evidence_box(page: str | os.PathLike | None = None) -> EvidenceBox:
         return EvidenceBox(items, note=f"(In the order the claims were made: {os.fspath(page)} is not in this folder, so "
                                        "the prose's order is not known.)")
     places = page_places(page)
-    return EvidenceBox(sorted(items, key=lambda c: places.get(c.name, len(places) + 10**6)))  # stable: ties as made
+    return EvidenceBox(sorted(items, key=lambda c: places.get(c.name, math.inf)))  # stable: ties, and the unplaced, as made

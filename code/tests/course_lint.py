@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from seqlab.claims import CITED as _CLAIM_ROLE, MADE as _CLAIM_CALL  # how a page writes its claims: one definition
+
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER_NAME = re.compile(r"^\d\d[a-z]?_[a-z0-9_]+\.ipynb$")  # NN_name, or NNb_name for a section of chapter NN
 EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n:label: *([\w-]+)")
@@ -223,9 +225,7 @@ def number_problems(nb: dict) -> list[str]:
 
 EVIDENCE_TODO = ()
 EVIDENCE_HEADING = "## What this page measured"
-_CLAIM_CALL = re.compile(r"\bclaim\(\s*(?:name\s*=\s*)?(?P<q>[\"'])(?P<name>[^\"']*)(?P=q)")
 _ANY_CLAIM_CALL = re.compile(r"(?<![\w.])(?:seqlab\.|claims\.)?claim\(")
-_CLAIM_ROLE = re.compile(r"\{claim\}`([^`]*)`")
 _GLUE_CALL = re.compile(r"\bglue\(\s*(?P<q>[\"'])(?P<name>[^\"']*)(?P=q)")
 
 

@@ -181,8 +181,8 @@ def test_converted_chapters_end_with_an_evidence_box(path):
 
 @pytest.mark.parametrize("path", [p for p in CHAPTERS if _prefix(p) not in EVIDENCE_TODO], ids=lambda p: p.name)
 def test_the_evidence_box_is_given_its_own_page_so_that_its_rows_follow_the_prose(path):
-    """``evidence_box(page)`` orders the rows by the prose's first citation of each claim; another page's name would
-    order them by that page's prose."""
+    """``evidence_box(page)`` orders the rows by where the page cites or makes each claim (``page_places``); another
+    page's name would order them by that page."""
     assert "".join(load(path)["cells"][-1]["source"]).strip() == f'seqlab.evidence_box("{path.name}")'
 
 
