@@ -571,7 +571,6 @@ def test_attention_forms_with_masks_cross_attention_and_weights():
         A.attention_parallel(q, q, q, state=(k[:1], v[:1]))
 
 
-
 def test_causal_attention_with_unequal_lengths_agrees_in_every_form():
     """Causal without a cache and T_q != T_k: query i sees keys 0 .. i (the mask is aligned at the top left, as
     ``is_causal=True`` aligns it), in the loop, the parallel and the fused form alike."""
