@@ -208,6 +208,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+# Under every box: why a bound in the prose can differ from the measured value in its last digit (seqlab.bound).
+ROUNDING = ("*A bound in the prose is rounded towards its safe side, so its last digit can differ from the value shown "
+            "here: a measured 0.1485 is written \"at least 0.148\" and \"at most 0.149\".*")
+
+
 class EvidenceBox:
     """The table "What this page measured" (chapter 1 on), shown as a Markdown table: a real table in the book.
 
@@ -223,7 +228,7 @@ class EvidenceBox:
         for c in self.claims:
             anchor = f'<span id="claim-{c.name}"></span>'
             rows.append(f"| {anchor}`{c.name}` | {_cell(c.text)} | {_cell(c.shown)} | {_cell(c.rule)} | {'✓' if c.holds else '✗'} |")
-        return "\n".join(rows)
+        return "\n".join(rows + ["", ROUNDING])
 
     def __repr__(self) -> str:
         width = max([len(c.name) for c in self.claims] + [5])

@@ -88,10 +88,16 @@ def test_the_evidence_box_lists_every_claim_in_order_as_a_table():
     box = seqlab.evidence_box()
     assert [c.name for c in box.claims] == ["gap", "acc"] and len(box) == 2
     md = box._repr_markdown_().splitlines()
-    assert md[0].startswith("| claim |") and len(md) == 4
+    assert md[0].startswith("| claim |") and len(md) == 6 and md[4] == ""
+    assert md[5] == seqlab.claims.ROUNDING   # under the table: why a bound in the prose can differ in its last digit
     assert md[2] == '| <span id="claim-gap"></span>`gap` | a \\| in words | 12 | >= 3 | ✓ |'
     assert "| 98% | > 0.9 | ✓ |" in md[3]
     assert "2 claims" in repr(box)
+
+
+def test_the_rounding_note_under_the_box_states_what_bound_does():
+    assert seqlab.bound(0.1485, "at least", 3) == 0.148 and seqlab.bound(0.1485, "at most", 3) == 0.149
+    assert '0.1485 is written "at least 0.148" and "at most 0.149"' in seqlab.claims.ROUNDING
 
 
 def test_the_evidence_box_follows_the_page_it_is_given(tmp_path):
