@@ -177,7 +177,7 @@ EQUIVALENT = [
      "def paired_bootstrap(stat, window_sets: dict, n_boot: int = 1000, seed: int = 0) -> dict:", "1000", "1001",
      "a default no caller takes: every call, in the package and the chapters, passes its own n_boot"),
     ("seqlab/experiments/scaling.py",
-     "layers: int = 2, windows: int = 64, tune_windows: int = 32, curve_every: int | None = None,", "32", "33",
+     "layers: int, windows: int = 64, tune_windows: int = 32, curve_every: int | None = None,", "32", "33",
      "a default no caller takes: the sweep and every call in the chapters and tests pass their own tune_windows"),
     # seed 31's (read after that run)
     ("seqlab/experiments/sequences.py",
@@ -258,6 +258,19 @@ EQUIVALENT = [
     ("seqlab/experiments/attention.py", "ids, weights = model.greedy_decode(src, S + 1, t.bos, lengths)", "1", "2",
      "one more greedy step after the S that are scored: decoding is autoregressive, so the first S outputs and their "
      "attention weights do not depend on how many steps follow them"),
+    # seed 179's (read after that run)
+    ("seqlab/experiments/scaling.py", "if n > 4 * target:", "4", "5",
+     "the width search's early stop: counts grow with width, so once a width's count is 4 (or 5) times the target "
+     "every later one is farther from it in log than a width already seen; either stop returns the same width"),
+    ("seqlab/ops/linear_attention.py", "den = (fq_t * z).sum(-1)", "-", "",
+     "fq_t and z are (B, d_φ): their last dimension is dimension 1"),
+    ("seqlab/experiments/scaling.py", "curve_rows = [[s, round(sec, 3), round(l, 5), round(cpu, 3)] for s, sec, l, cpu in",
+     "3", "4", "the decimals a results file keeps of a wall-clock or CPU time (read by plots and estimates only)"),
+    ("seqlab/experiments/architectures.py",
+     "for a, t in time_calls(calls, warmup=2, repeats=2 * rounds, device=device).items():", "2", "3",
+     "how many calls warm up or are timed: it changes only a wall-clock time, which no test can compare"),
+    ("seqlab/experiments/scaling.py", "slope = (dx * (ly - my)).sum() / (dx ** 2).sum()", "-", "+",
+     "the y centring: dx sums to zero, so sum(dx * (ly + my)) equals sum(dx * (ly - my)) up to rounding"),
 ]
 
 

@@ -111,7 +111,17 @@ def test_step_by_step_equals_forward_and_pieces_equal_the_whole(name):
         y2, s2 = layer(x[:, 4:], s1)  # the state round trip
         _close(torch.cat([y1, y2], 1), y)
         _close(s2, state)
-    assert layer.state_bytes(state) > 0
+    tensors = [t for t in _flat(state) if isinstance(t, torch.Tensor)]
+    assert layer.state_bytes(state) == sum(t.numel() * t.element_size() for t in tensors) > 0   # every tensor, once
+    with pytest.raises(TypeError, match="state must be a tensor"):
+        layer.state_bytes(None)                     # no state yet is not a state: every layer refuses it alike
+
+
+def _flat(state):
+    """The entries of a state, nested tuples and lists opened."""
+    if isinstance(state, (tuple, list)):
+        return [t for s in state for t in _flat(s)]
+    return [state]
 
 
 @pytest.mark.parametrize("name", LAYERS)

@@ -1146,3 +1146,51 @@ def test_gradient_fade_takes_any_near_distance_short_of_the_far_one():
     for bad in (0, 5):
         with pytest.raises(ValueError, match="k_near must lie between 0 and T - 1 = 5"):
             architectures.gradient_fade({"m": model}, x, k_near=bad)
+
+
+# ---------------------------------------------------------------- seed 179's survivors (read after that run)
+def test_map_tuned_widens_upward_by_the_grids_own_ratio_at_its_top_edge():
+    """At the top edge the next rate is g[-1]² / g[-2], the grid's last ratio once more (a grid of three: g[-2] is
+    not g[2])."""
+    from seqlab.experiments import runlog
+
+    def fn(c):
+        return {"val": -abs(c[1] - 8)}                                # best at lr 8, above the grid
+
+    configs, _ = runlog.map_tuned(fn, [("a",)], [1, 2, 4], [0], score=lambda r: r["val"], max_widen=1,
+                                  path=None, settings={})
+    assert [c[1] for c in configs] == [1, 2, 4, 8]
+
+
+def test_the_adder_reads_its_sum_from_the_last_state():
+    """Chapter 3's adder answers from h_T: its output is the head of the last position's state, and changing only the
+    last input changes it."""
+    from seqlab.experiments import recurrence
+
+    torch.manual_seed(0)
+    model = recurrence.Adder(8, 0.9)
+    x = torch.randn(3, 6, 2)
+    h, _ = model.rnn(x)
+    assert torch.equal(model(x), model.head(h[:, -1]).squeeze(-1))
+    x2 = x.clone()
+    x2[:, -1] += 1.0
+    assert not torch.allclose(model(x2), model(x))                    # the last input reaches the answer
+
+
+def test_a_sweeps_resume_command_names_python_on_one_process_and_torchrun_on_several(monkeypatch):
+    from seqlab.experiments import scaling
+
+    monkeypatch.setattr(scaling, "world_size", lambda: 1)
+    monkeypatch.setattr(scaling.sys, "argv", ["x", "scaling", "--scale", "cpu"])
+    assert scaling._command() == "python -m seqlab.experiments scaling --scale cpu"
+    monkeypatch.setattr(scaling, "world_size", lambda: 4)
+    assert scaling._command().startswith("torchrun --standalone --nproc_per_node=4 -m seqlab.experiments")
+
+
+def test_a_sweeps_progress_shows_on_rank_zero_only(monkeypatch):
+    from seqlab.experiments import scaling
+
+    monkeypatch.setattr(scaling, "rank", lambda: 0)
+    assert scaling.Progress(True).show and not scaling.Progress(False).show
+    monkeypatch.setattr(scaling, "rank", lambda: 1)
+    assert not scaling.Progress(True).show

@@ -210,7 +210,7 @@ def cosine_schedule(lr: float, steps: int, warmup: int, final: float = 0.1):
 
 
 def train_one(family: str, width: int, lr: float, *, corpus: CharCorpus, steps: int, batch: int, context: int,
-              layers: int = 2, windows: int = 64, tune_windows: int = 32, curve_every: int | None = None,
+              layers: int, windows: int = 64, tune_windows: int = 32, curve_every: int | None = None,
               curve_windows: int = 16, seed: int = 0, warmup_fraction: float = 0.1, final_lr: float = 0.1,
               beta2: float = 0.99, weight_decay: float = 0.1, clip: float = 1.0, device=None, progress: bool = False,
               save_to: str | Path | None = None, keep_model: bool = False, **_) -> dict:
@@ -292,7 +292,8 @@ def fit_scaling_law(N, L, n_grid: int = 400) -> dict[str, float]:
     for c in torch.linspace(0.0, 0.99 * min(L), n_grid, dtype=torch.float64):
         ly = (y - c).log()
         mx, my = lx.mean(), ly.mean()
-        slope = ((lx - mx) * (ly - my)).sum() / ((lx - mx) ** 2).sum()
+        dx = lx - mx
+        slope = (dx * (ly - my)).sum() / (dx ** 2).sum()
         a = torch.exp(my - slope * mx)
         err = ((a * torch.exp(slope * lx) + c - y) ** 2).sum().item()
         if best is None or err < best[0]:

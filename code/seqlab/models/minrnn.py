@@ -64,10 +64,6 @@ class MinRNN(Mixer):
         y, state = self(x_t[:, None], state)
         return y[:, 0], state
 
-    @staticmethod
-    def state_bytes(state) -> int:
-        return 0 if state is None else state.numel() * state.element_size()
-
 
 class MinRNNLM(nn.Module):
     """Embedding -> n_layers Pre-Norm blocks (a ``MinRNN``, then an MLP of width 4d) -> LN -> head (chapter 13).
