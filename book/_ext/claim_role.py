@@ -12,6 +12,7 @@ import re
 from docutils import nodes
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+TITLE = "a claim: its row in “What this page measured”, at the end of the page, gives the measured value and its rule"
 
 
 def claim_role(name, rawtext, text, lineno, inliner, options=None, content=None):
@@ -19,7 +20,8 @@ def claim_role(name, rawtext, text, lineno, inliner, options=None, content=None)
     if not NAME.match(text):
         msg = inliner.reporter.error(f"{{claim}} takes a claim's name (an identifier), got {text!r}", line=lineno)
         return [inliner.problematic(rawtext, rawtext, msg)], [msg]
-    ref = nodes.reference(rawtext, "", refuri=f"#claim-{text}", classes=["claim-ref"])
+    ref = nodes.reference(rawtext, "", refuri=f"#claim-{text}", classes=["claim-ref"],
+                          reftitle=TITLE)   # the tooltip says what the name is, on its first use as on every other
     ref += nodes.literal(text, text)
     return [ref], []
 

@@ -236,3 +236,15 @@ def test_every_evidence_box_follows_its_pages_prose(site, chapter):
     text = (site / f"{chapter}.html").read_text(encoding="utf-8")
     assert "What this page measured" in text, chapter
     assert "is not in this folder" not in text, f"{chapter}: the evidence box could not read its page"
+
+
+@pytest.mark.parametrize("chapter", chapter_pages())
+def test_every_claim_link_says_what_it_is_and_points_at_a_row_of_the_box(site, chapter):
+    """A {claim}`name` in the prose is a link to its row of the evidence box, with a tooltip saying so (a reader
+    meets claim names from the first sections on, before the box)."""
+    text = (site / f"{chapter}.html").read_text(encoding="utf-8")
+    links = re.findall(r'<a class="[^"]*claim-ref[^"]*" href="#claim-(\w+)"( title="[^"]*")?', text)
+    assert links, f"{chapter}: no claim link"
+    for name, title in links:
+        assert 'id="claim-' + name + '"' in text, f"{chapter}: {name} links to no row of the box"
+        assert "What this page measured" in html.unescape(title), f"{chapter}: the link to {name} has no tooltip"
