@@ -82,3 +82,8 @@ def test_beam_search_bad_arguments():
         model.beam_search(src, 3, 3, 9)
     with pytest.raises(ValueError, match="max_len"):
         model.beam_search(src, 0, 3, 4)
+    for bad in (-1, 5, True, 2.0):                                  # the range is [0, V): both ends, and not a bool
+        with pytest.raises(ValueError, match="bos must be an int"):
+            model.beam_search(src, 3, bad, 4)
+    ids, _ = model.beam_search(src, 3, 0, 4)                        # token 0 and token V - 1 are valid
+    assert ids.shape == (1, 3)
