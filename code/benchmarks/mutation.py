@@ -275,6 +275,9 @@ EQUIVALENT = [
     ("seqlab/ops/minrnn.py", "def mingru_chunked(x, W_z, b_z, W_h, b_h, state=None, chunk: int = 16):", "16", "17",
      "the chunked minGRU's default chunk length: every length gives the same output (the harness checks chunks that "
      "do and do not divide T)"),
+    ("seqlab/experiments/parallel_rnn.py", "def matched_widths(vocab: int, params: int, n_layers: int, widths=range(16, "
+     "513, 8)) -> dict:", "513", "514", "range(16, 514, 8) holds the same widths as range(16, 513, 8): 512 is "
+     "the last of both"),
 ]
 
 
